@@ -1,0 +1,5 @@
+import sys
+
+from rvmkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""`rvmkit` command line: one module per subcommand, each exposing `register(subparsers)`.
+
+A subcommand module adds its parser and sets `func(args) -> int`. Errors meant for users are
+`RvmkitError`: printed as one line, no traceback unless `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rvmkit.errors import RvmkitError
+
+# Subcommand modules, in the order `rvmkit --help` lists them. A module that fails to import
+# (an optional extra missing) is reported only when that command is used.
+COMMANDS = ["weights"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rvmkit", description="RobustVideoMatting: export, deploy and run video matting."
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"rvmkit.cli.{name.replace('-', '_')}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except RvmkitError as exc:
+        if debug:
+            raise
+        print(f"rvmkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("rvmkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

