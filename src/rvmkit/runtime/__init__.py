@@ -1,0 +1,1 @@
+BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
