@@ -1,0 +1,26 @@
+"""Batch matting and long-video segmentation on Ray (the `batch` extra: pip install 'rvmkit[batch]').
+
+Ray is imported only when a run starts, so `import rvmkit.batch` works without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["run_batch", "convert_segmented", "plan_segments", "DEFAULT_WARMUP", "Manifest", "Item"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("run_batch", "convert_segmented"):
+        from rvmkit.batch import ray_runner
+
+        return getattr(ray_runner, name)
+    if name in ("plan_segments", "DEFAULT_WARMUP"):
+        from rvmkit.batch import segments
+
+        return getattr(segments, name)
+    if name in ("Manifest", "Item"):
+        from rvmkit.batch import manifest
+
+        return getattr(manifest, name)
+    raise AttributeError(f"module 'rvmkit.batch' has no attribute {name!r}")

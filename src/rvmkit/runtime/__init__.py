@@ -1,1 +1,211 @@
+"""Inference backends behind one interface (`rvmkit.runtime.base.Backend`), picked by name.
+
+`resolve_model` classifies what `--model` points at (official RVM ONNX, TRT-ready ONNX with a baked
+ratio, PyTorch checkpoint, TensorRT engine) before anything heavy is loaded; `load_backend` then
+imports only the backend module asked for, so torch/openvino/tensorrt stay optional.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.runtime.base import Backend
+
 BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
+DEVICES = ("cpu", "cuda")
+
+# backend name -> (module, class)
+_MODULES = {
+    "onnxruntime": ("rvmkit.runtime.onnxruntime", "OnnxRuntimeBackend"),
+    "openvino": ("rvmkit.runtime.openvino", "OpenVINOBackend"),
+    "torch": ("rvmkit.runtime.torch", "TorchBackend"),
+    "tensorrt": ("rvmkit.runtime.tensorrt", "TensorRTBackend"),
+}
+# pip extra that provides each backend's runtime, for the "not installed" message
+_EXTRAS = {"openvino": "openvino", "torch": "export", "tensorrt": "tensorrt"}
+
+ONNX_SUFFIXES = (".onnx",)
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+#: `auto` ratio: the downsampled long side is at most this many pixels (RVM's convert_video rule)
+AUTO_RATIO_LONG_SIDE = 512
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model file is. kind: 'onnx' (ratio is an input), 'onnx_baked' (TRT-ready, ratio in the
+    graph), 'checkpoint' (.pth) or 'engine'. path None means the cached pretrained default."""
+
+    kind: str
+    path: Path | None
+    baked_ratio: float | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path is not None else "pretrained mobilenetv3"
+
+
+def auto_downsample_ratio(width: int, height: int) -> float:
+    """RVM's rule (its convert_video with downsample_ratio=None): min(1, 512 / max(W, H)), so the
+    downsampled long side is about 512 px and inputs up to 512 px run at full resolution.
+    E.g. 3840x2160 -> 0.133, 1920x1080 -> 0.267, 1280x720 -> 0.4, 640x480 -> 0.8, 512x512 -> 1."""
+    if width <= 0 or height <= 0:
+        raise RvmkitError(f"frame size {width}x{height}: must be positive")
+    return min(1.0, AUTO_RATIO_LONG_SIDE / max(width, height))
+
+
+def parse_ratio(value: str | float | None) -> float | None:
+    """'auto'/None -> None (decided per input), else a float in (0, 1] or a one-line RvmkitError."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise RvmkitError(f"downsample ratio {value!r}: expected 'auto' or a number in (0, 1]") from None
+    if not math.isfinite(ratio) or not 0.0 < ratio <= 1.0:
+        raise RvmkitError(f"downsample ratio {value}: must be > 0 and <= 1 (or 'auto')")
+    return ratio
+
+
+def resolve_ratio(requested: str | float | None, width: int, height: int, baked: float | None = None,
+                  model_label: str = "model") -> float:
+    """The ratio to run at: `baked` (a TRT-ready ONNX's or an engine's) when there is one, and asking
+    for another is an error; else the requested one; else `auto_downsample_ratio`."""
+    ratio = parse_ratio(requested)
+    if baked is not None:
+        if ratio is not None and not math.isclose(ratio, baked, rel_tol=1e-4, abs_tol=1e-6):
+            raise RvmkitError(f"{describe_path(model_label)}: downsample ratio {baked:g} is baked into this "
+                              f"model; cannot run it at {ratio:g} (use --downsample-ratio auto or {baked:g}, "
+                              "or export the model again for that ratio)")
+        return float(baked)
+    return ratio if ratio is not None else auto_downsample_ratio(width, height)
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def resolve_model(model: str | os.PathLike | None, backend: str | None = None) -> ModelSpec:
+    """Classify `model` (None: the pretrained default for `backend`) without loading any runtime.
+
+    ONNX files are opened and checked to be RVM matting graphs; a baked ratio is read from them.
+    """
+    if model is None:
+        return ModelSpec("checkpoint" if backend == "torch" else "onnx", None)
+    path = Path(require_readable_file(model, "model file"))
+    suffix = _suffix(path)
+    if suffix in CHECKPOINT_SUFFIXES:
+        return ModelSpec("checkpoint", path)
+    if suffix in ENGINE_SUFFIXES:
+        return ModelSpec("engine", path)
+    if suffix not in ONNX_SUFFIXES and _looks_like_zip_or_pickle(path):
+        return ModelSpec("checkpoint", path)
+    if suffix not in ONNX_SUFFIXES and backend == "tensorrt":
+        return ModelSpec("engine", path)
+    from rvmkit.export.interface import baked_ratio, has_ratio_input, require_rvm_onnx
+
+    onnx_model = require_rvm_onnx(path)
+    if has_ratio_input(onnx_model):
+        return ModelSpec("onnx", path)
+    ratio = baked_ratio(onnx_model)
+    if ratio is None:
+        raise RvmkitError(f"{describe_path(path)}: RVM ONNX without a downsample_ratio input and no "
+                          "baked ratio found; re-export it with `rvmkit export`")
+    return ModelSpec("onnx_baked", path, float(ratio))
+
+
+def _looks_like_zip_or_pickle(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+# which model kinds each backend runs
+_ACCEPTS = {
+    "onnxruntime": ("onnx", "onnx_baked"),
+    "openvino": ("onnx", "onnx_baked"),
+    "torch": ("checkpoint", "onnx"),
+    "tensorrt": ("engine", "onnx_baked"),
+}
+_KIND_WORDS = {"onnx": "an RVM ONNX model", "onnx_baked": "a TRT-ready ONNX model",
+               "checkpoint": "a PyTorch checkpoint", "engine": "a TensorRT engine"}
+
+
+def default_backend(spec: ModelSpec) -> str:
+    """The backend a model file runs on when none is named."""
+    return {"checkpoint": "torch", "engine": "tensorrt"}.get(spec.kind, "onnxruntime")
+
+
+def check_backend(name: str, spec: ModelSpec, device: str = "cpu") -> None:
+    """Refuse a backend/model/device combination up front, in one line."""
+    if name not in BACKENDS:
+        raise RvmkitError(f"backend {name!r}: unknown; choose one of {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise RvmkitError(f"device {device!r}: unknown; choose one of {', '.join(DEVICES)}")
+    if spec.kind not in _ACCEPTS[name]:
+        hint = default_backend(spec)
+        if name == "tensorrt":
+            hint = "onnxruntime, or make it TRT-ready with `rvmkit convert`"
+        raise RvmkitError(f"{describe_path(spec.label)}: {_KIND_WORDS[spec.kind]} cannot run on the {name} "
+                          f"backend; use --backend {hint}")
+    if name == "tensorrt" and spec.path is None:
+        raise RvmkitError("backend tensorrt: needs --model, a TensorRT engine or a TRT-ready ONNX "
+                          "(see `rvmkit export` and `rvmkit build-engine`)")
+    if name == "tensorrt" and device != "cuda":
+        raise RvmkitError("backend tensorrt: runs on an NVIDIA GPU only; add --device cuda")
+    if name == "openvino" and device != "cpu":
+        raise RvmkitError("backend openvino: runs on the CPU here; use --device cpu")
+
+
+def backend_class(name: str) -> type[Backend]:
+    """Import the backend's module on demand; a missing optional runtime is a one-line error."""
+    module_name, class_name = _MODULES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        extra = _EXTRAS.get(name)
+        hint = f" (pip install 'rvmkit[{extra}]')" if extra else ""
+        raise RvmkitError(f"backend {name}: cannot be loaded, {missing} is not installed{hint}") from None
+    return getattr(module, class_name)
+
+
+def load_backend(name: str | None, model: str | os.PathLike | ModelSpec | None = None, *, device: str = "cpu",
+                 variant: str | None = None, **options: Any) -> Backend:
+    """A ready backend for `model` (a path, a resolved ModelSpec, or None for the pretrained default).
+
+    name None picks `default_backend`. `options` go to the backend (e.g. fp16=True for torch).
+    """
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model, name)
+    name = name or default_backend(spec)
+    if spec.path is None:
+        spec = resolve_model(None, name)
+    check_backend(name, spec, device)
+    cls = backend_class(name)
+    if name == "torch":
+        return cls(spec.path, device=device, variant=variant, **options)
+    if name == "tensorrt":
+        return cls(spec.path, **options)
+    path = spec.path if spec.path is not None else _official_onnx()
+    backend = cls(path, device=device, **options)
+    if spec.baked_ratio is not None:
+        backend.baked_ratio = spec.baked_ratio
+    return backend
+
+
+def _official_onnx() -> Path:
+    from rvmkit import weights
+
+    return weights.official_onnx_path()
+
+
+__all__ = ["BACKENDS", "DEVICES", "Backend", "ModelSpec", "auto_downsample_ratio", "backend_class",
+           "check_backend", "default_backend", "load_backend", "parse_ratio", "resolve_model",
+           "resolve_ratio"]

@@ -1,0 +1,269 @@
+"""`convert_video`: RVM's familiar Python entry point, on rvmkit's backends, pipeline and writers.
+
+Everything the user controls is checked before any work starts (input, outputs, model, backend,
+ratio), so a mistake costs one line and writes nothing. Outputs go to temporary names and are
+renamed only when every frame is written; any failure or Ctrl-C aborts all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.progress import Progress
+from rvmkit.runtime import (
+    check_backend,
+    default_backend,
+    load_backend,
+    parse_ratio,
+    resolve_model,
+    resolve_ratio,
+)
+from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
+from rvmkit.video.preview import sample_indices
+from rvmkit.video.reader import Frame, FrameSource, VideoInfo, open_source
+from rvmkit.video.writer import ALPHA_SUFFIXES, FrameSink, open_sink, resolve_output
+
+ROLES = ("composition", "alpha", "foreground")
+PREVIEW_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class MatteResult:
+    """What a run produced: frames written per output, wall time, and the published paths by role
+    ('composition', 'alpha', 'foreground', 'preview')."""
+
+    frames: int
+    seconds: float
+    outputs: dict[str, Path] = field(default_factory=dict)
+    downsample_ratio: float = 1.0
+    backend: str = "onnxruntime"
+
+
+@dataclass
+class _Target:
+    role: str
+    path: Path
+    kind: str  # "video" | "png_sequence"
+    alpha: bool  # RGBA output (transparent composition)
+    sink: FrameSink | None = None
+
+
+def convert_video(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
+                  output_alpha: str | os.PathLike | None = None,
+                  output_foreground: str | os.PathLike | None = None, *,
+                  model: str | os.PathLike | None = None, variant: str | None = None,
+                  backend: str | None = None, device: str = "cpu",
+                  downsample_ratio: str | float | None = "auto", input_resize: tuple[int, int] | None = None,
+                  output_type: str | None = None, background: str | os.PathLike | None = None,
+                  output_video_mbps: float | None = None, crf: int | None = None, seq_chunk: int = 1,
+                  progress: bool = True, overwrite: bool = False, preview: str | os.PathLike | None = None,
+                  fp16: bool = False) -> MatteResult:
+    """Matte `input_source` (video file, image folder or image) into any of the three outputs.
+
+    backend None: onnxruntime, or torch for a .pth model, tensorrt for an engine. downsample_ratio
+    'auto'/None: min(1, 512 / long side). background: colour name, #RRGGBB, image, video, or
+    'transparent' (RGBA composition: PNGs, .webm, .mov). Raises RvmkitError before writing anything
+    when an argument, the input or the model is wrong.
+    """
+    started = time.monotonic()
+    requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
+    if all(path is None for path in requested.values()):
+        raise RvmkitError("no output requested: give output_composition, output_alpha and/or "
+                          "output_foreground (--output-composition, --output-alpha, --output-foreground)")
+    ratio_request = parse_ratio(downsample_ratio)
+    _check_numbers(seq_chunk, output_video_mbps, crf, input_resize)
+    resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
+    with open_source(input_source, resize=resize) as source:
+        info = source.info
+        spec = resolve_model(model, backend)
+        backend_name = backend or default_backend(spec)
+        if spec.path is None:
+            spec = resolve_model(None, backend_name)
+        check_backend(backend_name, spec, device)
+        if fp16 and backend_name != "torch":
+            raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
+                              "(export one with rvmkit export)")
+        ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label)
+        with parse_background(None if background is None else os.fspath(background),
+                              info.width, info.height) as bg:
+            targets = _plan_targets(requested, info, output_type, bg.transparent, overwrite)
+            preview_path = _check_preview(preview, info, targets, overwrite)
+            options: dict[str, Any] = {"fp16": True} if fp16 else {}
+            with load_backend(backend_name, spec, device=device, variant=variant, **options) as engine:
+                if engine.baked_ratio is not None and spec.baked_ratio is None:  # an engine's metadata
+                    ratio = resolve_ratio(ratio_request, info.width, info.height, engine.baked_ratio,
+                                          spec.label)
+                frames = _run(source, engine, ratio, targets, bg, info, output_type, output_video_mbps, crf,
+                              overwrite, seq_chunk, progress, preview_path)
+    outputs = {target.role: target.path for target in targets}
+    if preview_path is not None:
+        outputs["preview"] = preview_path
+    return MatteResult(frames=frames, seconds=time.monotonic() - started, outputs=outputs,
+                       downsample_ratio=ratio, backend=backend_name)
+
+
+def _check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
+                   input_resize: tuple[int, int] | None) -> None:
+    if int(seq_chunk) != seq_chunk or seq_chunk < 1:
+        raise RvmkitError(f"seq chunk {seq_chunk}: must be a whole number >= 1")
+    if mbps is not None and not mbps > 0:
+        raise RvmkitError(f"output video mbps {mbps}: must be positive")
+    if crf is not None and (int(crf) != crf or not 0 <= crf <= 63):
+        raise RvmkitError(f"crf {crf}: must be a whole number from 0 to 63")
+    if input_resize is not None and (len(input_resize) != 2
+                                     or any(int(v) != v or v < 1 for v in input_resize)):
+        raise RvmkitError(f"input resize {input_resize}: expected two positive whole numbers W H")
+
+
+def _plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,
+                  overwrite: bool) -> list[_Target]:
+    """Check every output path (type, transparency, clashes, existing files) before opening any."""
+    targets: list[_Target] = []
+    seen: dict[Path, str] = {}
+    for role in ROLES:
+        if requested[role] is None:
+            continue
+        path = Path(os.fspath(requested[role])).expanduser()
+        kind, _codec = resolve_output(path, output_type)
+        alpha = transparent and role == "composition"
+        if alpha and kind == "video" and path.suffix.lower() not in ALPHA_SUFFIXES:
+            raise RvmkitError(f"{describe_path(path)}: {path.suffix[1:]} cannot carry transparency; "
+                              "use .webm (VP9), .mov (ProRes 4444) or a folder of PNGs")
+        _check_target(path, info, overwrite, seen, role)
+        targets.append(_Target(role, path, kind, alpha))
+    return targets
+
+
+def _check_target(path: Path, info: VideoInfo, overwrite: bool, seen: dict[Path, str], role: str) -> None:
+    resolved = path.resolve()
+    same = path.exists() and info.path.exists() and os.path.samefile(path, info.path)
+    if resolved == info.path.resolve() or same:
+        raise RvmkitError(f"{describe_path(path)}: output is the input; refusing to overwrite it")
+    if resolved in seen:
+        raise RvmkitError(f"{describe_path(path)}: used for both the {seen[resolved]} and the {role} output")
+    seen[resolved] = role
+    if path.exists() and not overwrite:
+        raise RvmkitError(f"{describe_path(path)}: already exists; use --overwrite (overwrite=True) to "
+                          "replace it")
+
+
+def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: list[_Target],
+                   overwrite: bool) -> Path | None:
+    if preview is None:
+        return None
+    path = Path(os.fspath(preview)).expanduser()
+    if path.suffix.lower() != ".png":
+        raise RvmkitError(f"{describe_path(path)}: the preview is a PNG image; name it *.png")
+    _check_target(path, info, overwrite, {t.path.resolve(): t.role for t in targets}, "preview")
+    if path.is_dir():
+        raise RvmkitError(f"{describe_path(path)}: is a folder; the preview is a PNG image")
+    return path
+
+
+def _open_sinks(targets: list[_Target], info: VideoInfo, output_type: str | None, mbps: float | None,
+                crf: int | None, overwrite: bool) -> None:
+    audio = info.path if info.has_audio and not info.is_image_sequence else None
+    try:
+        for target in targets:
+            target.sink = open_sink(target.path, info, alpha=target.alpha, output_type=output_type, mbps=mbps,
+                                    crf=crf, overwrite=overwrite,
+                                    audio_from=audio if target.kind == "video" else None)
+    except BaseException:
+        _abort(targets)
+        raise
+
+
+def _abort(targets: list[_Target]) -> None:
+    for target in targets:
+        if target.sink is not None:
+            try:
+                target.sink.abort()
+            except Exception:  # noqa: BLE001 - keep aborting the others; the original error matters
+                pass
+
+
+def _run(source: FrameSource, engine: Any, ratio: float, targets: list[_Target], bg: Background,
+         info: VideoInfo, output_type: str | None, mbps: float | None, crf: int | None, overwrite: bool,
+         seq_chunk: int, progress: bool, preview: Path | None) -> int:
+    """Open the sinks, stream every frame through the pipeline, render the preview, then commit all
+    (or abort all on any error: nothing is published unless everything succeeded)."""
+    from rvmkit import pipeline
+
+    by_role = {target.role: target for target in targets}
+    keep = set(sample_indices(info.frame_count or 1, PREVIEW_FRAMES)) if preview is not None else set()
+    previews: list[tuple[np.ndarray, ...]] = []
+
+    def consume(frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
+        fgr, pha = fgr[None], pha[None]
+        composition = None
+        if "composition" in by_role or frame.index in keep:
+            composition = rgba(fgr, pha) if bg.transparent else composite(fgr, pha, bg.frame(frame.index))
+        for role, target in by_role.items():
+            if role == "composition":
+                image = composition
+            elif role == "alpha":
+                image = alpha_u8(pha, channels=1 if target.kind == "png_sequence" else 3)
+            else:
+                image = foreground_u8(fgr)
+            target.sink.write(image, frame)
+        if frame.index in keep:
+            shown = composition if not bg.transparent else composite(fgr, pha, _checkerboard(info))
+            previews.append((frame.rgb, alpha_u8(pha, channels=3), shown))
+
+    _open_sinks(targets, info, output_type, mbps, crf, overwrite)
+    preview_temp: str | None = None
+    try:
+        with Progress(info.frame_count, enabled=progress) as bar:
+            frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update)
+        if info.frame_count is not None and frames != info.frame_count:
+            raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {info.frame_count} frames "
+                              "were matted")
+        if preview is not None:
+            preview_temp = _render_preview(previews, preview)
+        for target in targets:
+            target.sink.commit()
+            target.sink = None
+        if preview_temp is not None:
+            os.replace(preview_temp, preview)
+            preview_temp = None
+    except BaseException:
+        _abort(targets)
+        raise
+    finally:
+        if preview_temp is not None and os.path.exists(preview_temp):
+            os.unlink(preview_temp)
+    return frames
+
+
+def _checkerboard(info: VideoInfo, square: int = 16) -> np.ndarray:
+    """Grey checks behind a transparent composition in the preview (how editors show transparency)."""
+    rows = (np.arange(info.height) // square)[:, None]
+    cols = (np.arange(info.width) // square)[None, :]
+    light = ((rows + cols) % 2).astype(bool)
+    return np.where(light[:, :, None], np.uint8(204), np.uint8(153)).repeat(3, axis=2)
+
+
+def _render_preview(previews: list[tuple[np.ndarray, ...]], path: Path) -> str:
+    """The contact sheet under a temporary name beside `path` (renamed once the outputs are committed)."""
+    from rvmkit.video.preview import contact_sheet
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        contact_sheet(previews, temp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a preview is an ordinary file
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return temp

@@ -1,0 +1,420 @@
+"""Scale out on Ray: many videos over a pool of model-holding actors, and one video split in segments.
+
+- One model per worker: each actor loads the backend once and keeps it for every job it runs.
+- A video (or a segment) runs in order on one worker, because the recurrent state flows frame to frame.
+- No frames travel through Ray's object store: workers read inputs and write outputs on the
+  filesystem themselves (use absolute paths on a shared filesystem for a multi-machine cluster) and
+  return only counts, so driver memory is flat and each worker holds one bounded pipeline.
+- Failures are per item: an input that fails (or kills its worker) is recorded and the rest go on.
+
+A local Ray cluster is started when no address is given (or RAY_ADDRESS is unset); `address` joins an
+existing one, e.g. a KubeRay cluster, whose workers must have rvmkit installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rvmkit import api
+from rvmkit.batch import segments as seg
+from rvmkit.batch import work
+from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.video.writer import OUTPUT_TYPES
+
+FORMATS = ("mp4", "mkv", "webm", "mov", "png")
+Log = Callable[[str], None]
+
+
+@dataclass
+class Job:
+    """A unit of work for one actor: 'video' (whole), 'plan' (count frames), 'segment' or 'stitch'."""
+
+    kind: str
+    item: int
+    segment: seg.Segment | None = None
+    role: str | None = None
+
+
+@dataclass
+class _ItemRun:
+    """Driver-side progress of one input."""
+
+    input: str
+    outputs: dict[str, str]
+    started: float = 0.0
+    plan: list[seg.Segment] = field(default_factory=list)
+    remaining: int = 0
+    frames: int = 0
+    failed: bool = False
+
+
+class Worker:
+    """Ray actor body: holds one loaded model and runs jobs with it. Returns small dicts, never frames."""
+
+    def __init__(self, options: work.MatteOptions, threads: int | None) -> None:
+        self.options = options
+        self.engine = work.load_engine(options, threads)
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, job: Job, item: _ItemRun, segments: int, warmup: int, overwrite: bool) -> dict[str, Any]:
+        try:
+            return {"ok": True, **self._run(job, item, segments, warmup, overwrite)}
+        except Exception as exc:  # noqa: BLE001 - recorded in the manifest; the batch goes on
+            message = str(exc) if isinstance(exc, RvmkitError) else f"{type(exc).__name__}: {exc}"
+            return {"ok": False, "error": message}
+
+    def _run(self, job: Job, item: _ItemRun, segments: int, warmup: int, overwrite: bool) -> dict[str, Any]:
+        options = self.options
+        if job.kind == "video":
+            return {"frames": work.matte_video(self.engine, item.input, item.outputs, options, overwrite)}
+        if job.kind == "plan":
+            return {"plan": seg.plan_segments(work.probe(item.input, options), segments, warmup)}
+        work_dir = str(_work_dir(item))
+        if job.kind == "segment":
+            key = options.fingerprint(item.input)
+            return {"frames": work.run_segment(self.engine, item.input, item.outputs, options, job.segment,
+                                               work_dir, key)}
+        frames = work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir, overwrite)
+        return {"frames": frames}
+
+
+def _work_dir(item: _ItemRun) -> Path:
+    first = next(path for role, path in item.outputs.items() if role in api.ROLES)
+    return seg.work_dir_for(Path(first))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray session and actor pool
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Connect to `address`, or start a local cluster; reuse a session already open. True if started here."""
+    try:
+        import ray
+    except ImportError:
+        raise RvmkitError("Ray is not installed: pip install 'rvmkit[batch]'") from None
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": logging.WARNING, "configure_logging": True}
+    if address:
+        kwargs["address"] = address
+    elif num_cpus:
+        kwargs["num_cpus"] = num_cpus
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"Ray cluster at {address}" if address else "a local Ray cluster"
+        raise RvmkitError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+    return True
+
+
+def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: float, jobs: int) -> int:
+    import ray
+
+    if num_workers is not None:
+        if num_workers < 1:
+            raise RvmkitError(f"num workers {num_workers}: must be at least 1")
+        return num_workers
+    resources = ray.cluster_resources()
+    if gpus_per_worker:
+        capacity = int(resources.get("GPU", 0) / gpus_per_worker)
+        if capacity < 1:
+            raise RvmkitError("--device cuda: the Ray cluster has no GPU")
+    else:
+        capacity = int(resources.get("CPU", 1) // cpus_per_worker)
+    return max(1, min(capacity, jobs))
+
+
+class _Pool:
+    """Actors created on demand; one that dies is replaced."""
+
+    def __init__(self, options: work.MatteOptions, size: int, cpus_per_worker: int, gpus_per_worker: float) -> None:
+        import ray
+
+        self._cls = ray.remote(Worker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
+                                               max_restarts=0, max_concurrency=1)
+        self.options, self.threads = options, cpus_per_worker
+        self.idle = [self._new() for _ in range(size)]
+
+    def _new(self) -> Any:
+        return self._cls.remote(self.options, self.threads)
+
+    def replace(self, dead: Any) -> None:
+        import ray
+
+        ray.kill(dead, no_restart=True)
+        self.idle.append(self._new())
+
+
+# ---------------------------------------------------------------------------------------------
+# The scheduler
+
+
+def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
+              warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = True, num_workers: int | None = None,
+              cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None) -> list[Item]:
+    """Run every item on the current Ray session; `on_item` is called as each one finishes."""
+    import ray
+
+    gpus = 1.0 if options.device == "cuda" else 0.0
+    size = _pool_size(num_workers, cpus_per_worker, gpus, len(items) * max(1, segments))
+    pool = _Pool(options, size, cpus_per_worker, gpus)
+    pending: deque[Job] = deque(Job("video" if segments <= 1 else "plan", i) for i in range(len(items)))
+    in_flight: dict[Any, tuple[Job, Any]] = {}
+    results: dict[int, Item] = {}
+
+    def finish(index: int, error: str | None) -> None:
+        run = items[index]
+        if index in results:
+            return
+        run.failed = error is not None
+        item = Item(run.input, "failed" if error else "done", dict(run.outputs), error,
+                    None if error else run.frames, round(time.monotonic() - run.started, 3))
+        if segments > 1 and (error is None or not run.remaining):
+            seg.remove_work_dir(_work_dir(run))
+        results[index] = item
+        if on_item is not None:
+            on_item(run, item)
+
+    def follow_up(job: Job, result: dict[str, Any]) -> None:
+        run = items[job.item]
+        if job.kind == "video":
+            run.frames = result["frames"]
+            finish(job.item, None)
+        elif job.kind == "plan":
+            run.plan = result["plan"]
+            run.remaining = len(run.plan)
+            pending.extendleft(reversed([Job("segment", job.item, segment=s) for s in run.plan]))
+        elif job.kind == "segment":
+            run.remaining -= 1
+            if run.remaining == 0:
+                roles = [role for role in api.ROLES if role in run.outputs]
+                run.remaining = len(roles)
+                pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
+        else:
+            run.frames = result["frames"]
+            run.remaining -= 1
+            if run.remaining == 0:
+                finish(job.item, None)
+
+    try:
+        while pending or in_flight:
+            while pending and pool.idle:
+                job = pending.popleft()
+                if job.item in results:  # the item already failed: drop its other jobs
+                    continue
+                actor = pool.idle.pop()
+                run = items[job.item]
+                if not run.started:
+                    run.started = time.monotonic()
+                ref = actor.run.remote(job, run, segments, warmup, overwrite)
+                in_flight[ref] = (job, actor)
+            if not in_flight:
+                continue
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            job, actor = in_flight.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:  # the worker died (crash, out of memory, model load)
+                pool.replace(actor)
+                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
+                finish(job.item, f"worker failed: {_first_line(exc)}")
+                continue
+            pool.idle.append(actor)
+            if not result["ok"]:
+                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
+                finish(job.item, result["error"])
+            elif job.item not in results:
+                follow_up(job, result)
+    finally:
+        for actor in pool.idle + [actor for _, actor in in_flight.values()]:
+            ray.kill(actor, no_restart=True)
+    return [results[i] for i in range(len(items))]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "cause", None) or exc).strip()
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("Traceback"):
+            return line.strip()
+    return type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def output_paths(input_path: Path, output_dir: Path, roles: Sequence[str], fmt: str) -> dict[str, str]:
+    """`<stem>.<role>.<fmt>` in output_dir (a `<stem>.<role>` folder of PNGs for fmt png)."""
+    stem = input_path.stem if input_path.is_file() else input_path.name
+    suffix = "" if fmt == "png" else f".{fmt}"
+    return {role: str(output_dir / f"{stem}.{role}{suffix}") for role in roles}
+
+
+def _check_roles(roles: Sequence[str]) -> list[str]:
+    roles = list(dict.fromkeys(role.strip() for role in roles if role.strip()))
+    unknown = [role for role in roles if role not in api.ROLES]
+    if unknown or not roles:
+        raise RvmkitError(f"outputs {','.join(unknown) or '(none)'}: choose from {','.join(api.ROLES)}")
+    return roles
+
+
+def _check_format(fmt: str, output_type: str | None, options: work.MatteOptions, roles: list[str]) -> str:
+    if output_type is not None and output_type not in OUTPUT_TYPES:
+        raise RvmkitError(f"output type {output_type!r}: expected one of {', '.join(OUTPUT_TYPES)}")
+    fmt = "png" if output_type == "png_sequence" else fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise RvmkitError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    transparent = (options.background or "").strip().lower() in ("transparent", "none", "alpha")
+    if transparent and "composition" in roles and fmt in ("mp4", "mkv"):
+        raise RvmkitError(f"format {fmt}: cannot carry a transparent composition; use webm, mov or png")
+    return fmt
+
+
+def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
+              outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
+              num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
+              warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, **matte_options: Any) -> list[Item]:
+    """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
+
+    `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
+    Inputs already done (manifest says so and the files exist) are recorded as skipped; failed or
+    partial ones are redone. `output_dir/manifest.json` holds the same records (and earlier runs' ones).
+    """
+    roles = _check_roles(outputs)
+    output_type = matte_options.get("output_type")
+    options = work.MatteOptions(**matte_options).checked()
+    fmt = _check_format(fmt, output_type, options, roles)
+    if fmt == "png":
+        options = work.MatteOptions(**{**options.__dict__, "output_type": "png_sequence"})
+    if not inputs:
+        raise RvmkitError("no inputs given")
+    out_dir = Path(output_dir).expanduser().absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RvmkitError(f"{describe_path(out_dir)}: is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(out_dir / MANIFEST_NAME)
+    log = log or (lambda message: None)
+    todo: list[_ItemRun] = []
+    claimed: dict[str, str] = {}
+    paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
+    for path in paths:
+        outputs_for = output_paths(path, out_dir, roles, fmt)
+        for target in outputs_for.values():
+            if target in claimed and claimed[target] != str(path):
+                raise RvmkitError(f"{describe_path(path)}: same output name as {describe_path(claimed[target])} "
+                                  f"({Path(target).name}); rename one of them")
+            claimed[target] = str(path)
+        previous = manifest.get(str(path))
+        if previous is not None and previous.outputs == outputs_for and previous.finished():
+            manifest.record(Item(str(path), "skipped", outputs_for, None, previous.frames, previous.seconds))
+            log(f"skipped {path} (already done)")
+            continue
+        todo.append(_ItemRun(str(path), outputs_for))
+    if todo:
+        started = init_ray(address)
+
+        def on_item(run: _ItemRun, item: Item) -> None:
+            manifest.record(item)
+            log(f"{item.status} {run.input}" + (f": {item.error}" if item.error else
+                                                  f" ({item.frames} frames, {item.seconds:.1f} s)"))
+
+        try:
+            _prefetch_weights(options)
+            run_items(todo, options, segments=segments, warmup=warmup, overwrite=True, num_workers=num_workers,
+                      cpus_per_worker=cpus_per_worker, on_item=on_item)
+        finally:
+            if started:
+                _shutdown()
+    return [manifest.get(str(path)) for path in paths]
+
+
+def convert_segmented(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
+                      output_alpha: str | os.PathLike | None = None,
+                      output_foreground: str | os.PathLike | None = None, *, segments: int = 2,
+                      warmup: int = seg.DEFAULT_WARMUP, address: str | None = None, num_workers: int | None = None,
+                      cpus_per_worker: int = 1, overwrite: bool = False, **matte_options: Any) -> api.MatteResult:
+    """`convert_video` for one long video split into `segments` parts matted in parallel on Ray.
+
+    Each part starts `warmup` frames early; the outputs have the input's exact frame count,
+    timestamps and audio. Everything is checked before the cluster starts.
+    """
+    started_at = time.monotonic()
+    options = work.MatteOptions(**matte_options).checked()
+    input_path = Path(input_source).expanduser().absolute()
+    requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
+    outputs = _check_outputs(input_path, requested, options, overwrite)
+    seg.plan_segments(1, segments, warmup)  # validates the numbers
+    started = init_ray(address)
+    try:
+        _prefetch_weights(options)
+        [item] = run_items([_ItemRun(str(input_path), outputs)], options, segments=segments, warmup=warmup,
+                           overwrite=overwrite, num_workers=num_workers, cpus_per_worker=cpus_per_worker)
+    finally:
+        if started:
+            _shutdown()
+    if item.status == "failed":
+        raise RvmkitError(item.error or f"{describe_path(input_path)}: failed")
+    return api.MatteResult(frames=item.frames or 0, seconds=time.monotonic() - started_at,
+                           outputs={role: Path(path) for role, path in outputs.items()},
+                           downsample_ratio=_ratio_for(input_path, options), backend=options.backend or "")
+
+
+def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.MatteOptions,
+                   overwrite: bool) -> dict[str, str]:
+    """The same up-front checks as `convert_video` (paths, types, transparency, existing files)."""
+    from rvmkit.video.composite import parse_background
+    from rvmkit.video.reader import open_source
+
+    if all(path is None for path in requested.values()):
+        raise RvmkitError("no output requested: give --output-composition, --output-alpha and/or --output-foreground")
+    with open_source(input_path, resize=options.input_resize) as source:
+        info = source.info
+    with parse_background(options.background, info.width, info.height) as bg:
+        targets = api._plan_targets(requested, info, options.output_type, bg.transparent, overwrite)
+    return {t.role: str(t.path.expanduser().absolute()) for t in targets}
+
+
+def _ratio_for(input_path: Path, options: work.MatteOptions) -> float:
+    from rvmkit.runtime import resolve_model, resolve_ratio
+    from rvmkit.video.reader import open_source
+
+    with open_source(input_path, resize=options.input_resize) as source:
+        info = source.info
+    spec = resolve_model(options.model, options.backend)
+    return resolve_ratio(options.downsample_ratio, info.width, info.height, spec.baked_ratio, spec.label)
+
+
+def _prefetch_weights(options: work.MatteOptions) -> None:
+    """Fetch the default weights once here, not in every local worker at the same time."""
+    if options.model is None:
+        from rvmkit import weights
+
+        if options.backend == "torch":
+            weights.default_checkpoint_path()
+        else:
+            weights.official_onnx_path()
+
+
+def _shutdown() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

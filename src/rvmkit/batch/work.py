@@ -1,0 +1,186 @@
+"""What one worker does, with a model it loaded once: a whole video, one segment, or one stitch.
+
+These functions hold no Ray code, so they are tested and debugged as plain Python; `ray_runner`
+wraps them in actors. Frames never leave the worker: it reads its input and writes its outputs (or
+segment parts) on the filesystem itself and returns only counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvmkit import api
+from rvmkit.batch import segments as seg
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.runtime import check_backend, default_backend, load_backend, parse_ratio, resolve_model, resolve_ratio
+from rvmkit.runtime.base import Backend
+from rvmkit.video.composite import alpha_u8, composite, foreground_u8, parse_background, rgba
+from rvmkit.video.reader import Frame, VideoInfo, open_source
+from rvmkit.video.writer import open_sink
+
+
+@dataclass(frozen=True)
+class MatteOptions:
+    """`rvmkit matte`'s model and output options, shared by every item of a run (picklable)."""
+
+    model: str | None = None
+    variant: str | None = None
+    backend: str | None = None
+    device: str = "cpu"
+    downsample_ratio: str | float | None = "auto"
+    input_resize: tuple[int, int] | None = None
+    output_type: str | None = None
+    background: str | None = None
+    output_video_mbps: float | None = None
+    crf: int | None = None
+    seq_chunk: int = 1
+    fp16: bool = False
+
+    def checked(self) -> MatteOptions:
+        """Validate everything checkable without an input (one-line errors before any work starts);
+        return a copy with absolute paths, so workers on other machines see the same files."""
+        parse_ratio(self.downsample_ratio)
+        api._check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
+        spec = resolve_model(self.model, self.backend)
+        name = self.backend or default_backend(spec)
+        check_backend(name, spec if spec.path is not None else resolve_model(None, name), self.device)
+        if self.fp16 and name != "torch":
+            raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model")
+        model = None if self.model is None else str(Path(self.model).expanduser().absolute())
+        background = self.background
+        if background is not None and Path(background).expanduser().exists():
+            background = str(Path(background).expanduser().absolute())
+        resize = tuple(int(v) for v in self.input_resize) if self.input_resize is not None else None
+        return MatteOptions(**{**asdict(self), "model": model, "background": background, "backend": name,
+                               "input_resize": resize})
+
+    def fingerprint(self, input_path: str | os.PathLike) -> str:
+        """Identifies options + input file version, so stale segment parts are never reused."""
+        stat = os.stat(input_path)
+        text = json.dumps([asdict(self), os.fspath(input_path), stat.st_size, stat.st_mtime_ns], default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_engine(options: MatteOptions, threads: int | None = None) -> Backend:
+    """The worker's one model. `threads` caps intra-op threads so workers sharing a machine don't fight."""
+    spec = resolve_model(options.model, options.backend)
+    name = options.backend or default_backend(spec)
+    extra: dict[str, Any] = {}
+    if name in ("onnxruntime", "openvino") and threads:
+        extra["threads"] = threads
+    if name == "torch":
+        if options.fp16:
+            extra["fp16"] = True
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+    return load_backend(name, spec, device=options.device, variant=options.variant, **extra)
+
+
+def _ratio(options: MatteOptions, info: VideoInfo, engine: Backend) -> float:
+    return resolve_ratio(options.downsample_ratio, info.width, info.height, engine.baked_ratio,
+                         options.model or "pretrained model")
+
+
+def _targets(outputs: dict[str, str], info: VideoInfo, options: MatteOptions, transparent: bool,
+             overwrite: bool) -> list[Any]:
+    requested = {role: outputs.get(role) for role in api.ROLES}
+    return api._plan_targets(requested, info, options.output_type, transparent, overwrite)
+
+
+def matte_video(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
+                overwrite: bool) -> int:
+    """The whole video, exactly as `rvmkit matte` does it (its own code path), with a loaded model."""
+    with open_source(input_path, resize=options.input_resize) as source:
+        info = source.info
+        ratio = _ratio(options, info, engine)
+        with parse_background(options.background, info.width, info.height) as bg:
+            targets = _targets(outputs, info, options, bg.transparent, overwrite)
+            return api._run(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
+                            output_type=options.output_type, mbps=options.output_video_mbps, crf=options.crf,
+                            overwrite=overwrite, seq_chunk=options.seq_chunk, progress=False, preview=None)
+
+
+def probe(input_path: str, options: MatteOptions) -> int:
+    """Exact frame count of the input (packets are counted, nothing is decoded)."""
+    with open_source(input_path, resize=options.input_resize) as source:
+        if source.info.frame_count is None:
+            raise RvmkitError(f"{describe_path(input_path)}: frame count unknown; cannot split into segments")
+        return source.info.frame_count
+
+
+def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
+                segment: seg.Segment, work_dir: str, key: str) -> int:
+    """Matte one segment into lossless parts in `work_dir` (skipped if an earlier run finished it)."""
+    from rvmkit import pipeline
+
+    work = Path(work_dir)
+    roles = [role for role in api.ROLES if role in outputs]
+    if seg.segment_done(work, segment, roles, key):
+        return segment.stop - segment.start
+    work.mkdir(parents=True, exist_ok=True)
+    with open_source(input_path, resize=options.input_resize) as source:
+        info = source.info
+        ratio = _ratio(options, info, engine)
+        with parse_background(options.background, info.width, info.height) as bg:
+            kinds = {t.role: t.kind for t in _targets(outputs, info, options, bg.transparent, overwrite=True)}
+            sinks = {role: seg.LosslessSink(seg.part_path(work, segment.index, role)) for role in roles}
+            times = seg.TimesRecorder(seg.times_path(work, segment.index))
+
+            def consume(frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
+                for role, sink in sinks.items():
+                    sink.write(render(role, kinds[role], fgr, pha, bg, frame.index), frame)
+                times.add(frame)
+
+            try:
+                frames = pipeline.run(source, engine, ratio, consume, seq_chunk=options.seq_chunk,
+                                      start=segment.start, stop=segment.stop, warmup=segment.warmup)
+                if frames != segment.stop - segment.start:
+                    raise RvmkitError(f"{describe_path(input_path)}: segment {segment.index} got {frames} "
+                                      f"frames, expected {segment.stop - segment.start}")
+                for sink in sinks.values():
+                    sink.commit()
+            except BaseException:
+                for sink in sinks.values():
+                    sink.abort()
+                raise
+    times.save(segment, key)
+    return frames
+
+
+def render(role: str, kind: str, fgr: np.ndarray, pha: np.ndarray, bg: Any, index: int) -> np.ndarray:
+    """The uint8 image `rvmkit matte` writes for `role` (mirrors api._run's consume)."""
+    fgr, pha = fgr[None], pha[None]
+    if role == "composition":
+        return rgba(fgr, pha) if bg.transparent else composite(fgr, pha, bg.frame(index))
+    if role == "alpha":
+        return alpha_u8(pha, channels=1 if kind == "png_sequence" else 3)
+    return foreground_u8(fgr)
+
+
+def stitch_output(input_path: str, role: str, outputs: dict[str, str], options: MatteOptions,
+                  segments: list[seg.Segment], work_dir: str, overwrite: bool) -> int:
+    """Encode `role`'s final output once from the segments' parts, with the input's timestamps and audio."""
+    with open_source(input_path, resize=options.input_resize) as source:
+        info = source.info
+    with parse_background(options.background, info.width, info.height) as bg:
+        transparent = bg.transparent
+    target = _targets({role: outputs[role]}, info, options, transparent, overwrite)[0]
+    audio = info.path if info.has_audio and not info.is_image_sequence and target.kind == "video" else None
+    sink = open_sink(target.path, info, alpha=target.alpha, output_type=options.output_type,
+                     mbps=options.output_video_mbps, crf=options.crf, overwrite=overwrite, audio_from=audio)
+    return seg.stitch(Path(work_dir), segments, role, sink, info.frame_count)
+
+
+def timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    return function(*args, **kwargs), time.monotonic() - started

@@ -1,0 +1,98 @@
+"""`rvmkit batch`: matte many videos on Ray (a local cluster, or an existing one with --address)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rvmkit.runtime import BACKENDS, DEVICES
+
+EPILOG = """\
+examples:
+  rvmkit batch clips/*.mp4 --output-dir out
+  rvmkit batch a.mp4 b.mp4 --output-dir out --outputs composition,alpha --background white
+  rvmkit batch talk.mp4 --output-dir out --segments 8            # one long video over 8 workers
+  rvmkit batch /shared/in/*.mov --output-dir /shared/out --address ray://head:10001
+
+OUTPUT-DIR receives <stem>.<output>.<format> (a <stem>.<output> folder of PNGs for --format png) and
+manifest.json. Re-running the same command skips inputs already done and redoes failed or partial ones.
+The exit status is 1 if any input failed. On a multi-machine cluster, give paths on a filesystem every
+worker sees, and install rvmkit on the workers.
+"""
+
+
+def add_matte_options(parser: argparse.ArgumentParser) -> None:
+    """The model and output options shared with `rvmkit matte`."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="PATH", help="RVM ONNX, TRT-ready ONNX, .pth or engine "
+                                                       "(default: pretrained MobileNetV3)")
+    model.add_argument("--variant", choices=("mobilenetv3", "resnet50"), help="expected .pth variant")
+    model.add_argument("--backend", choices=BACKENDS, help="default: onnxruntime (torch for .pth)")
+    model.add_argument("--device", choices=DEVICES, default="cpu", help="cuda: one GPU per worker")
+    model.add_argument("--fp16", action="store_true", help="half precision (torch backend on cuda)")
+    model.add_argument("--downsample-ratio", default="auto", metavar="auto|R", help="R in (0, 1] (default auto)")
+    model.add_argument("--seq-chunk", type=int, default=1, metavar="N", help="frames per inference call")
+    io = parser.add_argument_group("outputs")
+    io.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames before matting")
+    io.add_argument("--background", metavar="SPEC", help="colour, #RRGGBB, image, video or 'transparent'")
+    io.add_argument("--output-video-mbps", type=float, metavar="MBPS", help="video bitrate")
+    io.add_argument("--crf", type=int, help="constant quality for H.264 / VP9")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "batch", help="matte many videos, or one long one in segments, on a Ray cluster",
+        description="Matte every INPUT into --output-dir on Ray workers (one model per worker).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, image folders or images")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="where outputs and manifest.json go")
+    parser.add_argument("--outputs", default="composition", metavar="LIST",
+                        help="comma-separated: composition, alpha, foreground (default: composition)")
+    parser.add_argument("--format", default="mp4", choices=("mp4", "mkv", "webm", "mov", "png"),
+                        help="output container (png: a folder of PNGs per output); default mp4")
+    parser.add_argument("--output-type", choices=("video", "png_sequence"), help="png_sequence = --format png")
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument("--address", metavar="ADDR", help="existing Ray cluster (default: start a local one)")
+    cluster.add_argument("--num-workers", type=int, metavar="N",
+                         help="model-holding workers (default: cluster CPUs / --cpus-per-worker, or its GPUs)")
+    cluster.add_argument("--cpus-per-worker", type=int, default=1, metavar="N", help="threads per worker (1)")
+    add_segment_options(cluster)
+    add_matte_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no per-input lines")
+    parser.set_defaults(func=run)
+
+
+def add_segment_options(group: argparse._ArgumentGroup) -> None:
+    """--segments / --warmup, shared with `rvmkit matte`."""
+    from rvmkit.batch.segments import DEFAULT_WARMUP
+
+    group.add_argument("--segments", type=int, default=1, metavar="K",
+                       help="split each video into K time segments matted in parallel (default 1)")
+    group.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="W",
+                       help=f"frames each segment starts early to settle the recurrent state (default "
+                            f"{DEFAULT_WARMUP})")
+
+
+def matte_options(args: argparse.Namespace) -> dict:
+    return {"model": args.model, "variant": args.variant, "backend": args.backend, "device": args.device,
+            "downsample_ratio": args.downsample_ratio,
+            "input_resize": tuple(args.input_resize) if args.input_resize else None,
+            "output_type": args.output_type, "background": args.background,
+            "output_video_mbps": args.output_video_mbps, "crf": args.crf, "seq_chunk": args.seq_chunk,
+            "fp16": args.fp16}
+
+
+def run(args: argparse.Namespace) -> int:
+    from rvmkit.batch.manifest import MANIFEST_NAME
+    from rvmkit.batch.ray_runner import run_batch, stderr_log
+
+    items = run_batch(args.inputs, args.output_dir, outputs=args.outputs.split(","), fmt=args.format,
+                         address=args.address, num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker,
+                         segments=args.segments, warmup=args.warmup, log=None if args.quiet else stderr_log,
+                         **matte_options(args))
+    counts = {status: sum(item.status == status for item in items) for status in ("done", "skipped", "failed")}
+    if not args.quiet:
+        print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+              f"manifest: {Path(args.output_dir).absolute() / MANIFEST_NAME}", file=sys.stderr)
+    return 1 if counts["failed"] else 0

@@ -1,0 +1,25 @@
+"""`rvmkit convert`: official RVM ONNX -> TensorRT-ready ONNX (ratio baked in), no torch."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("convert",
+                                   help="bake the ratio into an official RVM ONNX (TensorRT-ready)")
+    parser.add_argument("source", metavar="OFFICIAL.onnx")
+    parser.add_argument("--downsample-ratio", type=float, default=0.25,
+                        help="ratio to bake in (default 0.25)")
+    parser.add_argument("--output", required=True,
+                        help="OUT.onnx (written simplified when onnxsim is installed)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rvmkit.export.convert import convert_official
+
+    print(f"wrote {convert_official(Path(args.source), Path(args.output), args.downsample_ratio)}")
+    return 0

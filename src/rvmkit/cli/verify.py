@@ -1,0 +1,53 @@
+"""`rvmkit verify`: run an RVM ONNX with ONNX Runtime over recurrent frames at several sizes and
+compare it with the official ONNX (or --reference) and the PyTorch model; exit 1 above tolerance."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("verify", help="compare an RVM ONNX with the official model and PyTorch")
+    parser.add_argument("model", metavar="MODEL.onnx")
+    parser.add_argument("--reference", help="reference RVM ONNX (default: the official one, for mobilenetv3)")
+    parser.add_argument("--checkpoint", help="PyTorch weights to compare with (default: cached pretrained, "
+                        "for mobilenetv3)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--video", help="clip whose frames are resized to each size (default: generated)")
+    parser.add_argument("--frames", type=int, default=3, help="recurrent frames per size (default 3)")
+    parser.add_argument("--downsample-ratio", type=float,
+                        help="ratio for a model with a downsample_ratio input (default 0.25)")
+    parser.set_defaults(func=run)
+
+
+def _torch_model(args: argparse.Namespace, variant: str | None):
+    if args.no_torch or (args.checkpoint is None and variant != "mobilenetv3"):
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("note: torch is not installed; skipping the PyTorch comparison")
+        return None
+    from rvmkit import weights
+
+    return weights.load_model(args.checkpoint, variant=variant)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rvmkit import weights
+    from rvmkit.export.interface import require_rvm_onnx, variant_of
+    from rvmkit.export.verify import verify_model
+
+    variant = variant_of(require_rvm_onnx(args.model))
+    reference = args.reference
+    if reference is None and variant == "mobilenetv3":
+        reference = weights.official_onnx_path()
+    report = verify_model(args.model, reference=reference, torch_model=_torch_model(args, variant),
+                          video=args.video, frames=args.frames, downsample_ratio=args.downsample_ratio)
+    print(report.table())
+    if not report.ok:
+        print(f"rvmkit: error: {args.model}: verification failed (max abs error {report.max_error():.2e})",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,301 @@
+"""Numerical verification of an exported model, after Polygraphy's comparator.
+
+Each *runner* (ONNX Runtime on the model, ONNX Runtime on the reference ONNX, the PyTorch
+model) runs the same recurrent frames from its own zero state; every pair of runners is compared
+output by output (fgr, pha, r1o..r4o) frame after frame, and the max abs error per size is kept.
+No torch import at module level: the torch runner is optional.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.export.interface import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    RATIO_INPUT,
+    baked_ratio,
+    has_ratio_input,
+    precision_of,
+    require_rvm_onnx,
+    validate_ratio,
+)
+
+# (width, height): an odd size, a portrait and a landscape 1080p frame.
+SIZES: tuple[tuple[int, int], ...] = ((641, 479), (1080, 1920), (1920, 1080))
+TOLERANCE = {"float32": 1e-4, "float16": 3e-2}
+# With float16 only the visible outputs are judged: the recurrent states (tanh-bounded hidden
+# features) drift by up to ~6e-2 in float16 without changing fgr/pha by more than ~1.2e-2.
+FP16_GATED = ("fgr", "pha")
+
+
+class Runner(ABC):
+    """Runs frames in order, carrying its own recurrent state; outputs as float32 numpy."""
+
+    name: str = "runner"
+    precision: str = "float32"
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Start a new stream (zero [1,1,1,1] states)."""
+
+    @abstractmethod
+    def step(self, src: np.ndarray) -> list[np.ndarray]:
+        """src float32 [1,3,H,W] in 0..1 -> [fgr, pha, r1o, r2o, r3o, r4o] as float32."""
+
+
+class OrtRunner(Runner):
+    """ONNX Runtime (CPU) on an RVM ONNX, official (ratio input) or TRT-ready (ratio baked)."""
+
+    def __init__(self, path: str | os.PathLike, name: str, ratio: float) -> None:
+        import onnxruntime as ort
+
+        model = require_rvm_onnx(path)
+        self.name = name
+        self.precision = precision_of(model)
+        self.dtype = np.float16 if self.precision == "float16" else np.float32
+        self.ratio_feed = {RATIO_INPUT: np.array([ratio], np.float32)} if has_ratio_input(model) else {}
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # fp16 models on CPU log a warning per inserted Cast
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = [np.zeros((1, 1, 1, 1), self.dtype)] * 4
+
+    def step(self, src: np.ndarray) -> list[np.ndarray]:
+        feed = dict(zip(INPUT_NAMES, [src.astype(self.dtype), *self.state], strict=True))
+        outputs = self.session.run(OUTPUT_NAMES, {**feed, **self.ratio_feed})
+        self.state = outputs[2:]
+        return [np.asarray(o, np.float32) for o in outputs]
+
+
+class TorchRunner(Runner):
+    """The PyTorch model at the same ratio, always refining like the ONNX graphs."""
+
+    def __init__(self, model: Any, ratio: float, name: str = "torch") -> None:
+        self.model = model.eval().float().cpu()
+        self.ratio = ratio
+        self.name = name
+        self.reset()
+
+    def reset(self) -> None:
+        import torch
+
+        self.state = [torch.zeros(1, 1, 1, 1)] * 4
+
+    def step(self, src: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            outputs = self.model.forward_frame(torch.from_numpy(src), *self.state, self.ratio,
+                                               always_refine=True)
+        self.state = outputs[2:]
+        return [o.numpy() for o in outputs]
+
+
+@dataclass
+class Comparison:
+    size: str
+    output: str
+    pair: str
+    max_abs: float
+    tolerance: float
+    gating: bool = True  # float16 recurrent states are reported, not judged (see FP16_GATED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.gating or (bool(np.isfinite(self.max_abs)) and self.max_abs <= self.tolerance)
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    ratio: float
+    frames_source: str
+    rows: list[Comparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(row.ok for row in self.rows)
+
+    def max_error(self, pair: str | None = None, size: str | None = None, gated_only: bool = True) -> float:
+        values = [r.max_abs for r in self.rows if (pair is None or r.pair == pair)
+                  and (size is None or r.size == size) and (r.gating or not gated_only)]
+        return max(values) if values else float("nan")
+
+    def table(self) -> str:
+        """One line per size and output, one column (max abs error) per runner pair."""
+        pairs = list(dict.fromkeys(r.pair for r in self.rows))
+        cells = {(r.size, r.output, r.pair): r for r in self.rows}
+        width = max([len(p) for p in pairs] + [10])
+        lines = [f"verify {self.model} (downsample ratio {self.ratio:g}, {self.frames_source})",
+                 f"{'size':<10} {'output':<6} " + " ".join(f"{p:>{width}}" for p in pairs)]
+        for size, output in dict.fromkeys((r.size, r.output) for r in self.rows):
+            row = [cells.get((size, output, p)) for p in pairs]
+            text = [f"{c.max_abs:.2e}{'' if c.ok else ' !'}{'' if c.gating else ' i'}" if c else "-"
+                    for c in row]
+            lines.append(f"{size:<10} {output:<6} " + " ".join(f"{t:>{width}}" for t in text))
+        tolerances = sorted({r.tolerance for r in self.rows})
+        verdict = "PASS" if self.ok else "FAIL"
+        lines.append(f"{verdict}: max abs error {self.max_error():.2e} "
+                     f"(tolerance {', '.join(f'{t:g}' for t in tolerances)})")
+        if not all(r.gating for r in self.rows):
+            lines.append("i: informational (float16 recurrent state), not judged")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+
+def read_clip(video: str | os.PathLike, count: int) -> list[np.ndarray]:
+    """Up to `count` HxWx3 uint8 RGB frames of a clip (one-line error if it cannot be read)."""
+    import av
+
+    path = require_readable_file(video, "video")
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(path) as container:
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == count:
+                    break
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise RvmkitError(f"{describe_path(path)}: cannot decode video ({type(exc).__name__})") from None
+    if not frames:
+        raise RvmkitError(f"{describe_path(path)}: no video frames")
+    return frames
+
+
+def resize_rgb(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize through FFmpeg's swscale (PyAV), no extra dependency."""
+    import av
+
+    if frame.shape[1] == width and frame.shape[0] == height:
+        return frame
+    video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    return video_frame.reformat(width=width, height=height, format="rgb24",
+                                interpolation="BILINEAR").to_ndarray()
+
+
+def generated_frames(count: int, width: int, height: int) -> list[np.ndarray]:
+    """Deterministic synthetic frames (gradient background, a moving figure, texture): enough to
+    exercise every path numerically when no clip is at hand."""
+    rng = np.random.default_rng(1234)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    y, x = y / max(height - 1, 1), x / max(width - 1, 1)
+    background = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.3 * np.sin(6 * x * y)], axis=-1)
+    texture = rng.random((height, width, 3), dtype=np.float32) * 0.1
+    frames = []
+    for t in range(count):
+        cx, cy = 0.4 + 0.02 * t, 0.55 - 0.01 * t
+        body = ((x - cx) / 0.18) ** 2 + ((y - cy) / 0.35) ** 2 < 1
+        head = ((x - cx) / 0.08) ** 2 + ((y - cy + 0.38) / 0.1) ** 2 < 1
+        mask = (body | head)[..., None]
+        image = np.where(mask, np.array([0.8, 0.55, 0.45], np.float32) + texture * 2, background + texture)
+        frames.append((np.clip(image, 0, 1) * 255).astype(np.uint8))
+    return frames
+
+
+def to_src(frame: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> float32 [1,3,H,W] in 0..1."""
+    return np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+
+
+def model_ratio(model_path: str | os.PathLike, downsample_ratio: float | None = None) -> float:
+    """The ratio to verify at: the baked one, or `downsample_ratio` for a model with a ratio input."""
+    model = require_rvm_onnx(model_path)
+    baked = baked_ratio(model)
+    if baked is not None:
+        if downsample_ratio is not None and abs(downsample_ratio - baked) > 1e-9:
+            raise RvmkitError(f"{describe_path(model_path)}: ratio {baked:g} is baked into the model; "
+                              f"cannot verify at {downsample_ratio:g}")
+        return baked
+    if has_ratio_input(model):
+        return validate_ratio(0.25 if downsample_ratio is None else downsample_ratio)
+    raise RvmkitError(f"{describe_path(model_path)}: cannot find the baked downsample ratio; "
+                      "pass --downsample-ratio")
+
+
+def compare_runners(runners: list[Runner], frames: list[np.ndarray],
+                    size: tuple[int, int]) -> list[Comparison]:
+    """Run every runner over `frames` (already at `size`) and compare all pairs per output."""
+    label = f"{size[0]}x{size[1]}"
+    for runner in runners:
+        runner.reset()
+    pairs = list(itertools.combinations(range(len(runners)), 2))
+    worst = {(p, o): 0.0 for p in pairs for o in range(len(OUTPUT_NAMES))}
+    for frame in frames:
+        src = to_src(frame)
+        outputs = [runner.step(src) for runner in runners]
+        for (i, j), o in worst:
+            diff = np.abs(outputs[i][o] - outputs[j][o]).max() if outputs[i][o].shape == outputs[j][o].shape \
+                else np.inf
+            worst[(i, j), o] = max(worst[(i, j), o], float(diff) if np.isfinite(diff) else np.inf)
+    rows = []
+    for o, output in enumerate(OUTPUT_NAMES):
+        for i, j in pairs:
+            precisions = {runners[i].precision, runners[j].precision}
+            half = "float16" in precisions
+            rows.append(Comparison(label, output, f"{runners[i].name}-{runners[j].name}", worst[(i, j), o],
+                                   TOLERANCE["float16" if half else "float32"],
+                                   gating=not half or output in FP16_GATED))
+    return rows
+
+
+def verify_model(model_path: str | os.PathLike, *, reference: str | os.PathLike | None = None,
+                 torch_model: Any = None, video: str | os.PathLike | None = None, frames: int = 3,
+                 sizes: tuple[tuple[int, int], ...] = SIZES,
+                 downsample_ratio: float | None = None) -> VerifyReport:
+    """Compare ORT on `model_path` with ORT on `reference` and with `torch_model` (either may be
+    None, not both) over `frames` recurrent frames at each (width, height) in `sizes`."""
+    if frames < 1:
+        raise RvmkitError(f"--frames {frames}: must be at least 1")
+    ratio = model_ratio(model_path, downsample_ratio)
+    runners: list[Runner] = [OrtRunner(model_path, "model", ratio)]
+    if reference is not None:
+        ref_baked = baked_ratio(require_rvm_onnx(reference))
+        if ref_baked is not None and abs(ref_baked - ratio) > 1e-9:
+            raise RvmkitError(f"{describe_path(reference)}: reference has ratio {ref_baked:g} baked in, "
+                              f"the model {ratio:g}")
+        runners.append(OrtRunner(reference, "reference", ratio))
+    if torch_model is not None:
+        runners.append(TorchRunner(torch_model, ratio))
+    if len(runners) < 2:
+        raise RvmkitError(f"{describe_path(model_path)}: nothing to compare with (give a reference ONNX "
+                          "or a checkpoint)")
+    source = read_clip(video, frames) if video is not None else None
+    described = f"{frames} frames of {Path(video).name}" if video is not None \
+        else f"{frames} generated frames"
+    report = VerifyReport(str(model_path), ratio, described)
+    if source is not None and len(source) < frames:
+        report.notes.append(f"the clip has only {len(source)} frames; used those")
+    for width, height in sizes:
+        clip = [resize_rgb(f, width, height) for f in source] if source is not None \
+            else generated_frames(frames, width, height)
+        report.rows += compare_runners(runners, clip, (width, height))
+    return report
+
+
+def torch_matches_reference(torch_model: Any, reference: str | os.PathLike, ratio: float) -> bool:
+    """Quick probe (one small frame): are these the reference's weights? Decides whether an
+    export from a custom checkpoint should be compared with the official model at all."""
+    frame = generated_frames(1, 160, 128)
+    rows = compare_runners([OrtRunner(reference, "reference", ratio), TorchRunner(torch_model, ratio)],
+                           frame, (160, 128))
+    return all(row.ok for row in rows)

@@ -1,0 +1,40 @@
+"""Output files: atomic writes (no half-written files) and early writability checks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rvmkit.errors import RvmkitError, describe_path
+
+
+def write_atomically(target: Path, write: Callable[[Path], Any]) -> None:
+    """Call write(tmp_path) then rename onto target, so readers never see a partial file."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def require_writable_output(path: str | os.PathLike) -> Path:
+    """Fail early, in one line, when `path` cannot be written (before any long computation)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RvmkitError(f"{describe_path(path)}: is a directory, expected an output file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RvmkitError(f"{describe_path(path)}: {describe_path(parent)} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise RvmkitError(f"{describe_path(path)}: output is not writable (permission denied)")
+    return path

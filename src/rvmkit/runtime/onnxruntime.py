@@ -1,0 +1,94 @@
+"""ONNX Runtime backend for official RVM ONNX (ratio input) and TRT-ready ONNX (ratio baked in).
+
+Uses IO binding: the recurrent outputs r1o..r4o stay as OrtValues on the execution device and are
+bound as the next frame's r1i..r4i, so states are never copied to numpy and back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.runtime.base import Backend, State
+
+STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
+
+
+def providers_for(device: str) -> list[Any]:
+    """Execution providers for --device: CPU, or CUDA (with CPU fallback for unsupported nodes)."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise RvmkitError("--device cuda: this onnxruntime has no CUDA execution provider "
+                          "(install onnxruntime-gpu, or use --device cpu)")
+    try:
+        from rvmkit.runtime.ort_providers import cuda_provider_options
+
+        return [("CUDAExecutionProvider", cuda_provider_options()), "CPUExecutionProvider"]
+    except ImportError:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend(Backend):
+    """One InferenceSession; `step` binds src + states, runs, returns host fgr/pha and device states."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu",
+                 providers: list[Any] | None = None, threads: int | None = None) -> None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(model_path), options,
+                                                providers=providers or providers_for(device))
+        except RvmkitError:
+            raise
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RvmkitError(f"{describe_path(model_path)}: onnxruntime cannot load it ({first})") from None
+        self.path = Path(model_path)
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.has_ratio_input = "downsample_ratio" in inputs
+        self.dtype = np.float16 if inputs["src"].type == "tensor(float16)" else np.float32
+        self.device_type = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self._ratio_value: tuple[float, ort.OrtValue] | None = None
+
+    def initial_state(self) -> list[ort.OrtValue]:
+        zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
+        return [ort.OrtValue.ortvalue_from_numpy(zeros, self.device_type, 0) for _ in STATE_INPUTS]
+
+    def _ratio(self, ratio: float) -> ort.OrtValue:
+        if self._ratio_value is None or self._ratio_value[0] != ratio:
+            value = ort.OrtValue.ortvalue_from_numpy(np.array([ratio], dtype=np.float32))
+            self._ratio_value = (ratio, value)
+        return self._ratio_value[1]
+
+    def step(self, src: np.ndarray, state: State, downsample_ratio: float
+             ) -> tuple[np.ndarray, np.ndarray, State]:
+        states = self.initial_state() if state is None else state
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("src", np.ascontiguousarray(src, dtype=self.dtype))
+        for name, value in zip(STATE_INPUTS, states, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        if self.has_ratio_input:
+            binding.bind_ortvalue_input("downsample_ratio", self._ratio(float(downsample_ratio)))
+        binding.bind_output("fgr", "cpu")
+        binding.bind_output("pha", "cpu")
+        for name in STATE_OUTPUTS:
+            binding.bind_output(name, self.device_type)
+        self.session.run_with_iobinding(binding)
+        fgr, pha, *next_state = binding.get_outputs()
+        return (fgr.numpy().astype(np.float32, copy=False), pha.numpy().astype(np.float32, copy=False),
+                next_state)
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

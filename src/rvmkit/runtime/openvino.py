@@ -1,0 +1,65 @@
+"""OpenVINO backend on the RVM ONNX (official or TRT-ready), CPU plugin, dynamic shapes.
+
+Two infer requests alternate: frame t's state outputs (ov.Tensors) are set as frame t+1's inputs on
+the other request, so states stay in OpenVINO's memory and are never overwritten while in use.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import openvino as ov
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.runtime.base import Backend, State
+
+STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        if device != "cpu":
+            raise RvmkitError("backend openvino: runs on the CPU here; use --device cpu")
+        core = ov.Core()
+        # f32: the CPU plugin would otherwise pick bf16 on CPUs that have it, far from the reference
+        config: dict = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            compiled = core.compile_model(core.read_model(os.fspath(model_path)), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RvmkitError(f"{describe_path(model_path)}: OpenVINO cannot load it ({first})") from None
+        self.compiled = compiled
+        names = {name for port in compiled.inputs for name in port.get_names()}
+        self.has_ratio_input = "downsample_ratio" in names
+        src_type = next(p for p in compiled.inputs if "src" in p.get_names()).get_element_type()
+        self.dtype = np.float16 if src_type == ov.Type.f16 else np.float32
+        self.requests = [compiled.create_infer_request(), compiled.create_infer_request()]
+        self._turn = 0
+
+    def step(self, src: np.ndarray, state: State, downsample_ratio: float
+             ) -> tuple[np.ndarray, np.ndarray, State]:
+        request = self.requests[self._turn]
+        self._turn ^= 1
+        request.set_tensor("src", ov.Tensor(np.ascontiguousarray(src, dtype=self.dtype)))
+        if state is None:
+            zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
+            state = [ov.Tensor(zeros) for _ in STATE_INPUTS]
+        for name, tensor in zip(STATE_INPUTS, state, strict=True):
+            request.set_tensor(name, tensor)
+        if self.has_ratio_input:
+            request.set_tensor("downsample_ratio", ov.Tensor(np.array([downsample_ratio], dtype=np.float32)))
+        request.infer()
+        fgr = request.get_tensor("fgr").data.astype(np.float32, copy=True)
+        pha = request.get_tensor("pha").data.astype(np.float32, copy=True)
+        return fgr, pha, [request.get_tensor(name) for name in STATE_OUTPUTS]
+
+    def close(self) -> None:
+        self.requests = []
+        self.compiled = None

@@ -1,0 +1,257 @@
+"""Decode a video file, a folder of images or a single image into RGB frames, with PyAV.
+
+Every source reports its exact frame count before the first frame is decoded (the video's packets are
+counted, because containers such as Matroska do not store it), so outputs can promise the same count.
+
+Damaged input policy: rvmkit stops rather than skipping. A file that ends before its declared duration
+(truncated download or copy) is refused when it is opened; a frame that fails to decode, is flagged
+corrupt by the decoder, or goes missing mid-stream raises `RvmkitError` naming the file and the frame
+index. A silently shorter or glitched output would break the exact-frame-count promise; the pipeline
+removes its partial outputs when this happens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_IMAGE_FPS = Fraction(30)
+# A stream that stops this far before the container's declared duration is treated as truncated.
+_TRUNCATION_SLACK_S = 0.5
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source looks like after `resize`; `frame_count` is exact when not None."""
+
+    path: Path
+    width: int
+    height: int
+    frame_count: int | None
+    fps: Fraction | None
+    time_base: Fraction | None
+    has_audio: bool
+    is_image_sequence: bool
+
+
+@dataclass
+class Frame:
+    """One decoded frame; `pts`/`time_base` are the input's own timestamps so writers can keep them."""
+
+    index: int
+    rgb: np.ndarray
+    pts: int | None
+    time_base: Fraction | None
+
+
+class FrameSource:
+    """Iterable of `Frame`s with `info`; use as a context manager or call `close()`."""
+
+    info: VideoInfo
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the decoder; safe to call twice."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, *,
+                image_fps: Fraction | int = DEFAULT_IMAGE_FPS) -> FrameSource:
+    """Open a video file, an image folder (natural sort order) or a single image.
+
+    `resize=(W, H)` scales every frame; `image_fps` is the rate given to image inputs, which have none.
+    """
+    path = Path(path)
+    if resize is not None:
+        _check_resize(resize)
+    if path.is_dir():
+        return ImageSource(path, _list_images(path), resize, Fraction(image_fps))
+    require_readable_file(path, "input file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path, [path], resize, Fraction(image_fps))
+    return VideoFileSource(path, resize)
+
+
+def _check_resize(resize: tuple[int, int]) -> None:
+    width, height = resize
+    if int(width) != width or int(height) != height or width < 1 or height < 1:
+        raise RvmkitError(f"input resize {width}x{height}: width and height must be positive integers")
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key so that frame2.png comes before frame10.png."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _list_images(folder: Path) -> list[Path]:
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise RvmkitError(f"{describe_path(folder)}: folder is not readable (permission denied)")
+    images = [entry for entry in folder.iterdir() if entry.suffix.lower() in IMAGE_SUFFIXES
+              and entry.is_file() and not entry.name.startswith(".")]
+    if not images:
+        raise RvmkitError(f"{describe_path(folder)}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+    return sorted(images, key=lambda entry: natural_key(entry.name))
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as error:
+        reason = _reason(error)
+        raise RvmkitError(f"{describe_path(path)}: not a readable video or image ({reason})") from None
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error).split(":")[0] or type(error).__name__
+
+
+def _to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None) -> np.ndarray:
+    """HxWx3 uint8 RGB, scaled with area averaging when shrinking and bicubic when enlarging."""
+    if resize is not None and (frame.width, frame.height) != tuple(resize):
+        shrink = resize[0] * resize[1] < frame.width * frame.height
+        frame = frame.reformat(width=resize[0], height=resize[1], format="rgb24",
+                               interpolation="AREA" if shrink else "BICUBIC")
+    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with FFmpeg (mp4, mkv, mov, webm, gif, ...)."""
+
+    def __init__(self, path: Path, resize: tuple[int, int] | None) -> None:
+        self.path = path
+        self.resize = resize
+        self._container: av.container.InputContainer | None = None
+        with _open_container(path) as probe:
+            if not probe.streams.video:
+                raise RvmkitError(f"{describe_path(path)}: no video stream")
+            stream = probe.streams.video[0]
+            width, height = resize or (stream.codec_context.width, stream.codec_context.height)
+            if not width or not height:
+                raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
+            count = _count_frames(path, probe, stream)
+            fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+            self.info = VideoInfo(path=path, width=int(width), height=int(height), frame_count=count,
+                                  fps=Fraction(fps) if fps else None,
+                                  time_base=Fraction(stream.time_base) if stream.time_base else None,
+                                  has_audio=bool(probe.streams.audio), is_image_sequence=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.close()
+        self._container = _open_container(self.path)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = 0
+        frames = self._container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.FFmpegError as error:
+                raise RvmkitError(f"{describe_path(self.path)}: frame {index} could not be decoded "
+                                  f"({_reason(error)}); the file is damaged") from None
+            if frame.is_corrupt:
+                raise RvmkitError(f"{describe_path(self.path)}: frame {index} is corrupt; "
+                                  "the file is damaged")
+            yield Frame(index=index, rgb=_to_rgb(frame, self.resize), pts=frame.pts,
+                        time_base=Fraction(frame.time_base) if frame.time_base else self.info.time_base)
+            index += 1
+        if self.info.frame_count is not None and index != self.info.frame_count:
+            raise RvmkitError(f"{describe_path(self.path)}: decoded {index} of {self.info.frame_count} "
+                              "frames; the file is damaged")
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream) -> int:
+    """Count the video packets (cheap: no decoding) and refuse a file that stops before its declared end."""
+    count, end = 0, None
+    try:
+        for packet in container.demux():
+            if packet.dts is None and packet.pts is None:
+                continue  # flush packet
+            if packet.pts is not None and packet.time_base is not None:
+                stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                end = stop if end is None else max(end, stop)
+            if packet.stream.index == stream.index:
+                count += 1
+    except av.FFmpegError as error:
+        raise RvmkitError(f"{describe_path(path)}: cannot read packet {count} ({_reason(error)}); "
+                          "the file is damaged") from None
+    if count == 0:
+        raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
+    declared = stream.frames or 0
+    if declared > count:
+        raise RvmkitError(f"{describe_path(path)}: truncated or damaged: only {count} of {declared} "
+                          "frames present")
+    if container.duration and end is not None:
+        start = (container.start_time or 0) / av.time_base
+        declared_end = start + container.duration / av.time_base
+        if end < declared_end - _TRUNCATION_SLACK_S:
+            raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
+                              f"{declared_end:.2f} s")
+    return count
+
+
+class ImageSource(FrameSource):
+    """A single image or a folder of same-size images; timestamps are frame indices at `fps`."""
+
+    def __init__(self, path: Path, images: list[Path], resize: tuple[int, int] | None, fps: Fraction) -> None:
+        self.path, self.images, self.resize = path, images, resize
+        first = _image_size(images[0])
+        for image in images[1:]:
+            size = _image_size(image)
+            if size != first:
+                raise RvmkitError(f"{describe_path(image)}: image is {size[0]}x{size[1]}, but "
+                                  f"{images[0].name} is {first[0]}x{first[1]}; "
+                                  "all images must be the same size")
+        width, height = resize or first
+        self.info = VideoInfo(path=path, width=int(width), height=int(height), frame_count=len(images),
+                              fps=fps, time_base=1 / fps, has_audio=False, is_image_sequence=True)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, image in enumerate(self.images):
+            yield Frame(index=index, rgb=_to_rgb(_decode_image(image), self.resize), pts=index,
+                        time_base=self.info.time_base)
+
+
+def _image_size(image: Path) -> tuple[int, int]:
+    require_readable_file(image, "image")
+    with _open_container(image) as container:
+        if not container.streams.video:
+            raise RvmkitError(f"{describe_path(image)}: not an image")
+        context = container.streams.video[0].codec_context
+        if not context.width or not context.height:
+            raise RvmkitError(f"{describe_path(image)}: not a readable image")
+        return context.width, context.height
+
+
+def _decode_image(image: Path) -> av.VideoFrame:
+    with _open_container(image) as container:
+        try:
+            for frame in container.decode(video=0):
+                return frame
+        except av.FFmpegError as error:
+            reason = _reason(error)
+            raise RvmkitError(f"{describe_path(image)}: image could not be decoded ({reason})") from None
+    raise RvmkitError(f"{describe_path(image)}: image has no picture data")

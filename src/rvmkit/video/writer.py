@@ -1,0 +1,363 @@
+"""Encode frames to a video file or a PNG folder, keeping the input's frames, size, rate and timestamps.
+
+Containers and codecs, chosen from the output path:
+- folder (no suffix, an existing directory, or output_type="png_sequence"): PNG files 000000.png, ...
+  (RGB, RGBA when transparent, or grey for HxW frames);
+- .mp4 / .mkv: H.264 (libx264), yuv420p, or yuv444p when the width or height is odd, so nothing is
+  cropped or padded; cannot carry transparency;
+- .webm: VP9 (libvpx-vp9), yuva420p with transparency;
+- .mov: ProRes (prores_ks), 422 HQ, or 4444 with alpha (yuva444p10le) with transparency.
+
+Quality: `mbps` sets the bitrate (for ProRes, the bits per macroblock that give it); else `crf` (x264,
+VP9; ProRes has no CRF and ignores it); else x264 crf 18 preset veryfast, VP9 crf 30 b:v 0, ProRes HQ.
+
+Every frame gets its source frame's own pts and time base, so variable frame rates survive. The input's
+audio is copied packet by packet (no re-encode) when the container accepts its codec; otherwise (e.g.
+AAC into .webm) it is transcoded to Opus for .webm and AAC for the others.
+
+Outputs are written under a hidden temporary name in the target folder and renamed by `commit()`;
+`abort()` removes them, so the final name only ever holds a complete output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.video.reader import Frame, VideoInfo
+
+VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
+                  ".webm": ("libvpx-vp9", "webm"), ".mov": ("prores_ks", "mov")}
+ALPHA_SUFFIXES = (".webm", ".mov")
+OUTPUT_TYPES = ("video", "png_sequence")
+DEFAULT_X264 = {"crf": "18", "preset": "veryfast"}
+DEFAULT_VP9 = {"crf": "30", "b": "0"}
+PRORES_HQ, PRORES_4444 = 3, 4
+_FORMATS = {3: "rgb24", 4: "rgba", 1: "gray"}
+
+
+def resolve_output(path: str | os.PathLike, output_type: str | None) -> tuple[str, str]:
+    """Return (kind, codec): kind is "video" or "png_sequence", from `output_type` or the path."""
+    path = Path(path)
+    if output_type not in (None, *OUTPUT_TYPES):
+        raise RvmkitError(f"output type {output_type!r}: expected one of {', '.join(OUTPUT_TYPES)}")
+    if output_type == "png_sequence" or (output_type is None and (path.is_dir() or not path.suffix)):
+        return "png_sequence", "png"
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        known = ", ".join(VIDEO_SUFFIXES)
+        raise RvmkitError(f"{describe_path(path)}: unknown video type {suffix or '(no suffix)'!r}; "
+                          f"use {known} or a folder for PNG frames")
+    return "video", VIDEO_SUFFIXES[suffix][0]
+
+
+class FrameSink:
+    """Where one output's frames go; `commit()` publishes it, `abort()` removes every trace."""
+
+    path: Path
+
+    def write(self, frame: np.ndarray, source: Frame) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> FrameSink:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        """Abort on an exception; a caller that did not commit gets nothing either."""
+        self.abort()
+
+
+def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_type: str | None = None,
+              mbps: float | None = None, crf: int | None = None, overwrite: bool = False,
+              audio_from: Path | None = None, codec_options: dict[str, str] | None = None) -> FrameSink:
+    """Open an output for frames shaped like `info`; `alpha=True` means RGBA frames with transparency."""
+    path = Path(path)
+    kind, codec = resolve_output(path, output_type)
+    suffix = path.suffix.lower()
+    if alpha and kind == "video" and suffix not in ALPHA_SUFFIXES:
+        raise RvmkitError(f"{describe_path(path)}: {suffix[1:]} cannot carry transparency; "
+                          "use .webm, .mov or a PNG folder")
+    if mbps is not None and not mbps > 0:
+        raise RvmkitError(f"output video mbps {mbps}: must be positive")
+    _check_target(path, info, overwrite)
+    if kind == "png_sequence":
+        return PngSequenceSink(path)
+    fmt = VIDEO_SUFFIXES[suffix][1]
+    return VideoSink(path, info, codec=codec, fmt=fmt, alpha=alpha, mbps=mbps, crf=crf,
+                     audio_from=audio_from, codec_options=codec_options or {})
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_target(path: Path, info: VideoInfo, overwrite: bool) -> None:
+    if _same_file(path, info.path) or path.resolve() == info.path.resolve():
+        raise RvmkitError(f"{describe_path(path)}: output is the input; refusing to overwrite it")
+    if info.is_image_sequence and info.path.is_dir() and info.path.resolve() in path.resolve().parents:
+        raise RvmkitError(f"{describe_path(path)}: output is inside the input folder; choose another path")
+    if path.exists() and not overwrite:
+        raise RvmkitError(f"{describe_path(path)}: already exists; "
+                          "use --overwrite (overwrite=True) to replace it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise RvmkitError(f"{describe_path(path.parent)}: is not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror
+        raise RvmkitError(f"{describe_path(path.parent)}: cannot create output folder ({reason})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise RvmkitError(f"{describe_path(path.parent)}: output folder is not writable (permission denied)")
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.rvmkit-tmp{path.suffix}")
+
+
+def _publish(temp: Path, path: Path) -> None:
+    """Rename temp onto path; an existing folder (overwrite) is moved aside first, then deleted."""
+    if path.is_dir() and not path.is_symlink():
+        trash = path.with_name(f".{path.name}.{os.getpid()}.rvmkit-old")
+        os.replace(path, trash)
+        os.replace(temp, path)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(temp, path)
+
+
+def _check_frame(frame: np.ndarray, width: int, height: int, path: Path) -> np.ndarray:
+    if frame.dtype != np.uint8 or frame.shape[:2] != (height, width) or frame.ndim not in (2, 3) \
+            or (frame.ndim == 3 and frame.shape[2] not in _FORMATS):
+        raise ValueError(f"{path}: expected a {height}x{width}[x1|3|4] uint8 frame, "
+                         f"got {frame.dtype} {frame.shape}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    return np.ascontiguousarray(frame)
+
+
+def _pixel_format(frame: np.ndarray) -> str:
+    return "gray" if frame.ndim == 2 else _FORMATS[frame.shape[2]]
+
+
+def encode_png(frame: np.ndarray) -> bytes:
+    """PNG bytes of an HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8 image, with FFmpeg's encoder."""
+    fmt = _pixel_format(frame)
+    context = av.CodecContext.create("png", "w")
+    context.width, context.height, context.pix_fmt = frame.shape[1], frame.shape[0], fmt
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=fmt)
+    return b"".join(bytes(packet) for packet in [*context.encode(picture), *context.encode(None)])
+
+
+class PngSequenceSink(FrameSink):
+    """PNG frames in a hidden temporary folder, renamed to `path` at commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._temp = _temp_name(path)
+        shutil.rmtree(self._temp, ignore_errors=True)
+        self._temp.mkdir()
+        self._count = 0
+
+    def write(self, frame: np.ndarray, source: Frame) -> None:
+        if frame.ndim < 2:
+            raise ValueError(f"{self.path}: expected an image, got shape {frame.shape}")
+        frame = _check_frame(frame, frame.shape[1], frame.shape[0], self.path)
+        (self._temp / f"{source.index:06d}.png").write_bytes(encode_png(frame))
+        self._count += 1
+
+    def commit(self) -> Path:
+        _publish(self._temp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        shutil.rmtree(self._temp, ignore_errors=True)
+
+
+class VideoSink(FrameSink):
+    """One video stream (plus the input's audio) in a temporary file, renamed to `path` at commit."""
+
+    def __init__(self, path: Path, info: VideoInfo, *, codec: str, fmt: str, alpha: bool, mbps: float | None,
+                 crf: int | None, audio_from: Path | None, codec_options: dict[str, str]) -> None:
+        self.path, self.info = path, info
+        self.fps = Fraction(info.fps) if info.fps else Fraction(30)
+        self.time_base = Fraction(info.time_base) if info.time_base else 1 / self.fps
+        self._frame_duration = max(1, round(1 / self.fps / self.time_base))
+        self._temp = _temp_name(path)
+        self._audio: _AudioCopy | None = None
+        self._last_pts: int | None = None
+        self._committed = False
+        try:
+            self._container = av.open(str(self._temp), mode="w", format=fmt)
+        except (av.FFmpegError, OSError) as error:
+            raise RvmkitError(f"{describe_path(path)}: cannot create output ({error})") from None
+        try:
+            self._stream = self._add_video(codec, alpha, mbps, crf, codec_options)
+            if audio_from is not None:
+                self._audio = _AudioCopy.open(Path(audio_from), self._container)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_video(self, codec: str, alpha: bool, mbps: float | None, crf: int | None,
+                   codec_options: dict[str, str]) -> av.video.VideoStream:
+        width, height = self.info.width, self.info.height
+        stream = self._container.add_stream(codec, rate=self.fps)
+        context = stream.codec_context
+        context.width, context.height = width, height
+        context.time_base = self.time_base
+        stream.time_base = self.time_base
+        odd = width % 2 or height % 2
+        options: dict[str, str] = {}
+        if codec == "libx264":
+            context.pix_fmt = "yuv444p" if odd else "yuv420p"
+            options = {"preset": DEFAULT_X264["preset"]} if mbps else {**DEFAULT_X264}
+            if crf is not None and not mbps:
+                options["crf"] = str(crf)
+        elif codec == "libvpx-vp9":
+            context.pix_fmt = "yuva420p" if alpha else "yuv420p"
+            options = {"row-mt": "1", "cpu-used": "4", "deadline": "good"}
+            if not mbps:
+                options.update(DEFAULT_VP9, **({"crf": str(crf)} if crf is not None else {}))
+            if alpha:
+                options["auto-alt-ref"] = "0"
+        else:  # prores_ks
+            context.pix_fmt = "yuva444p10le" if alpha else "yuv422p10le"
+            options = {"profile": str(PRORES_4444 if alpha else PRORES_HQ), "vendor": "apl0"}
+            if mbps:
+                macroblocks = ((width + 15) // 16) * ((height + 15) // 16)
+                options["bits_per_mb"] = str(max(1, int(mbps * 1e6 / float(self.fps) / macroblocks)))
+                mbps = None
+            if alpha:
+                options["alpha_bits"] = "16"
+        if mbps:
+            context.bit_rate = int(mbps * 1e6)
+        if codec != "prores_ks":  # tag what swscale's default RGB->YUV conversion produces: BT.601, limited
+            context.color_range, context.colorspace = 1, 6
+            context.color_primaries, context.color_trc = 6, 6
+        options.update(codec_options)
+        context.options = options
+        stream.thread_type = "AUTO"
+        return stream
+
+    def _pts(self, source: Frame) -> int:
+        """The source frame's pts in our time base; a non-increasing one (broken input) is bumped by 1."""
+        if source.pts is None or source.time_base is None:
+            pts = round(source.index / self.fps / self.time_base)
+        elif Fraction(source.time_base) == self.time_base:
+            pts = int(source.pts)
+        else:
+            pts = round(source.pts * Fraction(source.time_base) / self.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+    def write(self, frame: np.ndarray, source: Frame) -> None:
+        frame = _check_frame(frame, self.info.width, self.info.height, self.path)
+        picture = av.VideoFrame.from_ndarray(frame, format=_pixel_format(frame))
+        picture.pts, picture.time_base = self._pts(source), self.time_base
+        picture.duration = self._frame_duration  # the last frame's duration is not implied by a next pts
+        try:
+            packets = self._stream.encode(picture)
+            if self._audio is not None:
+                self._audio.copy_until(float(picture.pts * self.time_base))
+            self._container.mux(packets)
+        except av.FFmpegError as error:
+            raise RvmkitError(f"{describe_path(self.path)}: encoding frame {source.index} "
+                              f"failed ({error})") from None
+
+    def commit(self) -> Path:
+        try:
+            self._container.mux(self._stream.encode(None))
+            if self._audio is not None:
+                self._audio.copy_until(None)
+                self._audio.close()
+            self._container.close()
+        except (av.FFmpegError, OSError) as error:
+            self.abort()
+            raise RvmkitError(f"{describe_path(self.path)}: finishing the video failed ({error})") from None
+        _publish(self._temp, self.path)
+        self._committed = True
+        return self.path
+
+    def abort(self) -> None:
+        if self._committed:
+            return
+        for closable in (self._audio, self._container):
+            try:
+                if closable is not None:
+                    closable.close()
+            except Exception:  # noqa: BLE001 - we are cleaning up after a failure already
+                pass
+        self._temp.unlink(missing_ok=True)
+
+
+class _AudioCopy:
+    """The first audio stream of the input, interleaved into the output as video frames are written."""
+
+    def __init__(self, source: av.container.InputContainer, in_stream: av.audio.AudioStream,
+                 out_stream: av.audio.AudioStream, transcode: bool) -> None:
+        self.source, self.in_stream, self.out_stream = source, in_stream, out_stream
+        self.transcode = transcode
+        self._packets = source.demux(in_stream)
+        self._pending: av.Packet | None = None
+        self._done = False
+
+    @classmethod
+    def open(cls, path: Path, output: av.container.OutputContainer) -> _AudioCopy | None:
+        source = av.open(str(path))
+        if not source.streams.audio:
+            source.close()
+            return None
+        in_stream = source.streams.audio[0]
+        name = in_stream.codec_context.name
+        webm = output.format.name == "webm"
+        if name in output.supported_codecs and not (webm and name not in ("opus", "vorbis")):
+            return cls(source, in_stream, output.add_stream_from_template(in_stream), transcode=False)
+        target = "libopus" if webm else "aac"
+        out_stream = output.add_stream(target, rate=48000 if target == "libopus" else in_stream.rate)
+        out_stream.layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
+        return cls(source, in_stream, out_stream, transcode=True)
+
+    def copy_until(self, seconds: float | None) -> None:
+        """Mux audio packets that start at or before `seconds` (all remaining ones when None)."""
+        output = self.out_stream.container
+        while not self._done:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._done = True
+                break
+            if packet.dts is None and packet.pts is None:
+                continue
+            start = packet.pts if packet.pts is not None else packet.dts
+            if seconds is not None and float(start * packet.time_base) > seconds:
+                self._pending = packet
+                break
+            if self.transcode:
+                for frame in packet.decode():
+                    frame.pts = None
+                    output.mux(self.out_stream.encode(frame))
+            else:
+                packet.stream = self.out_stream
+                output.mux(packet)
+        if seconds is None and self.transcode:
+            output.mux(self.out_stream.encode(None))
+
+    def close(self) -> None:
+        self.source.close()

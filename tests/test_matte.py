@@ -1,0 +1,303 @@
+"""`rvmkit matte` / `rvmkit.convert_video` end to end on real footage: exact alpha, complete outputs,
+inputs of every kind, one-line errors that write nothing, and interrupted runs that leave nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import onnx
+import pytest
+from test_backends import baked_onnx as baked_onnx  # the fixture, shared
+from test_backends import official_alphas
+
+from conftest import CLIPS, read_frames
+from rvmkit import convert_video
+from rvmkit.cli import main
+from rvmkit.errors import RvmkitError
+from rvmkit.runtime.onnxruntime import OnnxRuntimeBackend
+from rvmkit.video.writer import encode_png
+
+RATIO = "0.25"  # cheap on 2 CPU cores; the agreement does not depend on the ratio
+QUIET = ["--quiet", "--downsample-ratio", RATIO]
+
+
+def make_clip(path: Path, frames: list[np.ndarray], fps: int = 30, audio: bool = True) -> Path:
+    """An H.264 .mp4 of real frames, with a 440 Hz AAC track when `audio`."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=48000) if audio else None
+        if sound is not None:
+            sound.layout = "mono"
+        for rgb in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        if sound is not None:
+            count = int(48000 * len(frames) / fps)
+            samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(count) / 48000)).astype(np.float32)[None]
+            for start in range(0, count, 1024):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]),
+                                                   format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, start
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+    return path
+
+
+def probe(path: Path, codec: str | None = None) -> dict:
+    """Frame count, size, rate, frame times, audio presence, and the decoded frames (RGBA if asked)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        context = av.CodecContext.create(codec, "r") if codec else None
+        frames, times = [], []
+        packets = container.demux(stream)
+        decoded = (f for p in packets for f in (context.decode(p) if context else p.decode()))
+        for frame in decoded:
+            frames.append(frame.to_ndarray(format="rgba" if codec else "rgb24"))
+            times.append(float(frame.pts * stream.time_base))
+        return {"count": len(frames), "size": (stream.width, stream.height), "rate": stream.average_rate,
+                "times": times, "audio": bool(container.streams.audio), "frames": frames}
+
+
+def pngs(folder: Path) -> list[np.ndarray]:
+    result = []
+    for name in sorted(os.listdir(folder)):
+        with av.open(str(folder / name)) as container:
+            frame = next(container.decode(video=0))
+            result.append(frame.to_ndarray(format="gray" if frame.format.name == "gray" else "rgb24"))
+    return result
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory) -> Path:
+    """6 real frames (book.mkv) with audio: outputs of every kind are checked against it."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "book6.mp4", read_frames("book", 6))
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_alpha_png_sequence_equals_the_official_onnx(official_onnx, tmp_path, capsys):
+    clip = CLIPS["milk"]
+    assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha"), *QUIET]) == 0
+    ours = pngs(tmp_path / "alpha")
+    frames = read_frames("milk", 1000)
+    assert len(ours) == len(frames) == 51
+    reference = official_alphas(official_onnx, frames, float(RATIO))
+    for index, (alpha, ref) in enumerate(zip(ours, reference, strict=True)):
+        expected = np.clip(ref[0, 0] * 255 + 0.5, 0, 255).astype(np.uint8)
+        assert alpha.shape == (480, 640)
+        diff = np.abs(alpha.astype(int) - expected.astype(int)).max()
+        assert diff <= 2, f"frame {index}: alpha off by {diff}/255"
+    assert capsys.readouterr().err == ""  # --quiet: no progress bar, no summary
+
+
+def test_video_outputs_keep_count_size_rate_timestamps_and_audio(short_clip, tmp_path):
+    source = probe(short_clip)
+    result = convert_video(short_clip, tmp_path / "comp.mp4", tmp_path / "alpha.webm", tmp_path / "fgr.mkv",
+                           downsample_ratio=RATIO, progress=False, preview=tmp_path / "sheet.png")
+    assert result.frames == 6 and set(result.outputs) == {"composition", "alpha", "foreground", "preview"}
+    for name in ("comp.mp4", "alpha.webm", "fgr.mkv"):
+        out = probe(tmp_path / name)
+        assert out["count"] == source["count"] == 6, name
+        assert out["size"] == (640, 480) and out["rate"] == source["rate"] and out["audio"], name
+        start = out["times"][0]  # Matroska may shift the whole timeline to fit the audio's priming
+        relative = [t - start for t in out["times"]]
+        assert relative == pytest.approx(source["times"], abs=1e-3), name
+    assert probe(tmp_path / "comp.mp4")["times"] == pytest.approx(source["times"], abs=1e-3)
+    with av.open(str(tmp_path / "sheet.png")) as sheet:
+        assert next(sheet.decode(video=0)).height > 100
+    assert files_under(tmp_path) == ["alpha.webm", "comp.mp4", "fgr.mkv", "sheet.png"]
+
+
+def test_transparent_webm_has_real_alpha(short_clip, tmp_path):
+    convert_video(short_clip, tmp_path / "cut.webm", background="transparent", downsample_ratio=RATIO,
+                  progress=False)
+    out = probe(tmp_path / "cut.webm", codec="libvpx-vp9")  # FFmpeg's native VP9 decoder drops alpha
+    assert out["count"] == 6
+    alpha = out["frames"][-1][:, :, 3]
+    assert (alpha < 16).mean() > 0.2 and (alpha > 240).mean() > 0.1  # background gone, person kept
+
+
+def test_transparent_into_mp4_is_refused_naming_containers_that_can(short_clip, tmp_path, capsys):
+    assert main(["matte", str(short_clip), "--output-composition", str(tmp_path / "x.mp4"),
+                 "--background", "transparent", *QUIET]) == 2
+    assert ".webm" in capsys.readouterr().err and files_under(tmp_path) == []
+
+
+def test_odd_size_input_keeps_its_size(short_clip, tmp_path):
+    convert_video(short_clip, tmp_path / "odd.mp4", output_alpha=tmp_path / "alpha", input_resize=(641, 479),
+                  downsample_ratio=RATIO, progress=False)
+    out = probe(tmp_path / "odd.mp4")
+    assert out["size"] == (641, 479) and out["count"] == 6
+    assert [a.shape for a in pngs(tmp_path / "alpha")] == [(479, 641)] * 6
+
+
+def test_image_folder_and_single_image_inputs(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = read_frames("sister", 3)
+    for index, rgb in zip((1, 2, 10), frames, strict=True):  # natural order: 1, 2, 10
+        (folder / f"f{index}.png").write_bytes(encode_png(rgb))
+    out = tmp_path / "out"
+    result = convert_video(folder, out / "comp", output_alpha=out / "alpha.mp4", downsample_ratio=RATIO,
+                           progress=False)
+    assert result.frames == 3
+    assert len(pngs(out / "comp")) == 3 and probe(out / "alpha.mp4")["count"] == 3
+    single = convert_video(folder / "f2.png", out / "one", downsample_ratio=RATIO, progress=False)
+    assert single.frames == 1 and len(pngs(out / "one")) == 1
+
+
+def test_torch_backend_with_seq_chunk_matches_onnxruntime(short_clip, checkpoint, tmp_path):
+    pytest.importorskip("torch")
+    convert_video(short_clip, output_alpha=tmp_path / "ort", downsample_ratio=RATIO, progress=False)
+    result = convert_video(short_clip, output_alpha=tmp_path / "torch", model=checkpoint, seq_chunk=4,
+                           downsample_ratio=RATIO, progress=False)
+    assert result.backend == "torch"
+    for ours, ref in zip(pngs(tmp_path / "torch"), pngs(tmp_path / "ort"), strict=True):
+        assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 2
+
+
+def test_existing_output_is_replaced_only_with_overwrite(short_clip, tmp_path, capsys):
+    target = tmp_path / "comp.mp4"
+    target.write_bytes(b"precious")
+    args = ["matte", str(short_clip), "--output-composition", str(target), *QUIET]
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err and target.read_bytes() == b"precious"
+    assert main([*args, "--overwrite"]) == 0
+    assert probe(target)["count"] == 6 and files_under(tmp_path) == ["comp.mp4"]
+
+
+def _non_rvm_onnx(path: Path) -> Path:
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    return path
+
+
+def _truncated(path: Path) -> Path:
+    data = CLIPS["book"].read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+BAD_CASES = {
+    "missing input": (lambda d: ["matte", str(d / "nope.mp4")], "no such input file"),
+    "empty input": (lambda d: ["matte", str(_write(d / "empty.mp4", b""))], "is empty"),
+    "not a video": (lambda d: ["matte", str(_write(d / "notes.mp4", b"hello, not a video\n" * 50))],
+                    "not a readable video"),
+    "truncated input": (lambda d: ["matte", str(_truncated(d / "cut.mkv"))], "truncated"),
+    "empty folder": (lambda d: ["matte", str(_mkdir(d / "nothing"))], "no images"),
+    "ratio zero": (lambda d: ["matte", str(CLIPS["milk"]), "--downsample-ratio", "0"], "downsample ratio"),
+    "ratio above one": (lambda d: ["matte", str(CLIPS["milk"]), "--downsample-ratio", "1.5"],
+                        "downsample ratio"),
+    "ratio not a number": (lambda d: ["matte", str(CLIPS["milk"]), "--downsample-ratio", "big"],
+                           "downsample ratio"),
+    "non-RVM model": (lambda d: ["matte", str(CLIPS["milk"]), "--model", str(_non_rvm_onnx(d / "m.onnx"))],
+                      "not an RVM matting ONNX"),
+    "missing model": (lambda d: ["matte", str(CLIPS["milk"]), "--model", str(d / "m.onnx")], "no such model"),
+    "unknown output type": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition", str(d / "o.avi")],
+                            "unknown video type"),
+    "output is the input": (lambda d: ["matte", str(_copy_clip(d)), "--output-composition", str(d / "in.mkv"),
+                                       "--overwrite"], "output is the input"),
+    "bad background": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition", str(d / "o.mp4"),
+                                  "--background", "plaid"], "background 'plaid'"),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _copy_clip(folder: Path) -> Path:
+    return _write(folder / "in.mkv", CLIPS["milk"].read_bytes())
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, capsys):
+    build, expected = BAD_CASES[case]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    args = build(inputs)
+    before = files_under(tmp_path)
+    out = tmp_path / "out"
+    if not any(a.startswith("--output") for a in args):
+        args += ["--output-composition", str(out / "comp.mp4"), "--output-alpha", str(out / "alpha")]
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rvmkit: error: ") and expected in err, err
+    assert "Traceback" not in err
+    assert files_under(tmp_path) == before  # no outputs, no temporaries, no new folders
+
+
+def test_no_output_requested_is_an_error(capsys):
+    assert main(["matte", str(CLIPS["milk"])]) == 2
+    assert "no output requested" in capsys.readouterr().err
+    with pytest.raises(RvmkitError, match="no output requested"):
+        convert_video(CLIPS["milk"])
+
+
+def test_baked_model_refuses_another_ratio_and_runs_its_own(short_clip, baked_onnx, tmp_path, capsys):
+    args = ["matte", str(short_clip), "--model", str(baked_onnx), "--output-alpha", str(tmp_path / "baked"),
+            "--quiet"]
+    assert main([*args, "--downsample-ratio", "0.5"]) == 2
+    assert "0.25 is baked into this model" in capsys.readouterr().err and files_under(tmp_path) == []
+    assert main(args) == 0  # auto: the baked 0.25
+    convert_video(short_clip, output_alpha=tmp_path / "official", downsample_ratio=0.25, progress=False)
+    for ours, ref in zip(pngs(tmp_path / "baked"), pngs(tmp_path / "official"), strict=True):
+        assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.fixture()
+def interrupt_at_third_frame(monkeypatch):
+    original = OnnxRuntimeBackend.step
+    calls = {"n": 0}
+
+    def step(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "step", step)
+    return calls
+
+
+def test_interrupted_run_leaves_nothing_behind(short_clip, tmp_path, capsys, interrupt_at_third_frame):
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["matte", str(short_clip), "--output-composition", str(out / "c.mp4"), "--output-alpha",
+                 str(out / "a"), "--output-foreground", str(out / "f.webm"), "--preview", str(out / "p.png"),
+                 *QUIET])
+    assert code == 130 and interrupt_at_third_frame["n"] == 3
+    assert "interrupted" in capsys.readouterr().err
+    assert files_under(out) == []
+
+
+def test_decode_failure_mid_stream_stops_and_removes_partial_outputs(short_clip, tmp_path, monkeypatch):
+    from rvmkit.video import reader
+
+    original = reader.VideoFileSource.__iter__
+
+    def failing(self):
+        for frame in original(self):
+            if frame.index == 4:
+                raise RvmkitError(f"'{self.path}': frame 4 could not be decoded (Invalid data)")
+            yield frame
+
+    monkeypatch.setattr(reader.VideoFileSource, "__iter__", failing)
+    with pytest.raises(RvmkitError, match="frame 4 could not be decoded"):
+        convert_video(short_clip, tmp_path / "c.mp4", tmp_path / "a", downsample_ratio=RATIO, progress=False)
+    assert files_under(tmp_path) == []

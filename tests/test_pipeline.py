@@ -1,0 +1,169 @@
+"""The concurrent recurrent loop (rvmkit.pipeline) and the progress bar, with a tiny fake backend."""
+
+from __future__ import annotations
+
+import io
+import threading
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conftest import read_frames
+from rvmkit import pipeline
+from rvmkit.errors import RvmkitError
+from rvmkit.progress import Progress
+from rvmkit.runtime.base import Backend
+from rvmkit.video.reader import Frame
+
+SIZE = (6, 8)  # tiny frames: these tests check ordering and control flow, not matting
+
+
+class CountingBackend(Backend):
+    """pha = the frame's own marker pixel; the state counts frames seen, so order/state bugs show."""
+
+    name = "fake"
+
+    def __init__(self, fail_at: int | None = None, error: BaseException | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_at, self.error = fail_at, error
+
+    def step(self, src, state, downsample_ratio):
+        seen = 0 if state is None else state
+        marker = int(round(float(src[0, 0, 0, 0]) * 255))
+        if self.fail_at is not None and marker == self.fail_at:
+            raise self.error
+        self.calls.append(src.shape[0])
+        pha = np.full((1, 1, *src.shape[2:]), seen / 255, np.float32)
+        return src.copy(), pha, seen + 1
+
+
+class ChunkBackend(CountingBackend):
+    def step_chunk(self, src, state, downsample_ratio):
+        seen = 0 if state is None else state
+        self.calls.append(src.shape[0])
+        pha = np.stack([np.full((1, *src.shape[2:]), (seen + t) / 255, np.float32)
+                        for t in range(src.shape[0])])
+        return src.copy(), pha, seen + src.shape[0]
+
+
+def frames(count: int, fail_at: int | None = None):
+    """Frames whose first pixel encodes their index; optionally the source fails at `fail_at`."""
+    for index in range(count):
+        if index == fail_at:
+            raise RvmkitError(f"'clip.mp4': frame {index} could not be decoded")
+        rgb = np.zeros((*SIZE, 3), np.uint8)
+        rgb[0, 0, 0] = index
+        yield Frame(index=index, rgb=rgb, pts=index, time_base=Fraction(1, 30))
+
+
+def collect(**kwargs):
+    got = []
+    backend = kwargs.pop("backend", None) or CountingBackend()
+    count = pipeline.run(kwargs.pop("source", None) or frames(kwargs.pop("n", 20)), backend, 0.5,
+                         lambda frame, fgr, pha: got.append((frame.index, int(round(pha[0, 0, 0] * 255)),
+                                                             int(round(fgr[0, 0, 0] * 255)))), **kwargs)
+    return count, got, backend
+
+
+def test_every_frame_comes_out_in_order_with_the_state_carried():
+    count, got, _ = collect(n=20)
+    assert count == 20
+    assert [index for index, _, _ in got] == list(range(20))
+    assert all(seen == index and marker == index for index, seen, marker in got)
+
+
+def test_frame_range_infers_warmup_frames_but_does_not_write_them():
+    count, got, backend = collect(n=20, start=8, stop=12, warmup=3)
+    assert count == 4
+    assert [index for index, _, _ in got] == [8, 9, 10, 11]
+    assert [seen for _, seen, _ in got] == [3, 4, 5, 6]  # state started fresh at frame 5
+    assert len(backend.calls) == 7
+
+
+def test_seq_chunk_batches_time_on_backends_that_can():
+    count, got, backend = collect(n=10, seq_chunk=4, backend=ChunkBackend())
+    assert count == 10
+    assert backend.calls == [4, 4, 2]
+    assert [seen for _, seen, _ in got] == list(range(10))
+
+
+def test_seq_chunk_falls_back_to_single_steps():
+    _, got, backend = collect(n=5, seq_chunk=3)
+    assert backend.calls == [1] * 5
+    assert [seen for _, seen, _ in got] == list(range(5))
+
+
+def test_decode_error_mid_stream_stops_the_run_and_is_raised():
+    with pytest.raises(RvmkitError, match="frame 4 could not be decoded"):
+        collect(source=frames(20, fail_at=4))
+
+
+def test_inference_interrupt_propagates_and_stops_the_other_stages():
+    before = threading.active_count()
+    with pytest.raises(KeyboardInterrupt):
+        collect(n=50, backend=CountingBackend(fail_at=5, error=KeyboardInterrupt()))
+    assert threading.active_count() == before
+
+
+def test_writer_error_propagates():
+    def consume(frame, fgr, pha):
+        if frame.index == 3:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.run(frames(30), CountingBackend(), 0.5, consume)
+
+
+def test_decoding_runs_ahead_only_a_bounded_number_of_frames():
+    decoded = []
+
+    def source():
+        for frame in frames(200):
+            decoded.append(frame.index)
+            yield frame
+
+    lags = []
+
+    def consume(frame, fgr, pha):
+        lags.append(len(decoded) - frame.index)
+
+    pipeline.run(source(), CountingBackend(), 0.5, consume, queue_size=4)
+    assert len(lags) == 200
+    assert max(lags) <= 4 + 4 + 4  # two bounded queues plus the frames held by each stage
+
+
+def test_to_input_layout_and_scale():
+    rgb = read_frames("milk", 1)[0]
+    src = pipeline.to_input(rgb)
+    assert src.shape == (1, 3, *rgb.shape[:2]) and src.dtype == np.float32
+    np.testing.assert_allclose(src[0, :, 10, 20] * 255, rgb[10, 20], atol=1e-3)
+
+
+def test_progress_is_silent_when_not_a_terminal():
+    stream = io.StringIO()
+    with Progress(10, stream=stream) as bar:
+        for done in range(1, 11):
+            bar.update(done)
+    assert stream.getvalue() == ""
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_frames_fps_and_eta_on_a_terminal():
+    stream = FakeTTY()
+    with Progress(100, stream=stream) as bar:
+        bar.update(100)
+    text = stream.getvalue()
+    assert "100/100 frames" in text and "fps" in text and "ETA" in text and text.endswith("\n")
+    quiet = FakeTTY()
+    with Progress(100, stream=quiet, enabled=False) as bar:
+        bar.update(50)
+    assert quiet.getvalue() == ""
+    bar = Progress(200, stream=io.StringIO())
+    bar.done = 50
+    assert "50/200" in bar.line(now=bar._start + 2.0) and "25.0 fps" in bar.line(now=bar._start + 2.0)
+    assert "ETA 0:06" in bar.line(now=bar._start + 2.0)

@@ -1,0 +1,184 @@
+"""rvmkit.video.reader: real clips, GIF, odd sizes, image folders and every bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import CLIPS, read_frames
+from rvmkit.errors import RvmkitError
+from rvmkit.video import Frame, VideoInfo, encode_png, open_sink, open_source
+
+
+def _write_images(folder: Path, frames: list[np.ndarray], names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, name in zip(frames, names):
+        (folder / name).write_bytes(encode_png(frame))
+
+
+@pytest.mark.parametrize("clip,count", [("book", 109), ("milk", 51), ("sister", 87)])
+def test_real_clips_report_exact_count_size_and_rate(clip: str, count: int) -> None:
+    with open_source(CLIPS[clip]) as source:
+        info = source.info
+    assert (info.width, info.height, info.frame_count) == (640, 480, count)
+    assert info.fps == 30 and info.time_base == Fraction(1, 1000)
+    assert not info.has_audio and not info.is_image_sequence
+
+
+def test_decoding_yields_every_frame_with_source_timestamps() -> None:
+    with open_source(CLIPS["milk"]) as source:
+        frames = list(source)
+    assert len(frames) == source.info.frame_count == 51
+    assert [frame.index for frame in frames] == list(range(51))
+    assert frames[0].pts == 33 and frames[-1].pts == 1700 and frames[0].time_base == Fraction(1, 1000)
+    first = frames[0].rgb
+    assert first.shape == (480, 640, 3) and first.dtype == np.uint8 and first.flags.c_contiguous
+    np.testing.assert_array_equal(first, read_frames("milk", 1)[0])
+
+
+def test_input_resize_scales_frames_and_info() -> None:
+    with open_source(CLIPS["book"], resize=(321, 239)) as source:
+        frame = next(iter(source))
+    assert (source.info.width, source.info.height) == (321, 239)
+    assert frame.rgb.shape == (239, 321, 3)
+    with pytest.raises(RvmkitError, match="positive"):
+        open_source(CLIPS["book"], resize=(0, 10))
+
+
+def test_gif_input(tmp_path: Path, book_frames: list[np.ndarray]) -> None:
+    gif = tmp_path / "clip.gif"
+    with av.open(str(gif), "w") as container:
+        stream = container.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "rgb8"
+        for index, rgb in enumerate(book_frames[:5]):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(160, 120)
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with open_source(gif) as source:
+        frames = list(source)
+    assert (source.info.width, source.info.height, source.info.frame_count) == (160, 120, 5)
+    assert source.info.fps == 10 and len(frames) == 5
+    assert [float(f.pts * f.time_base) for f in frames] == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
+    small = av.VideoFrame.from_ndarray(book_frames[2], format="rgb24").reformat(160, 120).to_ndarray()
+    assert np.abs(frames[2].rgb.astype(int) - small).mean() < 25  # a 256-colour palette, but the same picture
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov"])
+def test_odd_size_round_trip_keeps_size_and_count(tmp_path: Path, book_frames: list[np.ndarray],
+                                                   suffix: str) -> None:
+    odd = [np.ascontiguousarray(np.pad(rgb, ((0, 0), (0, 1), (0, 0)), mode="edge")[:479])
+           for rgb in book_frames[:4]]
+    info = VideoInfo(tmp_path / "in", 641, 479, 4, Fraction(30), Fraction(1, 30), False, False)
+    sink = open_sink(tmp_path / f"odd{suffix}", info, alpha=False)
+    for index, rgb in enumerate(odd):
+        sink.write(rgb, Frame(index, rgb, index, Fraction(1, 30)))
+    with open_source(sink.commit()) as source:
+        frames = list(source)
+    assert (source.info.width, source.info.height, source.info.frame_count, len(frames)) == (641, 479, 4, 4)
+    assert np.abs(frames[3].rgb.astype(int) - odd[3]).mean() < 3  # nothing cropped, shifted or padded
+
+
+def test_image_folder_is_read_in_natural_order(tmp_path: Path, book_frames: list[np.ndarray]) -> None:
+    picks = [book_frames[i] for i in (0, 5, 10)]
+    _write_images(tmp_path / "seq", picks, ["f2.png", "f10.png", "f1.png"])
+    (tmp_path / "seq" / "notes.txt").write_text("ignored")
+    with open_source(tmp_path / "seq") as source:
+        frames = list(source)
+    assert source.info.is_image_sequence and source.info.frame_count == 3 and source.info.fps == 30
+    for frame, expected in zip(frames, [picks[2], picks[0], picks[1]]):  # f1, f2, f10
+        np.testing.assert_array_equal(frame.rgb, expected)
+    assert [(f.pts, f.time_base) for f in frames] == [(i, Fraction(1, 30)) for i in range(3)]
+
+
+def test_single_image_and_jpeg(tmp_path: Path, book_frames: list[np.ndarray]) -> None:
+    _write_images(tmp_path, [book_frames[0]], ["one.png"])
+    with open_source(tmp_path / "one.png", resize=(320, 240)) as source:
+        (frame,) = list(source)
+    assert source.info.is_image_sequence and source.info.frame_count == 1 and frame.rgb.shape == (240, 320, 3)
+    jpeg = tmp_path / "one.jpg"
+    context = av.CodecContext.create("mjpeg", "w")
+    context.width, context.height, context.pix_fmt, context.time_base = 640, 480, "yuvj420p", Fraction(1, 25)
+    picture = av.VideoFrame.from_ndarray(book_frames[0], format="rgb24").reformat(format="yuvj420p")
+    jpeg.write_bytes(b"".join(bytes(p) for p in [*context.encode(picture), *context.encode(None)]))
+    with open_source(jpeg) as source:
+        (frame,) = list(source)
+    assert np.abs(frame.rgb.astype(int) - book_frames[0]).mean() < 4
+
+
+def _error(path: Path | str) -> str:
+    with pytest.raises(RvmkitError) as caught:
+        with open_source(path) as source:
+            list(source)
+    message = str(caught.value)
+    assert "\n" not in message and os.fspath(path) in message
+    return message
+
+
+def test_missing_empty_and_non_video_inputs_are_refused(tmp_path: Path) -> None:
+    assert "no such" in _error(tmp_path / "missing.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert "empty" in _error(tmp_path / "empty.mp4")
+    (tmp_path / "text.mp4").write_text("not a video at all\n" * 50)
+    assert "not a readable video" in _error(tmp_path / "text.mp4")
+    (tmp_path / "fake.png").write_text("not an image\n" * 50)
+    assert "not a readable" in _error(tmp_path / "fake.png")
+    (tmp_path / "nothing").mkdir()
+    assert "no images" in _error(tmp_path / "nothing")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_input_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "locked.mkv"
+    shutil.copy(CLIPS["milk"], path)
+    path.chmod(0)
+    assert "permission" in _error(path)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
+    path = tmp_path / "sound.m4a"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        samples = np.zeros((1, 1024), np.float32)
+        for index in range(4):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, index * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    assert "no video stream" in _error(path)
+
+
+def test_folder_with_images_of_different_sizes_is_refused(tmp_path: Path,
+                                                           book_frames: list[np.ndarray]) -> None:
+    _write_images(tmp_path / "mixed", [book_frames[0], book_frames[1][:240, :320]], ["a.png", "b.png"])
+    message = _error(tmp_path / "mixed")
+    assert "b.png" in message and "320x240" in message and "same size" in message
+
+
+def test_truncated_file_is_refused_before_any_frame(tmp_path: Path) -> None:
+    data = CLIPS["book"].read_bytes()
+    path = tmp_path / "cut.mkv"
+    path.write_bytes(data[: len(data) // 2])
+    assert "truncated" in _error(path)
+
+
+def test_frame_damaged_mid_stream_stops_with_its_index(tmp_path: Path) -> None:
+    """Policy: a damaged frame stops decoding with an error rather than being skipped or glitched."""
+    data = bytearray(CLIPS["book"].read_bytes())
+    offset = int(len(data) * 0.6)
+    data[offset:offset + 200] = np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8).tobytes()
+    path = tmp_path / "damaged.mkv"
+    path.write_bytes(bytes(data))
+    with open_source(path) as source:
+        assert source.info.frame_count == 109
+        decoded = []
+        with pytest.raises(RvmkitError, match=r"frame \d+ .*damaged") as caught:
+            for frame in source:
+                decoded.append(frame.index)
+    assert f"frame {len(decoded)} " in str(caught.value) and 0 < len(decoded) < 109

@@ -1,0 +1,212 @@
+"""rvmkit.video.writer: each container keeps frames, size, rate, timestamps, alpha and audio; safe outputs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import CLIPS
+from rvmkit.errors import RvmkitError
+from rvmkit.video import Frame, VideoInfo, open_sink, open_source, resolve_output
+
+COUNT = 8
+
+
+@pytest.fixture(scope="module")
+def clip() -> tuple[VideoInfo, list[Frame]]:
+    """The first frames of book.mkv with their own timestamps (ms time base, starting at 33)."""
+    with open_source(CLIPS["book"]) as source:
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == COUNT:
+                break
+    return source.info, frames
+
+
+def _half_transparent(rgb: np.ndarray) -> np.ndarray:
+    alpha = np.zeros(rgb.shape[:2] + (1,), np.uint8)
+    alpha[:, : rgb.shape[1] // 2] = 255
+    return np.concatenate([rgb, alpha], axis=2)
+
+
+def _write(path: Path, clip: tuple[VideoInfo, list[Frame]], alpha: bool = False, **options: object) -> Path:
+    info, frames = clip
+    sink = open_sink(path, info, alpha=alpha, **options)
+    for frame in frames:
+        sink.write(_half_transparent(frame.rgb) if alpha else frame.rgb, frame)
+    return sink.commit()
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in folder.iterdir() if "rvmkit" in entry.name)
+
+
+@pytest.mark.parametrize("path,output_type,expected", [
+    ("out", None, ("png_sequence", "png")),
+    ("out.mp4", "png_sequence", ("png_sequence", "png")),
+    ("out.mp4", None, ("video", "libx264")),
+    ("out.MKV", "video", ("video", "libx264")),
+    ("out.webm", None, ("video", "libvpx-vp9")),
+    ("out.mov", None, ("video", "prores_ks")),
+])
+def test_resolve_output_picks_kind_and_codec(path: str, output_type: str | None, expected: tuple) -> None:
+    assert resolve_output(path, output_type) == expected
+
+
+def test_resolve_output_refuses_unknown_suffix_and_type() -> None:
+    with pytest.raises(RvmkitError, match="out.avi.*unknown video type"):
+        resolve_output("out.avi", None)
+    with pytest.raises(RvmkitError, match="output type"):
+        resolve_output("out.mp4", "gif")
+
+
+@pytest.mark.parametrize("suffix,codec",
+                         [(".mp4", "h264"), (".mkv", "h264"), (".webm", "vp9"), (".mov", "prores")])
+def test_container_keeps_count_size_rate_and_timestamps(tmp_path: Path, clip, suffix: str,
+                                                        codec: str) -> None:
+    info, frames = clip
+    path = _write(tmp_path / f"out{suffix}", clip)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded = list(container.decode(stream))
+        assert stream.codec_context.name == codec
+        assert abs(float(stream.guessed_rate) - 30) < 0.1
+    assert len(decoded) == COUNT and (decoded[0].width, decoded[0].height) == (640, 480)
+    assert [d.pts * d.time_base for d in decoded] == [f.pts * f.time_base for f in frames]
+    error = np.abs(decoded[-1].to_ndarray(format="rgb24").astype(int) - frames[-1].rgb).mean()
+    assert error < 3
+    assert _leftovers(tmp_path) == []
+
+
+def test_png_sequence_is_lossless_with_rgba_and_grey(tmp_path: Path, clip) -> None:
+    info, frames = clip
+    path = _write(tmp_path / "rgba", clip, alpha=True)
+    assert sorted(p.name for p in path.iterdir()) == [f"{i:06d}.png" for i in range(COUNT)]
+    with av.open(str(path / "000003.png")) as container:
+        png = next(container.decode(video=0)).to_ndarray(format="rgba")
+    np.testing.assert_array_equal(png, _half_transparent(frames[3].rgb))
+    grey = open_sink(tmp_path / "alpha", info, alpha=False, output_type="png_sequence")
+    grey.write(frames[0].rgb[:, :, 1], frames[0])
+    with open_source(grey.commit()) as source:
+        (decoded,) = list(source)
+    np.testing.assert_array_equal(decoded.rgb[:, :, 0], frames[0].rgb[:, :, 1])
+    assert _leftovers(tmp_path) == []
+
+
+def _alpha_plane(decoded: av.VideoFrame) -> np.ndarray:
+    return decoded.to_ndarray(format="rgba")[:, :, 3]
+
+
+def test_webm_carries_real_transparency(tmp_path: Path, clip) -> None:
+    path = _write(tmp_path / "t.webm", clip, alpha=True)
+    decoder = av.CodecContext.create("libvpx-vp9", "r")  # FFmpeg's native VP9 decoder drops alpha
+    with av.open(str(path)) as container:
+        # demux() ends with an empty packet, which also flushes the decoder
+        decoded = [f for packet in container.demux(video=0) for f in decoder.decode(packet)]
+    assert len(decoded) == COUNT and decoded[0].format.name == "yuva420p"
+    alpha = _alpha_plane(decoded[-1])
+    assert alpha[:, :300].min() >= 250 and alpha[:, 340:].max() <= 5
+
+
+def test_mov_carries_prores_4444_alpha(tmp_path: Path, clip) -> None:
+    path = _write(tmp_path / "t.mov", clip, alpha=True)
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == COUNT and decoded[0].format.name.startswith("yuva444p")
+    alpha = _alpha_plane(decoded[-1])
+    assert alpha[:, :300].min() >= 250 and alpha[:, 340:].max() <= 5
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_transparency_into_h264_container_is_refused(tmp_path: Path, clip, suffix: str) -> None:
+    with pytest.raises(RvmkitError, match=r"cannot carry transparency; use \.webm, \.mov or a PNG folder"):
+        open_sink(tmp_path / f"t{suffix}", clip[0], alpha=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def clip_with_audio(tmp_path_factory: pytest.TempPathFactory, clip) -> Path:
+    """Real frames at 30 fps muxed with a generated 440 Hz AAC track, like a phone video."""
+    path = tmp_path_factory.mktemp("audio") / "talk.mp4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
+        audio = container.add_stream("aac", rate=44100)
+        audio.layout = "stereo"
+        for index, frame in enumerate(clip[1]):
+            picture = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
+            picture.pts, picture.time_base = index, Fraction(1, 30)
+            container.mux(video.encode(picture))
+        container.mux(video.encode(None))
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(44100 * COUNT // 30) / 44100)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            chunk = tone[start:start + 1024]
+            samples = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+            samples.sample_rate, samples.pts, samples.time_base = 44100, start, Fraction(1, 44100)
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    return path
+
+
+def _audio_packets(path: Path) -> tuple[str, list[bytes]]:
+    with av.open(str(path)) as container:
+        name = container.streams.audio[0].codec_context.name
+        return name, [bytes(p) for p in container.demux(audio=0) if p.size]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
+def test_audio_is_carried_over(tmp_path: Path, clip_with_audio: Path, suffix: str) -> None:
+    with open_source(clip_with_audio) as source:
+        assert source.info.has_audio
+        sink = open_sink(tmp_path / f"out{suffix}", source.info, alpha=False, audio_from=clip_with_audio)
+        for frame in source:
+            sink.write(frame.rgb, frame)
+    out = sink.commit()
+    codec, packets = _audio_packets(out)
+    original_codec, original = _audio_packets(clip_with_audio)
+    if suffix == ".webm":  # WebM only allows Opus/Vorbis: AAC is transcoded
+        assert codec == "opus" and len(packets) > 0
+    else:
+        assert codec == original_codec == "aac" and packets == original  # copied bit for bit
+    with open_source(out) as reread:
+        assert reread.info.frame_count == COUNT
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path, clip) -> None:
+    for name in ("old.mp4", "old_frames"):
+        target = tmp_path / name
+        (target.mkdir() if "." not in name else target.write_bytes(b"precious"))
+        with pytest.raises(RvmkitError, match="already exists"):
+            open_sink(target, clip[0], alpha=False)
+        _write(target, clip, overwrite=True)
+    with open_source(tmp_path / "old.mp4") as source:
+        assert source.info.frame_count == COUNT
+    assert len(list((tmp_path / "old_frames").iterdir())) == COUNT
+    assert _leftovers(tmp_path) == []
+
+
+def test_input_is_never_the_output(tmp_path: Path, clip) -> None:
+    info = VideoInfo(tmp_path / "in.mp4", 640, 480, COUNT, Fraction(30), Fraction(1, 30), False, False)
+    info.path.write_bytes(b"the input")
+    with pytest.raises(RvmkitError, match="output is the input"):
+        open_sink(tmp_path / "in.mp4", info, alpha=False, overwrite=True)
+    assert info.path.read_bytes() == b"the input"
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.webm", "frames"])
+def test_abort_leaves_nothing(tmp_path: Path, clip, name: str) -> None:
+    info, frames = clip
+    sink = open_sink(tmp_path / name, info, alpha=False)
+    for frame in frames[:3]:
+        sink.write(frame.rgb, frame)
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt), open_sink(tmp_path / name, info, alpha=False) as sink:
+        sink.write(frames[0].rgb, frames[0])
+        raise KeyboardInterrupt  # what Ctrl-C looks like to the pipeline
+    assert list(tmp_path.iterdir()) == []
