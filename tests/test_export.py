@@ -114,7 +114,8 @@ def test_full_size_states_give_the_same_result_as_initial_states(seed_export):
 
     session = ort.InferenceSession(str(trt(seed_export[2])), providers=["CPUExecutionProvider"])
     src = np.random.default_rng(0).random((1, 3, 240, 320), dtype=np.float32)
-    small = session.run(None, {"src": src, **{f"r{k}i": np.zeros((1, 1, 1, 1), np.float32) for k in range(1, 5)}})
+    initial = {f"r{k}i": np.zeros((1, 1, 1, 1), np.float32) for k in range(1, 5)}
+    small = session.run(None, {"src": src, **initial})
     full = session.run(None, {"src": src, **{f"r{k}i": np.zeros_like(small[k + 1]) for k in range(1, 5)}})
     for a, b in zip(small, full, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)

@@ -115,13 +115,36 @@ def test_video_outputs_keep_count_size_rate_timestamps_and_audio(short_clip, tmp
     assert files_under(tmp_path) == ["alpha.webm", "comp.mp4", "fgr.mkv", "sheet.png"]
 
 
-def test_transparent_webm_has_real_alpha(short_clip, tmp_path):
-    convert_video(short_clip, tmp_path / "cut.webm", background="transparent", downsample_ratio=RATIO,
-                  progress=False)
-    out = probe(tmp_path / "cut.webm", codec="libvpx-vp9")  # FFmpeg's native VP9 decoder drops alpha
-    assert out["count"] == 6
+@pytest.mark.parametrize(("name", "decoder"), [("cut.webm", "libvpx-vp9"), ("cut.mov", None)])
+def test_transparent_composition_has_real_alpha(short_clip, tmp_path, name, decoder):
+    # FFmpeg's native VP9 decoder drops alpha: decode .webm with libvpx-vp9
+    result = convert_video(short_clip, tmp_path / name, background="transparent", downsample_ratio=RATIO,
+                           progress=False, preview=tmp_path / "sheet.png")
+    out = probe(tmp_path / name, codec=decoder) if decoder else probe_rgba(tmp_path / name)
+    assert out["count"] == 6 and result.outputs["preview"].exists()
     alpha = out["frames"][-1][:, :, 3]
     assert (alpha < 16).mean() > 0.2 and (alpha > 240).mean() > 0.1  # background gone, person kept
+
+
+def probe_rgba(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgba") for frame in container.decode(video=0)]
+    return {"count": len(frames), "frames": frames}
+
+
+def test_gif_input(tmp_path):
+    gif = tmp_path / "clip.gif"
+    with av.open(str(gif), "w") as container:
+        stream = container.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "rgb8"
+        for rgb in read_frames("book", 4):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(160, 120)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    result = convert_video(gif, tmp_path / "out.mp4", progress=False)
+    out = probe(tmp_path / "out.mp4")
+    assert result.frames == out["count"] == 4 and out["size"] == (160, 120)
+    assert result.downsample_ratio == 1.0  # auto: small inputs run at full resolution
 
 
 def test_transparent_into_mp4_is_refused_naming_containers_that_can(short_clip, tmp_path, capsys):

@@ -86,4 +86,9 @@ class Manifest:
 
     def save(self) -> None:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
-        write_atomically(self.path, lambda tmp: tmp.write_text(text))
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; other machines' workers and users read it
+
+        write_atomically(self.path, write)

@@ -85,8 +85,8 @@ class Worker:
             key = options.fingerprint(item.input)
             return {"frames": work.run_segment(self.engine, item.input, item.outputs, options, job.segment,
                                                work_dir, key)}
-        frames = work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir, overwrite)
-        return {"frames": frames}
+        return {"frames": work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
+                                             overwrite)}
 
 
 def _work_dir(item: _ItemRun) -> Path:
@@ -142,7 +142,8 @@ def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: f
 class _Pool:
     """Actors created on demand; one that dies is replaced."""
 
-    def __init__(self, options: work.MatteOptions, size: int, cpus_per_worker: int, gpus_per_worker: float) -> None:
+    def __init__(self, options: work.MatteOptions, size: int, cpus_per_worker: int,
+                 gpus_per_worker: float) -> None:
         import ray
 
         self._cls = ray.remote(Worker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
@@ -166,7 +167,8 @@ class _Pool:
 
 def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
               warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = True, num_workers: int | None = None,
-              cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None) -> list[Item]:
+              cpus_per_worker: int = 1,
+              on_item: Callable[[_ItemRun, Item], None] | None = None) -> list[Item]:
     """Run every item on the current Ray session; `on_item` is called as each one finishes."""
     import ray
 
@@ -316,8 +318,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
         outputs_for = output_paths(path, out_dir, roles, fmt)
         for target in outputs_for.values():
             if target in claimed and claimed[target] != str(path):
-                raise RvmkitError(f"{describe_path(path)}: same output name as {describe_path(claimed[target])} "
-                                  f"({Path(target).name}); rename one of them")
+                raise RvmkitError(f"{describe_path(path)}: same output name as "
+                                  f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
         previous = manifest.get(str(path))
         if previous is not None and previous.outputs == outputs_for and previous.finished():
@@ -335,8 +337,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
 
         try:
             _prefetch_weights(options)
-            run_items(todo, options, segments=segments, warmup=warmup, overwrite=True, num_workers=num_workers,
-                      cpus_per_worker=cpus_per_worker, on_item=on_item)
+            run_items(todo, options, segments=segments, warmup=warmup, overwrite=True,
+                      num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item)
         finally:
             if started:
                 _shutdown()
@@ -346,8 +348,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
 def convert_segmented(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
                       output_alpha: str | os.PathLike | None = None,
                       output_foreground: str | os.PathLike | None = None, *, segments: int = 2,
-                      warmup: int = seg.DEFAULT_WARMUP, address: str | None = None, num_workers: int | None = None,
-                      cpus_per_worker: int = 1, overwrite: bool = False, **matte_options: Any) -> api.MatteResult:
+                      warmup: int = seg.DEFAULT_WARMUP, address: str | None = None,
+                      num_workers: int | None = None, cpus_per_worker: int = 1, overwrite: bool = False,
+                      **matte_options: Any) -> api.MatteResult:
     """`convert_video` for one long video split into `segments` parts matted in parallel on Ray.
 
     Each part starts `warmup` frames early; the outputs have the input's exact frame count,
@@ -374,6 +377,23 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
                            downsample_ratio=_ratio_for(input_path, options), backend=options.backend or "")
 
 
+def segmented_converter(segments: int, warmup: int = seg.DEFAULT_WARMUP,
+                        address: str | None = None) -> Callable[..., api.MatteResult]:
+    """A drop-in for `convert_video` (same arguments) running `convert_segmented`, for `matte --segments`."""
+
+    def convert(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
+                output_alpha: str | os.PathLike | None = None,
+                output_foreground: str | os.PathLike | None = None, *, progress: bool = True,
+                preview: str | os.PathLike | None = None,
+                **options: Any) -> api.MatteResult:
+        if preview is not None:
+            raise RvmkitError("--preview is not available with --segments; run without it for a preview")
+        return convert_segmented(input_source, output_composition, output_alpha, output_foreground,
+                                 segments=segments, warmup=warmup, address=address, **options)
+
+    return convert
+
+
 def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.MatteOptions,
                    overwrite: bool) -> dict[str, str]:
     """The same up-front checks as `convert_video` (paths, types, transparency, existing files)."""
@@ -381,7 +401,8 @@ def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.Ma
     from rvmkit.video.reader import open_source
 
     if all(path is None for path in requested.values()):
-        raise RvmkitError("no output requested: give --output-composition, --output-alpha and/or --output-foreground")
+        raise RvmkitError("no output requested: give --output-composition, --output-alpha and/or "
+                          "--output-foreground")
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
     with parse_background(options.background, info.width, info.height) as bg:

@@ -198,7 +198,8 @@ def stitched_frames(work_dir: Path, segments: list[Segment], kind: str, frame_co
                           f"{frame_count}")
 
 
-def stitch(work_dir: Path, segments: list[Segment], kind: str, sink: FrameSink, frame_count: int | None) -> int:
+def stitch(work_dir: Path, segments: list[Segment], kind: str, sink: FrameSink,
+           frame_count: int | None) -> int:
     """Write every segment's `kind` frames, in order, into `sink` and commit it; return the count."""
     written = 0
     with sink:

@@ -20,7 +20,14 @@ import numpy as np
 from rvmkit import api
 from rvmkit.batch import segments as seg
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.runtime import check_backend, default_backend, load_backend, parse_ratio, resolve_model, resolve_ratio
+from rvmkit.runtime import (
+    check_backend,
+    default_backend,
+    load_backend,
+    parse_ratio,
+    resolve_model,
+    resolve_ratio,
+)
 from rvmkit.runtime.base import Backend
 from rvmkit.video.composite import alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.reader import Frame, VideoInfo, open_source

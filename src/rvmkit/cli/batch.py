@@ -31,10 +31,12 @@ def add_matte_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--backend", choices=BACKENDS, help="default: onnxruntime (torch for .pth)")
     model.add_argument("--device", choices=DEVICES, default="cpu", help="cuda: one GPU per worker")
     model.add_argument("--fp16", action="store_true", help="half precision (torch backend on cuda)")
-    model.add_argument("--downsample-ratio", default="auto", metavar="auto|R", help="R in (0, 1] (default auto)")
+    model.add_argument("--downsample-ratio", default="auto", metavar="auto|R",
+                       help="R in (0, 1] (default auto)")
     model.add_argument("--seq-chunk", type=int, default=1, metavar="N", help="frames per inference call")
     io = parser.add_argument_group("outputs")
-    io.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"), help="resize frames before matting")
+    io.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"),
+                    help="resize frames before matting")
     io.add_argument("--background", metavar="SPEC", help="colour, #RRGGBB, image, video or 'transparent'")
     io.add_argument("--output-video-mbps", type=float, metavar="MBPS", help="video bitrate")
     io.add_argument("--crf", type=int, help="constant quality for H.264 / VP9")
@@ -46,16 +48,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Matte every INPUT into --output-dir on Ray workers (one model per worker).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, image folders or images")
-    parser.add_argument("--output-dir", required=True, metavar="DIR", help="where outputs and manifest.json go")
+    parser.add_argument("--output-dir", required=True, metavar="DIR",
+                        help="where outputs and manifest.json go")
     parser.add_argument("--outputs", default="composition", metavar="LIST",
                         help="comma-separated: composition, alpha, foreground (default: composition)")
     parser.add_argument("--format", default="mp4", choices=("mp4", "mkv", "webm", "mov", "png"),
                         help="output container (png: a folder of PNGs per output); default mp4")
-    parser.add_argument("--output-type", choices=("video", "png_sequence"), help="png_sequence = --format png")
+    parser.add_argument("--output-type", choices=("video", "png_sequence"),
+                        help="png_sequence = --format png")
     cluster = parser.add_argument_group("cluster")
-    cluster.add_argument("--address", metavar="ADDR", help="existing Ray cluster (default: start a local one)")
+    cluster.add_argument("--address", metavar="ADDR",
+                         help="existing Ray cluster (default: start a local one)")
     cluster.add_argument("--num-workers", type=int, metavar="N",
-                         help="model-holding workers (default: cluster CPUs / --cpus-per-worker, or its GPUs)")
+                         help="model-holding workers (default: cluster CPUs / --cpus-per-worker, or "
+                              "its GPUs)")
     cluster.add_argument("--cpus-per-worker", type=int, default=1, metavar="N", help="threads per worker (1)")
     add_segment_options(cluster)
     add_matte_options(parser)
@@ -88,10 +94,12 @@ def run(args: argparse.Namespace) -> int:
     from rvmkit.batch.ray_runner import run_batch, stderr_log
 
     items = run_batch(args.inputs, args.output_dir, outputs=args.outputs.split(","), fmt=args.format,
-                         address=args.address, num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker,
-                         segments=args.segments, warmup=args.warmup, log=None if args.quiet else stderr_log,
-                         **matte_options(args))
-    counts = {status: sum(item.status == status for item in items) for status in ("done", "skipped", "failed")}
+                      address=args.address, num_workers=args.num_workers,
+                      cpus_per_worker=args.cpus_per_worker, segments=args.segments, warmup=args.warmup,
+                      log=None if args.quiet else stderr_log,
+                      **matte_options(args))
+    counts = {status: sum(item.status == status for item in items)
+              for status in ("done", "skipped", "failed")}
     if not args.quiet:
         print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
               f"manifest: {Path(args.output_dir).absolute() / MANIFEST_NAME}", file=sys.stderr)

@@ -54,12 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io.add_argument("--preview", metavar="PATH.png", help="contact sheet: input | alpha | composition")
     io.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    from rvmkit.cli.batch import add_segment_options  # --segments K / --warmup W: rvmkit.batch (Ray)
+
+    add_segment_options(parser.add_argument_group("scale out (Ray; RAY_ADDRESS joins a cluster)"))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rvmkit.api import convert_video
 
+    if args.segments > 1:
+        from rvmkit.batch.ray_runner import segmented_converter
+
+        convert_video = segmented_converter(args.segments, args.warmup)  # noqa: F811
     result = convert_video(
         args.input, args.output_composition, args.output_alpha, args.output_foreground,
         model=args.model, variant=args.variant, backend=args.backend, device=args.device,

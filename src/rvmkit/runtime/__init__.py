@@ -149,15 +149,15 @@ def check_backend(name: str, spec: ModelSpec, device: str = "cpu") -> None:
         raise RvmkitError(f"backend {name!r}: unknown; choose one of {', '.join(BACKENDS)}")
     if device not in DEVICES:
         raise RvmkitError(f"device {device!r}: unknown; choose one of {', '.join(DEVICES)}")
-    if spec.kind not in _ACCEPTS[name]:
-        hint = default_backend(spec)
-        if name == "tensorrt":
-            hint = "onnxruntime, or make it TRT-ready with `rvmkit convert`"
-        raise RvmkitError(f"{describe_path(spec.label)}: {_KIND_WORDS[spec.kind]} cannot run on the {name} "
-                          f"backend; use --backend {hint}")
     if name == "tensorrt" and spec.path is None:
         raise RvmkitError("backend tensorrt: needs --model, a TensorRT engine or a TRT-ready ONNX "
                           "(see `rvmkit export` and `rvmkit build-engine`)")
+    if spec.kind not in _ACCEPTS[name]:
+        hint = default_backend(spec)
+        if name == "tensorrt" and spec.kind == "onnx":
+            hint = "onnxruntime, or make it TRT-ready with `rvmkit convert`"
+        raise RvmkitError(f"{describe_path(spec.label)}: {_KIND_WORDS[spec.kind]} cannot run on the {name} "
+                          f"backend; use --backend {hint}")
     if name == "tensorrt" and device != "cuda":
         raise RvmkitError("backend tensorrt: runs on an NVIDIA GPU only; add --device cuda")
     if name == "openvino" and device != "cpu":

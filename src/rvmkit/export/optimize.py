@@ -1,0 +1,203 @@
+"""CPU fast-path rewrite of an RVM ONNX: the graph stops at low resolution.
+
+The official graph spends a large share of a 1080p frame on full-resolution, memory-bound work: the
+Resize of `src` down to `src_sm`, then the refiner's tail (two Resizes of its coefficients A, b back up
+to full size, A * [src, mean(src)] + b, the fgr residual Add and two Clips). The *low-res* variant built
+here takes `src_sm` (the already downsampled frame, float32 0..1) as its input and returns the refiner's
+coefficients `coef_a`, `coef_b` ([1,4,h,w]) plus the recurrent states; `rvmkit.runtime.kernels` does the
+downsample from the uint8 frame and the full-resolution tail (fused with compositing and the uint8
+conversion) in one pass each, so no full-resolution float tensor ever exists. Every weight and every
+low-resolution op is the original's, so outputs stay at fp32 parity.
+
+The variant does not depend on the downsample ratio (only the removed first Resize used it), so one file
+serves every ratio. `pad_channels` optionally zero-pads the input channels of the decoder's 3x3
+convolutions (35, 59, 107, 171) to a multiple of 8 (a measured lever; see benchmarks/LEVERS.md).
+No torch here: the runtime builds and caches the variant on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.export.interface import RATIO_INPUT, load_onnx
+from rvmkit.fileio import write_atomically
+
+SMALL_INPUT = "src_sm"
+COEF_OUTPUTS = ("coef_a", "coef_b")
+STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
+#: bump when the rewrite changes, so cached variants are rebuilt
+REWRITE_VERSION = 1
+
+
+def _consumers(graph: Any) -> dict[str, list[Any]]:
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def _producer(graph: Any) -> dict[str, Any]:
+    return {out: node for node in graph.node for out in node.output}
+
+
+def _only(nodes: list[Any], op: str, what: str) -> Any:
+    found = [node for node in nodes if node.op_type == op]
+    if len(found) != 1:
+        raise RvmkitError(f"RVM ONNX: cannot find the {what} ({len(found)} {op} candidates); "
+                          "not an RVM graph this rewrite knows")
+    return found[0]
+
+
+def find_tail(graph: Any) -> tuple[str, str, str]:
+    """Names of (src_sm, A, b): the downsampled frame and the refiner's low-resolution coefficients.
+
+    Follows the official tail backwards from the `pha` output: Clip <- Split <- Add(Mul(Resize(A), x),
+    Resize(b)).
+    """
+    users, made_by = _consumers(graph), _producer(graph)
+    src_sm = _only(users.get("src", []), "Resize", "downsample Resize of src").output[0]
+    clip = made_by.get("pha")
+    split = made_by.get(clip.input[0]) if clip is not None else None
+    add = made_by.get(split.input[0]) if split is not None and split.op_type == "Split" else None
+    if add is None or add.op_type != "Add":
+        raise RvmkitError("RVM ONNX: the refiner's A*x+b tail was not found before `pha`")
+    parents = [made_by.get(name) for name in add.input]
+    mul = next((node for node in parents if node is not None and node.op_type == "Mul"), None)
+    resize_b = next((node for node in parents if node is not None and node.op_type == "Resize"), None)
+    resize_a = next((made_by.get(name) for name in (mul.input if mul is not None else [])
+                     if made_by.get(name) is not None and made_by[name].op_type == "Resize"), None)
+    if resize_a is None or resize_b is None:
+        raise RvmkitError("RVM ONNX: the refiner's coefficient Resizes were not found")
+    return src_sm, resize_a.input[0], resize_b.input[0]
+
+
+def _prune(graph: Any, outputs: list[str]) -> None:
+    """Drop nodes (and initializers) that no output needs."""
+    made_by = _producer(graph)
+    needed: set[str] = set()
+    stack = list(outputs)
+    keep_ids: set[int] = set()
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        node = made_by.get(name)
+        if node is not None and id(node) not in keep_ids:
+            keep_ids.add(id(node))
+            stack.extend(n for n in node.input if n)
+    kept = [node for node in graph.node if id(node) in keep_ids]
+    del graph.node[:]
+    graph.node.extend(kept)
+    inits = [init for init in graph.initializer if init.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+
+
+def _pad_decoder_convs(graph: Any, multiple: int) -> int:
+    """Zero-pad 3x3 group-1 conv inputs whose channel count is not a multiple of `multiple`."""
+    from onnx import helper, numpy_helper
+
+    inits = {init.name: init for init in graph.initializer}
+    padded = 0
+    nodes = list(graph.node)
+    for node in nodes:
+        if node.op_type != "Conv" or node.input[1] not in inits:
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        cin = weight.shape[1]
+        if group != 1 or weight.shape[2:] != (3, 3) or cin % multiple == 0 or cin <= 3:
+            continue
+        extra = multiple - cin % multiple
+        new_weight = np.concatenate([weight, np.zeros((weight.shape[0], extra, 3, 3), weight.dtype)], axis=1)
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(new_weight, node.input[1]))
+        pads_name = f"{node.name or node.output[0]}_chanpad"
+        graph.initializer.append(numpy_helper.from_array(
+            np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64), pads_name))
+        padded_name = f"{node.input[0]}_{pads_name}"
+        pad = helper.make_node("Pad", [node.input[0], pads_name], [padded_name], mode="constant")
+        graph.node.insert(list(graph.node).index(node), pad)
+        node.input[0] = padded_name
+        padded += 1
+    return padded
+
+
+def low_res_model(model: Any, *, pad_channels: int = 0) -> Any:
+    """The low-res variant of an official or TRT-ready RVM ONNX (an onnx.ModelProto, edited in a copy).
+
+    Inputs: src_sm [B,3,h,w] (the frame downsampled, 0..1), r1i..r4i. Outputs: coef_a, coef_b [B,4,h,w],
+    r1o..r4o. fgr = clamp(A' * x + b' + x), pha = clamp(A'_3 * mean(x) + b'_3) with A', b' upsampled
+    bilinearly (half-pixel) to the frame: see `rvmkit.runtime.kernels`.
+    """
+    import onnx
+    from onnx import helper
+
+    edited = onnx.ModelProto()
+    edited.CopyFrom(model)
+    graph = edited.graph
+    src_sm, coef_a, coef_b = find_tail(graph)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == src_sm:
+                node.input[i] = SMALL_INPUT
+    graph.node.extend([helper.make_node("Identity", [coef_a], [COEF_OUTPUTS[0]]),
+                       helper.make_node("Identity", [coef_b], [COEF_OUTPUTS[1]])])
+    outputs = {out.name: out for out in graph.output}
+    dtype = outputs["fgr"].type.tensor_type.elem_type
+    new_outputs = [helper.make_tensor_value_info(name, dtype, ["batch", 4, "height_sm", "width_sm"])
+                   for name in COEF_OUTPUTS] + [outputs[name] for name in STATE_OUTPUTS]
+    del graph.output[:]
+    graph.output.extend(new_outputs)
+    _prune(graph, [out.name for out in graph.output])
+    src = next(i for i in graph.input if i.name == "src")
+    small = helper.make_tensor_value_info(SMALL_INPUT, src.type.tensor_type.elem_type,
+                                          ["batch", 3, "height_sm", "width_sm"])
+    used = {name for node in graph.node for name in node.input}
+    if "src" in used or RATIO_INPUT in used:
+        raise RvmkitError("RVM ONNX: full-resolution src is still used after the rewrite")
+    kept = [inp for inp in graph.input if inp.name not in ("src", RATIO_INPUT)]
+    del graph.input[:]
+    graph.input.extend([small, *kept])
+    del graph.value_info[:]  # shapes changed; ORT re-infers them
+    if pad_channels:
+        _pad_decoder_convs(graph, pad_channels)
+    onnx.checker.check_model(edited)
+    return edited
+
+
+def _source_digest(path: Path) -> str:
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{REWRITE_VERSION}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0,
+                       cache: str | os.PathLike | None = None) -> Path:
+    """Build (once) and return the cached low-res variant of the ONNX at `source`.
+
+    Cached in `cache` (default: the rvmkit weights cache), keyed by the source file and the options,
+    written atomically, so concurrent runs and interrupted builds never leave a broken file.
+    """
+    source = Path(source)
+    if cache is None:
+        from rvmkit.weights import cache_dir
+
+        cache = cache_dir() / "fast"
+    pad = f"_pad{pad_channels}" if pad_channels else ""
+    target = Path(cache) / f"{source.stem}.lowres{pad}.{_source_digest(source)}.onnx"
+    if target.is_file():
+        return target
+    model = low_res_model(load_onnx(source), pad_channels=pad_channels)
+    try:
+        write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
+    except OSError as error:
+        raise RvmkitError(f"{describe_path(target)}: cannot cache the fast model ({error.strerror})") from None
+    return target

@@ -1,0 +1,73 @@
+"""`rvmkit verify`: the comparator table, its exit status, frame sources and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from conftest import CLIPS
+from rvmkit.cli import main
+from rvmkit.export.verify import generated_frames, verify_model
+
+
+@pytest.fixture(scope="session")
+def baked(tmp_path_factory, official_onnx) -> Path:
+    from rvmkit.export.convert import convert_official
+
+    return convert_official(official_onnx, tmp_path_factory.mktemp("verify") / "baked.onnx", 0.25)
+
+
+def test_verify_cli_prints_a_row_per_size_and_output_and_passes(baked, capsys):
+    rc = main(["verify", str(baked), "--video", str(CLIPS["milk"]), "--frames", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "PASS" in out and "model-reference" in out and "model-torch" in out
+    for size in ("641x479", "1080x1920", "1920x1080"):
+        assert sum(line.startswith(size) for line in out.splitlines()) == 6
+
+
+def test_verify_fails_with_nonzero_exit_on_a_perturbed_model(baked, tmp_path, capsys):
+    model = onnx.load(str(baked))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    init = next(i for i in model.graph.initializer if i.name == conv.input[1])
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.01, init.name))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    rc = main(["verify", str(broken), "--no-torch", "--frames", "1"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "FAIL" in captured.out and "verification failed" in captured.err
+
+
+def test_verify_official_model_at_a_chosen_ratio_against_torch(official_onnx, checkpoint):
+    from rvmkit.weights import load_model
+
+    report = verify_model(official_onnx, torch_model=load_model(checkpoint), frames=2,
+                          sizes=((320, 240),), downsample_ratio=0.5)
+    assert report.ratio == 0.5 and report.ok, report.table()
+
+
+def test_generated_frames_are_deterministic_and_sized():
+    a, b = generated_frames(2, 33, 17), generated_frames(2, 33, 17)
+    assert a[0].shape == (17, 33, 3) and a[0].dtype == np.uint8
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], a[1])  # the figure moves
+
+
+def test_verify_rejects_non_rvm_onnx_and_bad_frames(tmp_path, baked, capsys):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "relu.onnx"))
+    assert main(["verify", str(tmp_path / "relu.onnx")]) == 2
+    assert "not an RVM matting ONNX" in capsys.readouterr().err
+    assert main(["verify", str(baked), "--frames", "0"]) == 2
+    assert "--frames 0" in capsys.readouterr().err
+    assert main(["verify", str(baked), "--downsample-ratio", "0.5"]) == 2
+    assert "baked into the model" in capsys.readouterr().err
