@@ -4,6 +4,9 @@
 
 Frames stay in order (one inference stage carries the recurrent state), memory stays flat whatever the
 video's length (the queues are bounded), and the state never leaves the backend's native form.
+With a fast backend (`rvmkit.runtime.ort_fast`), the decode thread also downsamples the frame, inference
+runs at low resolution only, and the write thread makes the full-resolution outputs from a `LowRes`
+result (one fused pass to uint8 when the consumer takes it through `consume_low_res`).
 The first exception in any stage (including KeyboardInterrupt in the calling thread) stops all three
 and is re-raised by `run`; the caller then aborts its sinks, so nothing half-written is published.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,37 @@ Consumer = Callable[[Frame, np.ndarray, np.ndarray], None]
 
 _END = object()
 _POLL_S = 0.1
+
+
+@dataclass
+class LowRes:
+    """One frame's result on the fast path: the refiner's low-resolution coefficients, finished to full
+    resolution on demand (in the write thread, overlapping the next frame's inference)."""
+
+    backend: Any
+    frame: Frame
+    coef_a: Any
+    coef_b: Any
+    ratio: float
+
+    def float(self) -> tuple[np.ndarray, np.ndarray]:
+        """fgr [3,H,W], pha [1,H,W] float32, as the plain path gives them."""
+        fgr, pha = self.backend.finish_float(self.frame.rgb, self.coef_a, self.coef_b, self.ratio)
+        return fgr[0], pha[0]
+
+    def composite(self, background: np.ndarray, want_alpha: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(composition HxWx3 uint8, alpha HxW uint8 or None) in one pass over the frame."""
+        return self.backend.finish_composite(self.frame.rgb, self.coef_a, self.coef_b, self.ratio, background,
+                                             want_alpha)
+
+
+#: consume_low_res(frame, result): takes fast-path results as they are (see `LowRes`)
+LowResConsumer = Callable[[Frame, LowRes], None]
+
+
+def _is_fast(backend: Backend) -> bool:
+    return bool(getattr(backend, "fast", False))
 
 
 class _Stopped(Exception):
@@ -99,12 +134,14 @@ def infer_chunk(backend: Backend, src: np.ndarray, state: State, ratio: float
 
 def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, consume: Consumer, *,
         seq_chunk: int = 1, start: int = 0, stop: int | None = None, warmup: int = 0,
-        queue_size: int = 8, on_frame: Callable[[int], None] | None = None) -> int:
+        queue_size: int = 8, on_frame: Callable[[int], None] | None = None,
+        consume_low_res: LowResConsumer | None = None) -> int:
     """Matte frames [start, stop) of `source`, passing each result to `consume`; return how many.
 
     The `warmup` frames before `start` are inferred (to settle the recurrent state) but not consumed;
     earlier frames are decoded and skipped. `seq_chunk` frames go to the backend at once.
     `on_frame(n)` is called after each consumed frame with the running count (progress bars).
+    With a fast backend, `consume_low_res` (when given) receives `LowRes` results instead of fgr/pha.
     """
     if seq_chunk < 1:
         raise ValueError(f"seq_chunk must be >= 1, got {seq_chunk}")
@@ -115,6 +152,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
     decoded: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * seq_chunk))
     matted: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * seq_chunk))
     written = 0
+    fast = _is_fast(backend)
 
     def decode() -> None:
         iterator = iter(source)
@@ -123,7 +161,8 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
                 if stop is not None and frame.index >= stop:
                     break
                 if frame.index >= first:
-                    stages.put(decoded, (frame, to_input(frame.rgb)))
+                    src = backend.prepare(frame.rgb, downsample_ratio) if fast else to_input(frame.rgb)
+                    stages.put(decoded, (frame, src))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -133,14 +172,24 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
     def write() -> None:
         nonlocal written
         while (item := stages.get(matted)) is not _END:
-            consume(*item)
+            if isinstance(item, LowRes):
+                if consume_low_res is not None:
+                    consume_low_res(item.frame, item)
+                    item = None
+                else:
+                    item = (item.frame, *item.float())
+            if item is not None:
+                consume(*item)
             written += 1
             if on_frame is not None:
                 on_frame(written)
 
     threads = [stages.thread(decode, "rvmkit-decode"), stages.thread(write, "rvmkit-write")]
     try:
-        _infer(stages, decoded, matted, backend, downsample_ratio, seq_chunk, start)
+        if fast:
+            _infer_low_res(stages, decoded, matted, backend, downsample_ratio, start)
+        else:
+            _infer(stages, decoded, matted, backend, downsample_ratio, seq_chunk, start)
         while threads[1].is_alive():
             threads[1].join(_POLL_S)
     except _Stopped:
@@ -174,4 +223,16 @@ def _infer(stages: _Stages, decoded: queue.Queue, matted: queue.Queue, backend: 
         for i, (frame, _) in enumerate(chunk):
             if frame.index >= start:
                 stages.put(matted, (frame, fgr[i], pha[i]))
+    stages.put(matted, _END)
+
+
+def _infer_low_res(stages: _Stages, decoded: queue.Queue, matted: queue.Queue, backend: Any, ratio: float,
+                   start: int) -> None:
+    """The fast path's inference stage: frame by frame at low resolution (time batching does not apply)."""
+    state: State = None
+    while (item := stages.get(decoded)) is not _END:
+        frame, src_sm = item
+        coef_a, coef_b, state = backend.infer(src_sm, state)
+        if frame.index >= start:
+            stages.put(matted, LowRes(backend, frame, coef_a, coef_b, ratio))
     stages.put(matted, _END)

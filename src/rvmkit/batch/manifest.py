@@ -37,7 +37,7 @@ class Item:
     def finished(self) -> bool:
         """Done earlier and every output still on disk: safe to skip."""
         return (self.status in ("done", "skipped") and bool(self.outputs)
-                and all(Path(path).is_file() for path in self.outputs.values()))
+                and all(Path(path).exists() for path in self.outputs.values()))
 
 
 class Manifest:

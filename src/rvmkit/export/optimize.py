@@ -35,6 +35,10 @@ STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 REWRITE_VERSION = 1
 
 
+class UnsupportedGraph(RvmkitError):
+    """The graph is not one this rewrite knows (the plain path still runs it)."""
+
+
 def _consumers(graph: Any) -> dict[str, list[Any]]:
     users: dict[str, list[Any]] = {}
     for node in graph.node:
@@ -50,7 +54,7 @@ def _producer(graph: Any) -> dict[str, Any]:
 def _only(nodes: list[Any], op: str, what: str) -> Any:
     found = [node for node in nodes if node.op_type == op]
     if len(found) != 1:
-        raise RvmkitError(f"RVM ONNX: cannot find the {what} ({len(found)} {op} candidates); "
+        raise UnsupportedGraph(f"RVM ONNX: cannot find the {what} ({len(found)} {op} candidates); "
                           "not an RVM graph this rewrite knows")
     return found[0]
 
@@ -67,14 +71,14 @@ def find_tail(graph: Any) -> tuple[str, str, str]:
     split = made_by.get(clip.input[0]) if clip is not None else None
     add = made_by.get(split.input[0]) if split is not None and split.op_type == "Split" else None
     if add is None or add.op_type != "Add":
-        raise RvmkitError("RVM ONNX: the refiner's A*x+b tail was not found before `pha`")
+        raise UnsupportedGraph("RVM ONNX: the refiner's A*x+b tail was not found before `pha`")
     parents = [made_by.get(name) for name in add.input]
     mul = next((node for node in parents if node is not None and node.op_type == "Mul"), None)
     resize_b = next((node for node in parents if node is not None and node.op_type == "Resize"), None)
     resize_a = next((made_by.get(name) for name in (mul.input if mul is not None else [])
                      if made_by.get(name) is not None and made_by[name].op_type == "Resize"), None)
     if resize_a is None or resize_b is None:
-        raise RvmkitError("RVM ONNX: the refiner's coefficient Resizes were not found")
+        raise UnsupportedGraph("RVM ONNX: the refiner's coefficient Resizes were not found")
     return src_sm, resize_a.input[0], resize_b.input[0]
 
 
@@ -140,6 +144,9 @@ def low_res_model(model: Any, *, pad_channels: int = 0) -> Any:
     import onnx
     from onnx import helper
 
+    src = next((i for i in model.graph.input if i.name == "src"), None)
+    if src is None or src.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise UnsupportedGraph("RVM ONNX: the fast path takes float32 models only")
     edited = onnx.ModelProto()
     edited.CopyFrom(model)
     graph = edited.graph
@@ -162,7 +169,7 @@ def low_res_model(model: Any, *, pad_channels: int = 0) -> Any:
                                           ["batch", 3, "height_sm", "width_sm"])
     used = {name for node in graph.node for name in node.input}
     if "src" in used or RATIO_INPUT in used:
-        raise RvmkitError("RVM ONNX: full-resolution src is still used after the rewrite")
+        raise UnsupportedGraph("RVM ONNX: full-resolution src is still used after the rewrite")
     kept = [inp for inp in graph.input if inp.name not in ("src", RATIO_INPUT)]
     del graph.input[:]
     graph.input.extend([small, *kept])
@@ -199,5 +206,6 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0,
     try:
         write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
     except OSError as error:
-        raise RvmkitError(f"{describe_path(target)}: cannot cache the fast model ({error.strerror})") from None
+        reason = error.strerror
+        raise RvmkitError(f"{describe_path(target)}: cannot cache the fast model ({reason})") from None
     return target

@@ -194,10 +194,38 @@ def load_backend(name: str | None, model: str | os.PathLike | ModelSpec | None =
     if name == "tensorrt":
         return cls(spec.path, **options)
     path = spec.path if spec.path is not None else _official_onnx()
-    backend = cls(path, device=device, **options)
+    fast = options.pop("fast", None)
+    backend = _fast_onnxruntime(path, fast, options) if name == "onnxruntime" and device == "cpu" else None
+    if backend is None:
+        backend = cls(path, device=device, **options)
     if spec.baked_ratio is not None:
         backend.baked_ratio = spec.baked_ratio
     return backend
+
+
+#: set to 0 to run the plain ONNX Runtime path (the whole official graph) instead of the fast one
+FAST_ENV = "RVMKIT_FAST"
+
+
+def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) -> Backend | None:
+    """The CPU fast path (`rvmkit.runtime.ort_fast`) unless disabled (fast=False or RVMKIT_FAST=0).
+
+    fast=None falls back to the plain path (None returned) for a float16 model or a graph the rewrite
+    does not recognise; fast=True makes that an error.
+    """
+    if fast is None and os.environ.get(FAST_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    if fast is False:
+        return None
+    from rvmkit.export.optimize import UnsupportedGraph
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    try:
+        return FastOnnxRuntimeBackend(path, **options)
+    except UnsupportedGraph:
+        if fast:
+            raise
+        return None
 
 
 def _official_onnx() -> Path:

@@ -1,0 +1,134 @@
+"""ONNX Runtime fast path on the CPU: the low-res graph plus the full-resolution kernels.
+
+    uint8 frame --kernels.downsample--> src_sm --ORT (low-res graph)--> A, b --kernels.tail_*--> outputs
+
+The graph (`rvmkit.export.optimize.low_res_model`) is built once from the official (or TRT-ready) ONNX
+and cached; the two kernels replace the full-resolution Resize/Mul/Add/Clip work the graph did, and the
+composition and alpha come out of the tail kernel directly as uint8. The recurrent states stay
+OrtValues bound with IO binding, never copied. `step` keeps the plain Backend contract (float src in,
+float fgr/pha out) so the fast path is a drop-in; `prepare`/`infer`/`finish_*` split it into the stages
+the pipeline overlaps (decode thread, inference thread, write thread).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.runtime import kernels
+from rvmkit.runtime.base import Backend, State
+
+STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
+
+
+def session_options(threads: int | None = None, spinning: bool = True,
+                    opt_level: str = "all") -> ort.SessionOptions:
+    """ORT options for the fast path. `spinning=False` lets decode/encode threads have the cores
+    while ORT's workers wait (the end-to-end pipeline), True is a little faster for inference alone."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}[opt_level]
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
+class FastOnnxRuntimeBackend(Backend):
+    """Low-res ORT session + kernels. Construct from the official or a TRT-ready RVM ONNX."""
+
+    name = "onnxruntime"
+    fast = True
+
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
+                 spinning: bool = True, pad_channels: int = 0, opt_level: str = "all",
+                 kernel_threads: int | None = None) -> None:
+        if device != "cpu":
+            raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
+        from rvmkit.export.optimize import low_res_model_path
+
+        self.source = Path(model_path)
+        self.path = low_res_model_path(self.source, pad_channels=pad_channels)
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning, opt_level),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RvmkitError(f"{describe_path(model_path)}: onnxruntime cannot load its fast form "
+                              f"({first})") from None
+        if kernel_threads:
+            kernels.set_threads(kernel_threads)
+        self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
+        self._geometry: kernels.Geometry | None = None
+
+    def geometry(self, height: int, width: int, ratio: float) -> kernels.Geometry:
+        """Index tables for this frame size and ratio (cached: one video has one size)."""
+        g = self._geometry
+        if g is None or (g.height, g.width, g.ratio) != (height, width, ratio):
+            g = self._geometry = kernels.Geometry(height, width, ratio)
+        return g
+
+    def prepare(self, frame: np.ndarray, ratio: float) -> np.ndarray:
+        """HxWx3 uint8 (or [1,3,H,W] float) frame -> the graph's src_sm input. Thread-safe."""
+        height, width = (frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:])
+        return kernels.downsample(frame, self.geometry(height, width, ratio)).astype(self.dtype, copy=False)
+
+    def infer(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
+        """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
+        if state is None:
+            zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
+            state = [ort.OrtValue.ortvalue_from_numpy(zeros) for _ in STATE_INPUTS]
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("src_sm", np.ascontiguousarray(src_sm))
+        for name, value in zip(STATE_INPUTS, state, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for name in ("coef_a", "coef_b", *STATE_OUTPUTS):
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        coef_a, coef_b, *next_state = binding.get_outputs()
+        return (coef_a.numpy().astype(np.float32, copy=False), coef_b.numpy().astype(np.float32, copy=False),
+                next_state)
+
+    def finish_float(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
+                     ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        """fgr [1,3,H,W], pha [1,1,H,W] float32, as the official graph returns them."""
+        height, width = (frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:])
+        return kernels.tail_float(frame, coef_a, coef_b, self.geometry(height, width, ratio))
+
+    def finish_composite(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ratio: float,
+                         background: np.ndarray, want_alpha: bool = True
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Composition HxWx3 uint8 over `background` and alpha HxW uint8, in one pass."""
+        height, width = frame.shape[:2]
+        return kernels.tail_composite(frame, coef_a, coef_b, self.geometry(height, width, ratio), background,
+                                      want_alpha)
+
+    def step(self, src: np.ndarray, state: State, downsample_ratio: float
+             ) -> tuple[np.ndarray, np.ndarray, State]:
+        coef_a, coef_b, state = self.infer(self.prepare(src, downsample_ratio), state)
+        fgr, pha = self.finish_float(src, coef_a, coef_b, downsample_ratio)
+        return fgr, pha, state
+
+    def step_u8(self, frame: np.ndarray, state: State, downsample_ratio: float
+                ) -> tuple[np.ndarray, np.ndarray, State]:
+        """`step` from an HxWx3 uint8 frame (no full-size float input is ever made)."""
+        coef_a, coef_b, state = self.infer(self.prepare(frame, downsample_ratio), state)
+        fgr, pha = self.finish_float(frame, coef_a, coef_b, downsample_ratio)
+        return fgr, pha, state
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def is_fast(backend: Any) -> bool:
+    """Whether `backend` offers the split prepare/infer/finish stages."""
+    return bool(getattr(backend, "fast", False))

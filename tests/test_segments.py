@@ -1,0 +1,94 @@
+"""`--segments`: one video split across Ray workers and stitched back: exact frame count, order,
+timestamps and audio; the first segment bit-identical to sequential; later ones within the seam bound
+measured by benchmarks/segments_seam.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import test_batch
+from test_batch import make_clip, png_frames
+
+pytest.importorskip("ray")
+
+from rvmkit.batch.segments import DEFAULT_WARMUP, Segment, plan_segments  # noqa: E402
+from rvmkit.cli import main  # noqa: E402
+from rvmkit.errors import RvmkitError  # noqa: E402
+
+ray_local = test_batch.ray_local  # the one local Ray cluster of the session
+FRAMES, SEGMENTS = 40, 2
+# Seam error bounds, in 8-bit alpha levels, for DEFAULT_WARMUP (benchmarks/segments_seam.json: on book
+# and sister at W=16 the worst pixel of any frame after a seam is off by 50 levels and the mean by 0.04
+# levels; bounds leave ~1.5x headroom for other CPUs' float differences).
+MAX_BOUND, MEAN_BOUND = 80, 0.1
+
+
+def test_plan_segments_covers_every_frame_once_with_warmup():
+    plan = plan_segments(109, 4, 16)
+    assert [(s.start, s.stop) for s in plan] == [(0, 27), (27, 54), (54, 82), (82, 109)]
+    assert [s.warm_start for s in plan] == [0, 11, 38, 66]
+    assert plan_segments(3, 8, 5) == [Segment(0, 0, 1, 0), Segment(1, 1, 2, 0), Segment(2, 2, 3, 0)]
+    with pytest.raises(RvmkitError, match="segments 0"):
+        plan_segments(10, 0)
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory) -> Path:
+    """40 real 640x480 frames with an AAC track (the seam bound was measured at this size)."""
+    folder = tmp_path_factory.mktemp("segments-in")
+    return make_clip(folder / "talk.mp4", "book", FRAMES, size=None, audio=True)
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, long_clip, official_onnx, ray_local) -> tuple[Path, Path]:
+    """(sequential, segmented) output folders, each with composition.mp4 and alpha/ PNGs."""
+    out = tmp_path_factory.mktemp("segments-out")
+    folders = []
+    for name, extra in (("sequential", []), ("segmented", ["--segments", str(SEGMENTS)])):
+        folder = out / name
+        assert main(["matte", str(long_clip), "--output-composition", str(folder / "composition.mp4"),
+                     "--output-alpha", str(folder / "alpha"), "--quiet", *extra]) == 0
+        folders.append(folder)
+    return folders[0], folders[1]
+
+
+def _stream_facts(path: Path) -> tuple[list[int], float | None, bool]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        pts = sorted(frame.pts for frame in container.decode(video))
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0] if container.streams.audio else None
+        samples = sum(frame.samples for frame in container.decode(audio)) if audio is not None else 0
+        return pts, samples / audio.rate if audio is not None else None, audio is not None
+
+
+def test_stitched_output_keeps_frame_count_order_timestamps_and_audio(runs, long_clip):
+    sequential, segmented = runs
+    source_pts, source_audio, _ = _stream_facts(long_clip)
+    got_pts, got_audio, has_audio = _stream_facts(segmented / "composition.mp4")
+    assert len(got_pts) == FRAMES and got_pts == source_pts
+    assert has_audio and got_audio == pytest.approx(source_audio, abs=0.05)
+    assert sorted(p.name for p in (segmented / "alpha").iterdir()) == [f"{i:06d}.png" for i in range(FRAMES)]
+    assert not list(segmented.glob(".*")), "segment work folder left behind"
+
+
+def test_first_segment_is_identical_to_sequential(runs):
+    sequential, segmented = runs
+    seam = plan_segments(FRAMES, SEGMENTS)[1].start
+    want, got = png_frames(sequential / "alpha"), png_frames(segmented / "alpha")
+    for index in range(seam):
+        assert np.array_equal(got[index], want[index]), f"frame {index} differs"
+
+
+def test_seam_error_is_within_measured_bound(runs):
+    sequential, segmented = runs
+    seam = plan_segments(FRAMES, SEGMENTS, DEFAULT_WARMUP)[1]
+    assert seam.warm_start > 0, "the test clip must be long enough to exercise a real warm-up"
+    want = np.stack(png_frames(sequential / "alpha")[seam.start:]).astype(np.int16)
+    got = np.stack(png_frames(segmented / "alpha")[seam.start:]).astype(np.int16)
+    diff = np.abs(got - want)
+    assert diff.max() <= MAX_BOUND and diff.mean() <= MEAN_BOUND, (diff.max(), diff.mean())
+    assert diff.max() > 0, "segments that match exactly mean the seam was not exercised"
