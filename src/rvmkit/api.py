@@ -8,7 +8,6 @@ renamed only when every frame is written; any failure or Ctrl-C aborts all of th
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.fileio import temp_beside
 from rvmkit.progress import Progress
 from rvmkit.runtime import (
     check_backend,
@@ -218,11 +218,24 @@ def _run(source: FrameSource, engine: Any, ratio: float, targets: list[_Target],
             shown = composition if not bg.transparent else composite(fgr, pha, _checkerboard(info))
             previews.append((frame.rgb, alpha_u8(pha, channels=3), shown))
 
+    # fast path: composition over an opaque background and/or alpha come out of one fused kernel pass
+    fused = "composition" in by_role and not bg.transparent and "foreground" not in by_role
+
+    def consume_low_res(frame: Frame, result: pipeline.LowRes) -> None:
+        if not fused or frame.index in keep:
+            consume(frame, *result.float())
+            return
+        composition, alpha = result.composite(bg.frame(frame.index), want_alpha="alpha" in by_role)
+        by_role["composition"].sink.write(composition, frame)
+        if alpha is not None:
+            by_role["alpha"].sink.write(alpha, frame)  # HxW grey: video sinks encode it as gray
+
     _open_sinks(targets, info, output_type, mbps, crf, overwrite)
     preview_temp: str | None = None
     try:
         with Progress(info.frame_count, enabled=progress) as bar:
-            frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update)
+            frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update,
+                                  consume_low_res=consume_low_res)
         if info.frame_count is not None and frames != info.frame_count:
             raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {info.frame_count} frames "
                               "were matted")
@@ -255,14 +268,9 @@ def _render_preview(previews: list[tuple[np.ndarray, ...]], path: Path) -> str:
     """The contact sheet under a temporary name beside `path` (renamed once the outputs are committed)."""
     from rvmkit.video.preview import contact_sheet
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    temp = str(temp_beside(path, suffix=".png"))
     try:
         contact_sheet(previews, temp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a preview is an ordinary file
     except BaseException:
         os.unlink(temp)
         raise

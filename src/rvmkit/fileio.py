@@ -11,12 +11,29 @@ from typing import Any
 from rvmkit.errors import RvmkitError, describe_path
 
 
-def write_atomically(target: Path, write: Callable[[Path], Any]) -> None:
-    """Call write(tmp_path) then rename onto target, so readers never see a partial file."""
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def temp_beside(target: Path, suffix: str = ".part") -> Path:
+    """An empty temporary file next to `target` (same filesystem, so os.replace is atomic) with the
+    permissions an ordinary new file gets, not mkstemp's private 0600."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
     os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
+    return Path(tmp)
+
+
+def write_atomically(target: Path, write: Callable[[Path], Any]) -> None:
+    """Call write(tmp_path) then rename onto target, so readers never see a partial file."""
+    tmp = temp_beside(Path(target))
     try:
         write(Path(tmp))
         os.replace(tmp, target)
