@@ -135,7 +135,7 @@ def test_backend_model_and_device_mismatches_are_refused(checkpoint, official_on
 
 def test_onnxruntime_backend_equals_the_official_session_and_keeps_states_native(
         official_onnx, milk_frames, milk_reference):
-    backend = load_backend("onnxruntime", official_onnx)
+    backend = load_backend("onnxruntime", official_onnx, fast=False)  # the plain path (fast: test_fast.py)
     state, alphas = None, []
     for rgb in milk_frames:
         _, pha, state = backend.step(to_input(rgb), state, 0.25)

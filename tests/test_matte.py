@@ -295,6 +295,17 @@ def interrupt_at_third_frame(monkeypatch):
         return original(self, *args)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "step", step)
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend  # the default CPU path runs `infer`
+
+    original_infer = FastOnnxRuntimeBackend.infer
+
+    def infer(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original_infer(self, *args)
+
+    monkeypatch.setattr(FastOnnxRuntimeBackend, "infer", infer)
     return calls
 
 

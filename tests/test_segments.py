@@ -14,16 +14,18 @@ from test_batch import make_clip, png_frames
 
 pytest.importorskip("ray")
 
-from rvmkit.batch.segments import DEFAULT_WARMUP, Segment, plan_segments  # noqa: E402
+from rvmkit.batch.segments import Segment, plan_segments  # noqa: E402
 from rvmkit.cli import main  # noqa: E402
 from rvmkit.errors import RvmkitError  # noqa: E402
 
 ray_local = test_batch.ray_local  # the one local Ray cluster of the session
-FRAMES, SEGMENTS = 40, 2
-# Seam error bounds, in 8-bit alpha levels, for DEFAULT_WARMUP (benchmarks/segments_seam.json: on book
-# and sister at W=16 the worst pixel of any frame after a seam is off by 50 levels and the mean by 0.04
-# levels; bounds leave ~1.5x headroom for other CPUs' float differences).
-MAX_BOUND, MEAN_BOUND = 80, 0.1
+FRAMES, SEGMENTS, WARMUP = 24, 2, 8
+# Seam error bounds in 8-bit alpha levels (|alpha - sequential| * 255) for W=8, from
+# benchmarks/segments_seam.json, where the seam sits 160 frames into the video (the worst case: more
+# history to miss than this 12-frame seam): over the first 8 frames after it book / sister measured a
+# mean of 0.087 / 0.095, and a 99.9th percentile of 11.6 / 13.4 over 48 frames. Here W=8 measures about
+# 0.02 / 3 and a cold start (W=0) about 0.11 / 18, which these bounds reject.
+MEAN_BOUND, P99_9_BOUND = 0.1, 14.0
 
 
 def test_plan_segments_covers_every_frame_once_with_warmup():
@@ -37,7 +39,7 @@ def test_plan_segments_covers_every_frame_once_with_warmup():
 
 @pytest.fixture(scope="session")
 def long_clip(tmp_path_factory) -> Path:
-    """40 real 640x480 frames with an AAC track (the seam bound was measured at this size)."""
+    """24 real 640x480 frames with an AAC track (the seam bound was measured at this size)."""
     folder = tmp_path_factory.mktemp("segments-in")
     return make_clip(folder / "talk.mp4", "book", FRAMES, size=None, audio=True)
 
@@ -47,7 +49,8 @@ def runs(tmp_path_factory, long_clip, official_onnx, ray_local) -> tuple[Path, P
     """(sequential, segmented) output folders, each with composition.mp4 and alpha/ PNGs."""
     out = tmp_path_factory.mktemp("segments-out")
     folders = []
-    for name, extra in (("sequential", []), ("segmented", ["--segments", str(SEGMENTS)])):
+    segmented = ["--segments", str(SEGMENTS), "--warmup", str(WARMUP)]
+    for name, extra in (("sequential", []), ("segmented", segmented)):
         folder = out / name
         assert main(["matte", str(long_clip), "--output-composition", str(folder / "composition.mp4"),
                      "--output-alpha", str(folder / "alpha"), "--quiet", *extra]) == 0
@@ -85,10 +88,11 @@ def test_first_segment_is_identical_to_sequential(runs):
 
 def test_seam_error_is_within_measured_bound(runs):
     sequential, segmented = runs
-    seam = plan_segments(FRAMES, SEGMENTS, DEFAULT_WARMUP)[1]
+    seam = plan_segments(FRAMES, SEGMENTS, WARMUP)[1]
     assert seam.warm_start > 0, "the test clip must be long enough to exercise a real warm-up"
     want = np.stack(png_frames(sequential / "alpha")[seam.start:]).astype(np.int16)
     got = np.stack(png_frames(segmented / "alpha")[seam.start:]).astype(np.int16)
     diff = np.abs(got - want)
-    assert diff.max() <= MAX_BOUND and diff.mean() <= MEAN_BOUND, (diff.max(), diff.mean())
+    assert diff.mean() <= MEAN_BOUND and np.percentile(diff, 99.9) <= P99_9_BOUND, (
+        diff.mean(), np.percentile(diff, 99.9), diff.max())
     assert diff.max() > 0, "segments that match exactly mean the seam was not exercised"

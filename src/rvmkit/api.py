@@ -192,9 +192,13 @@ def _abort(targets: list[_Target]) -> None:
 
 def _run(source: FrameSource, engine: Any, ratio: float, targets: list[_Target], bg: Background,
          info: VideoInfo, output_type: str | None, mbps: float | None, crf: int | None, overwrite: bool,
-         seq_chunk: int, progress: bool, preview: Path | None) -> int:
+         seq_chunk: int, progress: bool, preview: Path | None, *, start: int = 0, stop: int | None = None,
+         warmup: int = 0, open_sinks: Any = None) -> int:
     """Open the sinks, stream every frame through the pipeline, render the preview, then commit all
-    (or abort all on any error: nothing is published unless everything succeeded)."""
+    (or abort all on any error: nothing is published unless everything succeeded).
+
+    start/stop/warmup and open_sinks(targets) (sets each target.sink) let `rvmkit.batch.segments`
+    write one time segment, rendered exactly as here, into its own intermediate sinks."""
     from rvmkit import pipeline
 
     by_role = {target.role: target for target in targets}
@@ -230,14 +234,18 @@ def _run(source: FrameSource, engine: Any, ratio: float, targets: list[_Target],
         if alpha is not None:
             by_role["alpha"].sink.write(alpha, frame)  # HxW grey: video sinks encode it as gray
 
-    _open_sinks(targets, info, output_type, mbps, crf, overwrite)
+    if open_sinks is None:
+        _open_sinks(targets, info, output_type, mbps, crf, overwrite)
+    else:
+        open_sinks(targets)
+    expected = (info.frame_count if stop is None else stop) - start if info.frame_count is not None else None
     preview_temp: str | None = None
     try:
         with Progress(info.frame_count, enabled=progress) as bar:
             frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update,
-                                  consume_low_res=consume_low_res)
-        if info.frame_count is not None and frames != info.frame_count:
-            raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {info.frame_count} frames "
+                                  consume_low_res=consume_low_res, start=start, stop=stop, warmup=warmup)
+        if expected is not None and frames != expected:
+            raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {expected} frames "
                               "were matted")
         if preview is not None:
             preview_temp = _render_preview(previews, preview)

@@ -44,14 +44,15 @@ class LowRes:
 
     def float(self) -> tuple[np.ndarray, np.ndarray]:
         """fgr [3,H,W], pha [1,H,W] float32, as the plain path gives them."""
-        fgr, pha = self.backend.finish_float(self.frame.rgb, self.coef_a, self.coef_b, self.ratio)
+        fgr, pha = self.backend.finish_float(self.frame.rgb, self.coef_a, self.coef_b, self.ratio,
+                                             self.backend.parallel_finish)
         return fgr[0], pha[0]
 
     def composite(self, background: np.ndarray, want_alpha: bool = True
                   ) -> tuple[np.ndarray, np.ndarray | None]:
         """(composition HxWx3 uint8, alpha HxW uint8 or None) in one pass over the frame."""
         return self.backend.finish_composite(self.frame.rgb, self.coef_a, self.coef_b, self.ratio, background,
-                                             want_alpha)
+                                             want_alpha, self.backend.parallel_finish)
 
 
 #: consume_low_res(frame, result): takes fast-path results as they are (see `LowRes`)

@@ -86,9 +86,4 @@ class Manifest:
 
     def save(self) -> None:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
-
-        def write(tmp: Path) -> None:
-            tmp.write_text(text)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; other machines' workers and users read it
-
-        write_atomically(self.path, write)
+        write_atomically(self.path, lambda tmp: tmp.write_text(text))

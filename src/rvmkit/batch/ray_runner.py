@@ -31,6 +31,8 @@ from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.video.writer import OUTPUT_TYPES
 
 FORMATS = ("mp4", "mkv", "webm", "mov", "png")
+_CANCEL_WAIT_S = 10.0
+_session: dict[str, bool] = {}
 Log = Callable[[str], None]
 
 
@@ -116,6 +118,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         kwargs["num_cpus"] = num_cpus
     try:
         ray.init(**kwargs)
+        # a cluster started here (not joined) is this machine only: its size is fixed
+        _session["local"] = not address and not os.environ.get("RAY_ADDRESS") and len(ray.nodes()) == 1
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"Ray cluster at {address}" if address else "a local Ray cluster"
         raise RvmkitError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
@@ -123,20 +127,30 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 
 def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: float, jobs: int) -> int:
+    """Workers to start: as asked, else as many as the cluster holds now (at most one per job).
+
+    Asking for more than a local cluster holds is refused: the extra actors would never be placed.
+    A remote cluster may autoscale, so there the number asked is used as is."""
     import ray
 
-    if num_workers is not None:
-        if num_workers < 1:
-            raise RvmkitError(f"num workers {num_workers}: must be at least 1")
-        return num_workers
+    if num_workers is not None and num_workers < 1:
+        raise RvmkitError(f"num workers {num_workers}: must be at least 1")
+    if cpus_per_worker < 1:
+        raise RvmkitError(f"cpus per worker {cpus_per_worker}: must be at least 1")
     resources = ray.cluster_resources()
     if gpus_per_worker:
         capacity = int(resources.get("GPU", 0) / gpus_per_worker)
-        if capacity < 1:
-            raise RvmkitError("--device cuda: the Ray cluster has no GPU")
+        unit = "GPU"
     else:
         capacity = int(resources.get("CPU", 1) // cpus_per_worker)
-    return max(1, min(capacity, jobs))
+        unit = f"{cpus_per_worker} CPU"
+    local = _session.get("local", False)
+    if num_workers is None:
+        num_workers = max(1, min(capacity, jobs))
+    if local and num_workers > capacity:
+        raise RvmkitError(f"num workers {num_workers}: this Ray cluster holds {capacity} worker(s) of {unit} "
+                          "each; lower --num-workers (or --cpus-per-worker)")
+    return num_workers
 
 
 class _Pool:
@@ -243,6 +257,10 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
             elif job.item not in results:
                 follow_up(job, result)
     finally:
+        if in_flight:  # interrupted: let running jobs abort their sinks (no temp files left), then kill
+            for ref in in_flight:
+                ray.cancel(ref)
+            ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_WAIT_S)
         for actor in pool.idle + [actor for _, actor in in_flight.values()]:
             ray.kill(actor, no_restart=True)
     return [results[i] for i in range(len(items))]
@@ -265,6 +283,19 @@ def output_paths(input_path: Path, output_dir: Path, roles: Sequence[str], fmt: 
     stem = input_path.stem if input_path.is_file() else input_path.name
     suffix = "" if fmt == "png" else f".{fmt}"
     return {role: str(output_dir / f"{stem}.{role}{suffix}") for role in roles}
+
+
+def _remove_leftovers(outputs: Any) -> None:
+    """Hidden temporary outputs of a run that was killed (the writers' `.<name>.<pid>.rvmkit-tmp*`)."""
+    import shutil
+
+    for output in outputs:
+        output = Path(output)
+        for leftover in output.parent.glob(f".{output.name}.*.rvmkit-tmp*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def _check_roles(roles: Sequence[str]) -> list[str]:
@@ -326,6 +357,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
             manifest.record(Item(str(path), "skipped", outputs_for, None, previous.frames, previous.seconds))
             log(f"skipped {path} (already done)")
             continue
+        _remove_leftovers(outputs_for.values())
         todo.append(_ItemRun(str(path), outputs_for))
     if todo:
         started = init_ray(address)

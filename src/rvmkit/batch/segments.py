@@ -1,15 +1,16 @@
 """One long video split into K time segments matted in parallel, then stitched into one exact output.
 
 Segment i writes frames [start_i, stop_i). It starts inferring `warmup` frames earlier, from zero
-state, so the recurrent state has converged by the seam (RVM forgets its initial state within a few
-frames; benchmarks/segments_seam.py measures how fast). Frames before that are decoded and skipped.
+state, so its recurrent state is close to the sequential one by the seam. RVM's state has a long memory:
+the difference shrinks with W (the mean roughly halves every 30-40 frames) but does not vanish;
+benchmarks/segments_seam.py measures it. Frames before the warm-up are decoded and skipped.
 
 Each segment stores the exact uint8 output frames it would have written (composition, alpha, ...) in
 a lossless intermediate, FFV1 in NUT, plus its frames' source timestamps, in a work folder next to
 the final output (so a shared filesystem works across machines). The stitcher then reads the segments
 in order and encodes every output once with the ordinary sinks: frame count, order, timestamps and
-audio are those of a sequential run, and only frames in the first frames after a seam can differ
-(by the measured seam error). Stitching one output kind is independent of the others, so they can
+audio are those of a sequential run; the first segment is bit-identical to it, and later segments
+differ by the measured seam error. Stitching one output kind is independent of the others, so they can
 run in parallel too.
 """
 
@@ -31,7 +32,7 @@ from rvmkit.video.reader import Frame
 from rvmkit.video.writer import FrameSink
 
 #: warm-up frames per segment, chosen from benchmarks/segments_seam.json (see the README)
-DEFAULT_WARMUP = 16
+DEFAULT_WARMUP = 64
 _FORMATS = {3: ("rgb24", "bgr0"), 4: ("rgba", "bgra"), 1: ("gray", "gray")}
 
 
@@ -79,8 +80,9 @@ def times_path(work_dir: Path, segment: int) -> Path:
 class LosslessSink(FrameSink):
     """FFV1 (bit-exact) frames of one segment and output kind; the pixel format follows the first frame."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, times: TimesRecorder | None = None) -> None:
         self.path = Path(path)
+        self.times = times
         self._temp = self.path.with_name(self.path.name + ".part")
         self._container: av.container.OutputContainer | None = None
         self._stream = None
@@ -105,6 +107,8 @@ class LosslessSink(FrameSink):
         picture.pts = self.count
         self._container.mux(self._stream.encode(picture))
         self.count += 1
+        if self.times is not None:
+            self.times.add(source)
 
     def commit(self) -> Path:
         if self._container is None:

@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rvmkit import api
 from rvmkit.batch import segments as seg
 from rvmkit.errors import RvmkitError, describe_path
@@ -29,8 +27,8 @@ from rvmkit.runtime import (
     resolve_ratio,
 )
 from rvmkit.runtime.base import Backend
-from rvmkit.video.composite import alpha_u8, composite, foreground_u8, parse_background, rgba
-from rvmkit.video.reader import Frame, VideoInfo, open_source
+from rvmkit.video.composite import parse_background
+from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.writer import open_sink
 
 
@@ -127,51 +125,33 @@ def probe(input_path: str, options: MatteOptions) -> int:
 
 def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
                 segment: seg.Segment, work_dir: str, key: str) -> int:
-    """Matte one segment into lossless parts in `work_dir` (skipped if an earlier run finished it)."""
-    from rvmkit import pipeline
+    """Matte one segment into lossless parts in `work_dir` (skipped if an earlier run finished it).
 
+    Frames are rendered by `rvmkit matte`'s own code (api._run), only the sinks differ, so every
+    frame of a segment is exactly what a sequential run with the same recurrent state would write."""
     work = Path(work_dir)
     roles = [role for role in api.ROLES if role in outputs]
     if seg.segment_done(work, segment, roles, key):
         return segment.stop - segment.start
     work.mkdir(parents=True, exist_ok=True)
+    times = seg.TimesRecorder(seg.times_path(work, segment.index))
+
+    def open_sinks(targets: list[Any]) -> None:
+        for number, target in enumerate(targets):
+            target.sink = seg.LosslessSink(seg.part_path(work, segment.index, target.role),
+                                           times if number == 0 else None)
+
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
         ratio = _ratio(options, info, engine)
         with parse_background(options.background, info.width, info.height) as bg:
-            kinds = {t.role: t.kind for t in _targets(outputs, info, options, bg.transparent, overwrite=True)}
-            sinks = {role: seg.LosslessSink(seg.part_path(work, segment.index, role)) for role in roles}
-            times = seg.TimesRecorder(seg.times_path(work, segment.index))
-
-            def consume(frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
-                for role, sink in sinks.items():
-                    sink.write(render(role, kinds[role], fgr, pha, bg, frame.index), frame)
-                times.add(frame)
-
-            try:
-                frames = pipeline.run(source, engine, ratio, consume, seq_chunk=options.seq_chunk,
-                                      start=segment.start, stop=segment.stop, warmup=segment.warmup)
-                if frames != segment.stop - segment.start:
-                    raise RvmkitError(f"{describe_path(input_path)}: segment {segment.index} got {frames} "
-                                      f"frames, expected {segment.stop - segment.start}")
-                for sink in sinks.values():
-                    sink.commit()
-            except BaseException:
-                for sink in sinks.values():
-                    sink.abort()
-                raise
+            targets = _targets(outputs, info, options, bg.transparent, overwrite=True)
+            frames = api._run(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
+                              output_type=options.output_type, mbps=None, crf=None, overwrite=True,
+                              seq_chunk=options.seq_chunk, progress=False, preview=None, start=segment.start,
+                              stop=segment.stop, warmup=segment.warmup, open_sinks=open_sinks)
     times.save(segment, key)
     return frames
-
-
-def render(role: str, kind: str, fgr: np.ndarray, pha: np.ndarray, bg: Any, index: int) -> np.ndarray:
-    """The uint8 image `rvmkit matte` writes for `role` (mirrors api._run's consume)."""
-    fgr, pha = fgr[None], pha[None]
-    if role == "composition":
-        return rgba(fgr, pha) if bg.transparent else composite(fgr, pha, bg.frame(index))
-    if role == "alpha":
-        return alpha_u8(pha, channels=1 if kind == "png_sequence" else 3)
-    return foreground_u8(fgr)
 
 
 def stitch_output(input_path: str, role: str, outputs: dict[str, str], options: MatteOptions,

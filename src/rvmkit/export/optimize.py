@@ -32,7 +32,7 @@ SMALL_INPUT = "src_sm"
 COEF_OUTPUTS = ("coef_a", "coef_b")
 STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 #: bump when the rewrite changes, so cached variants are rebuilt
-REWRITE_VERSION = 1
+REWRITE_VERSION = 3
 
 
 class UnsupportedGraph(RvmkitError):
@@ -134,7 +134,80 @@ def _pad_decoder_convs(graph: Any, multiple: int) -> int:
     return padded
 
 
-def low_res_model(model: Any, *, pad_channels: int = 0) -> Any:
+def _channel_counts(model: Any) -> dict[str, int]:
+    """Known channel (dim 1) sizes of the graph's tensors, from ONNX shape inference."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    counts = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.input]:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) > 1 and dims[1].HasField("dim_value"):
+            counts[value.name] = dims[1].dim_value
+    return counts
+
+
+def _split_concat_convs(model: Any, multiple: int = 8) -> int:
+    """Conv(Concat([x, f, s])) with an odd channel total -> Conv(x) + Conv(f) + Conv(s).
+
+    The decoder's first 3x3 convolutions take 35, 59, 107, 171 channels, which keeps them (and the
+    Concat in front) off ONNX Runtime's blocked NCHWc kernels. Split along the weight's input channels,
+    each part (128/80/40/32, 40/24/16, and the 3-channel image) runs blocked, the Adds fuse into the
+    convolutions as their sum input, and the Concat disappears. Same math, summed in another order.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    counts = _channel_counts(model)
+    inits = {init.name: init for init in graph.initializer}
+    made_by, users = _producer(graph), _consumers(graph)
+    split = 0
+    for node in list(graph.node):
+        concat = made_by.get(node.input[0]) if node.op_type == "Conv" else None
+        if concat is None or concat.op_type != "Concat" or len(users.get(concat.output[0], [])) != 1:
+            continue
+        if next((a.i for a in concat.attribute if a.name == "axis"), None) != 1 or node.input[1] not in inits:
+            continue
+        if next((a.i for a in node.attribute if a.name == "group"), 1) != 1:
+            continue
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        sizes = [counts.get(name) for name in concat.input]
+        if weight.shape[1] % multiple == 0 or sizes.count(None) > 1:
+            continue
+        if None in sizes:
+            sizes[sizes.index(None)] = weight.shape[1] - sum(size for size in sizes if size is not None)
+        if sum(sizes) != weight.shape[1] or min(sizes) < 1:
+            continue
+        # smallest part first: each later conv adds the running sum (fused as NCHWc's sum input)
+        order = sorted(range(len(sizes)), key=lambda i: sizes[i])
+        offsets = np.cumsum([0, *sizes])
+        total = None
+        index = list(graph.node).index(node)
+        for rank, i in enumerate(order):
+            part = f"{node.output[0]}_part{i}"
+            w_name = f"{node.input[1]}_part{i}"
+            graph.initializer.append(numpy_helper.from_array(
+                np.ascontiguousarray(weight[:, offsets[i]:offsets[i + 1]]), w_name))
+            inputs = [concat.input[i], w_name] + (list(node.input[2:]) if rank == 0 else [])
+            conv = helper.make_node("Conv", inputs, [part], name=f"{node.name}_part{i}")
+            conv.attribute.extend(node.attribute)
+            new_nodes = [conv]
+            if total is not None:
+                last = rank == len(order) - 1
+                summed = node.output[0] if last else f"{node.output[0]}_sum{rank}"
+                new_nodes.append(helper.make_node("Add", [part, total], [summed]))
+                part = summed
+            for offset, new in enumerate(new_nodes):
+                graph.node.insert(index + offset, new)
+            index += len(new_nodes)
+            total = part
+        graph.node.remove(node)
+        graph.node.remove(concat)
+        split += 1
+    return split
+
+
+def low_res_model(model: Any, *, pad_channels: int = 0, split_convs: bool = True) -> Any:
     """The low-res variant of an official or TRT-ready RVM ONNX (an onnx.ModelProto, edited in a copy).
 
     Inputs: src_sm [B,3,h,w] (the frame downsampled, 0..1), r1i..r4i. Outputs: coef_a, coef_b [B,4,h,w],
@@ -174,6 +247,8 @@ def low_res_model(model: Any, *, pad_channels: int = 0) -> Any:
     del graph.input[:]
     graph.input.extend([small, *kept])
     del graph.value_info[:]  # shapes changed; ORT re-infers them
+    if split_convs and _split_concat_convs(edited):
+        _prune(graph, [out.name for out in graph.output])
     if pad_channels:
         _pad_decoder_convs(graph, pad_channels)
     onnx.checker.check_model(edited)
@@ -186,7 +261,7 @@ def _source_digest(path: Path) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0,
+def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, split_convs: bool = True,
                        cache: str | os.PathLike | None = None) -> Path:
     """Build (once) and return the cached low-res variant of the ONNX at `source`.
 
@@ -198,11 +273,11 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0,
         from rvmkit.weights import cache_dir
 
         cache = cache_dir() / "fast"
-    pad = f"_pad{pad_channels}" if pad_channels else ""
+    pad = (f"_pad{pad_channels}" if pad_channels else "") + ("" if split_convs else "_nosplit")
     target = Path(cache) / f"{source.stem}.lowres{pad}.{_source_digest(source)}.onnx"
     if target.is_file():
         return target
-    model = low_res_model(load_onnx(source), pad_channels=pad_channels)
+    model = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs)
     try:
         write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
     except OSError as error:

@@ -88,10 +88,10 @@ if HAVE_NUMBA:
             return lambda src, lut, c, y, x: lut[src[c, y, x]]
         return lambda src, lut, c, y, x: np.float32(src[c, y, x])
 
-    @njit(cache=True, parallel=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def _downsample_nb(src, lut, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, out):  # pragma: no cover
         h, w = out.shape[1], out.shape[2]
-        for y in prange(h):
+        for y in range(h):
             a0, a1, v0, v1 = yi0[y], yi1[y], wy0[y], wy1[y]
             for c in range(3):
                 for x in range(w):
@@ -106,42 +106,58 @@ if HAVE_NUMBA:
             for i in range(coef.shape[2]):
                 row[c, i] = v0 * coef[c, a0, i] + v1 * coef[c, a1, i]
 
+    @njit(cache=True, nogil=True, inline="always")
+    def _tail_rows(src, lut, coef_a, coef_b, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, bg,
+                   comp, alpha, fgr, pha, mode, start, stop, ra, rb):  # pragma: no cover
+        """Rows [start, stop). mode 0: fgr/pha float; mode 1: comp (+ alpha when alpha.size) uint8."""
+        width = xi0.shape[0]
+        for y in range(start, stop):
+            _rows(coef_a, yi0[y], yi1[y], wy0[y], wy1[y], ra)
+            _rows(coef_b, yi0[y], yi1[y], wy0[y], wy1[y], rb)
+            for x in range(width):
+                b0, b1, u0, u1 = xi0[x], xi1[x], wx0[x], wx1[x]
+                r, g, b = _px(src, lut, 0, y, x), _px(src, lut, 1, y, x), _px(src, lut, 2, y, x)
+                grey = (r + g + b) / np.float32(3)
+                p = (u0 * ra[3, b0] + u1 * ra[3, b1]) * grey + (u0 * rb[3, b0] + u1 * rb[3, b1])
+                p = min(max(p, np.float32(0)), np.float32(1))
+                f0 = (u0 * ra[0, b0] + u1 * ra[0, b1]) * r + (u0 * rb[0, b0] + u1 * rb[0, b1]) + r
+                f1 = (u0 * ra[1, b0] + u1 * ra[1, b1]) * g + (u0 * rb[1, b0] + u1 * rb[1, b1]) + g
+                f2 = (u0 * ra[2, b0] + u1 * ra[2, b1]) * b + (u0 * rb[2, b0] + u1 * rb[2, b1]) + b
+                f0 = min(max(f0, np.float32(0)), np.float32(1))
+                f1 = min(max(f1, np.float32(0)), np.float32(1))
+                f2 = min(max(f2, np.float32(0)), np.float32(1))
+                if mode == 0:
+                    fgr[0, y, x], fgr[1, y, x], fgr[2, y, x], pha[0, y, x] = f0, f1, f2, p
+                else:
+                    k0, k1, k2 = np.float32(bg[y, x, 0]), np.float32(bg[y, x, 1]), np.float32(bg[y, x, 2])
+                    comp[y, x, 0] = np.uint8((f0 * np.float32(255) - k0) * p + k0 + np.float32(0.5))
+                    comp[y, x, 1] = np.uint8((f1 * np.float32(255) - k1) * p + k1 + np.float32(0.5))
+                    comp[y, x, 2] = np.uint8((f2 * np.float32(255) - k2) * p + k2 + np.float32(0.5))
+                    if alpha.shape[0]:
+                        alpha[y, x] = np.uint8(p * np.float32(255) + np.float32(0.5))
+
     @njit(cache=True, parallel=True, nogil=True)
-    def _tail_nb(src, lut, coef_a, coef_b, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, bg,
-                 comp, alpha, fgr, pha, mode):  # pragma: no cover
-        """mode 0: fgr/pha float; mode 1: comp (+ alpha when alpha.size) uint8."""
-        height, width = yi0.shape[0], xi0.shape[0]
-        w = coef_a.shape[2]
+    def _tail_parallel(src, lut, coef_a, coef_b, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, bg,
+                       comp, alpha, fgr, pha, mode):  # pragma: no cover
+        height, w = yi0.shape[0], coef_a.shape[2]
         blocks = min(height, 64)
         for block in prange(blocks):
             ra = np.empty((4, w), np.float32)
             rb = np.empty((4, w), np.float32)
-            start = block * height // blocks
-            stop = (block + 1) * height // blocks
-            for y in range(start, stop):
-                _rows(coef_a, yi0[y], yi1[y], wy0[y], wy1[y], ra)
-                _rows(coef_b, yi0[y], yi1[y], wy0[y], wy1[y], rb)
-                for x in range(width):
-                    b0, b1, u0, u1 = xi0[x], xi1[x], wx0[x], wx1[x]
-                    r, g, b = _px(src, lut, 0, y, x), _px(src, lut, 1, y, x), _px(src, lut, 2, y, x)
-                    grey = (r + g + b) / np.float32(3)
-                    p = (u0 * ra[3, b0] + u1 * ra[3, b1]) * grey + (u0 * rb[3, b0] + u1 * rb[3, b1])
-                    p = min(max(p, np.float32(0)), np.float32(1))
-                    f0 = (u0 * ra[0, b0] + u1 * ra[0, b1]) * r + (u0 * rb[0, b0] + u1 * rb[0, b1]) + r
-                    f1 = (u0 * ra[1, b0] + u1 * ra[1, b1]) * g + (u0 * rb[1, b0] + u1 * rb[1, b1]) + g
-                    f2 = (u0 * ra[2, b0] + u1 * ra[2, b1]) * b + (u0 * rb[2, b0] + u1 * rb[2, b1]) + b
-                    f0 = min(max(f0, np.float32(0)), np.float32(1))
-                    f1 = min(max(f1, np.float32(0)), np.float32(1))
-                    f2 = min(max(f2, np.float32(0)), np.float32(1))
-                    if mode == 0:
-                        fgr[0, y, x], fgr[1, y, x], fgr[2, y, x], pha[0, y, x] = f0, f1, f2, p
-                    else:
-                        k0, k1, k2 = np.float32(bg[y, x, 0]), np.float32(bg[y, x, 1]), np.float32(bg[y, x, 2])
-                        comp[y, x, 0] = np.uint8((f0 * np.float32(255) - k0) * p + k0 + np.float32(0.5))
-                        comp[y, x, 1] = np.uint8((f1 * np.float32(255) - k1) * p + k1 + np.float32(0.5))
-                        comp[y, x, 2] = np.uint8((f2 * np.float32(255) - k2) * p + k2 + np.float32(0.5))
-                        if alpha.shape[0]:
-                            alpha[y, x] = np.uint8(p * np.float32(255) + np.float32(0.5))
+            _tail_rows(src, lut, coef_a, coef_b, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, bg, comp, alpha,
+                       fgr, pha, mode, block * height // blocks, (block + 1) * height // blocks, ra, rb)
+
+    @njit(cache=True, nogil=True)
+    def _tail_serial(src, lut, coef_a, coef_b, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, bg,
+                     comp, alpha, fgr, pha, mode):  # pragma: no cover
+        w = coef_a.shape[2]
+        ra = np.empty((4, w), np.float32)
+        rb = np.empty((4, w), np.float32)
+        _tail_rows(src, lut, coef_a, coef_b, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, bg, comp, alpha,
+                   fgr, pha, mode, 0, yi0.shape[0], ra, rb)
+
+    def _tail_nb(*args: object, parallel: bool = True) -> None:
+        (_tail_parallel if parallel else _tail_serial)(*args)
 
 
 def downsample(frame: np.ndarray, geometry: Geometry, out: np.ndarray | None = None) -> np.ndarray:
@@ -192,9 +208,10 @@ _NO_ALPHA = np.zeros((0, 0), np.uint8)
 _NO_F32 = np.zeros((0, 0, 0), np.float32)
 
 
-def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
-               geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """fgr [1,3,H,W], pha [1,1,H,W] float32: exactly what the official graph outputs."""
+def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, geometry: Geometry,
+               parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """fgr [1,3,H,W], pha [1,1,H,W] float32: exactly what the official graph outputs.
+    parallel=False runs on the calling thread only (a pipeline stage that overlaps inference)."""
     if not HAVE_NUMBA:
         src, is_u8 = _chw(frame)
         fgr, pha = _tail_np(src, is_u8, coef_a.reshape(coef_a.shape[-3:]), coef_b.reshape(coef_b.shape[-3:]),
@@ -202,12 +219,14 @@ def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
         return fgr[None], pha[None]
     fgr = np.empty((1, 3, geometry.height, geometry.width), np.float32)
     pha = np.empty((1, 1, geometry.height, geometry.width), np.float32)
-    _tail_nb(*_tail_args(frame, coef_a, coef_b, geometry), _NO_U8, _NO_U8, _NO_ALPHA, fgr[0], pha[0], 0)
+    _tail_nb(*_tail_args(frame, coef_a, coef_b, geometry), _NO_U8, _NO_U8, _NO_ALPHA, fgr[0], pha[0], 0,
+             parallel=parallel)
     return fgr, pha
 
 
 def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, geometry: Geometry,
-                   background: np.ndarray, want_alpha: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                   background: np.ndarray, want_alpha: bool = True, parallel: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """(composition HxWx3 uint8 over `background` (HxWx3 uint8), alpha HxW uint8 or None), one pass."""
     height, width = geometry.height, geometry.width
     if not HAVE_NUMBA:
@@ -220,7 +239,8 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
     comp = np.empty((height, width, 3), np.uint8)
     alpha = np.empty((height, width), np.uint8) if want_alpha else _NO_ALPHA
     bg = np.broadcast_to(np.asarray(background, np.uint8), (height, width, 3))
-    _tail_nb(*_tail_args(frame, coef_a, coef_b, geometry), bg, comp, alpha, _NO_F32, _NO_F32, 1)
+    _tail_nb(*_tail_args(frame, coef_a, coef_b, geometry), bg, comp, alpha, _NO_F32, _NO_F32, 1,
+             parallel=parallel)
     return comp, alpha if want_alpha else None
 
 

@@ -48,16 +48,18 @@ class FastOnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
     fast = True
+    #: kernels in the pipeline's write thread: one thread (it overlaps inference, which has the cores)
+    parallel_finish = False
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
-                 spinning: bool = True, pad_channels: int = 0, opt_level: str = "all",
-                 kernel_threads: int | None = None) -> None:
+                 spinning: bool = False, pad_channels: int = 0, split_convs: bool = True,
+                 opt_level: str = "all", kernel_threads: int | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         from rvmkit.export.optimize import low_res_model_path
 
         self.source = Path(model_path)
-        self.path = low_res_model_path(self.source, pad_channels=pad_channels)
+        self.path = low_res_model_path(self.source, pad_channels=pad_channels, split_convs=split_convs)
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning, opt_level),
                                                 providers=["CPUExecutionProvider"])
@@ -99,18 +101,18 @@ class FastOnnxRuntimeBackend(Backend):
                 next_state)
 
     def finish_float(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray,
-                     ratio: float) -> tuple[np.ndarray, np.ndarray]:
+                     ratio: float, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """fgr [1,3,H,W], pha [1,1,H,W] float32, as the official graph returns them."""
         height, width = (frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:])
-        return kernels.tail_float(frame, coef_a, coef_b, self.geometry(height, width, ratio))
+        return kernels.tail_float(frame, coef_a, coef_b, self.geometry(height, width, ratio), parallel)
 
     def finish_composite(self, frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ratio: float,
-                         background: np.ndarray, want_alpha: bool = True
+                         background: np.ndarray, want_alpha: bool = True, parallel: bool = True
                          ) -> tuple[np.ndarray, np.ndarray | None]:
         """Composition HxWx3 uint8 over `background` and alpha HxW uint8, in one pass."""
         height, width = frame.shape[:2]
         return kernels.tail_composite(frame, coef_a, coef_b, self.geometry(height, width, ratio), background,
-                                      want_alpha)
+                                      want_alpha, parallel)
 
     def step(self, src: np.ndarray, state: State, downsample_ratio: float
              ) -> tuple[np.ndarray, np.ndarray, State]:

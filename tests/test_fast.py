@@ -1,0 +1,125 @@
+"""The CPU fast path (low-res graph + kernels) gives the official model's outputs, and the pipeline's
+fused composite path writes the same frames as the plain path."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import read_frames
+from rvmkit.export.optimize import UnsupportedGraph, low_res_model, low_res_model_path
+from rvmkit.runtime import kernels, load_backend
+from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+from rvmkit.video.composite import alpha_u8, composite
+
+FP32_TOLERANCE = 1e-4
+SIZE = (322, 182)  # odd-ish size: border weights and truncated low-res sizes both get exercised
+RATIO = 0.3
+
+
+@pytest.fixture(scope="session")
+def frames() -> list[np.ndarray]:
+    import av
+
+    out = []
+    for rgb in read_frames("book", 3):
+        picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(*SIZE, format="rgb24")
+        out.append(picture.to_ndarray())
+    return out
+
+
+@pytest.fixture(scope="session")
+def official_outputs(official_onnx, frames) -> list[tuple[np.ndarray, np.ndarray]]:
+    session = ort.InferenceSession(str(official_onnx), providers=["CPUExecutionProvider"])
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    outputs = []
+    for rgb in frames:
+        src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+        feed = {"src": src, "downsample_ratio": np.array([RATIO], np.float32),
+                **{f"r{k + 1}i": state[k] for k in range(4)}}
+        fgr, pha, *state = session.run(None, feed)
+        outputs.append((fgr, pha))
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def fast_backend(official_onnx, tmp_path_factory) -> FastOnnxRuntimeBackend:
+    backend = load_backend("onnxruntime", official_onnx)
+    assert isinstance(backend, FastOnnxRuntimeBackend)  # the default CPU path
+    return backend
+
+
+def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, official_outputs):
+    state = None
+    for rgb, (fgr_ref, pha_ref) in zip(frames, official_outputs, strict=True):
+        fgr, pha, state = fast_backend.step_u8(rgb, state, RATIO)
+        assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
+        assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
+        assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
+        assert all(isinstance(value, ort.OrtValue) for value in state)
+
+
+def test_float_input_and_numpy_fallback_agree_with_the_compiled_kernels(fast_backend, frames, monkeypatch):
+    rgb = frames[0]
+    src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+    coef_a, coef_b, _ = fast_backend.infer(fast_backend.prepare(rgb, RATIO), None)
+    assert np.array_equal(fast_backend.prepare(src, RATIO), fast_backend.prepare(rgb, RATIO))
+    fgr, pha = fast_backend.finish_float(rgb, coef_a, coef_b, RATIO)
+    fgr_f, pha_f = fast_backend.finish_float(src, coef_a, coef_b, RATIO, parallel=False)
+    assert np.array_equal(fgr, fgr_f) and np.array_equal(pha, pha_f)
+    geometry = kernels.Geometry(rgb.shape[0], rgb.shape[1], RATIO)
+    compiled = kernels.downsample(rgb, geometry)
+    monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
+    assert np.abs(kernels.downsample(rgb, geometry) - compiled).max() <= 1e-6
+    fgr_np, pha_np = kernels.tail_float(rgb, coef_a, coef_b, geometry)
+    assert np.abs(fgr_np - fgr).max() <= 1e-5 and np.abs(pha_np - pha).max() <= 1e-5
+
+
+def test_fused_composite_equals_composite_of_the_float_outputs(fast_backend, frames):
+    rgb = frames[1]
+    coef_a, coef_b, _ = fast_backend.infer(fast_backend.prepare(rgb, RATIO), None)
+    fgr, pha = fast_backend.finish_float(rgb, coef_a, coef_b, RATIO)
+    height, width = rgb.shape[:2]
+    for background in (np.broadcast_to(np.array((120, 255, 155), np.uint8), (height, width, 3)), frames[2]):
+        comp, alpha = fast_backend.finish_composite(rgb, coef_a, coef_b, RATIO, background)
+        assert np.array_equal(comp, composite(fgr, pha, background))
+        assert np.array_equal(alpha, alpha_u8(pha, channels=1))
+
+
+def test_padded_variant_keeps_the_outputs_and_other_graphs_fall_back(official_onnx, frames, official_outputs,
+                                                                       tmp_path):
+    padded = FastOnnxRuntimeBackend(official_onnx, pad_channels=8)
+    fgr, pha, _ = padded.step_u8(frames[0], None, RATIO)
+    assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+    assert low_res_model_path(official_onnx, pad_channels=8) == padded.path  # cached, built once
+    model = onnx.load(str(official_onnx))
+    model.graph.node.remove(next(n for n in model.graph.node if n.input and n.input[0] == "src"))
+    with pytest.raises(UnsupportedGraph):
+        low_res_model(model)
+
+
+def test_matte_writes_the_same_frames_on_the_fast_and_plain_paths(tmp_path, monkeypatch):
+    from conftest import CLIPS
+    from rvmkit.api import convert_video
+
+    def run(name: str) -> list[np.ndarray]:
+        out = tmp_path / name
+        convert_video(CLIPS["milk"], out / "comp", out / "alpha", input_resize=(160, 120),
+                      downsample_ratio=0.5, progress=False)
+        import av
+
+        images = []
+        for role in ("comp", "alpha"):
+            for path in sorted((out / role).iterdir())[:4]:
+                with av.open(str(path)) as container:
+                    images.append(next(container.decode(video=0)).to_ndarray())
+        return images
+
+    fast = run("fast")
+    monkeypatch.setenv("RVMKIT_FAST", "0")
+    plain = run("plain")
+    assert len(fast) == len(plain) == 8
+    for ours, ref in zip(fast, plain, strict=True):
+        assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
