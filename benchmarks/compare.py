@@ -11,8 +11,10 @@ in a temporary folder; both pipelines read that file and write composition + alp
       composite over green, uint8, encode both with libx264's default preset (medium) at 4 Mbps.
 End-to-end times are wall time per frame including model loading. Model-only: the official ONNX in
 ONNX Runtime (sess.run on float input, conversion not timed) vs rvmkit's fast path (uint8 frame in,
-float fgr/pha out), interleaved frame by frame. PSNR: each composition, decoded, against the lossless
-render (the official model's float fgr/pha composited in float).
+float fgr/pha out) as `rvmkit matte` runs it (ORT thread spinning off) and with spinning on (its
+fastest model-only setting, not used end to end), interleaved frame by frame; ratios use the former.
+PSNR: each composition, decoded, against the lossless render (the official model's float fgr/pha
+composited in float).
 """
 
 from __future__ import annotations
@@ -62,10 +64,13 @@ def measure_size(width: int, height: int, ratio: float, args: argparse.Namespace
     psnr_naive, psnr_ours = bench.composition_psnr(clip, [out["naive_c"], out["rvmkit_c"]], official, ratio)
     model_frames = bench.load_frames(clip, width, height, args.model_frames + 2)
     fast = load_backend("onnxruntime", official, fast=True)
+    spinning = load_backend("onnxruntime", official, fast=True, spinning=True)
     times = bench.time_interleaved({"official": bench.official_stepper(official, model_frames, ratio),
-                                    "rvmkit": bench.backend_stepper(fast, model_frames, ratio)},
+                                    "rvmkit": bench.backend_stepper(fast, model_frames, ratio),
+                                    "rvmkit_spinning": bench.backend_stepper(spinning, model_frames, ratio)},
                                    len(model_frames))
     fast.close()
+    spinning.close()
     model = {name: bench.summarize(name, seconds, width, height, ratio).as_dict()
              for name, seconds in times.items()}
     e2e_naive, e2e_ours = min(naive), min(ours)
@@ -77,6 +82,7 @@ def measure_size(width: int, height: int, ratio: float, args: argparse.Namespace
                    "naive_all": [round(v, 2) for v in naive], "rvmkit_all": [round(v, 2) for v in ours]},
         "e2e_fps": {"naive": round(1000 / e2e_naive, 2), "rvmkit": round(1000 / e2e_ours, 2)},
         "model_ms": {"official": model["official"]["median_ms"], "rvmkit": model["rvmkit"]["median_ms"],
+                     "rvmkit_spinning": model["rvmkit_spinning"]["median_ms"],
                      "frames": model["rvmkit"]["frames"]},
         "ratios": {"e2e_vs_naive": round(e2e_naive / e2e_ours, 3),
                    "model_vs_official": round(official_ms / ours_ms, 3),
