@@ -6,3 +6,25 @@ def test_weights_fetch_prints_cached_paths_pth_last(capsys, checkpoint):
     lines = capsys.readouterr().out.split()
     assert lines[-1] == str(checkpoint)
     assert lines[0].endswith("rvm_mobilenetv3_fp32.onnx")
+
+
+def test_cli_and_onnxruntime_matte_path_never_import_torch(tmp_path):
+    """The runtime path stays light: parsing every command and matting with ONNX Runtime load no torch."""
+    import subprocess
+    import sys
+
+    from conftest import CLIPS
+
+    script = (
+        "import sys\n"
+        "from rvmkit.cli import build_parser, main\n"
+        "build_parser()\n"
+        f"code = main(['matte', {str(CLIPS['milk'])!r}, '--input-resize', '160', '120', '--quiet',\n"
+        f"             '--output-alpha', {str(tmp_path / 'alpha.mp4')!r}])\n"
+        "assert code == 0, code\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert (tmp_path / "alpha.mp4").exists()

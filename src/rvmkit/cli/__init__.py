@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 from rvmkit.errors import RvmkitError
 
-# Subcommand modules, in the order `rvmkit --help` lists them. A module that fails to import
-# (an optional extra missing) is reported only when that command is used.
+# Subcommand modules, in the order `rvmkit --help` lists them. Each imports its heavy dependencies
+# (torch, tensorrt, ray) only when run, so a missing extra is reported by the command that needs it.
 COMMANDS = ["weights", "export", "convert", "verify", "check", "profile", "build-engine", "matte",
             "bench", "batch"]
 
@@ -27,10 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
-        module = f"rvmkit.cli.{name.replace('-', '_')}"
-        if importlib.util.find_spec(module) is None:  # TODO(skeleton): drop once every command exists
-            continue
-        importlib.import_module(module).register(subparsers)
+        importlib.import_module(f"rvmkit.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

@@ -1,5 +1,22 @@
-"""Pure-PyTorch RobustVideoMatting model (no CLI, no I/O)."""
+"""Pure-PyTorch RobustVideoMatting model (no CLI, no I/O).
 
-from rvmkit.model.network import REFINERS, VARIANTS, MattingNetwork
+The constants import without torch (the CLI lists them in --help); `MattingNetwork` loads torch on
+first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VARIANTS = ("mobilenetv3", "resnet50")
+REFINERS = ("deep_guided_filter", "fast_guided_filter")
 
 __all__ = ["MattingNetwork", "VARIANTS", "REFINERS"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MattingNetwork":
+        from rvmkit.model.network import MattingNetwork
+
+        return MattingNetwork
+    raise AttributeError(f"module 'rvmkit.model' has no attribute {name!r}")

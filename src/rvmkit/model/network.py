@@ -5,14 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rvmkit.model import REFINERS, VARIANTS
 from rvmkit.model.common import resize_by_factor
 from rvmkit.model.decoder import LRASPP, Projection, RecurrentDecoder
 from rvmkit.model.mobilenetv3 import MobileNetV3LargeEncoder
 from rvmkit.model.refiners import DeepGuidedFilterRefiner, FastGuidedFilterRefiner
 from rvmkit.model.resnet import ResNet50Encoder
-
-VARIANTS = ("mobilenetv3", "resnet50")
-REFINERS = ("deep_guided_filter", "fast_guided_filter")
 
 # variant -> (encoder class, LR-ASPP output channels, decoder channels)
 _ARCHITECTURE = {
