@@ -48,7 +48,7 @@ class MatteResult:
 
 
 @dataclass
-class _Target:
+class Target:
     role: str
     path: Path
     kind: str  # "video" | "png_sequence"
@@ -79,7 +79,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
         raise RvmkitError("no output requested: give output_composition, output_alpha and/or "
                           "output_foreground (--output-composition, --output-alpha, --output-foreground)")
     ratio_request = parse_ratio(downsample_ratio)
-    _check_numbers(seq_chunk, output_video_mbps, crf, input_resize)
+    check_numbers(seq_chunk, output_video_mbps, crf, input_resize)
     resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
     with open_source(input_source, resize=resize) as source:
         info = source.info
@@ -94,14 +94,14 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label)
         with parse_background(None if background is None else os.fspath(background),
                               info.width, info.height) as bg:
-            targets = _plan_targets(requested, info, output_type, bg.transparent, overwrite)
+            targets = plan_targets(requested, info, output_type, bg.transparent, overwrite)
             preview_path = _check_preview(preview, info, targets, overwrite)
             options: dict[str, Any] = {"fp16": True} if fp16 else {}
             with load_backend(backend_name, spec, device=device, variant=variant, **options) as engine:
                 if engine.baked_ratio is not None and spec.baked_ratio is None:  # an engine's metadata
                     ratio = resolve_ratio(ratio_request, info.width, info.height, engine.baked_ratio,
                                           spec.label)
-                frames = _run(source, engine, ratio, targets, bg, info, output_type, output_video_mbps, crf,
+                frames = render(source, engine, ratio, targets, bg, info, output_type, output_video_mbps, crf,
                               overwrite, seq_chunk, progress, preview_path)
     outputs = {target.role: target.path for target in targets}
     if preview_path is not None:
@@ -110,7 +110,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
                        downsample_ratio=ratio, backend=backend_name)
 
 
-def _check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
+def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
                    input_resize: tuple[int, int] | None) -> None:
     if int(seq_chunk) != seq_chunk or seq_chunk < 1:
         raise RvmkitError(f"seq chunk {seq_chunk}: must be a whole number >= 1")
@@ -123,10 +123,10 @@ def _check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
         raise RvmkitError(f"input resize {input_resize}: expected two positive whole numbers W H")
 
 
-def _plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,
-                  overwrite: bool) -> list[_Target]:
+def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,
+                  overwrite: bool) -> list[Target]:
     """Check every output path (type, transparency, clashes, existing files) before opening any."""
-    targets: list[_Target] = []
+    targets: list[Target] = []
     seen: dict[Path, str] = {}
     for role in ROLES:
         if requested[role] is None:
@@ -138,7 +138,7 @@ def _plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str |
             raise RvmkitError(f"{describe_path(path)}: {path.suffix[1:]} cannot carry transparency; "
                               "use .webm (VP9), .mov (ProRes 4444) or a folder of PNGs")
         _check_target(path, info, overwrite, seen, role)
-        targets.append(_Target(role, path, kind, alpha))
+        targets.append(Target(role, path, kind, alpha))
     return targets
 
 
@@ -155,7 +155,7 @@ def _check_target(path: Path, info: VideoInfo, overwrite: bool, seen: dict[Path,
                           "replace it")
 
 
-def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: list[_Target],
+def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: list[Target],
                    overwrite: bool) -> Path | None:
     if preview is None:
         return None
@@ -168,7 +168,7 @@ def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: 
     return path
 
 
-def _open_sinks(targets: list[_Target], info: VideoInfo, output_type: str | None, mbps: float | None,
+def _open_sinks(targets: list[Target], info: VideoInfo, output_type: str | None, mbps: float | None,
                 crf: int | None, overwrite: bool) -> None:
     audio = info.path if info.has_audio and not info.is_image_sequence else None
     try:
@@ -181,7 +181,7 @@ def _open_sinks(targets: list[_Target], info: VideoInfo, output_type: str | None
         raise
 
 
-def _abort(targets: list[_Target]) -> None:
+def _abort(targets: list[Target]) -> None:
     for target in targets:
         if target.sink is not None:
             try:
@@ -190,7 +190,7 @@ def _abort(targets: list[_Target]) -> None:
                 pass
 
 
-def _run(source: FrameSource, engine: Any, ratio: float, targets: list[_Target], bg: Background,
+def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target], bg: Background,
          info: VideoInfo, output_type: str | None, mbps: float | None, crf: int | None, overwrite: bool,
          seq_chunk: int, progress: bool, preview: Path | None, *, start: int = 0, stop: int | None = None,
          warmup: int = 0, open_sinks: Any = None) -> int:

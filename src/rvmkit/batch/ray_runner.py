@@ -438,7 +438,7 @@ def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.Ma
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
     with parse_background(options.background, info.width, info.height) as bg:
-        targets = api._plan_targets(requested, info, options.output_type, bg.transparent, overwrite)
+        targets = api.plan_targets(requested, info, options.output_type, bg.transparent, overwrite)
     return {t.role: str(t.path.expanduser().absolute()) for t in targets}
 
 

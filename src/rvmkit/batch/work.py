@@ -53,7 +53,7 @@ class MatteOptions:
         """Validate everything checkable without an input (one-line errors before any work starts);
         return a copy with absolute paths, so workers on other machines see the same files."""
         parse_ratio(self.downsample_ratio)
-        api._check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
+        api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
         spec = resolve_model(self.model, self.backend)
         name = self.backend or default_backend(spec)
         check_backend(name, spec if spec.path is not None else resolve_model(None, name), self.device)
@@ -99,7 +99,7 @@ def _ratio(options: MatteOptions, info: VideoInfo, engine: Backend) -> float:
 def _targets(outputs: dict[str, str], info: VideoInfo, options: MatteOptions, transparent: bool,
              overwrite: bool) -> list[Any]:
     requested = {role: outputs.get(role) for role in api.ROLES}
-    return api._plan_targets(requested, info, options.output_type, transparent, overwrite)
+    return api.plan_targets(requested, info, options.output_type, transparent, overwrite)
 
 
 def matte_video(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
@@ -110,7 +110,7 @@ def matte_video(engine: Backend, input_path: str, outputs: dict[str, str], optio
         ratio = _ratio(options, info, engine)
         with parse_background(options.background, info.width, info.height) as bg:
             targets = _targets(outputs, info, options, bg.transparent, overwrite)
-            return api._run(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
+            return api.render(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
                             output_type=options.output_type, mbps=options.output_video_mbps, crf=options.crf,
                             overwrite=overwrite, seq_chunk=options.seq_chunk, progress=False, preview=None)
 
@@ -127,7 +127,7 @@ def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], optio
                 segment: seg.Segment, work_dir: str, key: str) -> int:
     """Matte one segment into lossless parts in `work_dir` (skipped if an earlier run finished it).
 
-    Frames are rendered by `rvmkit matte`'s own code (api._run), only the sinks differ, so every
+    Frames are rendered by `rvmkit matte`'s own code (api.render), only the sinks differ, so every
     frame of a segment is exactly what a sequential run with the same recurrent state would write."""
     work = Path(work_dir)
     roles = [role for role in api.ROLES if role in outputs]
@@ -146,7 +146,7 @@ def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], optio
         ratio = _ratio(options, info, engine)
         with parse_background(options.background, info.width, info.height) as bg:
             targets = _targets(outputs, info, options, bg.transparent, overwrite=True)
-            frames = api._run(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
+            frames = api.render(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
                               output_type=options.output_type, mbps=None, crf=None, overwrite=True,
                               seq_chunk=options.seq_chunk, progress=False, preview=None, start=segment.start,
                               stop=segment.stop, warmup=segment.warmup, open_sinks=open_sinks)
