@@ -4,7 +4,6 @@ to `<stem>_trt.onnx`, then verified against PyTorch and the official ONNX."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rvmkit.model import VARIANTS
 
@@ -31,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rvmkit import weights
+    from rvmkit.cli.verify import print_report
     from rvmkit.export.onnx_export import export_onnx, validate_options
     from rvmkit.export.verify import torch_matches_reference, verify_model
     from rvmkit.fileio import require_writable_output
@@ -54,9 +54,4 @@ def run(args: argparse.Namespace) -> int:
                   "comparing with PyTorch only")
     report = verify_model(paths[-1], reference=reference, torch_model=model, video=args.video,
                           frames=args.verify_frames)
-    print(report.table())
-    if not report.ok:
-        print(f"rvmkit: error: {paths[-1]}: verification failed (max abs error {report.max_error():.2e})",
-              file=sys.stderr)
-        return 1
-    return 0
+    return print_report(report, paths[-1])

@@ -4,7 +4,12 @@ compare it with the official ONNX (or --reference) and the PyTorch model; exit 1
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rvmkit.export.verify import VerifyReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
         reference = weights.official_onnx_path()
     report = verify_model(args.model, reference=reference, torch_model=_torch_model(args, variant),
                           video=args.video, frames=args.frames, downsample_ratio=args.downsample_ratio)
+    return print_report(report, args.model)
+
+
+def print_report(report: VerifyReport, model_path: str | os.PathLike) -> int:
+    """Print the comparison table; exit status 1 (with one error line) when a tolerance is exceeded."""
     print(report.table())
     if not report.ok:
-        print(f"rvmkit: error: {args.model}: verification failed (max abs error {report.max_error():.2e})",
+        print(f"rvmkit: error: {model_path}: verification failed (max abs error {report.max_error():.2e})",
               file=sys.stderr)
         return 1
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -11,6 +13,26 @@ from rvmkit.model.common import resize_to
 
 def with_gray(x: Tensor) -> Tensor:
     return torch.cat([x, x.mean(1, keepdim=True)], dim=1)
+
+
+def guided_statistics(box_filter: Callable[[Tensor], Tensor], base_src: Tensor, base_fgr: Tensor,
+                      base_pha: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Local means, covariance and variance of guide x = [src, gray] and target y = [fgr, pha]."""
+    base_x = with_gray(base_src)
+    base_y = torch.cat([base_fgr, base_pha], dim=1)
+    mean_x = box_filter(base_x)
+    mean_y = box_filter(base_y)
+    cov_xy = box_filter(base_x * base_y) - mean_x * mean_y
+    var_x = box_filter(base_x * base_x) - mean_x * mean_x
+    return mean_x, mean_y, cov_xy, var_x
+
+
+def apply_coefficients(a: Tensor, b: Tensor, fine_src: Tensor) -> tuple[Tensor, Tensor]:
+    """Upsample A, b to the full frame and apply them: [fgr, pha] = A * [src, gray] + b."""
+    size = fine_src.shape[2:]
+    out = resize_to(a, size) * with_gray(fine_src) + resize_to(b, size)
+    fgr, pha = out.split([3, 1], dim=1)
+    return fgr, pha
 
 
 class DeepGuidedFilterRefiner(nn.Module):
@@ -31,22 +53,13 @@ class DeepGuidedFilterRefiner(nn.Module):
     def coefficients(self, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor,
                      base_hid: Tensor) -> tuple[Tensor, Tensor]:
         """Low-resolution A, b such that out = A * [src, gray(src)] + b after upsampling."""
-        base_x = with_gray(base_src)
-        base_y = torch.cat([base_fgr, base_pha], dim=1)
-        mean_x = self.box_filter(base_x)
-        mean_y = self.box_filter(base_y)
-        cov_xy = self.box_filter(base_x * base_y) - mean_x * mean_y
-        var_x = self.box_filter(base_x * base_x) - mean_x * mean_x
+        mean_x, mean_y, cov_xy, var_x = guided_statistics(self.box_filter, base_src, base_fgr, base_pha)
         a = self.conv(torch.cat([cov_xy, var_x, base_hid], dim=1))
         return a, mean_y - a * mean_x
 
     def forward(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor,
                 base_hid: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = self.coefficients(base_src, base_fgr, base_pha, base_hid)
-        size = fine_src.shape[2:]
-        out = resize_to(a, size) * with_gray(fine_src) + resize_to(b, size)
-        fgr, pha = out.split([3, 1], dim=1)
-        return fgr, pha
+        return apply_coefficients(*self.coefficients(base_src, base_fgr, base_pha, base_hid), fine_src)
 
 
 class FastGuidedFilterRefiner(nn.Module):
@@ -67,15 +80,6 @@ class FastGuidedFilterRefiner(nn.Module):
 
     def forward(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor,
                 base_hid: Tensor) -> tuple[Tensor, Tensor]:
-        lr_x = with_gray(base_src)
-        lr_y = torch.cat([base_fgr, base_pha], dim=1)
-        mean_x = self.box_filter(lr_x)
-        mean_y = self.box_filter(lr_y)
-        cov_xy = self.box_filter(lr_x * lr_y) - mean_x * mean_y
-        var_x = self.box_filter(lr_x * lr_x) - mean_x * mean_x
+        mean_x, mean_y, cov_xy, var_x = guided_statistics(self.box_filter, base_src, base_fgr, base_pha)
         a = cov_xy / (var_x + self.eps)
-        b = mean_y - a * mean_x
-        size = fine_src.shape[2:]
-        out = resize_to(a, size) * with_gray(fine_src) + resize_to(b, size)
-        fgr, pha = out.split([3, 1], dim=1)
-        return fgr, pha
+        return apply_coefficients(a, mean_y - a * mean_x, fine_src)
