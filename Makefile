@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[export,test,batch]"
+	$(PIP) install -q -e ".[export,test,batch,openvino]"
 	touch $@
 
 demo: install
@@ -27,6 +27,7 @@ demo: install
 	$(PY) -m rvmkit.demo
 
 test: install
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/rvmkit weights fetch >/dev/null
 	$(PY) -m pytest -q
 
