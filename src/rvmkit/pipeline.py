@@ -13,6 +13,7 @@ and is re-raised by `run`; the caller then aborts its sinks, so nothing half-wri
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -102,6 +103,7 @@ class _Stages:
 
     def thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         def body() -> None:
+            _lower_priority()
             try:
                 target()
             except _Stopped:
@@ -112,6 +114,22 @@ class _Stages:
         worker = threading.Thread(target=body, name=name, daemon=True)
         worker.start()
         return worker
+
+
+#: niceness added to the decode and write threads (and the codec threads they start): inference is the
+#: critical path, one frame at a time, so on a busy CPU it goes first and video work fills the gaps
+STAGE_NICE = int(os.environ.get("RVMKIT_STAGE_NICE", "5"))
+
+
+def _lower_priority() -> None:
+    """Lower this thread's scheduling priority by STAGE_NICE (Linux: per-thread nice; elsewhere no-op)."""
+    if STAGE_NICE <= 0 or not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + STAGE_NICE))
+    except OSError:
+        pass
 
 
 def to_input(rgb: np.ndarray) -> np.ndarray:

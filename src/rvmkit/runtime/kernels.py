@@ -120,6 +120,11 @@ if HAVE_NUMBA:
                 grey = (r + g + b) / np.float32(3)
                 p = (u0 * ra[3, b0] + u1 * ra[3, b1]) * grey + (u0 * rb[3, b0] + u1 * rb[3, b1])
                 p = min(max(p, np.float32(0)), np.float32(1))
+                if mode == 1 and p == np.float32(0):  # pure background: the foreground does not matter
+                    comp[y, x, 0], comp[y, x, 1], comp[y, x, 2] = bg[y, x, 0], bg[y, x, 1], bg[y, x, 2]
+                    if alpha.shape[0]:
+                        alpha[y, x] = 0
+                    continue
                 f0 = (u0 * ra[0, b0] + u1 * ra[0, b1]) * r + (u0 * rb[0, b0] + u1 * rb[0, b1]) + r
                 f1 = (u0 * ra[1, b0] + u1 * ra[1, b1]) * g + (u0 * rb[1, b0] + u1 * rb[1, b1]) + g
                 f2 = (u0 * ra[2, b0] + u1 * ra[2, b1]) * b + (u0 * rb[2, b0] + u1 * rb[2, b1]) + b
