@@ -10,7 +10,7 @@ uint8 composition and alpha (rounded half up, exactly as `rvmkit.video.composite
 
 Coordinates and weights follow ONNX Runtime's Resize (linear, pytorch_half_pixel; clamped source
 coordinate; 0.5/0.5 weights at the border) so outputs match the official graph to float rounding.
-With numba installed (`pip install 'rvmkit[fast]'`) the kernels are compiled once (cached on disk)
+With numba (a core dependency) the kernels are compiled once (cached on disk)
 and run over rows in parallel, releasing the GIL; without it, numpy does the same math, slower.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # optional: pip install 'rvmkit[fast]'
+try:  # a core dependency; the numpy fallback keeps platforms without numba wheels working
     import numba
     from numba import njit, prange, types
     from numba.extending import overload
