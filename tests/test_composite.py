@@ -61,6 +61,49 @@ def test_conversions_round_half_up_and_have_the_right_shapes(matte) -> None:
     assert clipped.tolist() == [[[0, 255, 255]]]
 
 
+@pytest.mark.parametrize("width", [3, 1])
+def test_layout_follows_dimensions_even_for_3_pixel_wide_frames(matte, width: int) -> None:
+    """3-D is always HWC and 4-D always NCHW: an HxWx3 crop 3 (or 1) pixels wide is not taken for 3xHxW."""
+    fgr, pha, bg = matte
+    rows, cols = slice(100, 105), slice(200, 200 + width)
+    fgr, pha, bg = fgr[:, :, rows, cols], pha[:, :, rows, cols], bg[rows, cols]
+    hwc, alpha_hwc = fgr[0].transpose(1, 2, 0), pha[0].transpose(1, 2, 0)
+    f, a = hwc.astype(np.float64), alpha_hwc.astype(np.float64)
+    expected = np.floor(255 * (f * a + bg / 255 * (1 - a)) + 0.5)
+    for fg, al in ((fgr, pha), (hwc, alpha_hwc), (hwc, pha[0, 0]), (fgr, pha[0, 0])):
+        out = composite(fg, al, bg)
+        assert out.shape == (5, width, 3)
+        assert np.abs(out.astype(int) - expected).max() <= 1
+        np.testing.assert_array_equal(rgba(fg, al)[:, :, :3], foreground_u8(fgr))
+    np.testing.assert_array_equal(alpha_u8(alpha_hwc, 1), alpha_u8(pha, 1))
+    assert foreground_u8(hwc).shape == (5, width, 3)
+
+
+def test_ambiguous_or_wrong_layouts_are_refused(matte) -> None:
+    fgr, pha, bg = matte
+    with pytest.raises(ValueError, match=r"HxWx3 \(HWC\) or 1x3xHxW \(NCHW\)"):
+        composite(fgr[0], pha, bg)  # 3-D CHW: pass fgr[None] instead
+    with pytest.raises(ValueError, match="1x3xHxW"):
+        foreground_u8(np.concatenate([fgr, fgr]))  # a batch
+    with pytest.raises(ValueError, match=r"1x1xHxW \(NCHW\) alpha"):
+        composite(fgr, pha[0], bg)  # 3-D 1xHxW alpha
+
+
+def test_fallback_kernel_composite_on_a_3_pixel_wide_frame(monkeypatch) -> None:
+    """The numpy fallback of the fused tail hands composite() NCHW arrays, and agrees with the fused one."""
+    from rvmkit.runtime import kernels
+
+    rng = np.random.default_rng(0)
+    geometry = kernels.Geometry(8, 3, 0.5)
+    frame, bg = rng.integers(0, 256, (2, 8, 3, 3), dtype=np.uint8)
+    coef_a, coef_b = rng.normal(0, 0.3, (2, 1, 4, *geometry.small)).astype(np.float32)
+    fused = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
+    monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
+    comp, alpha = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
+    assert comp.shape == (8, 3, 3) and alpha.shape == (8, 3)
+    assert np.abs(comp.astype(int) - fused[0]).max() <= 1 and np.abs(alpha.astype(int) - fused[1]).max() <= 1
+
+
 @pytest.mark.parametrize("spec,colour", [
     (None, DEFAULT_GREEN), ("green", DEFAULT_GREEN), ("White", (255, 255, 255)), ("#1020ff", (16, 32, 255)),
     ("0,128,255", (0, 128, 255)),

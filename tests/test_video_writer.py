@@ -177,6 +177,18 @@ def test_audio_is_carried_over(tmp_path: Path, clip_with_audio: Path, suffix: st
         assert reread.info.frame_count == COUNT
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".mov", ".webm"])
+def test_copied_audio_does_not_shift_video_timestamps(tmp_path: Path, clip, clip_with_audio: Path,
+                                                      suffix: str) -> None:
+    """AAC starts with a priming packet at a negative time; Matroska used to move all video by +21 ms."""
+    path = _write(tmp_path / f"out{suffix}", clip, audio_from=clip_with_audio)
+    with av.open(str(path)) as container:
+        assert container.streams.audio
+        decoded = list(container.decode(video=0))
+    assert [d.pts * d.time_base for d in decoded] == [f.pts * f.time_base for f in clip[1]]
+    assert decoded[0].pts * decoded[0].time_base == Fraction(33, 1000)
+
+
 def test_existing_output_needs_overwrite(tmp_path: Path, clip) -> None:
     for name in ("old.mp4", "old_frames"):
         target = tmp_path / name

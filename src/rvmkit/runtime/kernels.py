@@ -240,6 +240,7 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
         src, is_u8 = _chw(frame)
         fgr, pha = _tail_np(src, is_u8, coef_a.reshape(coef_a.shape[-3:]), coef_b.reshape(coef_b.shape[-3:]),
                             geometry)
+        fgr, pha = fgr[None], pha[None]  # NCHW: composite() reads a 3-D array as HWC
         return composite(fgr, pha, background), alpha_u8(pha, channels=1) if want_alpha else None
     comp = np.empty((height, width, 3), np.uint8)
     alpha = np.empty((height, width), np.uint8) if want_alpha else _NO_ALPHA

@@ -2,8 +2,10 @@
 
 All arithmetic is float32 (no float64 temporaries) and every float -> uint8 conversion rounds half up:
 clip(x * 255 + 0.5, 0, 255) then truncate. (The official RVM writer truncates instead, which darkens by
-up to 1/255; rounding is unbiased.) Inputs may be HWC arrays or the network's NCHW layout with N = 1;
-NCHW is computed in CHW order, and only the final uint8 image is transposed, which is the cheapest copy.
+up to 1/255; rounding is unbiased.) The number of dimensions alone fixes the layout, so no image (not even a
+3-pixel-wide one) is ambiguous: 4-D is the network's NCHW with N = 1 (fgr 1x3xHxW, pha 1x1xHxW), 3-D is HWC
+(fgr HxWx3, pha HxWx1), and pha may also be a plain HxW. NCHW is computed in CHW order, and only the final
+uint8 image is transposed, which is the cheapest copy.
 """
 
 from __future__ import annotations
@@ -26,27 +28,25 @@ _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
 
 
 def _float_image(fgr: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(float32 view, is_chw) of an HxWx3 or 1x3xHxW / 3xHxW image."""
+    """(float32 HxWx3 or 3xHxW view, is_chw) of an HxWx3 (HWC) or 1x3xHxW (NCHW) image."""
     fgr = np.asarray(fgr, dtype=np.float32)
-    if fgr.ndim == 4:
-        if fgr.shape[0] != 1:
-            raise ValueError(f"expected one image, got a batch of shape {fgr.shape}")
-        fgr = fgr[0]
-    if fgr.ndim != 3:
-        raise ValueError(f"expected HxWx3 or 1x3xHxW, got shape {fgr.shape}")
-    if fgr.shape[-1] == 3:
+    if fgr.ndim == 4 and fgr.shape[:2] == (1, 3):
+        return fgr[0], True
+    if fgr.ndim == 3 and fgr.shape[2] == 3:
         return fgr, False
-    if fgr.shape[0] == 3:
-        return fgr, True
-    raise ValueError(f"expected 3 colour channels, got shape {fgr.shape}")
+    raise ValueError(f"expected an HxWx3 (HWC) or 1x3xHxW (NCHW) image, got shape {fgr.shape}")
 
 
 def _float_alpha(pha: np.ndarray, chw: bool) -> np.ndarray:
-    """float32 alpha shaped to broadcast against an HWC (HxWx1) or CHW (1xHxW) image."""
+    """float32 alpha of an HxW, HxWx1 (HWC) or 1x1xHxW (NCHW) array, shaped to broadcast against an HWC
+    (HxWx1) or CHW (1xHxW) image."""
     pha = np.asarray(pha, dtype=np.float32)
-    if pha.ndim == 3 and pha.shape[-1] == 1:  # HxWx1
+    if pha.ndim == 4 and pha.shape[:2] == (1, 1):
+        pha = pha[0, 0]
+    elif pha.ndim == 3 and pha.shape[2] == 1:
         pha = pha[:, :, 0]
-    pha = pha.reshape(pha.shape[-2:])  # HxW, 1xHxW or 1x1xHxW
+    elif pha.ndim != 2:
+        raise ValueError(f"expected an HxW, HxWx1 (HWC) or 1x1xHxW (NCHW) alpha, got shape {pha.shape}")
     return pha[None] if chw else pha[:, :, None]
 
 

@@ -40,6 +40,11 @@ DEFAULT_X264 = {"crf": "18", "preset": "veryfast"}
 DEFAULT_VP9 = {"crf": "30", "b": "0"}
 PRORES_HQ, PRORES_4444 = 3, 4
 _FORMATS = {3: "rgb24", 4: "rgba", 1: "gray"}
+# By default FFmpeg shifts every Matroska/WebM stream until the earliest packet is at 0: copied AAC starts
+# with a priming packet at -1024 samples, which moved the whole video by +21 ms. A block's time is a signed
+# offset from its cluster's, and FFmpeg writes and reads such negative times exactly, so keep every
+# timestamp as given. (The cleaner CodecDelay needs the stream's initial_padding, which PyAV cannot set.)
+_MUXER_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}, "webm": {"avoid_negative_ts": "disabled"}}
 
 
 def resolve_output(path: str | os.PathLike, output_type: str | None) -> tuple[str, str]:
@@ -202,7 +207,8 @@ class VideoSink(FrameSink):
         self._last_pts: int | None = None
         self._committed = False
         try:
-            self._container = av.open(str(self._temp), mode="w", format=fmt)
+            options = _MUXER_OPTIONS.get(fmt, {})
+            self._container = av.open(str(self._temp), mode="w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as error:
             raise RvmkitError(f"{describe_path(path)}: cannot create output ({error})") from None
         try:
