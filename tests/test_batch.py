@@ -4,6 +4,7 @@ manifest schema. Inputs are short clips re-encoded from real frames, at 320x240 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -119,7 +120,8 @@ def test_manifest_schema(first_run):
     data = json.loads((out / "manifest.json").read_text())
     assert set(data) == {"items"} and len(data["items"]) == 3
     for item in data["items"]:
-        assert set(item) == {"input", "status", "outputs", "error", "frames", "seconds"}
+        assert set(item) == {"input", "status", "outputs", "error", "frames", "seconds", "fingerprint"}
+        assert isinstance(item["fingerprint"], str) and item["fingerprint"]
         assert item["status"] in ("done", "failed", "skipped")
         assert Path(item["input"]).is_absolute()
         assert set(item["outputs"]) == set(ROLES)
@@ -160,3 +162,47 @@ def test_batch_writes_named_videos_in_the_chosen_format(tmp_path, inputs, ray_lo
     assert item.status == "done" and item.outputs == {"alpha": str(tmp_path / "b.alpha.mkv")}
     with open_source(tmp_path / "b.alpha.mkv") as source:
         assert source.info.frame_count == 10
+
+
+def test_output_fingerprint_changes_with_options_and_input_version(tmp_path):
+    from rvmkit.batch.work import MatteOptions, output_fingerprint
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"video")
+    base = MatteOptions(background="white")
+    same = output_fingerprint(base, clip)
+    assert output_fingerprint(MatteOptions(background="white"), clip) == same
+    assert output_fingerprint(MatteOptions(background="black"), clip) != same
+    assert output_fingerprint(MatteOptions(background="white", crf=30), clip) != same
+    assert output_fingerprint(base, clip, segments=2, warmup=8) != same
+    assert output_fingerprint(base, clip, segments=2, warmup=8) != output_fingerprint(base, clip, 2, 16)
+    assert output_fingerprint(base, clip, segments=1, warmup=8) == same  # W only matters with segments
+    stat = clip.stat()
+    clip.write_bytes(b"edits")  # same size, new mtime
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert output_fingerprint(base, clip) != same
+
+
+def test_rerun_redoes_items_whose_options_or_input_changed(tmp_path, ray_local):
+    from rvmkit.batch import run_batch
+
+    clip = make_clip(tmp_path / "c.mp4", "milk", 4)
+    out, output = tmp_path / "out", tmp_path / "out" / "c.composition.mkv"
+
+    def batch(background: str) -> tuple[str, int, np.ndarray]:
+        [item] = run_batch([clip], out, fmt="mkv", num_workers=1, background=background)
+        assert manifest_items(out)[0]["fingerprint"] == item.fingerprint
+        with av.open(str(output)) as container:
+            frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+        return item.status, output.stat().st_mtime_ns, frames
+
+    status, mtime, white = batch("white")
+    assert status == "done" and len(white) == 4
+    status, same_mtime, same = batch("white")  # same options, same input: untouched
+    assert status == "skipped" and same_mtime == mtime and np.array_equal(same, white)
+    status, changed_mtime, black = batch("black")  # stale outputs redone with the new background
+    assert status == "done" and changed_mtime != mtime and white.mean() - black.mean() > 50
+    stat = clip.stat()
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the input replaced since
+    status, touched_mtime, again = batch("black")
+    assert status == "done" and touched_mtime != changed_mtime and np.array_equal(again, black)

@@ -96,3 +96,24 @@ def test_seam_error_is_within_measured_bound(runs):
     assert diff.mean() <= MEAN_BOUND and np.percentile(diff, 99.9) <= P99_9_BOUND, (
         diff.mean(), np.percentile(diff, 99.9), diff.max())
     assert diff.max() > 0, "segments that match exactly mean the seam was not exercised"
+
+
+def test_segments_print_a_line_per_finished_segment(tmp_path, official_onnx, ray_local, capsys):
+    clip = make_clip(tmp_path / "short.mp4", "milk", 6)
+    assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha.mkv"), "--segments", "2",
+                 "--warmup", "2"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("segment ")]
+    # the two segments finish in either order; each is reported once, with the running count
+    assert sorted(line.split(" (")[0] for line in lines) == [
+        "segment 1 of short.mp4 done: frames 0-2", "segment 2 of short.mp4 done: frames 3-5"]
+    assert [line.split(" (")[1] for line in lines] == ["1/2 segments)", "2/2 segments)"]
+
+
+def test_segments_refuse_preview_in_one_line_saying_why(tmp_path, capsys):
+    clip = make_clip(tmp_path / "short.mp4", "milk", 2)
+    assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha.mkv"), "--segments", "2",
+                 "--preview", str(tmp_path / "sheet.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "sheet.png" in err
+    assert "--segments" in err and "separate workers" in err
+    assert not (tmp_path / "alpha.mkv").exists()

@@ -1,10 +1,11 @@
 """`manifest.json`: what a batch run did with each input, rewritten atomically as items finish.
 
-Schema: {"items": [{"input", "status", "outputs", "error", "frames", "seconds"}, ...]} with status
-"done" | "failed" | "skipped". Paths are absolute so a manifest on a shared filesystem means the same
-thing on every machine. It is also the resume record: an item is finished when its status is done or
-skipped AND every output file it lists exists (outputs are committed atomically, so an existing file
-is a complete one).
+Schema: {"items": [{"input", "status", "outputs", "error", "frames", "seconds", "fingerprint"}, ...]}
+with status "done" | "failed" | "skipped". Paths are absolute so a manifest on a shared filesystem means
+the same thing on every machine. It is also the resume record: an item is finished when its status is
+done or skipped AND every output file it lists exists (outputs are committed atomically, so an existing
+file is a complete one). `fingerprint` (optional when reading) identifies the options and input version
+the outputs were made from; the runner redoes an item whose fingerprint no longer matches.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rvmkit.fileio import write_atomically
 MANIFEST_NAME = "manifest.json"
 STATUSES = ("done", "failed", "skipped")
 ITEM_KEYS = ("input", "status", "outputs", "error", "frames", "seconds")
+OPTIONAL_KEYS = ("fingerprint",)
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Item:
     error: str | None = None
     frames: int | None = None
     seconds: float | None = None
+    fingerprint: str | None = None
 
     def finished(self) -> bool:
         """Done earlier and every output still on disk: safe to skip."""
@@ -55,7 +58,8 @@ class Manifest:
             return cls(path)
         try:
             data = json.loads(path.read_text())
-            items = [Item(**{key: entry.get(key) for key in ITEM_KEYS}) for entry in data["items"]]
+            items = [Item(**{key: entry.get(key) for key in ITEM_KEYS + OPTIONAL_KEYS})
+                     for entry in data["items"]]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RvmkitError(f"{describe_path(path)}: not an rvmkit batch manifest ({type(exc).__name__}); "
                               "move it away to start afresh") from None

@@ -181,9 +181,10 @@ class _Pool:
 
 def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
               warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = True, num_workers: int | None = None,
-              cpus_per_worker: int = 1,
-              on_item: Callable[[_ItemRun, Item], None] | None = None) -> list[Item]:
-    """Run every item on the current Ray session; `on_item` is called as each one finishes."""
+              cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None,
+              log: Log | None = None) -> list[Item]:
+    """Run every item on the current Ray session; `on_item` is called as each one finishes and `log`
+    gets a line per finished segment (segments take long: that is the progress of a segmented run)."""
     import ray
 
     gpus = 1.0 if options.device == "cuda" else 0.0
@@ -217,6 +218,10 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
             pending.extendleft(reversed([Job("segment", job.item, segment=s) for s in run.plan]))
         elif job.kind == "segment":
             run.remaining -= 1
+            if log is not None:
+                done = len(run.plan) - run.remaining
+                log(f"segment {job.segment.index + 1} of {Path(run.input).name} done: frames "
+                    f"{job.segment.start}-{job.segment.stop - 1} ({done}/{len(run.plan)} segments)")
             if run.remaining == 0:
                 roles = [role for role in api.ROLES if role in run.outputs]
                 run.remaining = len(roles)
@@ -325,8 +330,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
     """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
 
     `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
-    Inputs already done (manifest says so and the files exist) are recorded as skipped; failed or
-    partial ones are redone. `output_dir/manifest.json` holds the same records (and earlier runs' ones).
+    Inputs already done (manifest says so, the files exist and their fingerprint, of the options and
+    the input's size + mtime, still matches) are recorded as skipped; failed, partial or stale ones are
+    redone, replacing their outputs. `output_dir/manifest.json` holds the same records (and earlier
+    runs' ones).
     """
     roles = _check_roles(outputs)
     output_type = matte_options.get("output_type")
@@ -344,6 +351,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
     log = log or (lambda message: None)
     todo: list[_ItemRun] = []
     claimed: dict[str, str] = {}
+    fingerprints: dict[str, str] = {}
     paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
     for path in paths:
         outputs_for = output_paths(path, out_dir, roles, fmt)
@@ -352,17 +360,22 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                 raise RvmkitError(f"{describe_path(path)}: same output name as "
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
+        fingerprint = fingerprints[str(path)] = work.output_fingerprint(options, path, segments, warmup)
         previous = manifest.get(str(path))
         if previous is not None and previous.outputs == outputs_for and previous.finished():
-            manifest.record(Item(str(path), "skipped", outputs_for, None, previous.frames, previous.seconds))
-            log(f"skipped {path} (already done)")
-            continue
+            if previous.fingerprint == fingerprint:
+                manifest.record(Item(str(path), "skipped", outputs_for, None, previous.frames,
+                                     previous.seconds, fingerprint))
+                log(f"skipped {path} (already done)")
+                continue
+            log(f"redoing {path} (options or input changed since it was done)")
         _remove_leftovers(outputs_for.values())
         todo.append(_ItemRun(str(path), outputs_for))
     if todo:
         started = init_ray(address)
 
         def on_item(run: _ItemRun, item: Item) -> None:
+            item.fingerprint = fingerprints[run.input]
             manifest.record(item)
             log(f"{item.status} {run.input}" + (f": {item.error}" if item.error else
                                                   f" ({item.frames} frames, {item.seconds:.1f} s)"))
@@ -370,7 +383,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
         try:
             _prefetch_weights(options)
             run_items(todo, options, segments=segments, warmup=warmup, overwrite=True,
-                      num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item)
+                      num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item, log=log)
         finally:
             if started:
                 _shutdown()
@@ -382,11 +395,12 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
                       output_foreground: str | os.PathLike | None = None, *, segments: int = 2,
                       warmup: int = seg.DEFAULT_WARMUP, address: str | None = None,
                       num_workers: int | None = None, cpus_per_worker: int = 1, overwrite: bool = False,
-                      **matte_options: Any) -> api.MatteResult:
+                      progress: bool = True, **matte_options: Any) -> api.MatteResult:
     """`convert_video` for one long video split into `segments` parts matted in parallel on Ray.
 
     Each part starts `warmup` frames early; the outputs have the input's exact frame count,
-    timestamps and audio. Everything is checked before the cluster starts.
+    timestamps and audio. Everything is checked before the cluster starts. `progress` prints a line
+    to stderr as each segment finishes.
     """
     started_at = time.monotonic()
     options = work.MatteOptions(**matte_options).checked()
@@ -398,7 +412,8 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     try:
         _prefetch_weights(options)
         [item] = run_items([_ItemRun(str(input_path), outputs)], options, segments=segments, warmup=warmup,
-                           overwrite=overwrite, num_workers=num_workers, cpus_per_worker=cpus_per_worker)
+                           overwrite=overwrite, num_workers=num_workers, cpus_per_worker=cpus_per_worker,
+                           log=stderr_log if progress else None)
     finally:
         if started:
             _shutdown()
@@ -419,9 +434,12 @@ def segmented_converter(segments: int, warmup: int = seg.DEFAULT_WARMUP,
                 preview: str | os.PathLike | None = None,
                 **options: Any) -> api.MatteResult:
         if preview is not None:
-            raise RvmkitError("--preview is not available with --segments; run without it for a preview")
+            raise RvmkitError(f"{describe_path(preview)}: --preview cannot be used with --segments, whose "
+                              "segments run on separate workers so none sees the whole video to sample; "
+                              "run without --segments for a preview")
         return convert_segmented(input_source, output_composition, output_alpha, output_foreground,
-                                 segments=segments, warmup=warmup, address=address, **options)
+                                 segments=segments, warmup=warmup, address=address, progress=progress,
+                                 **options)
 
     return convert
 

@@ -74,6 +74,28 @@ class MatteOptions:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _version(path: str | os.PathLike | None) -> list[int] | None:
+    """[size, mtime] of a file or folder, None when absent: a file edited in place changes it."""
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if stat is None else [stat.st_size, stat.st_mtime_ns]
+
+
+def output_fingerprint(options: MatteOptions, input_path: str | os.PathLike, segments: int = 1,
+                       warmup: int = seg.DEFAULT_WARMUP) -> str:
+    """What an item's outputs were made from: every matte option (with the versions of the model and
+    background files), the segment plan and the input's size + mtime. Stored in the manifest, so a
+    re-run with anything changed redoes the item instead of skipping stale outputs."""
+    background = options.background
+    files = {"input": _version(input_path),
+             "model": _version(options.model),
+             "background": _version(background) if background and Path(background).is_absolute() else None}
+    text = json.dumps([asdict(options), files, [segments, warmup] if segments > 1 else None], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def load_engine(options: MatteOptions, threads: int | None = None) -> Backend:
     """The worker's one model. `threads` caps intra-op threads so workers sharing a machine don't fight."""
     spec = resolve_model(options.model, options.backend)

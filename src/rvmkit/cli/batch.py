@@ -16,7 +16,10 @@ examples:
   rvmkit batch /shared/in/*.mov --output-dir /shared/out --address ray://head:10001
 
 OUTPUT-DIR receives <stem>.<output>.<format> (a <stem>.<output> folder of PNGs for --format png) and
-manifest.json. Re-running the same command skips inputs already done and redoes failed or partial ones.
+manifest.json. Re-running skips inputs already done with the same options from an unchanged input
+(manifest.json keeps a fingerprint of both per input). Inputs that failed, are partial, or whose options
+(model, background, ratio, format, bitrate, segments, ...) or input file (size, mtime) changed since are
+redone, replacing their outputs. Progress: a line per finished input, and per segment with --segments.
 The exit status is 1 if any input failed. On a multi-machine cluster, give paths on a filesystem every
 worker sees, and install rvmkit on the workers.
 """
@@ -65,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cluster.add_argument("--cpus-per-worker", type=int, default=1, metavar="N", help="threads per worker (1)")
     add_segment_options(cluster)
     add_matte_options(parser)
-    parser.add_argument("--quiet", action="store_true", help="no per-input lines")
+    parser.add_argument("--quiet", action="store_true", help="no per-input or per-segment lines")
     parser.set_defaults(func=run)
 
 
