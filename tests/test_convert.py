@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 
 from conftest import CLIPS
 from rvmkit.cli import main
+from rvmkit.export.convert import bake_ratio, rewrite_crop_sizes
 from rvmkit.export.interface import (
     DYNAMIC_AXES,
     INPUT_NAMES,
@@ -54,9 +55,24 @@ def test_baked_ratio_read_from_metadata_and_from_the_graph(converted):
     assert baked_ratio(model) == pytest.approx(0.4)
 
 
-def test_converted_official_graph_still_fails_symbolic_shape_inference(converted):
+def test_converted_model_passes_symbolic_shape_inference(converted):
+    """The official decoder crops (nested ceil() sizes) are rewritten as (n + 1) // 2 chains."""
     ok, detail = symbolic_shape_check(converted)
-    assert not ok and "ceiling" in detail  # the official decoder crop; our export passes (test_export)
+    assert ok, detail
+    assert "fgr[" in detail and "r4o[" in detail
+
+
+def test_crop_rewrite_replaces_the_three_pooled_skip_shapes(official_onnx):
+    """Shape(AveragePool^k(src_sm)) feeding the crops becomes Shape(src_sm) + k (Add 1, Div 2);
+    the finest crop already reads Shape(src_sm) and stays."""
+    model = bake_ratio(onnx.load(str(official_onnx)), 0.4)
+    assert rewrite_crop_sizes(model.graph) == 3
+    producers = {out: node for node in model.graph.node for out in node.output}
+    shapes = [n for n in model.graph.node if n.op_type == "Shape"]
+    assert not any(n.input[0] in producers and producers[n.input[0]].op_type == "AveragePool" for n in shapes)
+    assert sum(n.op_type == "Div" and "rvmkit" in n.name for n in model.graph.node) == 1 + 2 + 3
+    onnx.checker.check_model(model)
+    assert rewrite_crop_sizes(model.graph) == 0  # idempotent
 
 
 def test_convert_works_without_torch(tmp_path, official_onnx):
@@ -71,6 +87,7 @@ def test_convert_works_without_torch(tmp_path, official_onnx):
     model = onnx.load(str(out))
     assert [i.name for i in model.graph.input] == INPUT_NAMES
     assert baked_ratio(model) == 0.25
+    assert symbolic_shape_check(out)[0]
     report = verify_model(out, reference=official_onnx, frames=2, sizes=((641, 479),))
     assert report.max_error() <= 1e-5, report.table()
 

@@ -290,8 +290,8 @@ def check_symbolic_shapes(path: str) -> CheckResult:
     if ok:
         return CheckResult(name, PASS, detail or "all shapes inferred", ORT_TRT)
     return CheckResult(name, FAIL, f"{detail} (needed by ORT's TensorRT EP for dynamic shapes; "
-                                   "TensorRT itself does not use it; `rvmkit export` from the checkpoint "
-                                   "gives a formulation that passes)", ORT_TRT)
+                                   "TensorRT itself does not use it; `rvmkit export` and `rvmkit convert` "
+                                   "give a formulation that passes)", ORT_TRT)
 
 
 # ---------------------------------------------------------------------------------------------

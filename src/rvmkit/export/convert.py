@@ -3,8 +3,9 @@
 The ratio input becomes a constant, the Concat that builds the Resize scales from it is folded,
 the seed's axis names are applied, and the result is simplified with onnxsim when installed.
 `convert` writes exactly OUTPUT (simplified; no `_trt` twin: there is no unsimplified export to
-keep). No torch. The decoder's crop Slices stay as the official graph has them, so, unlike our
-export, the result does not pass ONNX Runtime's symbolic shape inference (see shapes.py).
+keep). No torch. The decoder's crop sizes are rewritten as `(n + 1) // 2` chains from the
+downsampled frame's size (same numbers, as our export computes them) so that the result passes
+ONNX Runtime's symbolic shape inference (see shapes.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,74 @@ def _fold_constant_concats(graph: Any) -> None:
     graph.node.extend(keep)
 
 
+def _is_half_pool(node: Any) -> bool:
+    """AveragePool 2x2 / stride 2 / ceil_mode / no pads: output size is ceil(n / 2) = (n + 1) // 2."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return (node.op_type == "AveragePool" and attrs.get("ceil_mode") == 1
+            and list(attrs.get("kernel_shape", [])) == [2, 2] and list(attrs.get("strides", [])) == [2, 2]
+            and not any(attrs.get("pads", [])) and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
+
+
+def _constant_value(graph: Any, name: str, producers: dict[str, Any]) -> np.ndarray | None:
+    from onnx import numpy_helper
+
+    node = producers.get(name)
+    if node is not None and node.op_type == "Constant":
+        attr = next((a for a in node.attribute if a.name == "value"), None)
+        return None if attr is None else numpy_helper.to_array(attr.t)
+    init = next((i for i in graph.initializer if i.name == name), None)
+    return None if init is None else numpy_helper.to_array(init)
+
+
+def rewrite_crop_sizes(graph: Any) -> int:
+    """Shape(pooled)[2:4] -> Shape(unpooled)[2:4] then (n + 1) // 2 per pooling level; returns the
+    number of rewritten crop sizes.
+
+    The official decoder crops to the skip tensors' sizes, nested ceil() expressions that ORT's
+    symbolic shape inference cannot handle; integer Add/Div it can. Same numbers for all n >= 1.
+    """
+    from onnx import helper, numpy_helper
+
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    one, two = "rvmkit_crop_one", "rvmkit_crop_two"
+    added = 0
+    for shape in [n for n in graph.node if n.op_type == "Shape" and not n.attribute]:
+        source, levels = shape.input[0], 0
+        while source in producers and _is_half_pool(producers[source]):
+            source, levels = producers[source].input[0], levels + 1
+        users = consumers.get(shape.output[0], [])
+        if not levels or len(users) != 1 or users[0].op_type != "Slice" or len(users[0].input) < 4:
+            continue
+        spatial = users[0]
+        bounds = [_constant_value(graph, name, producers) for name in spatial.input[1:4]]
+        if any(b is None for b in bounds) or [b.tolist() for b in bounds] != [[2], [4], [0]]:
+            continue  # not the [H, W] of an NCHW shape: leave it
+        shape.input[0] = source
+        value = spatial.output[0]
+        new_nodes = []
+        for level in range(levels):
+            plus, half = f"{value}_rvmkit_plus1_{level}", f"{value}_rvmkit_half_{level}"
+            new_nodes += [helper.make_node("Add", [value, one], [plus], name=plus),
+                          helper.make_node("Div", [plus, two], [half], name=half)]
+            value = half
+        for user in consumers.get(spatial.output[0], []):
+            user.input[:] = [value if name == spatial.output[0] else name for name in user.input]
+        index = list(graph.node).index(spatial) + 1
+        for offset, node in enumerate(new_nodes):
+            graph.node.insert(index + offset, node)
+        added += 1
+    if added:
+        graph.initializer.extend([numpy_helper.from_array(np.array([1], np.int64), one),
+                                  numpy_helper.from_array(np.array([2], np.int64), two)])
+    return added
+
+
 def bake_ratio(model: Any, downsample_ratio: float) -> Any:
     """Turn the downsample_ratio input into a constant [ratio] (float32, as the input was)."""
     from onnx import helper, numpy_helper
@@ -73,6 +142,7 @@ def convert_official(source: Path, output: Path, downsample_ratio: float) -> Pat
                           "convert takes an official RVM ONNX")
     require_writable_output(output)
     model = bake_ratio(model, downsample_ratio)
+    rewrite_crop_sizes(model.graph)
     try:
         import onnxsim
     except ImportError:
