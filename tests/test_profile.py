@@ -64,7 +64,7 @@ def test_state_channels_come_from_outputs_or_the_variant(trt_ready):
     assert state_channels(model) == (16, 20, 40, 64)
     for output in model.graph.output[2:]:
         output.type.tensor_type.shape.dim[1].dim_param = "c"  # no fixed channel dims left
-    assert state_channels(model) == (16, 20, 40, 64)  # MobileNetV3 recognized by its hard-sigmoids
+    assert state_channels(model) == (16, 20, 40, 64)  # MobileNetV3 recognized by its stem conv
 
 
 def test_profile_formats_text(trt_ready, capsys):

@@ -28,3 +28,12 @@ def require_readable_file(path: str | os.PathLike, what: str = "file") -> str:
     if os.path.getsize(path) == 0:
         raise RvmkitError(f"{describe_path(path)}: {what} is empty")
     return path
+
+
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's text (libraries raise multi-line messages), else `default`
+    (the exception's type name when None): the detail part of a one-line RvmkitError."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if default is None else default

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.errors import RvmkitError, describe_path, first_line, require_readable_file
 from rvmkit.fileio import write_atomically as _write_atomically
 
 if TYPE_CHECKING:
@@ -166,9 +166,10 @@ def import_onnx_state_dict(onnx_path: str | os.PathLike) -> dict[str, torch.Tens
     import torch
     from onnx import numpy_helper
 
+    from rvmkit.export.interface import load_onnx
     from rvmkit.model import MattingNetwork
 
-    graph = _load_onnx(onnx_path).graph
+    graph = load_onnx(onnx_path).graph
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     onnx_convs: list[tuple[str, str | None]] = []
     seen: set[str] = set()
@@ -208,16 +209,6 @@ def import_onnx_state_dict(onnx_path: str | os.PathLike) -> dict[str, torch.Tens
     return state
 
 
-def _load_onnx(path: str | os.PathLike):
-    import onnx
-
-    path = require_readable_file(path, "model file")
-    try:
-        return onnx.load(path)
-    except Exception as exc:  # onnx raises DecodeError and friends
-        raise RvmkitError(f"{describe_path(path)}: not a valid ONNX model ({type(exc).__name__})") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading checkpoints
 
@@ -245,8 +236,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                               "executed); only plain tensor state_dicts are accepted") from None
         raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({first})") from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({reason})") from None
+        raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -22,6 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from rvmkit.errors import first_line
 from rvmkit.export.interface import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -265,8 +266,7 @@ def check_onnx_checker(path: str) -> CheckResult:
     try:
         onnx.checker.check_model(path, full_check=True)
     except Exception as exc:  # ValidationError, InferenceError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CheckResult("onnx.checker (full_check)", FAIL, first[:300])
+        return CheckResult("onnx.checker (full_check)", FAIL, first_line(exc)[:300])
     return CheckResult("onnx.checker (full_check)", PASS, "valid")
 
 

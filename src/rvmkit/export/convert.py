@@ -20,7 +20,10 @@ from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.export.interface import (
     RATIO_INPUT,
     apply_dynamic_axes,
+    constant_values,
+    consumers,
     has_ratio_input,
+    producers,
     require_rvm_onnx,
     set_ratio_metadata,
     validate_ratio,
@@ -32,12 +35,7 @@ def _fold_constant_concats(graph: Any) -> None:
     """Replace Concat nodes whose inputs are all initializers by one initializer (the scales)."""
     from onnx import numpy_helper
 
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            attr = next((a for a in node.attribute if a.name == "value"), None)
-            if attr is not None:
-                values[node.output[0]] = numpy_helper.to_array(attr.t)
+    values = constant_values(graph)
     keep = []
     for node in graph.node:
         if node.op_type == "Concat" and node.input and all(name in values for name in node.input):
@@ -61,17 +59,6 @@ def _is_half_pool(node: Any) -> bool:
             and not any(attrs.get("pads", [])) and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
 
 
-def _constant_value(graph: Any, name: str, producers: dict[str, Any]) -> np.ndarray | None:
-    from onnx import numpy_helper
-
-    node = producers.get(name)
-    if node is not None and node.op_type == "Constant":
-        attr = next((a for a in node.attribute if a.name == "value"), None)
-        return None if attr is None else numpy_helper.to_array(attr.t)
-    init = next((i for i in graph.initializer if i.name == name), None)
-    return None if init is None else numpy_helper.to_array(init)
-
-
 def rewrite_crop_sizes(graph: Any) -> int:
     """Shape(pooled)[2:4] -> Shape(unpooled)[2:4] then (n + 1) // 2 per pooling level; returns the
     number of rewritten crop sizes.
@@ -81,22 +68,18 @@ def rewrite_crop_sizes(graph: Any) -> int:
     """
     from onnx import helper, numpy_helper
 
-    producers = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    made_by, users_of, constants = producers(graph), consumers(graph), constant_values(graph)
     one, two = "rvmkit_crop_one", "rvmkit_crop_two"
     added = 0
     for shape in [n for n in graph.node if n.op_type == "Shape" and not n.attribute]:
         source, levels = shape.input[0], 0
-        while source in producers and _is_half_pool(producers[source]):
-            source, levels = producers[source].input[0], levels + 1
-        users = consumers.get(shape.output[0], [])
+        while source in made_by and _is_half_pool(made_by[source]):
+            source, levels = made_by[source].input[0], levels + 1
+        users = users_of.get(shape.output[0], [])
         if not levels or len(users) != 1 or users[0].op_type != "Slice" or len(users[0].input) < 4:
             continue
         spatial = users[0]
-        bounds = [_constant_value(graph, name, producers) for name in spatial.input[1:4]]
+        bounds = [constants.get(name) for name in spatial.input[1:4]]
         if any(b is None for b in bounds) or [b.tolist() for b in bounds] != [[2], [4], [0]]:
             continue  # not the [H, W] of an NCHW shape: leave it
         shape.input[0] = source
@@ -107,7 +90,7 @@ def rewrite_crop_sizes(graph: Any) -> int:
             new_nodes += [helper.make_node("Add", [value, one], [plus], name=plus),
                           helper.make_node("Div", [plus, two], [half], name=half)]
             value = half
-        for user in consumers.get(spatial.output[0], []):
+        for user in users_of.get(spatial.output[0], []):
             user.input[:] = [value if name == spatial.output[0] else name for name in user.input]
         index = list(graph.node).index(spatial) + 1
         for offset, node in enumerate(new_nodes):

@@ -15,6 +15,8 @@ from rvmkit.errors import RvmkitError, describe_path, require_readable_file
 
 INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i"]
 OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
+STATE_INPUTS = tuple(INPUT_NAMES[1:])  # r1i..r4i
+STATE_OUTPUTS = tuple(OUTPUT_NAMES[2:])  # r1o..r4o
 RATIO_INPUT = "downsample_ratio"  # the official models' extra float input
 RATIO_METADATA_KEY = "rvmkit.downsample_ratio"
 
@@ -127,7 +129,22 @@ def dim_names(model: Any) -> dict[str, list[str | int]]:
     return result
 
 
-def _constant_values(graph: Any) -> dict[str, Any]:
+def producers(graph: Any) -> dict[str, Any]:
+    """tensor name -> the node that outputs it."""
+    return {out: node for node in graph.node for out in node.output}
+
+
+def consumers(graph: Any) -> dict[str, list[Any]]:
+    """tensor name -> the nodes that read it, in graph order."""
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def constant_values(graph: Any) -> dict[str, Any]:
+    """tensor name -> numpy value, for initializers and Constant nodes' `value` outputs."""
     from onnx import numpy_helper
 
     values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
@@ -142,7 +159,7 @@ def _constant_values(graph: Any) -> dict[str, Any]:
 def _ratio_from_graph(model: Any) -> float | None:
     """The scale of the first Resize fed (through Casts) by `src`: the baked downsample ratio."""
     graph = model.graph
-    constants = _constant_values(graph)
+    constants = constant_values(graph)
     names = {"src"}
     for node in graph.node:
         if node.op_type in ("Cast", "Identity") and node.input and node.input[0] in names:

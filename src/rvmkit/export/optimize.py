@@ -25,30 +25,17 @@ from typing import Any
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.export.interface import RATIO_INPUT, load_onnx
+from rvmkit.export.interface import RATIO_INPUT, STATE_OUTPUTS, consumers, load_onnx, producers
 from rvmkit.fileio import write_atomically
 
 SMALL_INPUT = "src_sm"
 COEF_OUTPUTS = ("coef_a", "coef_b")
-STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 #: bump when the rewrite changes, so cached variants are rebuilt
 REWRITE_VERSION = 3
 
 
 class UnsupportedGraph(RvmkitError):
     """The graph is not one this rewrite knows (the plain path still runs it)."""
-
-
-def _consumers(graph: Any) -> dict[str, list[Any]]:
-    users: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
-
-
-def _producer(graph: Any) -> dict[str, Any]:
-    return {out: node for node in graph.node for out in node.output}
 
 
 def _only(nodes: list[Any], op: str, what: str) -> Any:
@@ -65,7 +52,7 @@ def find_tail(graph: Any) -> tuple[str, str, str]:
     Follows the official tail backwards from the `pha` output: Clip <- Split <- Add(Mul(Resize(A), x),
     Resize(b)).
     """
-    users, made_by = _consumers(graph), _producer(graph)
+    users, made_by = consumers(graph), producers(graph)
     src_sm = _only(users.get("src", []), "Resize", "downsample Resize of src").output[0]
     clip = made_by.get("pha")
     split = made_by.get(clip.input[0]) if clip is not None else None
@@ -84,7 +71,7 @@ def find_tail(graph: Any) -> tuple[str, str, str]:
 
 def _prune(graph: Any, outputs: list[str]) -> None:
     """Drop nodes (and initializers) that no output needs."""
-    made_by = _producer(graph)
+    made_by = producers(graph)
     needed: set[str] = set()
     stack = list(outputs)
     keep_ids: set[int] = set()
@@ -160,7 +147,7 @@ def _split_concat_convs(model: Any, multiple: int = 8) -> int:
     graph = model.graph
     counts = _channel_counts(model)
     inits = {init.name: init for init in graph.initializer}
-    made_by, users = _producer(graph), _consumers(graph)
+    made_by, users = producers(graph), consumers(graph)
     split = 0
     for node in list(graph.node):
         concat = made_by.get(node.input[0]) if node.op_type == "Conv" else None

@@ -35,6 +35,7 @@ from rvmkit.export.interface import (
     baked_ratio,
     require_rvm_onnx,
     validate_ratio,
+    variant_of,
 )
 
 FORMATS = ("json", "trtexec", "ort-trt", "fastdeploy")
@@ -120,12 +121,6 @@ def state_sizes(height: int, width: int, ratio: float) -> list[tuple[int, int]]:
     return sizes
 
 
-def _variant_from_graph(model: Any) -> str:
-    """MobileNetV3 uses hard-swish (HardSigmoid/HardSwish nodes); ResNet-50 has none."""
-    ops = {node.op_type for node in model.graph.node}
-    return "mobilenetv3" if ops & {"HardSigmoid", "HardSwish"} else "resnet50"
-
-
 def state_channels(model: Any) -> tuple[int, ...]:
     """Channels of r1..r4: fixed dims of r1o..r4o when the graph has them, else the variant's table."""
     outputs = {o.name: o for o in model.graph.output}
@@ -136,7 +131,7 @@ def state_channels(model: Any) -> tuple[int, ...]:
         found.append(dims[1].dim_value if len(dims) == 4 and dims[1].dim_value > 0 else 0)
     if all(found):
         return tuple(found)
-    return STATE_CHANNELS[_variant_from_graph(model)]
+    return STATE_CHANNELS[variant_of(model) or "resnet50"]
 
 
 def model_ratio(model: Any, path: str | os.PathLike, override: float | None) -> float:

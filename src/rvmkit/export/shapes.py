@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
+from rvmkit.errors import first_line
 from rvmkit.export.interface import load_onnx
 
 
@@ -26,8 +27,7 @@ def symbolic_shape_check(model_path: str | os.PathLike) -> tuple[bool, str]:
     try:
         inferred = ssi.SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
     except Exception as exc:  # it raises AssertionError/TypeError/Exception on failure
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return False, f"symbolic shape inference failed: {type(exc).__name__}: {first}"[:300]
+        return False, f"symbolic shape inference failed: {type(exc).__name__}: {first_line(exc, '')}"[:300]
     finally:
         logger.setLevel(level)
     if inferred is None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rvmkit.export.profile import downsampled
+
 try:  # a core dependency; the numpy fallback keeps platforms without numba wheels working
     import numba
     from numba import njit, prange, types
@@ -30,12 +32,6 @@ except ImportError:  # pragma: no cover - exercised where numba is missing
 
 _F = np.float32
 _LUT = np.arange(256, dtype=np.float32) / np.float32(255)  # exactly float32(u8) / 255, as to_input
-
-
-def scaled_size(height: int, width: int, ratio: float) -> tuple[int, int]:
-    """ONNX Runtime's Resize output size for scales [1,1,r,r]: trunc(float32(r) * size)."""
-    r = _F(ratio)
-    return int(r * _F(height)), int(r * _F(width))
 
 
 def axis_table(out_len: int, in_len: int, scale: float) -> tuple[np.ndarray, ...]:
@@ -60,7 +56,7 @@ class Geometry:
 
     def __init__(self, height: int, width: int, ratio: float) -> None:
         self.height, self.width, self.ratio = height, width, ratio
-        self.small = scaled_size(height, width, ratio)
+        self.small = downsampled(height, ratio), downsampled(width, ratio)  # ORT's Resize size
         h, w = self.small
         if h < 1 or w < 1:
             raise ValueError(f"ratio {ratio} shrinks {width}x{height} to nothing")

@@ -13,11 +13,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.errors import RvmkitError, describe_path, first_line
+from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime.base import Backend, State
-
-STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
-STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 
 
 def providers_for(device: str) -> list[Any]:
@@ -53,7 +51,7 @@ class OnnxRuntimeBackend(Backend):
         except RvmkitError:
             raise
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise RvmkitError(f"{describe_path(model_path)}: onnxruntime cannot load it ({first})") from None
         self.path = Path(model_path)
         inputs = {i.name: i for i in self.session.get_inputs()}

@@ -11,11 +11,9 @@ import os
 import numpy as np
 import openvino as ov
 
-from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.errors import RvmkitError, describe_path, first_line
+from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime.base import Backend, State
-
-STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
-STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 
 
 class OpenVINOBackend(Backend):
@@ -33,7 +31,7 @@ class OpenVINOBackend(Backend):
         try:
             compiled = core.compile_model(core.read_model(os.fspath(model_path)), "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise RvmkitError(f"{describe_path(model_path)}: OpenVINO cannot load it ({first})") from None
         self.compiled = compiled
         names = {name for port in compiled.inputs for name in port.get_names()}

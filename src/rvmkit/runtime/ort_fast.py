@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.errors import RvmkitError, describe_path, first_line
+from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime import kernels
 from rvmkit.runtime.base import Backend, State
-
-STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
-STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 
 
 def session_options(threads: int | None = None, spinning: bool = True,
@@ -64,7 +61,7 @@ class FastOnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning, opt_level),
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise RvmkitError(f"{describe_path(model_path)}: onnxruntime cannot load its fast form "
                               f"({first})") from None
         if kernel_threads:
@@ -116,21 +113,13 @@ class FastOnnxRuntimeBackend(Backend):
 
     def step(self, src: np.ndarray, state: State, downsample_ratio: float
              ) -> tuple[np.ndarray, np.ndarray, State]:
+        """Also takes an HxWx3 uint8 frame (then no full-size float input is ever made)."""
         coef_a, coef_b, state = self.infer(self.prepare(src, downsample_ratio), state)
         fgr, pha = self.finish_float(src, coef_a, coef_b, downsample_ratio)
         return fgr, pha, state
 
-    def step_u8(self, frame: np.ndarray, state: State, downsample_ratio: float
-                ) -> tuple[np.ndarray, np.ndarray, State]:
-        """`step` from an HxWx3 uint8 frame (no full-size float input is ever made)."""
-        coef_a, coef_b, state = self.infer(self.prepare(frame, downsample_ratio), state)
-        fgr, pha = self.finish_float(frame, coef_a, coef_b, downsample_ratio)
-        return fgr, pha, state
+    #: `step` from an HxWx3 uint8 frame: prepare/finish_float accept both layouts
+    step_u8 = step
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
-
-
-def is_fast(backend: Any) -> bool:
-    """Whether `backend` offers the split prepare/infer/finish stages."""
-    return bool(getattr(backend, "fast", False))

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime.base import Backend, State
 
-STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
-STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
 CUDA_NOT_INSTALLED = ("cuda-python is not installed: pip install 'rvmkit[tensorrt]' on a machine with an "
                       "NVIDIA GPU")
 
