@@ -19,6 +19,7 @@ from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import temp_beside
 from rvmkit.progress import Progress
 from rvmkit.runtime import (
+    ModelSpec,
     check_backend,
     default_backend,
     load_backend,
@@ -83,14 +84,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
     resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
     with open_source(input_source, resize=resize) as source:
         info = source.info
-        spec = resolve_model(model, backend)
-        backend_name = backend or default_backend(spec)
-        if spec.path is None:
-            spec = resolve_model(None, backend_name)
-        check_backend(backend_name, spec, device)
-        if fp16 and backend_name != "torch":
-            raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
-                              "(export one with rvmkit export)")
+        spec, backend_name = check_model(model, backend, device, fp16)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label)
         with parse_background(None if background is None else os.fspath(background),
                               info.width, info.height) as bg:
@@ -108,6 +102,21 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
         outputs["preview"] = preview_path
     return MatteResult(frames=frames, seconds=time.monotonic() - started, outputs=outputs,
                        downsample_ratio=ratio, backend=backend_name)
+
+
+def check_model(model: str | os.PathLike | None, backend: str | None, device: str,
+                fp16: bool) -> tuple[ModelSpec, str]:
+    """(model spec, backend name) once the model, backend, device and fp16 are known to fit together,
+    so a mismatch is a one-line error before anything is loaded."""
+    spec = resolve_model(model, backend)
+    name = backend or default_backend(spec)
+    if spec.path is None:
+        spec = resolve_model(None, name)
+    check_backend(name, spec, device)
+    if fp16 and name != "torch":
+        raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
+                          "(export one with rvmkit export)")
+    return spec, name
 
 
 def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,

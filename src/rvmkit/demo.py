@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="clip length in frames (default: 90)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error(f"--frames {args.frames}: must be at least 1")
     from rvmkit.api import convert_video
     from rvmkit.video.writer import encode_png
 

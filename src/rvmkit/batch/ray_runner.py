@@ -28,6 +28,7 @@ from rvmkit.batch import segments as seg
 from rvmkit.batch import work
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.video.composite import is_transparent
 from rvmkit.video.writer import OUTPUT_TYPES
 
 FORMATS = ("mp4", "mkv", "webm", "mov", "png")
@@ -317,8 +318,7 @@ def _check_format(fmt: str, output_type: str | None, options: work.MatteOptions,
     fmt = "png" if output_type == "png_sequence" else fmt.lower().lstrip(".")
     if fmt not in FORMATS:
         raise RvmkitError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    transparent = (options.background or "").strip().lower() in ("transparent", "none", "alpha")
-    if transparent and "composition" in roles and fmt in ("mp4", "mkv"):
+    if is_transparent(options.background) and "composition" in roles and fmt in ("mp4", "mkv"):
         raise RvmkitError(f"format {fmt}: cannot carry a transparent composition; use webm, mov or png")
     return fmt
 

@@ -18,14 +18,7 @@ from typing import Any
 from rvmkit import api
 from rvmkit.batch import segments as seg
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.runtime import (
-    check_backend,
-    default_backend,
-    load_backend,
-    parse_ratio,
-    resolve_model,
-    resolve_ratio,
-)
+from rvmkit.runtime import default_backend, load_backend, parse_ratio, resolve_model, resolve_ratio
 from rvmkit.runtime.base import Backend
 from rvmkit.video.composite import parse_background
 from rvmkit.video.reader import VideoInfo, open_source
@@ -54,11 +47,7 @@ class MatteOptions:
         return a copy with absolute paths, so workers on other machines see the same files."""
         parse_ratio(self.downsample_ratio)
         api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
-        spec = resolve_model(self.model, self.backend)
-        name = self.backend or default_backend(spec)
-        check_backend(name, spec if spec.path is not None else resolve_model(None, name), self.device)
-        if self.fp16 and name != "torch":
-            raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model")
+        _spec, name = api.check_model(self.model, self.backend, self.device, self.fp16)
         model = None if self.model is None else str(Path(self.model).expanduser().absolute())
         background = self.background
         if background is not None and Path(background).expanduser().exists():

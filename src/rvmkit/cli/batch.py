@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rvmkit.runtime import BACKENDS, DEVICES
+from rvmkit.cli.matte import add_model_options, add_render_options, add_segment_options, matte_options
 
 EPILOG = """\
 examples:
@@ -20,29 +20,9 @@ manifest.json. Re-running skips inputs already done with the same options from a
 (manifest.json keeps a fingerprint of both per input). Inputs that failed, are partial, or whose options
 (model, background, ratio, format, bitrate, segments, ...) or input file (size, mtime) changed since are
 redone, replacing their outputs. Progress: a line per finished input, and per segment with --segments.
-The exit status is 1 if any input failed. On a multi-machine cluster, give paths on a filesystem every
-worker sees, and install rvmkit on the workers.
+The exit status is 1 if any input failed. With --device cuda each worker holds one GPU. On a multi-machine
+cluster, give paths on a filesystem every worker sees, and install rvmkit on the workers.
 """
-
-
-def add_matte_options(parser: argparse.ArgumentParser) -> None:
-    """The model and output options shared with `rvmkit matte`."""
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="PATH", help="RVM ONNX, TRT-ready ONNX, .pth or engine "
-                                                       "(default: pretrained MobileNetV3)")
-    model.add_argument("--variant", choices=("mobilenetv3", "resnet50"), help="expected .pth variant")
-    model.add_argument("--backend", choices=BACKENDS, help="default: onnxruntime (torch for .pth)")
-    model.add_argument("--device", choices=DEVICES, default="cpu", help="cuda: one GPU per worker")
-    model.add_argument("--fp16", action="store_true", help="half precision (torch backend on cuda)")
-    model.add_argument("--downsample-ratio", default="auto", metavar="auto|R",
-                       help="R in (0, 1] (default auto)")
-    model.add_argument("--seq-chunk", type=int, default=1, metavar="N", help="frames per inference call")
-    io = parser.add_argument_group("outputs")
-    io.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"),
-                    help="resize frames before matting")
-    io.add_argument("--background", metavar="SPEC", help="colour, #RRGGBB, image, video or 'transparent'")
-    io.add_argument("--output-video-mbps", type=float, metavar="MBPS", help="video bitrate")
-    io.add_argument("--crf", type=int, help="constant quality for H.264 / VP9")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,29 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "its GPUs)")
     cluster.add_argument("--cpus-per-worker", type=int, default=1, metavar="N", help="threads per worker (1)")
     add_segment_options(cluster)
-    add_matte_options(parser)
+    add_model_options(parser.add_argument_group("model"))
+    add_render_options(parser.add_argument_group("outputs"))
     parser.add_argument("--quiet", action="store_true", help="no per-input or per-segment lines")
     parser.set_defaults(func=run)
-
-
-def add_segment_options(group: argparse._ArgumentGroup) -> None:
-    """--segments / --warmup, shared with `rvmkit matte`."""
-    from rvmkit.batch.segments import DEFAULT_WARMUP
-
-    group.add_argument("--segments", type=int, default=1, metavar="K",
-                       help="split each video into K time segments matted in parallel (default 1)")
-    group.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="W",
-                       help=f"frames each segment starts early to settle the recurrent state (default "
-                            f"{DEFAULT_WARMUP})")
-
-
-def matte_options(args: argparse.Namespace) -> dict:
-    return {"model": args.model, "variant": args.variant, "backend": args.backend, "device": args.device,
-            "downsample_ratio": args.downsample_ratio,
-            "input_resize": tuple(args.input_resize) if args.input_resize else None,
-            "output_type": args.output_type, "background": args.background,
-            "output_video_mbps": args.output_video_mbps, "crf": args.crf, "seq_chunk": args.seq_chunk,
-            "fp16": args.fp16}
 
 
 def run(args: argparse.Namespace) -> int:

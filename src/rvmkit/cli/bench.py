@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise RvmkitError(f"--frames {args.frames}: must be at least 1")
+    if args.json:  # before the timings, not after them
+        from rvmkit.fileio import require_writable_output
+
+        require_writable_output(args.json)
     rows: list[dict] = []
     for text in args.sizes:
         try:

@@ -183,11 +183,16 @@ class VideoBackground(Background):
         self._source.close()
 
 
+def is_transparent(spec: str | None) -> bool:
+    """Whether `--background spec` asks for a transparent composition (checkable before any input)."""
+    return spec is not None and spec.strip().lower() in ("transparent", "none", "alpha")
+
+
 def parse_background(spec: str | None, width: int, height: int) -> Background:
     """None -> RVM's green; a colour name, #RRGGBB or R,G,B; "transparent"; an image or video path."""
     if spec is None:
         return StillBackground(np.broadcast_to(np.array(DEFAULT_GREEN, np.uint8), (height, width, 3)))
-    if spec.strip().lower() in ("transparent", "none", "alpha"):
+    if is_transparent(spec):
         return TransparentBackground()
     colour = parse_colour(spec)
     if colour is not None:
