@@ -28,3 +28,13 @@ def test_cli_and_onnxruntime_matte_path_never_import_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     assert (tmp_path / "alpha.mp4").exists()
+
+
+def test_segment_options_refuse_nonsense_counts(capsys):
+    import pytest
+
+    for argv in (["--segments", "0"], ["--segments", "x"], ["--warmup", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["matte", "in.mp4", "--output-alpha", "a.mp4", *argv])
+        assert exit_info.value.code == 2
+        assert "argument --" in capsys.readouterr().err

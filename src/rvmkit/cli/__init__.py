@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from rvmkit.errors import RvmkitError
 
@@ -18,8 +19,15 @@ COMMANDS = ["weights", "export", "convert", "verify", "check", "profile", "build
             "bench", "batch"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (the usage itself is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rvmkit", description="RobustVideoMatting: export, deploy and run video matting."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")

@@ -49,13 +49,27 @@ def add_render_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--crf", type=int, help="constant quality for H.264 / VP9 (lower is better)")
 
 
+def whole_number(minimum: int) -> Any:
+    """argparse type: an int >= minimum (argparse reports anything else as a usage error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        return value
+
+    return parse
+
+
 def add_segment_options(group: argparse._ArgumentGroup) -> None:
     """--segments / --warmup (shared with `rvmkit batch`)."""
     from rvmkit.batch.segments import DEFAULT_WARMUP
 
-    group.add_argument("--segments", type=int, default=1, metavar="K",
+    group.add_argument("--segments", type=whole_number(1), default=1, metavar="K",
                        help="split each video into K time segments matted in parallel (default 1)")
-    group.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="W",
+    group.add_argument("--warmup", type=whole_number(0), default=DEFAULT_WARMUP, metavar="W",
                        help=f"frames each segment starts early to settle the recurrent state (default "
                             f"{DEFAULT_WARMUP})")
 
