@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import read_frames
+from conftest import read_frames, write_clip
 
 pytest.importorskip("ray")
 
@@ -23,31 +23,7 @@ ROLES = ("composition", "alpha")
 def make_clip(path: Path, clip: str, count: int, size: tuple[int, int] | None = (320, 240),
               audio: bool = False) -> Path:
     """An H.264 .mp4 of the first `count` frames of a real clip (optionally resized, with a tone track)."""
-    frames = read_frames(clip, count)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=30)
-        video.width, video.height = size or (frames[0].shape[1], frames[0].shape[0])
-        video.pix_fmt, video.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
-        sound = out.add_stream("aac", rate=48000) if audio else None
-        if sound is not None:
-            sound.layout = "mono"
-        for index, rgb in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            if size is not None:
-                picture = picture.reformat(width=size[0], height=size[1])
-            picture.pts = index
-            out.mux(video.encode(picture))
-        out.mux(video.encode())
-        if sound is not None:
-            samples = int(48000 * count / 30)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)[None]
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]),
-                                                   format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = 48000, start
-                out.mux(sound.encode(chunk))
-            out.mux(sound.encode())
-    return path
+    return write_clip(path, read_frames(clip, count), size=size, audio=audio)
 
 
 def png_frames(folder: Path) -> list[np.ndarray]:

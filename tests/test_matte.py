@@ -13,7 +13,7 @@ import pytest
 from test_backends import baked_onnx as baked_onnx  # the fixture, shared
 from test_backends import official_alphas
 
-from conftest import CLIPS, read_frames
+from conftest import CLIPS, read_frames, write_clip
 from rvmkit import convert_video
 from rvmkit.cli import main
 from rvmkit.errors import RvmkitError
@@ -26,26 +26,7 @@ QUIET = ["--quiet", "--downsample-ratio", RATIO]
 
 def make_clip(path: Path, frames: list[np.ndarray], fps: int = 30, audio: bool = True) -> Path:
     """An H.264 .mp4 of real frames, with a 440 Hz AAC track when `audio`."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = container.add_stream("aac", rate=48000) if audio else None
-        if sound is not None:
-            sound.layout = "mono"
-        for rgb in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(video.encode(None))
-        if sound is not None:
-            count = int(48000 * len(frames) / fps)
-            samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(count) / 48000)).astype(np.float32)[None]
-            for start in range(0, count, 1024):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]),
-                                                   format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 48000, start
-                container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
-    return path
+    return write_clip(path, frames, fps=fps, audio=audio)
 
 
 def probe(path: Path, codec: str | None = None) -> dict:
@@ -284,27 +265,20 @@ def test_baked_model_refuses_another_ratio_and_runs_its_own(short_clip, baked_on
 
 @pytest.fixture()
 def interrupt_at_third_frame(monkeypatch):
-    original = OnnxRuntimeBackend.step
-    calls = {"n": 0}
-
-    def step(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(OnnxRuntimeBackend, "step", step)
     from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend  # the default CPU path runs `infer`
 
-    original_infer = FastOnnxRuntimeBackend.infer
+    calls = {"n": 0}
 
-    def infer(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original_infer(self, *args)
+    def interrupting(original):
+        def wrapper(self, *args):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return original(self, *args)
+        return wrapper
 
-    monkeypatch.setattr(FastOnnxRuntimeBackend, "infer", infer)
+    monkeypatch.setattr(OnnxRuntimeBackend, "step", interrupting(OnnxRuntimeBackend.step))
+    monkeypatch.setattr(FastOnnxRuntimeBackend, "infer", interrupting(FastOnnxRuntimeBackend.infer))
     return calls
 
 
