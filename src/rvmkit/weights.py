@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,7 +228,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # garbage input makes torch warn about odd pickle protocols
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = [line for line in str(exc).splitlines() if line.strip()]
         first = next((line for line in detail if line.startswith("Unsupported")), "unreadable pickle")
@@ -235,7 +238,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise RvmkitError(f"{describe_path(path)}: checkpoint needs code to load (refused, never "
                               "executed); only plain tensor state_dicts are accepted") from None
         raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({first})") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # torch's unpickler raises anything (IndexError, KeyError...) on garbage
         raise RvmkitError(f"{describe_path(path)}: not a PyTorch checkpoint ({first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
