@@ -25,16 +25,47 @@ def read_frames(clip: str = "book", count: int = 20) -> list[np.ndarray]:
     return frames
 
 
+BARS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255],
+                 [200, 60, 30], [40, 90, 220]], np.uint8)
+
+
+def with_colour_bars(rgb: np.ndarray) -> np.ndarray:
+    """A real frame with 8 saturated patches across its top 64 rows, where matrix mix-ups show."""
+    out = rgb.copy()
+    width = out.shape[1] // len(BARS)
+    for index, colour in enumerate(BARS):
+        out[:64, index * width:(index + 1) * width] = colour
+    return out
+
+
+def bar_colours(rgb: np.ndarray) -> np.ndarray:
+    """The mean colour at the centre of each patch drawn by `with_colour_bars`."""
+    width = rgb.shape[1] // len(BARS)
+    third = width // 3
+    return np.array([rgb[24:40, i * width + third:(i + 1) * width - third, :3].reshape(-1, 3).mean(0)
+                     for i in range(len(BARS))])
+
+
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30, size: tuple[int, int] | None = None,
-               audio: bool = False) -> Path:
-    """An H.264 .mp4 of real frames (resized to `size` if given), with a 440 Hz AAC track when `audio`."""
+               audio: bool = False, rotation: int = 0, colorspace: int | None = None) -> Path:
+    """An H.264 .mp4 of real frames (resized to `size` if given), with a 440 Hz AAC track when `audio`.
+
+    `rotation` (degrees counter-clockwise, a multiple of 90) stores each frame turned the other way with
+    a display matrix that turns it back, as phones do; `colorspace` converts and tags with that matrix.
+    """
     import av
 
+    turns = rotation // 90
+    frames = [np.ascontiguousarray(np.rot90(frame, -turns)) for frame in frames]
     width, height = size or (frames[0].shape[1], frames[0].shape[0])
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height = width, height
         video.pix_fmt, video.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
+        if rotation:
+            video.set_display_rotation(rotation)
+        if colorspace is not None:
+            video.codec_context.colorspace, video.codec_context.color_range = colorspace, 1
         sound = container.add_stream("aac", rate=48000) if audio else None
         if sound is not None:
             sound.layout = "mono"
@@ -42,6 +73,8 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30, size: tuple[
             picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             if size is not None:
                 picture = picture.reformat(width=width, height=height)
+            if colorspace is not None:
+                picture.colorspace = colorspace
             picture.pts = index
             container.mux(video.encode(picture))
         container.mux(video.encode(None))

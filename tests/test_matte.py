@@ -141,6 +141,21 @@ def test_odd_size_input_keeps_its_size(short_clip, tmp_path):
     assert [a.shape for a in pngs(tmp_path / "alpha")] == [(479, 641)] * 6
 
 
+def test_phone_video_is_matted_upright_and_written_upright(short_clip, tmp_path):
+    phone = write_clip(tmp_path / "from_phone.mp4", read_frames("book", 6), rotation=270, audio=True)
+    for name, clip in (("upright", short_clip), ("phone", phone)):
+        convert_video(clip, tmp_path / f"{name}.mp4", output_alpha=tmp_path / f"{name}_alpha",
+                      downsample_ratio=RATIO, progress=False)
+    out = probe(tmp_path / "phone.mp4")
+    assert out["size"] == (640, 480) and out["count"] == 6 and out["audio"]
+    with av.open(str(tmp_path / "phone.mp4")) as container:
+        assert next(container.decode(video=0)).rotation == 0  # nothing left for a player to turn
+    upright, turned = pngs(tmp_path / "upright_alpha"), pngs(tmp_path / "phone_alpha")
+    assert [a.shape for a in turned] == [(480, 640)] * 6
+    # the same person seen the same way; only the input's compression noise differs
+    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(upright, turned)) < 2
+
+
 def test_image_folder_and_single_image_inputs(tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()

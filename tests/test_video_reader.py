@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import CLIPS, read_frames
+from conftest import BARS, CLIPS, bar_colours, read_frames, with_colour_bars, write_clip
 from rvmkit.errors import RvmkitError
 from rvmkit.video import Frame, VideoInfo, encode_png, open_sink, open_source
 
@@ -185,3 +185,54 @@ def test_frame_damaged_mid_stream_stops_with_its_index(tmp_path: Path) -> None:
             for frame in source:
                 decoded.append(frame.index)
     assert f"frame {len(decoded)} " in str(caught.value) and 0 < len(decoded) < 109
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_phone_rotation_is_applied_so_frames_are_upright(tmp_path: Path, book_frames: list[np.ndarray],
+                                                         rotation: int) -> None:
+    clip = write_clip(tmp_path / "phone.mp4", book_frames[:3], rotation=rotation)
+    with open_source(clip) as source:
+        frames = list(source)
+    assert (source.info.width, source.info.height) == (640, 480)
+    for frame, upright in zip(frames, book_frames):
+        assert frame.rgb.shape == (480, 640, 3) and frame.rgb.flags.c_contiguous
+        assert np.abs(frame.rgb.astype(int) - upright).mean() < 3  # x264 crf 18, not a turned picture
+    with open_source(clip, resize=(320, 240)) as source:  # --input-resize is the upright size
+        assert next(iter(source)).rgb.shape == (240, 320, 3)
+
+
+@pytest.mark.parametrize("colorspace", [1, 6])
+def test_input_colour_matrix_is_used_and_reported(tmp_path: Path, book_frames: list[np.ndarray],
+                                                 colorspace: int) -> None:
+    frames = [with_colour_bars(rgb) for rgb in book_frames[:2]]
+    clip = write_clip(tmp_path / "tagged.mp4", frames, colorspace=colorspace)
+    with open_source(clip) as source:
+        first = next(iter(source))
+    assert source.info.colorspace == colorspace
+    # decoding with the other matrix moves saturated colours by 10 to 40 levels
+    assert np.abs(bar_colours(first.rgb) - BARS).max() < 5
+
+
+def test_exif_orientation_of_photos_is_applied(tmp_path: Path, book_frames: list[np.ndarray]) -> None:
+    from PIL import Image
+
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(book_frames[0])))  # the camera held sideways
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    with open_source(tmp_path / "photo.jpg") as source:
+        frame = next(iter(source))
+    assert (source.info.width, source.info.height) == (640, 480) and frame.rgb.shape == (480, 640, 3)
+    assert np.abs(frame.rgb.astype(int) - book_frames[0]).mean() < 3
+    plain = tmp_path / "upright.jpg"
+    Image.fromarray(book_frames[1]).save(plain, quality=95)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, image in (("a.jpg", plain), ("b.jpg", tmp_path / "photo.jpg")):
+        (folder / name).write_bytes(image.read_bytes())
+    with open_source(folder) as source:  # two 640x480 photos, one stored sideways
+        assert [f.rgb.shape for f in source] == [(480, 640, 3)] * 2
+    Image.fromarray(np.ascontiguousarray(np.rot90(book_frames[2]))).save(folder / "c.jpg", quality=95)
+    with pytest.raises(RvmkitError, match="c.jpg.*480x640 once turned upright"):
+        with open_source(folder) as source:
+            list(source)  # sideways without EXIF: not the same picture size

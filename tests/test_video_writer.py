@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import CLIPS
+from conftest import BARS, CLIPS, bar_colours, with_colour_bars
 from rvmkit.errors import RvmkitError
 from rvmkit.video import Frame, VideoInfo, open_sink, open_source, resolve_output
 
@@ -222,3 +223,24 @@ def test_abort_leaves_nothing(tmp_path: Path, clip, name: str) -> None:
         sink.write(frames[0].rgb, frames[0])
         raise KeyboardInterrupt  # what Ctrl-C looks like to the pipeline
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov"])
+@pytest.mark.parametrize("colorspace,height,expected", [(1, 480, 1), (6, 480, 6), (5, 480, 5),
+                                                        (None, 480, 6), (None, 720, 1), (9, 480, 6)])
+def test_colour_matrix_follows_the_input_and_colours_round_trip(tmp_path: Path, clip, suffix: str,
+                                                               colorspace, height, expected) -> None:
+    info, frames = clip
+    width = 640 if height == 480 else 960
+    info = dataclasses.replace(info, colorspace=colorspace, width=width, height=height)
+    sink = open_sink(tmp_path / f"out{suffix}", info, alpha=False)
+    for frame in frames[:2]:
+        picture = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24").reformat(width, height).to_ndarray()
+        sink.write(with_colour_bars(picture), frame)
+    with av.open(str(sink.commit())) as container:
+        decoded = next(container.decode(video=0))
+        # both 5 and 6 are BT.601: .mov stores BT.470BG as SMPTE 170M
+        same_matrix = decoded.colorspace == expected or {decoded.colorspace, expected} == {5, 6}
+        assert same_matrix and decoded.color_range == 1
+        # the encoder converted with the matrix it tagged: a player gets the colours back
+        assert np.abs(bar_colours(decoded.to_ndarray(format="rgb24")) - BARS).max() < 6

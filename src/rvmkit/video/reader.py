@@ -3,6 +3,10 @@
 Every source reports its exact frame count before the first frame is decoded (the video's packets are
 counted, because containers such as Matroska do not store it), so outputs can promise the same count.
 
+Orientation: phone videos store the picture sideways with a display matrix that players apply. rvmkit
+applies it too (as FFmpeg does by default), so the network sees an upright person and every output is
+upright, sized as the input is displayed, with no display matrix left to apply.
+
 Damaged input policy: rvmkit stops rather than skipping. A file that ends before its declared duration
 (truncated download or copy) is refused when it is opened; a frame that fails to decode, is flagged
 corrupt by the decoder, or goes missing mid-stream raises `RvmkitError` naming the file and the frame
@@ -42,6 +46,7 @@ class VideoInfo:
     time_base: Fraction | None
     has_audio: bool
     is_image_sequence: bool
+    colorspace: int | None = None  # the input's AVColorSpace (1 = BT.709, 5/6 = BT.601); None if untagged
 
 
 @dataclass
@@ -122,13 +127,32 @@ def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error).split(":")[0] or type(error).__name__
 
 
-def _to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None) -> np.ndarray:
-    """HxWx3 uint8 RGB, scaled with area averaging when shrinking and bicubic when enlarging."""
+def _to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None, turns: int = 0) -> np.ndarray:
+    """Upright HxWx3 uint8 RGB: scaled (area averaging to shrink, bicubic to enlarge), then turned
+    `turns` quarter turns counter-clockwise; `resize` is the upright size."""
+    if resize is not None and turns % 2:
+        resize = (resize[1], resize[0])
     if resize is not None and (frame.width, frame.height) != tuple(resize):
         shrink = resize[0] * resize[1] < frame.width * frame.height
         frame = frame.reformat(width=resize[0], height=resize[1], format="rgb24",
                                interpolation="AREA" if shrink else "BICUBIC")
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that make the frame upright, from its display matrix."""
+    return round(frame.rotation / 90) % 4
+
+
+def _first_frame(path: Path) -> av.VideoFrame | None:
+    """The first decodable frame: its display matrix and colour tags describe the whole stream."""
+    try:
+        with _open_container(path) as container:
+            for frame in container.decode(video=0):
+                return frame
+    except av.FFmpegError:
+        return None  # reported with the frame index when the stream is decoded
+    return None
 
 
 class VideoFileSource(FrameSource):
@@ -142,15 +166,20 @@ class VideoFileSource(FrameSource):
             if not probe.streams.video:
                 raise RvmkitError(f"{describe_path(path)}: no video stream")
             stream = probe.streams.video[0]
-            width, height = resize or (stream.codec_context.width, stream.codec_context.height)
-            if not width or not height:
+            coded = (stream.codec_context.width, stream.codec_context.height)
+            if not all(coded):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
             count = _count_frames(path, probe, stream)
+            first = _first_frame(path)
+            self.turns = _quarter_turns(first) if first is not None else 0
+            width, height = resize or (coded[::-1] if self.turns % 2 else coded)
+            colorspace = first.colorspace if first is not None else None
             fps = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.info = VideoInfo(path=path, width=int(width), height=int(height), frame_count=count,
                                   fps=Fraction(fps) if fps else None,
                                   time_base=Fraction(stream.time_base) if stream.time_base else None,
-                                  has_audio=bool(probe.streams.audio), is_image_sequence=False)
+                                  has_audio=bool(probe.streams.audio), is_image_sequence=False,
+                                  colorspace=colorspace if colorspace not in (None, 2) else None)
 
     def __iter__(self) -> Iterator[Frame]:
         self.close()
@@ -170,7 +199,7 @@ class VideoFileSource(FrameSource):
             if frame.is_corrupt:
                 raise RvmkitError(f"{describe_path(self.path)}: frame {index} is corrupt; "
                                   "the file is damaged")
-            yield Frame(index=index, rgb=_to_rgb(frame, self.resize), pts=frame.pts,
+            yield Frame(index=index, rgb=_to_rgb(frame, self.resize, self.turns), pts=frame.pts,
                         time_base=Fraction(frame.time_base) if frame.time_base else self.info.time_base)
             index += 1
         if self.info.frame_count is not None and index != self.info.frame_count:
@@ -214,25 +243,34 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
 
 
 class ImageSource(FrameSource):
-    """A single image or a folder of same-size images; timestamps are frame indices at `fps`."""
+    """A single image or a folder of same-size images; timestamps are frame indices at `fps`.
+
+    Sizes are checked from the headers up front; EXIF orientation is applied as each image is decoded.
+    """
 
     def __init__(self, path: Path, images: list[Path], resize: tuple[int, int] | None, fps: Fraction) -> None:
         self.path, self.images, self.resize = path, images, resize
         first = _image_size(images[0])
         for image in images[1:]:
             size = _image_size(image)
-            if size != first:
+            if size not in (first, first[::-1]):  # a sideways photo is checked once turned upright
                 raise RvmkitError(f"{describe_path(image)}: image is {size[0]}x{size[1]}, but "
                                   f"{images[0].name} is {first[0]}x{first[1]}; "
                                   "all images must be the same size")
-        width, height = resize or first
+        upright = first[::-1] if _quarter_turns(_decode_image(images[0])) % 2 else first
+        width, height = resize or upright
         self.info = VideoInfo(path=path, width=int(width), height=int(height), frame_count=len(images),
                               fps=fps, time_base=1 / fps, has_audio=False, is_image_sequence=True)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, image in enumerate(self.images):
-            yield Frame(index=index, rgb=_to_rgb(_decode_image(image), self.resize), pts=index,
-                        time_base=self.info.time_base)
+            picture = _decode_image(image)
+            rgb = _to_rgb(picture, self.resize, _quarter_turns(picture))
+            if rgb.shape[:2] != (self.info.height, self.info.width):
+                raise RvmkitError(f"{describe_path(image)}: image is {rgb.shape[1]}x{rgb.shape[0]} once "
+                                  f"turned upright, but {self.images[0].name} is "
+                                  f"{self.info.width}x{self.info.height}; all images must be the same size")
+            yield Frame(index=index, rgb=rgb, pts=index, time_base=self.info.time_base)
 
 
 def _image_size(image: Path) -> tuple[int, int]:

@@ -11,6 +11,9 @@ Containers and codecs, chosen from the output path:
 Quality: `mbps` sets the bitrate (for ProRes, the bits per macroblock that give it); else `crf` (x264,
 VP9; ProRes has no CRF and ignores it); else x264 crf 18 preset veryfast, VP9 crf 30 b:v 0, ProRes HQ.
 
+Colour: frames are converted to YUV with the input's matrix when it is tagged BT.601 or BT.709 (the
+reader decoded with that matrix), and tagged with it, limited range; see `output_colorspace`.
+
 Every frame gets its source frame's own pts and time base, so variable frame rates survive. The input's
 audio is copied packet by packet (no re-encode) when the container accepts its codec; otherwise (e.g.
 AAC into .webm) it is transcoded to Opus for .webm and AAC for the others.
@@ -39,6 +42,9 @@ OUTPUT_TYPES = ("video", "png_sequence")
 DEFAULT_X264 = {"crf": "18", "preset": "veryfast"}
 DEFAULT_VP9 = {"crf": "30", "b": "0"}
 PRORES_HQ, PRORES_4444 = 3, 4
+BT709, BT470BG, SMPTE170M = 1, 5, 6  # AVColorSpace values
+# colorspace -> (primaries, transfer) tags that go with it
+_COLOR_TAGS = {BT709: (1, 1), BT470BG: (5, 6), SMPTE170M: (6, 6)}
 _FORMATS = {3: "rgb24", 4: "rgba", 1: "gray"}
 # By default FFmpeg shifts every Matroska/WebM stream until the earliest packet is at 0: copied AAC starts
 # with a priming packet at -1024 samples, which moved the whole video by +21 ms. A block's time is a signed
@@ -102,6 +108,14 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     fmt = VIDEO_SUFFIXES[suffix][1]
     return VideoSink(path, info, codec=codec, fmt=fmt, alpha=alpha, mbps=mbps, crf=crf,
                      audio_from=audio_from, codec_options=codec_options or {})
+
+
+def output_colorspace(info: VideoInfo) -> int:
+    """The input's matrix when it is BT.601 or BT.709, so colours and tags round-trip; otherwise (RGB
+    sources, untagged or other matrices) BT.709 from 720 lines up and BT.601 below, as players assume."""
+    if info.colorspace in _COLOR_TAGS:
+        return info.colorspace
+    return BT709 if info.height >= 720 else SMPTE170M
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -252,9 +266,9 @@ class VideoSink(FrameSink):
                 options["alpha_bits"] = "16"
         if mbps:
             context.bit_rate = int(mbps * 1e6)
-        if codec != "prores_ks":  # tag what swscale's default RGB->YUV conversion produces: BT.601, limited
-            context.color_range, context.colorspace = 1, 6
-            context.color_primaries, context.color_trc = 6, 6
+        self._colorspace = output_colorspace(self.info)
+        context.color_range, context.colorspace = 1, self._colorspace  # limited range: swscale's default
+        context.color_primaries, context.color_trc = _COLOR_TAGS[self._colorspace]
         options.update(codec_options)
         context.options = options
         stream.thread_type = "AUTO"
@@ -277,6 +291,7 @@ class VideoSink(FrameSink):
         frame = _check_frame(frame, self.info.width, self.info.height, self.path)
         picture = av.VideoFrame.from_ndarray(frame, format=_pixel_format(frame))
         picture.pts, picture.time_base = self._pts(source), self.time_base
+        picture.colorspace = self._colorspace  # the RGB->YUV matrix the encoder's conversion uses
         picture.duration = self._frame_duration  # the last frame's duration is not implied by a next pts
         try:
             packets = self._stream.encode(picture)
