@@ -224,6 +224,9 @@ BAD_CASES = {
                             "unknown video type"),
     "output is the input": (lambda d: ["matte", str(_copy_clip(d)), "--output-composition", str(d / "in.mkv"),
                                        "--overwrite"], "output is the input"),
+    "ratio leaves no pixel": (lambda d: ["matte", str(write_clip(d / "tiny.mp4", read_frames("milk", 2),
+                                                                size=(6, 4))), "--downsample-ratio", "0.1"],
+                              "shrinks its 6x4 frames to nothing"),
     "bad background": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition", str(d / "o.mp4"),
                                   "--background", "plaid"], "background 'plaid'"),
 }

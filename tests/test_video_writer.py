@@ -244,3 +244,46 @@ def test_colour_matrix_follows_the_input_and_colours_round_trip(tmp_path: Path, 
         assert same_matrix and decoded.color_range == 1
         # the encoder converted with the matrix it tagged: a player gets the colours back
         assert np.abs(bar_colours(decoded.to_ndarray(format="rgb24")) - BARS).max() < 6
+
+
+def _two_language_clip(path: Path, frames: list[Frame]) -> Path:
+    """Real frames with two audio tracks: English AAC from 0 s, Spanish PCM from 0.1 s."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
+        tracks = []
+        for codec, language, start in (("aac", "eng", 0), ("pcm_s16le", "spa", 4800)):
+            stream = container.add_stream(codec, rate=48000)
+            stream.layout, stream.metadata["language"] = "mono", language
+            tracks.append((stream, start, "fltp" if codec == "aac" else "s16"))
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
+            picture.pts = index
+            container.mux(video.encode(picture))
+        container.mux(video.encode(None))
+        for stream, start, fmt in tracks:
+            samples = int(48000 * len(frames) / 30)
+            tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)
+            data = (tone * 32767).astype(np.int16) if fmt == "s16" else tone.astype(np.float32)
+            for offset in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[None, offset:offset + 1024]),
+                                                   format=fmt, layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, start + offset
+                container.mux(stream.encode(chunk))
+            container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
+def test_every_audio_track_is_kept_with_its_start_and_language(tmp_path: Path, clip, suffix: str) -> None:
+    source = _two_language_clip(tmp_path / "talk.mkv", clip[1])
+    with open_source(source) as reader:
+        sink = open_sink(tmp_path / f"out{suffix}", reader.info, alpha=False, audio_from=source)
+        for frame in reader:
+            sink.write(frame.rgb, frame)
+    with av.open(str(sink.commit())) as container:
+        audio = container.streams.audio
+        assert [stream.metadata.get("language") for stream in audio] == ["eng", "spa"]
+        starts = [float(next(container.decode(stream)).time) for stream in audio]
+    # transcoded tracks (PCM into .mp4, anything into .webm) keep their start too, to a few ms
+    assert starts == pytest.approx([0.0, 0.1], abs=0.01)

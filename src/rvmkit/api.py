@@ -85,7 +85,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
     with open_source(input_source, resize=resize) as source:
         info = source.info
         spec, backend_name = check_model(model, backend, device, fp16)
-        ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label)
+        ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
         with parse_background(None if background is None else os.fspath(background),
                               info.width, info.height) as bg:
             targets = plan_targets(requested, info, output_type, bg.transparent, overwrite)
@@ -94,7 +94,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
             with load_backend(backend_name, spec, device=device, variant=variant, **options) as engine:
                 if engine.baked_ratio is not None and spec.baked_ratio is None:  # an engine's metadata
                     ratio = resolve_ratio(ratio_request, info.width, info.height, engine.baked_ratio,
-                                          spec.label)
+                                          spec.label, info.path)
                 frames = render(source, engine, ratio, targets, bg, info, output_type, output_video_mbps, crf,
                               overwrite, seq_chunk, progress, preview_path)
     outputs = {target.role: target.path for target in targets}

@@ -467,7 +467,8 @@ def _ratio_for(input_path: Path, options: work.MatteOptions) -> float:
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
     spec = resolve_model(options.model, options.backend)
-    return resolve_ratio(options.downsample_ratio, info.width, info.height, spec.baked_ratio, spec.label)
+    return resolve_ratio(options.downsample_ratio, info.width, info.height, spec.baked_ratio, spec.label,
+                         info.path)
 
 
 def _prefetch_weights(options: work.MatteOptions) -> None:

@@ -104,7 +104,7 @@ def load_engine(options: MatteOptions, threads: int | None = None) -> Backend:
 
 def _ratio(options: MatteOptions, info: VideoInfo, engine: Backend) -> float:
     return resolve_ratio(options.downsample_ratio, info.width, info.height, engine.baked_ratio,
-                         options.model or "pretrained model")
+                         options.model or "pretrained model", info.path)
 
 
 def _targets(outputs: dict[str, str], info: VideoInfo, options: MatteOptions, transparent: bool,

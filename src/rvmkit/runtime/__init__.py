@@ -75,17 +75,27 @@ def parse_ratio(value: str | float | None) -> float | None:
 
 
 def resolve_ratio(requested: str | float | None, width: int, height: int, baked: float | None = None,
-                  model_label: str = "model") -> float:
+                  model_label: str = "model", input_label: str | os.PathLike = "input") -> float:
     """The ratio to run at: `baked` (a TRT-ready ONNX's or an engine's) when there is one, and asking
-    for another is an error; else the requested one; else `auto_downsample_ratio`."""
+    for another is an error; else the requested one; else `auto_downsample_ratio`. A ratio that leaves
+    no pixel of the `input_label` frame is an error."""
     ratio = parse_ratio(requested)
     if baked is not None:
         if ratio is not None and not math.isclose(ratio, baked, rel_tol=1e-4, abs_tol=1e-6):
             raise RvmkitError(f"{describe_path(model_label)}: downsample ratio {baked:g} is baked into this "
                               f"model; cannot run it at {ratio:g} (use --downsample-ratio auto or {baked:g}, "
                               "or export the model again for that ratio)")
-        return float(baked)
-    return ratio if ratio is not None else auto_downsample_ratio(width, height)
+        ratio = float(baked)
+    elif ratio is None:
+        return auto_downsample_ratio(width, height)  # never shrinks a side below 1 pixel
+    from rvmkit.export.profile import downsampled
+
+    if downsampled(width, ratio) < 1 or downsampled(height, ratio) < 1:
+        remedy = ("this model's ratio is baked in: use --input-resize, or export it with a larger ratio"
+                  if baked is not None else "use a larger ratio, or auto")
+        raise RvmkitError(f"{describe_path(input_label)}: downsample ratio {ratio:g} shrinks its "
+                          f"{width}x{height} frames to nothing; {remedy}")
+    return ratio
 
 
 def _suffix(path: Path) -> str:

@@ -14,9 +14,10 @@ VP9; ProRes has no CRF and ignores it); else x264 crf 18 preset veryfast, VP9 cr
 Colour: frames are converted to YUV with the input's matrix when it is tagged BT.601 or BT.709 (the
 reader decoded with that matrix), and tagged with it, limited range; see `output_colorspace`.
 
-Every frame gets its source frame's own pts and time base, so variable frame rates survive. The input's
-audio is copied packet by packet (no re-encode) when the container accepts its codec; otherwise (e.g.
-AAC into .webm) it is transcoded to Opus for .webm and AAC for the others.
+Every frame gets its source frame's own pts and time base, so variable frame rates survive. Every audio
+stream of the input is copied packet by packet (no re-encode) when the container accepts its codec;
+otherwise (e.g. AAC into .webm) it is transcoded to Opus for .webm and AAC for the others, keeping its
+timestamps. Language and title tags come along.
 
 Outputs are written under a hidden temporary name in the target folder and renamed by `commit()`;
 `abort()` removes them, so the final name only ever holds a complete output.
@@ -329,13 +330,13 @@ class VideoSink(FrameSink):
 
 
 class _AudioCopy:
-    """The first audio stream of the input, interleaved into the output as video frames are written."""
+    """Every audio stream of the input, interleaved into the output as video frames are written."""
 
-    def __init__(self, source: av.container.InputContainer, in_stream: av.audio.AudioStream,
-                 out_stream: av.audio.AudioStream, transcode: bool) -> None:
-        self.source, self.in_stream, self.out_stream = source, in_stream, out_stream
-        self.transcode = transcode
-        self._packets = source.demux(in_stream)
+    def __init__(self, source: av.container.InputContainer, output: av.container.OutputContainer,
+                 tracks: dict[int, tuple[av.audio.AudioStream, bool]]) -> None:
+        self.source, self.output = source, output
+        self.tracks = tracks  # input stream index -> (output stream, transcode?)
+        self._packets = source.demux(*source.streams.audio)
         self._pending: av.Packet | None = None
         self._done = False
 
@@ -345,19 +346,12 @@ class _AudioCopy:
         if not source.streams.audio:
             source.close()
             return None
-        in_stream = source.streams.audio[0]
-        name = in_stream.codec_context.name
-        webm = output.format.name == "webm"
-        if name in output.supported_codecs and not (webm and name not in ("opus", "vorbis")):
-            return cls(source, in_stream, output.add_stream_from_template(in_stream), transcode=False)
-        target = "libopus" if webm else "aac"
-        out_stream = output.add_stream(target, rate=48000 if target == "libopus" else in_stream.rate)
-        out_stream.layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
-        return cls(source, in_stream, out_stream, transcode=True)
+        tracks = {stream.index: _add_audio_track(stream, output) for stream in source.streams.audio}
+        return cls(source, output, tracks)
 
     def copy_until(self, seconds: float | None) -> None:
         """Mux audio packets that start at or before `seconds` (all remaining ones when None)."""
-        output = self.out_stream.container
+        output = self.output
         while not self._done:
             packet = self._pending or next(self._packets, None)
             self._pending = None
@@ -370,15 +364,36 @@ class _AudioCopy:
             if seconds is not None and float(start * packet.time_base) > seconds:
                 self._pending = packet
                 break
-            if self.transcode:
-                for frame in packet.decode():
-                    frame.pts = None
-                    output.mux(self.out_stream.encode(frame))
+            out_stream, transcode = self.tracks[packet.stream.index]
+            if transcode:
+                for frame in packet.decode():  # keeps its pts: the encoder's resampler carries it over
+                    output.mux(out_stream.encode(frame))
             else:
-                packet.stream = self.out_stream
+                packet.stream = out_stream
                 output.mux(packet)
-        if seconds is None and self.transcode:
-            output.mux(self.out_stream.encode(None))
+        if seconds is None:
+            for out_stream, transcode in self.tracks.values():
+                if transcode:
+                    output.mux(out_stream.encode(None))
 
     def close(self) -> None:
         self.source.close()
+
+
+def _add_audio_track(stream: av.audio.AudioStream,
+                     output: av.container.OutputContainer) -> tuple[av.audio.AudioStream, bool]:
+    """An output stream for one input audio stream: copied when the container takes its codec (WebM
+    only Opus and Vorbis), else transcoded (Opus in WebM, AAC elsewhere). Language tags come along."""
+    name = stream.codec_context.name
+    webm = output.format.name == "webm"
+    if name in output.supported_codecs and not (webm and name not in ("opus", "vorbis")):
+        out_stream, transcode = output.add_stream_from_template(stream), False
+    else:
+        target = "libopus" if webm else "aac"
+        out_stream = output.add_stream(target, rate=48000 if target == "libopus" else stream.rate)
+        out_stream.layout = stream.layout.name if stream.layout.nb_channels <= 2 else "stereo"
+        transcode = True
+    for key in ("language", "title"):
+        if key in stream.metadata:
+            out_stream.metadata[key] = stream.metadata[key]
+    return out_stream, transcode
