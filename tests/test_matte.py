@@ -227,6 +227,15 @@ BAD_CASES = {
     "ratio leaves no pixel": (lambda d: ["matte", str(write_clip(d / "tiny.mp4", read_frames("milk", 2),
                                                                 size=(6, 4))), "--downsample-ratio", "0.1"],
                               "shrinks its 6x4 frames to nothing"),
+    "bitrate not finite": (lambda d: ["matte", str(CLIPS["milk"]), "--output-video-mbps", "inf"],
+                           "output video mbps inf"),
+    "crf and bitrate both": (lambda d: ["matte", str(CLIPS["milk"]), "--output-video-mbps", "4",
+                                        "--crf", "20"], "not both"),
+    "crf beyond H.264": (lambda d: ["matte", str(CLIPS["milk"]), "--crf", "60"], "beyond H.264's 0 to 51"),
+    "huge input resize": (lambda d: ["matte", str(CLIPS["milk"]), "--input-resize", "99999", "99999"],
+                          "from 1 to 16384"),
+    "variant without a checkpoint": (lambda d: ["matte", str(CLIPS["milk"]), "--variant", "resnet50"],
+                                     "resnet50"),
     "bad background": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition", str(d / "o.mp4"),
                                   "--background", "plaid"], "background 'plaid'"),
 }
@@ -254,7 +263,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, capsys)
     args = build(inputs)
     before = files_under(tmp_path)
     out = tmp_path / "out"
-    if not any(a.startswith("--output") for a in args):
+    if not {"--output-composition", "--output-alpha", "--output-foreground"} & set(args):
         args += ["--output-composition", str(out / "comp.mp4"), "--output-alpha", str(out / "alpha")]
     assert main([*args, "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -326,3 +335,20 @@ def test_decode_failure_mid_stream_stops_and_removes_partial_outputs(short_clip,
     with pytest.raises(RvmkitError, match="frame 4 could not be decoded"):
         convert_video(short_clip, tmp_path / "c.mp4", tmp_path / "a", downsample_ratio=RATIO, progress=False)
     assert files_under(tmp_path) == []
+
+
+def test_unwritable_preview_folder_is_refused_before_any_work(short_clip, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access  # chmod does not stop root: answer as the system would for a user
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode: False if str(p) == str(locked) else real_access(p, mode))
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    for backend, method in ((OnnxRuntimeBackend, "step"), (FastOnnxRuntimeBackend, "infer")):
+        monkeypatch.setattr(backend, method, lambda *a: pytest.fail("inference started"))
+    code = main(["matte", str(short_clip), "--output-alpha", str(tmp_path / "alpha.mp4"),
+                 "--preview", str(locked / "sheet.png"), *QUIET])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "sheet.png" in err and "not writable" in err
+    assert files_under(tmp_path) == ["locked"]

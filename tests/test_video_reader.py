@@ -47,8 +47,9 @@ def test_input_resize_scales_frames_and_info() -> None:
         frame = next(iter(source))
     assert (source.info.width, source.info.height) == (321, 239)
     assert frame.rgb.shape == (239, 321, 3)
-    with pytest.raises(RvmkitError, match="positive"):
-        open_source(CLIPS["book"], resize=(0, 10))
+    for bad in ((0, 10), (99999, 99999), (float("nan"), 10), (320.5, 240)):
+        with pytest.raises(RvmkitError, match="whole numbers from 1 to 16384"):
+            open_source(CLIPS["book"], resize=bad)
 
 
 def test_gif_input(tmp_path: Path, book_frames: list[np.ndarray]) -> None:

@@ -193,7 +193,11 @@ def test_copied_audio_does_not_shift_video_timestamps(tmp_path: Path, clip, clip
 def test_existing_output_needs_overwrite(tmp_path: Path, clip) -> None:
     for name in ("old.mp4", "old_frames"):
         target = tmp_path / name
-        (target.mkdir() if "." not in name else target.write_bytes(b"precious"))
+        if "." in name:
+            target.write_bytes(b"precious")
+        else:  # an earlier PNG-sequence output
+            target.mkdir()
+            (target / "000000.png").write_bytes(b"an old frame")
         with pytest.raises(RvmkitError, match="already exists"):
             open_sink(target, clip[0], alpha=False)
         _write(target, clip, overwrite=True)
@@ -287,3 +291,32 @@ def test_every_audio_track_is_kept_with_its_start_and_language(tmp_path: Path, c
         starts = [float(next(container.decode(stream)).time) for stream in audio]
     # transcoded tracks (PCM into .mp4, anything into .webm) keep their start too, to a few ms
     assert starts == pytest.approx([0.0, 0.1], abs=0.01)
+
+
+def test_overwrite_never_deletes_anything_but_an_earlier_frame_folder(tmp_path: Path, clip,
+                                                                      monkeypatch) -> None:
+    info, _ = clip
+    work = tmp_path / "work"
+    (work / "notes").mkdir(parents=True)
+    (work / "notes" / "keep.txt").write_text("mine")
+    (work / "cut.mp4").mkdir()  # a folder named like a video
+    (work / "cut.mp4" / "keep.txt").write_text("mine")
+    inside = dataclasses.replace(info, path=work / "notes" / "input.mp4")
+    monkeypatch.chdir(work)
+    for target, source, match in (
+            (work / "notes", info, "also holds 'keep.txt'"),
+            (work / "cut.mp4", info, "also holds 'keep.txt'"),
+            (work / "notes", inside, "holds the input"),
+            (Path("."), info, "is the current folder"),
+            (Path(".."), info, "is the current folder or one of its parents")):
+        with pytest.raises(RvmkitError, match=match):
+            open_sink(target, source, alpha=False, overwrite=True)
+    with pytest.raises(RvmkitError, match="is a folder; refusing to replace it with a file"):
+        open_sink(work / "cut.mp4", info, alpha=False, output_type="video", overwrite=True)
+    assert (work / "notes" / "keep.txt").read_text() == "mine" == (work / "cut.mp4" / "keep.txt").read_text()
+
+
+def test_an_empty_folder_takes_frames_without_overwrite(tmp_path: Path, clip) -> None:
+    (tmp_path / "frames").mkdir()
+    _write(tmp_path / "frames", clip)
+    assert len(list((tmp_path / "frames").iterdir())) == COUNT

@@ -167,3 +167,13 @@ def test_cli_reports_bad_cache_state_in_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("rvmkit: error: could not download") and err.count("\n") == 1
     assert not (tmp_path / "cache" / weights.PTH_NAME).exists()
+
+
+def test_cache_that_cannot_be_written_is_one_line_naming_the_setting(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(weights.CACHE_ENV, str(blocker))
+    assert main(["weights", "fetch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a directory" in err and weights.CACHE_ENV in err
+    assert blocker.read_text().startswith("a file")

@@ -29,10 +29,11 @@ from rvmkit.runtime import (
 )
 from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.preview import sample_indices
-from rvmkit.video.reader import Frame, FrameSource, VideoInfo, open_source
-from rvmkit.video.writer import ALPHA_SUFFIXES, FrameSink, open_sink, resolve_output
+from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
+from rvmkit.video.writer import ALPHA_SUFFIXES, FrameSink, check_output_path, open_sink, resolve_output
 
 ROLES = ("composition", "alpha", "foreground")
+MAX_MBPS = 1000  # 1 Gbit/s; far above any codec's useful rate, well below the encoders' integer limits
 PREVIEW_FRAMES = 4
 
 
@@ -84,7 +85,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
     resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
     with open_source(input_source, resize=resize) as source:
         info = source.info
-        spec, backend_name = check_model(model, backend, device, fp16)
+        spec, backend_name = check_model(model, backend, device, fp16, variant)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
         with parse_background(None if background is None else os.fspath(background),
                               info.width, info.height) as bg:
@@ -105,13 +106,18 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
 
 
 def check_model(model: str | os.PathLike | None, backend: str | None, device: str,
-                fp16: bool) -> tuple[ModelSpec, str]:
-    """(model spec, backend name) once the model, backend, device and fp16 are known to fit together,
-    so a mismatch is a one-line error before anything is loaded."""
+                fp16: bool, variant: str | None = None) -> tuple[ModelSpec, str]:
+    """(model spec, backend name) once the model, backend, device, fp16 and variant are known to fit
+    together, so a mismatch is a one-line error before anything is loaded."""
     spec = resolve_model(model, backend)
     name = backend or default_backend(spec)
     if spec.path is None:
         spec = resolve_model(None, name)
+    pretrained_other = spec.path is None and variant not in (None, "mobilenetv3")
+    if pretrained_other or (variant is not None and spec.path is not None and spec.kind != "checkpoint"):
+        what = "the pretrained model is mobilenetv3" if spec.path is None else f"{spec.label} is not a .pth"
+        raise RvmkitError(f"--variant {variant}: {what}; the variant applies to a .pth checkpoint "
+                          "(--model rvm_resnet50.pth --variant resnet50)")
     check_backend(name, spec, device)
     if fp16 and name != "torch":
         raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
@@ -123,13 +129,15 @@ def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
                    input_resize: tuple[int, int] | None) -> None:
     if int(seq_chunk) != seq_chunk or seq_chunk < 1:
         raise RvmkitError(f"seq chunk {seq_chunk}: must be a whole number >= 1")
-    if mbps is not None and not mbps > 0:
-        raise RvmkitError(f"output video mbps {mbps}: must be positive")
+    if mbps is not None and not 0 < mbps <= MAX_MBPS:
+        raise RvmkitError(f"output video mbps {mbps}: must be more than 0 and at most {MAX_MBPS}")
     if crf is not None and (int(crf) != crf or not 0 <= crf <= 63):
-        raise RvmkitError(f"crf {crf}: must be a whole number from 0 to 63")
-    if input_resize is not None and (len(input_resize) != 2
-                                     or any(int(v) != v or v < 1 for v in input_resize)):
-        raise RvmkitError(f"input resize {input_resize}: expected two positive whole numbers W H")
+        raise RvmkitError(f"crf {crf}: must be a whole number from 0 to 63 (H.264: 0 to 51)")
+    if crf is not None and mbps is not None:
+        raise RvmkitError("give --crf or --output-video-mbps, not both: one sets the quality, the other "
+                          "the bitrate")
+    if input_resize is not None:
+        check_resize(input_resize)
 
 
 def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,
@@ -146,22 +154,18 @@ def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | 
         if alpha and kind == "video" and path.suffix.lower() not in ALPHA_SUFFIXES:
             raise RvmkitError(f"{describe_path(path)}: {path.suffix[1:]} cannot carry transparency; "
                               "use .webm (VP9), .mov (ProRes 4444) or a folder of PNGs")
-        _check_target(path, info, overwrite, seen, role)
+        _check_target(path, info, overwrite, seen, role, kind)
         targets.append(Target(role, path, kind, alpha))
     return targets
 
 
-def _check_target(path: Path, info: VideoInfo, overwrite: bool, seen: dict[Path, str], role: str) -> None:
+def _check_target(path: Path, info: VideoInfo, overwrite: bool, seen: dict[Path, str], role: str,
+                  kind: str) -> None:
     resolved = path.resolve()
-    same = path.exists() and info.path.exists() and os.path.samefile(path, info.path)
-    if resolved == info.path.resolve() or same:
-        raise RvmkitError(f"{describe_path(path)}: output is the input; refusing to overwrite it")
     if resolved in seen:
         raise RvmkitError(f"{describe_path(path)}: used for both the {seen[resolved]} and the {role} output")
     seen[resolved] = role
-    if path.exists() and not overwrite:
-        raise RvmkitError(f"{describe_path(path)}: already exists; use --overwrite (overwrite=True) to "
-                          "replace it")
+    check_output_path(path, info, overwrite, kind)
 
 
 def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: list[Target],
@@ -171,9 +175,7 @@ def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: 
     path = Path(os.fspath(preview)).expanduser()
     if path.suffix.lower() != ".png":
         raise RvmkitError(f"{describe_path(path)}: the preview is a PNG image; name it *.png")
-    _check_target(path, info, overwrite, {t.path.resolve(): t.role for t in targets}, "preview")
-    if path.is_dir():
-        raise RvmkitError(f"{describe_path(path)}: is a folder; the preview is a PNG image")
+    _check_target(path, info, overwrite, {t.path.resolve(): t.role for t in targets}, "preview", "image")
     return path
 
 

