@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rvmkit.video.reader import MAX_SIDE  # the largest frame side, as for --input-resize
 
 GREEN = (120, 255, 155)
 NAIVE_MBPS = 4.0
@@ -47,10 +50,23 @@ class Timing:
 
 
 def parse_size(text: str) -> tuple[int, int, float | None]:
-    """'1920x1080' or '1920x1080@0.25' -> (1920, 1080, 0.25 or None)."""
-    size, _, ratio = text.partition("@")
-    width, _, height = size.lower().partition("x")
-    return int(width), int(height), (float(ratio) if ratio else None)
+    """'1920x1080' or '1920x1080@0.25' -> (1920, 1080, 0.25 or None for auto); a one-line RvmkitError
+    unless both sides are from 1 to MAX_SIDE and the ratio is one `runtime.parse_ratio` takes ((0, 1]).
+    Whether the ratio leaves a pixel is `runtime.resolve_ratio`'s check (it knows a model's baked ratio)."""
+    from rvmkit.errors import RvmkitError
+    from rvmkit.runtime import parse_ratio
+
+    match = re.fullmatch(r"\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*(?:@(.*))?", text)
+    if not match:
+        raise RvmkitError(f"size {text!r}: expected WxH or WxH@RATIO, e.g. 1920x1080@0.25")
+    width, height = int(match[1]), int(match[2])
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise RvmkitError(f"size {text!r}: width and height must be from 1 to {MAX_SIDE}")
+    try:
+        ratio = parse_ratio(match[3].strip()) if match[3] is not None else None
+    except RvmkitError as exc:
+        raise RvmkitError(f"size {text!r}: {exc}") from None
+    return width, height, ratio
 
 
 def synthetic_frames(width: int, height: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -88,15 +104,18 @@ def to_float(frame: np.ndarray) -> np.ndarray:
 
 def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: float,
                      threads: int | None = None) -> Stepper:
-    """`sess.run` of the official ONNX with default session options, on prepared float inputs."""
+    """`sess.run` of the official ONNX with default session options, on prepared float inputs (float16
+    for a float16 model)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    inputs = [to_float(frame) for frame in frames]
-    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    types = {item.name: item.type for item in session.get_inputs()}
+    dtype = np.float16 if types.get("src") == "tensor(float16)" else np.float32
+    inputs = [to_float(frame).astype(dtype, copy=False) for frame in frames]
+    state = [np.zeros((1, 1, 1, 1), dtype)] * 4
     ratio_in = np.array([ratio], np.float32)
 
     def step(i: int) -> None:

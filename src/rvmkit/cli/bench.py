@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rvmkit.runtime import BACKENDS, DEVICES
+
+if TYPE_CHECKING:
+    from rvmkit.runtime import ModelSpec
 
 DEFAULT_SIZES = ("640x480@0.5", "1280x720@0.375", "1920x1080@0.25")
 EPILOG = """\
@@ -18,9 +23,12 @@ examples:
   rvmkit bench --backend onnxruntime openvino torch --json bench.json
 
 Model-only variants run interleaved frame by frame (each with its own recurrent state); 'official' is
-the official ONNX in ONNX Runtime with default options on float input, 'fast' is rvmkit's default CPU
-path from the uint8 frame to float fgr/pha. End to end = `rvmkit matte` with composition + alpha as
-H.264 at 4 Mbps (for benchmarks/compare.py's side-by-side against the naive loop, see benchmarks/).
+the official ONNX (--model's when it is an RVM ONNX with a ratio input) in ONNX Runtime with default
+options on float input, 'fast' is rvmkit's default CPU path from the uint8 frame to float fgr/pha.
+--model takes what `rvmkit matte --model` takes: an RVM ONNX or a TRT-ready one (its baked ratio is the
+sizes' ratio), a .pth checkpoint with --backend torch, a TensorRT engine with --backend tensorrt.
+End to end = `rvmkit matte` with composition + alpha as H.264 at 4 Mbps (for benchmarks/compare.py's
+side-by-side against the naive loop, see benchmarks/).
 """
 
 
@@ -33,36 +41,81 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="video whose frames to use (scaled to each size); default: synthetic frames")
     parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=["onnxruntime"])
     parser.add_argument("--device", choices=DEVICES, default="cpu")
-    parser.add_argument("--fp16", action="store_true", help="torch backend in half precision (cuda)")
-    parser.add_argument("--model", metavar="PATH", help="ONNX / checkpoint (default: pretrained)")
-    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), metavar="WxH@R")
+    parser.add_argument("--fp16", action="store_true",
+                        help="torch backend in half precision (cuda); needs torch among --backend")
+    parser.add_argument("--model", metavar="PATH", help="ONNX / checkpoint / engine (default: pretrained)")
+    parser.add_argument("--sizes", nargs="+", metavar="WxH@R",
+                        help=f"sizes, each with its downsample ratio in (0, 1], auto when left out "
+                             f"(default: {' '.join(DEFAULT_SIZES)})")
     parser.add_argument("--frames", type=int, default=12, help="timed frames per size (default 12)")
     parser.add_argument("--mode", choices=("model", "e2e", "both"), default="model")
-    parser.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="model-only ONNX Runtime / OpenVINO threads, at least 1 (default: all cores)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.set_defaults(func=run)
 
 
-def _model_rows(args: argparse.Namespace, width: int, height: int, ratio: float) -> list[dict]:
+def check_args(args: argparse.Namespace) -> tuple[dict[str, ModelSpec], list[tuple[int, int, float]]]:
+    """Everything given checked before any frame is timed, as `rvmkit matte` checks it (one-line errors):
+    ({backend: model spec}, [(width, height, ratio)])."""
     from rvmkit import bench
+    from rvmkit.api import check_model
+    from rvmkit.errors import RvmkitError, describe_path
+    from rvmkit.runtime import resolve_ratio
+
+    if args.frames < 1:
+        raise RvmkitError(f"--frames {args.frames}: must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise RvmkitError(f"--threads {args.threads}: must be at least 1 (leave it out to use all cores)")
+    specs = {}
+    for name in dict.fromkeys(args.backend):
+        # fp16 is the torch backend's; without torch among the backends it is refused as matte refuses it
+        fp16 = args.fp16 and (name == "torch" or "torch" not in args.backend)
+        specs[name] = check_model(args.model, name, args.device, fp16)[0]
+    spec = next(iter(specs.values()))
+    baked = spec.baked_ratio
+    texts = args.sizes or [text.partition("@")[0] if baked is not None else text for text in DEFAULT_SIZES]
+    sizes = []
+    for text in texts:
+        width, height, ratio = bench.parse_size(text)
+        if baked is not None and ratio is not None and not math.isclose(ratio, baked, rel_tol=1e-4,
+                                                                         abs_tol=1e-6):
+            raise RvmkitError(f"size {text!r}: {describe_path(spec.label)} has downsample ratio {baked:g} "
+                              f"baked in; use {width}x{height}@{baked:g} or {width}x{height}")
+        auto = ratio is None and baked is None
+        ratio = resolve_ratio(ratio, width, height, baked, spec.label, text)  # refuses one leaving no pixel
+        sizes.append((width, height, round(ratio, 4) if auto else ratio))
+    return specs, sizes
+
+
+def _model_rows(args: argparse.Namespace, specs: dict[str, ModelSpec], width: int, height: int,
+                ratio: float) -> list[dict]:
+    from rvmkit import bench
+    from rvmkit.errors import first_line
+    from rvmkit.export.optimize import UnsupportedGraph
     from rvmkit.runtime import load_backend
     from rvmkit.weights import official_onnx_path
 
     frames = bench.load_frames(args.input, width, height, args.frames + 2)
-    official = official_onnx_path()
-    steppers = {"official ONNX (ORT)": bench.official_stepper(args.model or official, frames, ratio,
-                                                               args.threads)}
+    spec = next(iter(specs.values()))
+    official = spec.path if spec.kind == "onnx" and spec.path is not None else official_onnx_path()
+    steppers = {"official ONNX (ORT)": bench.official_stepper(official, frames, ratio, args.threads)}
     backends = []
-    for name in args.backend:
+    for name, spec in specs.items():
         options: dict = {"threads": args.threads} if args.threads and name != "torch" else {}
-        if name == "torch" and args.fp16:
+        fp16 = args.fp16 and name == "torch"
+        if fp16:
             options["fp16"] = True
         variants = [("fast", {"fast": True}), ("plain", {"fast": False})] if name == "onnxruntime" \
             and args.device == "cpu" else [("", {})]
         for label, extra in variants:
-            backend = load_backend(name, args.model, device=args.device, **options, **extra)
+            try:
+                backend = load_backend(name, spec, device=args.device, **options, **extra)
+            except UnsupportedGraph as exc:  # a float16 model, or a graph the fast path does not know
+                print(f"rvmkit bench: {name} ({label}) left out: {first_line(exc)}", file=sys.stderr)
+                continue
             backends.append(backend)
-            title = f"{name} ({label})" if label else f"{name} ({args.device}{', fp16' if args.fp16 else ''})"
+            title = f"{name} ({label})" if label else f"{name} ({args.device}{', fp16' if fp16 else ''})"
             steppers[title] = bench.backend_stepper(backend, frames, ratio)
     times = bench.time_interleaved(steppers, len(frames))
     for backend in backends:
@@ -77,7 +130,8 @@ def _model_rows(args: argparse.Namespace, width: int, height: int, ratio: float)
     return rows
 
 
-def _e2e_rows(args: argparse.Namespace, width: int, height: int, ratio: float) -> list[dict]:
+def _e2e_rows(args: argparse.Namespace, specs: dict[str, ModelSpec], width: int, height: int,
+              ratio: float) -> list[dict]:
     import av
     import numpy as np
 
@@ -95,10 +149,10 @@ def _e2e_rows(args: argparse.Namespace, width: int, height: int, ratio: float) -
                 for frame in bench.synthetic_frames(width, height, args.frames):
                     out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame))))
                 out.mux(stream.encode(None))
-        for name in args.backend:
+        for name in specs:
             frames, seconds = bench.rvmkit_e2e(clip, Path(tmp) / f"c_{name}.mp4", Path(tmp) / f"a_{name}.mp4",
                                                ratio, backend=name, device=args.device, model=args.model,
-                                               fp16=args.fp16)
+                                               fp16=args.fp16 and name == "torch")
             ms = 1000 * seconds / frames
             rows.append({"mode": "e2e", "variant": f"rvmkit matte ({name})", "size": f"{width}x{height}",
                          "ratio": ratio, "ms/frame": round(ms, 2), "fps": round(1000 / ms, 2),
@@ -108,28 +162,18 @@ def _e2e_rows(args: argparse.Namespace, width: int, height: int, ratio: float) -
 
 def run(args: argparse.Namespace) -> int:
     from rvmkit import bench
-    from rvmkit.errors import RvmkitError
 
-    if args.frames < 1:
-        raise RvmkitError(f"--frames {args.frames}: must be at least 1")
+    specs, sizes = check_args(args)
     if args.json:  # before the timings, not after them
         from rvmkit.fileio import require_writable_output
 
         require_writable_output(args.json)
     rows: list[dict] = []
-    for text in args.sizes:
-        try:
-            width, height, ratio = bench.parse_size(text)
-        except ValueError:
-            raise RvmkitError(f"size {text!r}: expected WxH or WxH@RATIO, e.g. 1920x1080@0.25") from None
-        if ratio is None:
-            from rvmkit.runtime import auto_downsample_ratio
-
-            ratio = round(auto_downsample_ratio(width, height), 4)
+    for width, height, ratio in sizes:
         if args.mode in ("model", "both"):
-            rows += _model_rows(args, width, height, ratio)
+            rows += _model_rows(args, specs, width, height, ratio)
         if args.mode in ("e2e", "both"):
-            rows += _e2e_rows(args, width, height, ratio)
+            rows += _e2e_rows(args, specs, width, height, ratio)
     print(bench.format_table(rows, ["mode", "variant", "size", "ratio", "ms/frame", "fps", "vs official"]))
     if args.json:
         from rvmkit.fileio import write_atomically
