@@ -3,7 +3,10 @@ manifest schema. Inputs are short clips re-encoded from real frames, at 320x240 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -61,15 +64,19 @@ def inputs(tmp_path_factory, official_onnx) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def first_run(tmp_path_factory, inputs, ray_local) -> tuple[int, Path]:
+def first_run(tmp_path_factory, inputs, ray_local) -> tuple[int, Path, str]:
+    """(exit code, output dir, stderr) of a --quiet batch of two clips and a broken file."""
     out = tmp_path_factory.mktemp("batch-out")
     argv = ["batch", str(inputs["a"]), str(inputs["b"]), str(inputs["broken"]), "--output-dir", str(out),
             "--outputs", ",".join(ROLES), "--format", "png", "--quiet"]
-    return main(argv), out
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out, err.getvalue()
 
 
 def test_batch_records_broken_input_as_failed_and_mattes_the_rest(first_run, inputs):
-    code, out = first_run
+    code, out, _err = first_run
     items = {Path(item["input"]).name: item for item in manifest_items(out)}
     assert code == 1
     assert items["a.mp4"]["status"] == "done" and items["b.mp4"]["status"] == "done"
@@ -80,8 +87,16 @@ def test_batch_records_broken_input_as_failed_and_mattes_the_rest(first_run, inp
         "a.alpha", "a.composition", "b.alpha", "b.composition", "manifest.json"]
 
 
+def test_quiet_batch_still_reports_each_failed_input_in_one_line(first_run, inputs):
+    code, _out, err = first_run
+    assert code == 1
+    assert err.splitlines() == [line for line in err.splitlines() if line.strip()]
+    [line] = err.splitlines()  # no progress, no summary, no Ray warning: only the failure
+    assert line.startswith(f"failed {inputs['broken']}: ") and len(line) > len(f"failed {inputs['broken']}: ")
+
+
 def test_batch_outputs_equal_sequential_matte(first_run, inputs, tmp_path):
-    _code, out = first_run
+    _code, out, _err = first_run
     assert main(["matte", str(inputs["a"]), "--output-composition", str(tmp_path / "c"),
                  "--output-alpha", str(tmp_path / "alpha"), "--quiet"]) == 0
     for role, sequential in (("composition", tmp_path / "c"), ("alpha", tmp_path / "alpha")):
@@ -92,7 +107,7 @@ def test_batch_outputs_equal_sequential_matte(first_run, inputs, tmp_path):
 
 
 def test_manifest_schema(first_run):
-    _code, out = first_run
+    _code, out, _err = first_run
     data = json.loads((out / "manifest.json").read_text())
     assert set(data) == {"items"} and len(data["items"]) == 3
     for item in data["items"]:
@@ -111,7 +126,7 @@ def test_manifest_schema(first_run):
 
 
 def test_rerun_skips_finished_inputs_and_redoes_partial_ones(first_run, inputs):
-    _code, out = first_run
+    _code, out, _err = first_run
     argv = ["batch", str(inputs["a"]), str(inputs["b"]), str(inputs["broken"]), "--output-dir", str(out),
             "--outputs", ",".join(ROLES), "--format", "png", "--quiet"]
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "manifest.json"}
@@ -182,3 +197,103 @@ def test_rerun_redoes_items_whose_options_or_input_changed(tmp_path, ray_local):
     os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the input replaced since
     status, touched_mtime, again = batch("black")
     assert status == "done" and touched_mtime != changed_mtime and np.array_equal(again, black)
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail the test if a run gets as far as starting (or joining) Ray."""
+    from rvmkit.batch import ray_runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray_runner, "init_ray", refuse)
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("extra", [["--num-workers", "0"], ["--num-workers", "-1"],
+                                   ["--cpus-per-worker", "0"], ["--cpus-per-worker", "-1"]],
+                         ids=["workers-0", "workers-neg", "cpus-0", "cpus-neg"])
+def test_bad_worker_counts_fail_in_one_line_before_creating_anything(tmp_path, capsys, no_ray, extra):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not looked at")
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses them
+        main(["batch", str(clip), "--output-dir", str(tmp_path / "o" / "out"), "--quiet", *extra])
+    assert exit_info.value.code == 2
+    assert extra[0] in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize("numbers", [{"num_workers": 0}, {"cpus_per_worker": -1}, {"segments": 0},
+                                     {"warmup": -1}, {"output_video_mbps": float("inf")}],
+                         ids=["workers", "cpus", "segments", "warmup", "mbps-inf"])
+def test_run_batch_checks_every_number_before_creating_anything(tmp_path, official_onnx, no_ray, numbers):
+    from rvmkit.batch import run_batch
+    from rvmkit.errors import RvmkitError
+
+    with pytest.raises(RvmkitError):
+        run_batch([tmp_path / "clip.mp4"], tmp_path / "out", **numbers)
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_output_names_fail_before_creating_anything(tmp_path, capsys, no_ray):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.mp4").write_bytes(b"not looked at")
+    out = tmp_path / "o" / "out"
+    assert main(["batch", str(tmp_path / "a" / "x.mp4"), str(tmp_path / "b" / "x.mp4"),
+                 "--output-dir", str(out), "--quiet"]) == 2
+    assert "same output name" in one_line_error(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_dir_under_a_file_is_a_one_line_error(tmp_path, capsys, no_ray):
+    (tmp_path / "file").write_bytes(b"x")
+    assert main(["batch", str(tmp_path / "file"), "--output-dir", str(tmp_path / "file" / "out")]) == 2
+    assert "file" in one_line_error(capsys)
+
+
+def test_unwritable_output_dir_is_a_one_line_error(tmp_path, capsys, no_ray, monkeypatch):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    real_access = os.access  # chmod does not stop root: answer as the system would for a user
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode: False if str(p) == str(tmp_path / "ro") else real_access(p, mode))
+    assert main(["batch", str(tmp_path / "ro"), "--output-dir", str(tmp_path / "ro" / "out")]) == 2
+    assert "permission denied" in one_line_error(capsys)
+    assert not (tmp_path / "ro" / "out").exists()
+
+
+def test_output_dir_that_cannot_be_created_is_a_one_line_error(tmp_path, capsys, no_ray, monkeypatch):
+    """What root gets on a read-only filesystem: mkdir itself fails, after the access checks passed."""
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not looked at")
+    assert main(["batch", str(clip), "--output-dir", str(tmp_path / "ro" / "out"), "--quiet"]) == 2
+    assert "cannot create the output folder" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("quiet, level", [(True, logging.ERROR), (False, logging.WARNING)])
+def test_init_ray_quiet_keeps_ray_warnings_off_stderr(monkeypatch, quiet, level):
+    """ray.init's documented logging_level (the driver's "ray" logger) carries --quiet; Ray's token-auth
+    notice is a WARNING on that logger, emitted after ray.init sets the level."""
+    import ray
+
+    from rvmkit.batch import ray_runner
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(ray, "nodes", lambda: [{}])
+    monkeypatch.setattr(ray_runner, "_session", {})
+    assert ray_runner.init_ray(quiet=quiet) is True
+    [kwargs] = calls
+    assert kwargs["logging_level"] == level and kwargs["configure_logging"] is True
+    assert kwargs["log_to_driver"] is False

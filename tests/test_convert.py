@@ -132,3 +132,27 @@ def test_convert_errors_are_one_line(case, message, tmp_path, official_onnx, con
     assert rc == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_convert_to_proc_fails_in_one_line(official_onnx, capsys):
+    """Root may 'write' /proc by its permissions but can create no file there: still one line."""
+    rc = main(["convert", str(official_onnx), "--output", "/proc/rvmkit_x.onnx"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "/proc/rvmkit_x.onnx" in err and "Traceback" not in err
+
+
+def test_require_writable_output_reports_a_folder_where_no_file_can_be_created(tmp_path, monkeypatch):
+    import tempfile
+
+    from rvmkit.errors import RvmkitError
+    from rvmkit.fileio import require_writable_output
+
+    def fail(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(tempfile, "mkstemp", fail)
+    with pytest.raises(RvmkitError, match="cannot create files in .*No such file or directory"):
+        require_writable_output(tmp_path / "x.onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -271,3 +271,15 @@ def test_tensorrt_backend_state_buffers_with_simulated_runtime(trt_ready, tmp_pa
     backend.close()
     backend.close()
     assert cudart.memory == {}
+
+
+@pytest.mark.parametrize("workspace", ["nan", "inf", "-1", "0"])
+def test_build_engine_rejects_a_non_positive_or_non_finite_workspace_first(workspace, tmp_path, capsys):
+    """Checked before the model is read (it does not exist here) and before TensorRT is imported."""
+    output = tmp_path / "rvm.engine"
+    args = ["build-engine", str(tmp_path / "missing.onnx"), *SIZES, "--workspace", workspace,
+            "--output", str(output)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rvmkit: error: --workspace {workspace}: must be a positive number of GiB"
+    assert list(tmp_path.iterdir()) == []

@@ -117,3 +117,37 @@ def test_segments_refuse_preview_in_one_line_saying_why(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "sheet.png" in err
     assert "--segments" in err and "separate workers" in err
     assert not (tmp_path / "alpha.mkv").exists()
+
+
+def test_segments_on_a_single_image_run_sequentially_without_ray(tmp_path, official_onnx, capsys,
+                                                                 monkeypatch):
+    from conftest import read_frames
+    from rvmkit.batch import ray_runner
+    from rvmkit.video.writer import encode_png
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started for a one-frame input")
+
+    monkeypatch.setattr(ray_runner, "init_ray", refuse)
+    image = tmp_path / "still.png"
+    image.write_bytes(encode_png(np.ascontiguousarray(read_frames("milk", 1)[0][:240, :320])))
+    assert main(["matte", str(image), "--output-alpha", str(tmp_path / "alpha"), "--segments", "2",
+                 "--downsample-ratio", "0.25", "--quiet"]) == 0
+    assert [p.name for p in (tmp_path / "alpha").iterdir()] == ["000000.png"]
+    assert capsys.readouterr().err == ""
+
+
+def test_batch_runs_a_one_frame_input_whole_instead_of_in_segments(tmp_path, official_onnx, ray_local):
+    from conftest import read_frames
+    from rvmkit.batch import run_batch
+    from rvmkit.video.writer import encode_png
+
+    image = tmp_path / "still.png"
+    image.write_bytes(encode_png(np.ascontiguousarray(read_frames("milk", 1)[0][:240, :320])))
+    lines: list[str] = []
+    [item] = run_batch([image], tmp_path / "out", outputs=["alpha"], fmt="png", segments=2, warmup=2,
+                       num_workers=1, downsample_ratio=0.25, log=lines.append)
+    assert item.status == "done" and item.frames == 1, item.error
+    assert [p.name for p in (tmp_path / "out" / "still.alpha").iterdir()] == ["000000.png"]
+    assert not [line for line in lines if line.startswith("segment ")]
+    assert not list((tmp_path / "out").glob(".*")), "segment work folder left behind"

@@ -71,3 +71,30 @@ def test_verify_rejects_non_rvm_onnx_and_bad_frames(tmp_path, baked, capsys):
     assert "--frames 0" in capsys.readouterr().err
     assert main(["verify", str(baked), "--downsample-ratio", "0.5"]) == 2
     assert "baked into the model" in capsys.readouterr().err
+
+
+def test_verify_audio_only_clip_says_no_video_stream(baked, tmp_path, capsys):
+    import av
+
+    clip = tmp_path / "audio.mp4"
+    with av.open(str(clip), "w") as container:
+        sound = container.add_stream("aac", rate=48000)
+        sound.layout = "mono"
+        for start in range(0, 12288, 1024):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, start
+            container.mux(sound.encode(chunk))
+        container.mux(sound.encode(None))
+    assert main(["verify", str(baked), "--video", str(clip), "--frames", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"rvmkit: error: '{clip}': no video stream"
+
+
+def test_verify_reads_the_clip_like_matte_before_loading_torch(baked, tmp_path, capsys, monkeypatch):
+    from rvmkit import weights
+
+    monkeypatch.setattr(weights, "load_model", lambda *a, **k: pytest.fail("torch model loaded first"))
+    clip = tmp_path / "random.mp4"
+    clip.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert main(["verify", str(baked), "--video", str(clip)]) == 2
+    assert "not a readable video or image" in capsys.readouterr().err

@@ -30,10 +30,12 @@ def require_readable_file(path: str | os.PathLike, what: str = "file") -> str:
     return path
 
 
-def first_line(exc: BaseException, default: str | None = None) -> str:
-    """The first line of an exception's text (libraries raise multi-line messages), else `default`
-    (the exception's type name when None): the detail part of a one-line RvmkitError."""
-    text = str(exc).strip()
-    if text:
-        return text.splitlines()[0]
-    return type(exc).__name__ if default is None else default
+def first_line(exc: BaseException | str, default: str | None = None) -> str:
+    """The first non-blank line of an exception's (or a recorded error's) text, since libraries raise
+    multi-line messages; else `default` (the exception's type name when None)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines:
+        return lines[0]
+    if default is not None:
+        return default
+    return type(exc).__name__ if isinstance(exc, BaseException) else "failed"

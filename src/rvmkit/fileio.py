@@ -32,19 +32,27 @@ def temp_beside(target: Path, suffix: str = ".part") -> Path:
 
 
 def write_atomically(target: Path, write: Callable[[Path], Any]) -> None:
-    """Call write(tmp_path) then rename onto target, so readers never see a partial file."""
-    tmp = temp_beside(Path(target))
+    """Call write(tmp_path) then rename onto target, so readers never see a partial file; a failure to
+    create, write or rename (disk full, a folder that vanished) is one line."""
     try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp = temp_beside(Path(target))
+        try:
+            write(Path(tmp))
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise RvmkitError(f"{describe_path(target)}: cannot write the output ({reason})") from None
 
 
-def require_writable_output(path: str | os.PathLike) -> Path:
-    """Fail early, in one line, when the file `path` cannot be written (before any long computation)."""
+def require_writable_output(path: str | os.PathLike, suffix: str | None = None) -> Path:
+    """Fail early, in one line, when the file `path` cannot be written (before any long computation)
+    or lacks `suffix` (e.g. ".onnx")."""
     path = Path(path)
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise RvmkitError(f"{describe_path(path)}: output must be a {suffix} file")
     if path.is_dir():
         raise RvmkitError(f"{describe_path(path)}: is a directory, expected an output file")
     require_creatable(path)
@@ -55,7 +63,8 @@ def require_writable_output(path: str | os.PathLike) -> Path:
 
 def require_creatable(path: str | os.PathLike) -> None:
     """Fail in one line unless `path` (file or folder) can be created: its nearest existing ancestor
-    must be a writable folder. Creates nothing."""
+    must be a writable folder. Permissions pass for root where nothing can be created (/proc), so a
+    probe file is made there and removed. Leaves nothing behind."""
     parent = Path(path).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -64,3 +73,10 @@ def require_creatable(path: str | os.PathLike) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RvmkitError(f"{describe_path(path)}: cannot be created: {describe_path(parent)} is not "
                           "writable (permission denied)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".rvmkit-probe-")
+    except OSError as error:
+        raise RvmkitError(f"{describe_path(path)}: cannot create files in {describe_path(parent)} "
+                          f"({error.strerror or type(error).__name__})") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -13,6 +13,7 @@ existing one, e.g. a KubeRay cluster, whose workers must have rvmkit installed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -27,7 +28,8 @@ from rvmkit import api
 from rvmkit.batch import segments as seg
 from rvmkit.batch import work
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
-from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.errors import RvmkitError, describe_path, first_line
+from rvmkit.fileio import require_writable_output
 from rvmkit.video.composite import is_transparent
 from rvmkit.video.writer import OUTPUT_TYPES
 
@@ -101,8 +103,11 @@ def _work_dir(item: _ItemRun) -> Path:
 # Ray session and actor pool
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Connect to `address`, or start a local cluster; reuse a session already open. True if started here."""
+def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = False) -> bool:
+    """Connect to `address`, or start a local cluster; reuse a session already open. True if started here.
+
+    `quiet` keeps Ray's own driver-side warnings (e.g. its token-authentication notice) off stderr:
+    ray.init's documented `logging_level` for the "ray" logger, set to ERROR."""
     try:
         import ray
     except ImportError:
@@ -111,8 +116,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.WARNING, "configure_logging": True}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
+                              "logging_level": logging.ERROR if quiet else logging.WARNING}
     if address:
         kwargs["address"] = address
     elif num_cpus:
@@ -127,6 +132,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+def check_cluster_numbers(num_workers: int | None, cpus_per_worker: int) -> None:
+    """One-line errors for worker counts, checked before anything is created or Ray starts."""
+    if num_workers is not None and (int(num_workers) != num_workers or num_workers < 1):
+        raise RvmkitError(f"num workers {num_workers}: must be a whole number >= 1")
+    if int(cpus_per_worker) != cpus_per_worker or cpus_per_worker < 1:
+        raise RvmkitError(f"cpus per worker {cpus_per_worker}: must be a whole number >= 1")
+
+
 def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: float, jobs: int) -> int:
     """Workers to start: as asked, else as many as the cluster holds now (at most one per job).
 
@@ -134,10 +147,7 @@ def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: f
     A remote cluster may autoscale, so there the number asked is used as is."""
     import ray
 
-    if num_workers is not None and num_workers < 1:
-        raise RvmkitError(f"num workers {num_workers}: must be at least 1")
-    if cpus_per_worker < 1:
-        raise RvmkitError(f"cpus per worker {cpus_per_worker}: must be at least 1")
+    check_cluster_numbers(num_workers, cpus_per_worker)
     resources = ray.cluster_resources()
     if gpus_per_worker:
         capacity = int(resources.get("GPU", 0) / gpus_per_worker)
@@ -213,6 +223,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
         if job.kind == "video":
             run.frames = result["frames"]
             finish(job.item, None)
+        elif job.kind == "plan" and len(result["plan"]) == 1:  # one frame: nothing to split or stitch
+            pending.appendleft(Job("video", job.item))
         elif job.kind == "plan":
             run.plan = result["plan"]
             run.remaining = len(run.plan)
@@ -323,17 +335,36 @@ def _check_format(fmt: str, output_type: str | None, options: work.MatteOptions,
     return fmt
 
 
+def _make_dir(folder: Path) -> list[Path]:
+    """mkdir -p in one-line errors; return the folders it created, deepest first."""
+    created = []
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        created.append(parent)
+        parent = parent.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RvmkitError(f"{describe_path(folder)}: cannot create the output folder: "
+                          f"{first_line(exc)}") from None
+    return created
+
+
 def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
               outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
               num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
-              warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, **matte_options: Any) -> list[Item]:
+              warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, on_failure: Log | None = None,
+              **matte_options: Any) -> list[Item]:
     """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
 
     `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
     Inputs already done (manifest says so, the files exist and their fingerprint, of the options and
     the input's size + mtime, still matches) are recorded as skipped; failed, partial or stale ones are
     redone, replacing their outputs. `output_dir/manifest.json` holds the same records (and earlier
-    runs' ones).
+    runs' ones). Every argument is checked (one-line RvmkitError) before anything is created or Ray
+    starts. `log` gets a progress line per input (and segment); `on_failure`, when given, gets the line
+    of each failed input instead of `log`, so a run without progress still reports its failures.
+    Ray's own warnings are kept quiet when `log` is None.
     """
     roles = _check_roles(outputs)
     output_type = matte_options.get("output_type")
@@ -341,25 +372,32 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
     fmt = _check_format(fmt, output_type, options, roles)
     if fmt == "png":
         options = work.MatteOptions(**{**options.__dict__, "output_type": "png_sequence"})
+    check_cluster_numbers(num_workers, cpus_per_worker)
+    seg.plan_segments(1, segments, warmup)  # validates the numbers
     if not inputs:
         raise RvmkitError("no inputs given")
     out_dir = Path(output_dir).expanduser().absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise RvmkitError(f"{describe_path(out_dir)}: is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(out_dir / MANIFEST_NAME)
-    log = log or (lambda message: None)
-    todo: list[_ItemRun] = []
-    claimed: dict[str, str] = {}
-    fingerprints: dict[str, str] = {}
+    require_writable_output(out_dir / MANIFEST_NAME)
     paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
+    planned: dict[Path, dict[str, str]] = {}
+    claimed: dict[str, str] = {}
     for path in paths:
-        outputs_for = output_paths(path, out_dir, roles, fmt)
-        for target in outputs_for.values():
+        planned[path] = output_paths(path, out_dir, roles, fmt)
+        for target in planned[path].values():
             if target in claimed and claimed[target] != str(path):
                 raise RvmkitError(f"{describe_path(path)}: same output name as "
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
+    manifest = Manifest.load(out_dir / MANIFEST_NAME)
+    created = _make_dir(out_dir)
+    quiet = log is None
+    log = log or (lambda message: None)
+    todo: list[_ItemRun] = []
+    fingerprints: dict[str, str] = {}
+    for path in paths:
+        outputs_for = planned[path]
         fingerprint = fingerprints[str(path)] = work.output_fingerprint(options, path, segments, warmup)
         previous = manifest.get(str(path))
         if previous is not None and previous.outputs == outputs_for and previous.finished():
@@ -372,13 +410,21 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
         _remove_leftovers(outputs_for.values())
         todo.append(_ItemRun(str(path), outputs_for))
     if todo:
-        started = init_ray(address)
+        try:
+            started = init_ray(address, quiet=quiet)
+        except RvmkitError:  # e.g. a wrong --address: leave no empty output folder behind
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
 
         def on_item(run: _ItemRun, item: Item) -> None:
             item.fingerprint = fingerprints[run.input]
             manifest.record(item)
-            log(f"{item.status} {run.input}" + (f": {item.error}" if item.error else
-                                                  f" ({item.frames} frames, {item.seconds:.1f} s)"))
+            if item.error is not None:
+                (on_failure or log)(f"failed {run.input}: {first_line(item.error)}")
+            else:
+                log(f"{item.status} {run.input} ({item.frames} frames, {item.seconds:.1f} s)")
 
         try:
             _prefetch_weights(options)
@@ -400,15 +446,20 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
 
     Each part starts `warmup` frames early; the outputs have the input's exact frame count,
     timestamps and audio. Everything is checked before the cluster starts. `progress` prints a line
-    to stderr as each segment finishes.
+    to stderr as each segment finishes (and lets Ray's own warnings through). An input of one frame
+    (an image) has nothing to split: it runs sequentially here, without Ray.
     """
     started_at = time.monotonic()
     options = work.MatteOptions(**matte_options).checked()
+    check_cluster_numbers(num_workers, cpus_per_worker)
+    seg.plan_segments(1, segments, warmup)  # validates the numbers
     input_path = Path(input_source).expanduser().absolute()
     requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
-    outputs = _check_outputs(input_path, requested, options, overwrite)
-    seg.plan_segments(1, segments, warmup)  # validates the numbers
-    started = init_ray(address)
+    outputs, frame_count = _check_outputs(input_path, requested, options, overwrite)
+    if frame_count is not None and frame_count <= 1:
+        return api.convert_video(input_source, output_composition, output_alpha, output_foreground,
+                                 progress=progress, overwrite=overwrite, **matte_options)
+    started = init_ray(address, quiet=not progress)
     try:
         _prefetch_weights(options)
         [item] = run_items([_ItemRun(str(input_path), outputs)], options, segments=segments, warmup=warmup,
@@ -445,8 +496,9 @@ def segmented_converter(segments: int, warmup: int = seg.DEFAULT_WARMUP,
 
 
 def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.MatteOptions,
-                   overwrite: bool) -> dict[str, str]:
-    """The same up-front checks as `convert_video` (paths, types, transparency, existing files)."""
+                   overwrite: bool) -> tuple[dict[str, str], int | None]:
+    """The same up-front checks as `convert_video` (paths, types, transparency, existing files);
+    return the absolute output paths and the input's frame count (None when unknown)."""
     from rvmkit.video.composite import parse_background
     from rvmkit.video.reader import open_source
 
@@ -457,7 +509,7 @@ def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.Ma
         info = source.info
     with parse_background(options.background, info.width, info.height) as bg:
         targets = api.plan_targets(requested, info, options.output_type, bg.transparent, overwrite)
-    return {t.role: str(t.path.expanduser().absolute()) for t in targets}
+    return {t.role: str(t.path.expanduser().absolute()) for t in targets}, info.frame_count
 
 
 def _ratio_for(input_path: Path, options: work.MatteOptions) -> float:

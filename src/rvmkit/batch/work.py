@@ -47,7 +47,7 @@ class MatteOptions:
         return a copy with absolute paths, so workers on other machines see the same files."""
         parse_ratio(self.downsample_ratio)
         api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
-        _spec, name = api.check_model(self.model, self.backend, self.device, self.fp16)
+        _spec, name = api.check_model(self.model, self.backend, self.device, self.fp16, self.variant)
         model = None if self.model is None else str(Path(self.model).expanduser().absolute())
         background = self.background
         if background is not None and Path(background).expanduser().exists():

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from rvmkit.cli.matte import add_model_options, add_render_options, add_segment_options, matte_options
+from rvmkit.cli.matte import (
+    add_model_options,
+    add_render_options,
+    add_segment_options,
+    matte_options,
+    whole_number,
+)
 
 EPILOG = """\
 examples:
@@ -20,8 +26,10 @@ manifest.json. Re-running skips inputs already done with the same options from a
 (manifest.json keeps a fingerprint of both per input). Inputs that failed, are partial, or whose options
 (model, background, ratio, format, bitrate, segments, ...) or input file (size, mtime) changed since are
 redone, replacing their outputs. Progress: a line per finished input, and per segment with --segments.
-The exit status is 1 if any input failed. With --device cuda each worker holds one GPU. On a multi-machine
-cluster, give paths on a filesystem every worker sees, and install rvmkit on the workers.
+A failed input is reported on stderr ("failed INPUT: error"), even with --quiet; the others go on, and
+the exit status is 1 if any input failed. Argument errors stop before anything is created (status 2).
+With --device cuda each worker holds one GPU. On a multi-machine cluster, give paths on a filesystem
+every worker sees, and install rvmkit on the workers.
 """
 
 
@@ -42,14 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--address", metavar="ADDR",
                          help="existing Ray cluster (default: start a local one)")
-    cluster.add_argument("--num-workers", type=int, metavar="N",
+    cluster.add_argument("--num-workers", type=whole_number(1), metavar="N",
                          help="model-holding workers (default: cluster CPUs / --cpus-per-worker, or "
                               "its GPUs)")
-    cluster.add_argument("--cpus-per-worker", type=int, default=1, metavar="N", help="threads per worker (1)")
+    cluster.add_argument("--cpus-per-worker", type=whole_number(1), default=1, metavar="N",
+                         help="threads per worker (1)")
     add_segment_options(cluster)
     add_model_options(parser.add_argument_group("model"))
     add_render_options(parser.add_argument_group("outputs"))
-    parser.add_argument("--quiet", action="store_true", help="no per-input or per-segment lines")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress lines and no Ray warnings; failed inputs are still reported")
     parser.set_defaults(func=run)
 
 
@@ -60,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     items = run_batch(args.inputs, args.output_dir, outputs=args.outputs.split(","), fmt=args.format,
                       address=args.address, num_workers=args.num_workers,
                       cpus_per_worker=args.cpus_per_worker, segments=args.segments, warmup=args.warmup,
-                      log=None if args.quiet else stderr_log,
+                      log=None if args.quiet else stderr_log, on_failure=stderr_log,
                       **matte_options(args))
     counts = {status: sum(item.status == status for item in items)
               for status in ("done", "skipped", "failed")}

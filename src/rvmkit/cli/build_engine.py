@@ -23,8 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rvmkit.export.engine import build_engine
+    from rvmkit.export.engine import build_engine, validate_workspace
 
+    if args.workspace is not None:
+        validate_workspace(args.workspace)  # before the model is read or TensorRT imported
     profile = profile_from_args(args.model, args)
     path = build_engine(args.model, args.output, profile, fp16=args.fp16, workspace_gib=args.workspace,
                         verbose=args.debug)

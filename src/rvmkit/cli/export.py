@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=("float32", "float16"), default="float32")
     parser.add_argument("--opset", type=int, default=12, help="ONNX opset, 11 to 17 (default 12)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--output", required=True, help="OUT.onnx; the simplified model goes to OUT_trt.onnx")
+    parser.add_argument("--output", required=True,
+                        help="OUT.onnx (must end in .onnx); the simplified model goes to OUT_trt.onnx")
     parser.add_argument("--downsample-ratio", type=float, default=0.25,
                         help="baked into the graph (default 0.25)")
     parser.add_argument("--no-simplify", action="store_true", help="skip onnxsim (no _trt.onnx)")
@@ -31,13 +32,16 @@ def run(args: argparse.Namespace) -> int:
 
     from rvmkit import weights
     from rvmkit.cli.verify import print_report
-    from rvmkit.export.onnx_export import export_onnx, validate_options
-    from rvmkit.export.verify import torch_matches_reference, verify_model
-    from rvmkit.fileio import require_writable_output
+    from rvmkit.export.onnx_export import check_outputs, export_onnx, validate_options
+    from rvmkit.export.verify import check_clip, torch_matches_reference, validate_frames, verify_model
 
+    # Every argument is checked before the export: a bad one leaves no file behind.
     validate_options(downsample_ratio=args.downsample_ratio, precision=args.precision, opset=args.opset,
                      device=args.device)
-    require_writable_output(args.output)
+    validate_frames(args.verify_frames, "--verify-frames")
+    check_outputs(args.output, simplify=not args.no_simplify)
+    if args.video is not None:
+        check_clip(args.video)
     model = weights.load_model(args.checkpoint, variant=args.model_variant)
     paths = export_onnx(model, Path(args.output), downsample_ratio=args.downsample_ratio,
                         precision=args.precision, opset=args.opset, device=args.device,

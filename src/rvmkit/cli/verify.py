@@ -42,9 +42,12 @@ def _torch_model(args: argparse.Namespace, variant: str | None):
 def run(args: argparse.Namespace) -> int:
     from rvmkit import weights
     from rvmkit.export.interface import require_rvm_onnx, variant_of
-    from rvmkit.export.verify import verify_model
+    from rvmkit.export.verify import check_clip, validate_frames, verify_model
 
+    validate_frames(args.frames)
     variant = variant_of(require_rvm_onnx(args.model))
+    if args.video is not None:
+        check_clip(args.video)  # before loading the PyTorch model
     reference = args.reference
     if reference is None and variant == "mobilenetv3":
         reference = weights.official_onnx_path()

@@ -137,5 +137,5 @@ def convert_official(source: Path, output: Path, downsample_ratio: float) -> Pat
     apply_dynamic_axes(model)
     set_ratio_metadata(model, downsample_ratio)
     onnx.checker.check_model(model)
-    write_atomically(Path(output), lambda path: onnx.save(model, os.fspath(path)))
+    write_atomically(output, lambda path: onnx.save(model, os.fspath(path)))
     return Path(output)

@@ -12,6 +12,7 @@ profile, because an engine file carries no metadata the runtime could check the 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,15 @@ def import_tensorrt() -> Any:
     except ImportError:
         raise RvmkitError(NOT_INSTALLED) from None
     return tensorrt
+
+
+def validate_workspace(workspace_gib: float) -> float:
+    """A builder workspace limit must be a positive, finite number of GiB (1 byte to 2**63 - 1 bytes,
+    TensorRT's size_t)."""
+    size = float(workspace_gib) * (1 << 30)
+    if not (math.isfinite(size) and 1 <= size < 2**63):
+        raise RvmkitError(f"--workspace {workspace_gib:g}: must be a positive number of GiB")
+    return workspace_gib
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:
@@ -73,7 +83,7 @@ def serialize_engine(model_path: str | os.PathLike, profile: ShapeProfile, *, fp
         raise RvmkitError(f"{describe_path(model_path)}: TensorRT's ONNX parser failed: "
                           f"{errors[0] if errors else 'no detail'}")
     config = builder.create_builder_config()
-    if workspace_gib:
+    if workspace_gib is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if fp16:
         flag = getattr(trt.BuilderFlag, "FP16", None)
@@ -106,6 +116,8 @@ def build_engine(model_path: str | os.PathLike, output: str | os.PathLike, profi
     The readiness check runs before TensorRT is imported, so an unfit model is refused even where
     TensorRT is absent.
     """
+    if workspace_gib is not None:
+        validate_workspace(workspace_gib)
     output = require_writable_output(output)
     require_ready(model_path)
     data = serialize_engine(model_path, profile, fp16=fp16, workspace_gib=workspace_gib, verbose=verbose)

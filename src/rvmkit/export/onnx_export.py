@@ -150,6 +150,16 @@ def save_model(model: Any, target: Path) -> None:
     write_atomically(target, lambda path: onnx.save(model, str(path)))
 
 
+def check_outputs(output: str | Path, simplify: bool = True) -> Path:
+    """Refuse, in one line and before exporting, an output without the .onnx suffix (the simplified
+    twin is named from it) or one that cannot be written; returns the `<stem>_trt.onnx` path."""
+    output = require_writable_output(output, ".onnx")
+    trt = trt_path_for(output)
+    if simplify:
+        require_writable_output(trt, ".onnx")
+    return trt
+
+
 def export_onnx(model: MattingNetwork, output: Path, *, downsample_ratio: float = 0.25,
                 precision: str = "float32", opset: int = 12, device: str = "cpu",
                 simplify: bool = True) -> list[Path]:
@@ -159,10 +169,7 @@ def export_onnx(model: MattingNetwork, output: Path, *, downsample_ratio: float 
 
     output = Path(output)
     validate_options(downsample_ratio=downsample_ratio, precision=precision, opset=opset, device=device)
-    require_writable_output(output)
-    trt = trt_path_for(output)
-    if simplify:
-        require_writable_output(trt)
+    trt = check_outputs(output, simplify)
     with tempfile.TemporaryDirectory(prefix="rvmkit-export-") as tmp:
         raw_path = Path(tmp) / "raw.onnx"
         _torch_export(model.eval(), raw_path, downsample_ratio, opset, device)

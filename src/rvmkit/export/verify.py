@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.export.interface import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -160,21 +160,30 @@ class VerifyReport:
 
 
 def read_clip(video: str | os.PathLike, count: int) -> list[np.ndarray]:
-    """Up to `count` HxWx3 uint8 RGB frames of a clip (one-line error if it cannot be read)."""
-    import av
+    """Up to `count` HxWx3 uint8 RGB frames of a clip, read as `rvmkit matte` reads its input (so a
+    file with no video stream, a damaged or unreadable one, fails with the same one-line error)."""
+    from rvmkit.video import open_source
 
-    path = require_readable_file(video, "video")
     frames: list[np.ndarray] = []
-    try:
-        with av.open(path) as container:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if len(frames) == count:
-                    break
-    except (av.error.FFmpegError, ValueError, IndexError) as exc:
-        raise RvmkitError(f"{describe_path(path)}: cannot decode video ({type(exc).__name__})") from None
+    with open_source(video) as source:
+        for frame in source:
+            frames.append(frame.rgb)
+            if len(frames) == count:
+                break
     if not frames:
-        raise RvmkitError(f"{describe_path(path)}: no video frames")
+        raise RvmkitError(f"{describe_path(video)}: no video frames")
+    return frames
+
+
+def check_clip(video: str | os.PathLike) -> None:
+    """Fail early, in one line, on a clip that verification could not read (decodes one frame)."""
+    read_clip(video, 1)
+
+
+def validate_frames(frames: int, flag: str = "--frames") -> int:
+    """At least one recurrent frame per size; `flag` is the option the user typed."""
+    if frames < 1:
+        raise RvmkitError(f"{flag} {frames}: must be at least 1")
     return frames
 
 
@@ -264,8 +273,7 @@ def verify_model(model_path: str | os.PathLike, *, reference: str | os.PathLike 
                  downsample_ratio: float | None = None) -> VerifyReport:
     """Compare ORT on `model_path` with ORT on `reference` and with `torch_model` (either may be
     None, not both) over `frames` recurrent frames at each (width, height) in `sizes`."""
-    if frames < 1:
-        raise RvmkitError(f"--frames {frames}: must be at least 1")
+    validate_frames(frames)
     ratio = model_ratio(model_path, downsample_ratio)
     runners: list[Runner] = [OrtRunner(model_path, "model", ratio)]
     if reference is not None:
