@@ -108,6 +108,7 @@ def _not_rvm(path: Path) -> Path:
     ("missing", "no such model file"),
     ("already_baked", "has no downsample_ratio input"),
     ("unwritable", "is not a directory"),
+    ("not_onnx_suffix", "output must be a .onnx file"),
 ])
 def test_convert_errors_are_one_line(case, message, tmp_path, official_onnx, converted, capsys):
     source, ratio, out = official_onnx, "0.25", tmp_path / "out.onnx"
@@ -127,6 +128,8 @@ def test_convert_errors_are_one_line(case, message, tmp_path, official_onnx, con
     elif case == "unwritable":
         (tmp_path / "file").write_text("x")
         out = tmp_path / "file" / "out.onnx"
+    elif case == "not_onnx_suffix":
+        out = tmp_path / "out.txt"
     rc = main(["convert", str(source), "--downsample-ratio", ratio, "--output", str(out)])
     err = capsys.readouterr().err
     assert rc == 2

@@ -123,7 +123,7 @@ def convert_official(source: Path, output: Path, downsample_ratio: float) -> Pat
     if not has_ratio_input(model):
         raise RvmkitError(f"{describe_path(source)}: has no {RATIO_INPUT} input (already TRT-ready?); "
                           "convert takes an official RVM ONNX")
-    require_writable_output(output)
+    require_writable_output(output, ".onnx")
     model = bake_ratio(model, downsample_ratio)
     rewrite_crop_sizes(model.graph)
     try:
