@@ -47,11 +47,13 @@ def bar_colours(rgb: np.ndarray) -> np.ndarray:
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30, size: tuple[int, int] | None = None,
-               audio: bool = False, rotation: int = 0, colorspace: int | None = None) -> Path:
+               audio: bool = False, rotation: int = 0, colorspace: int | None = None,
+               interlaced: bool = False) -> Path:
     """An H.264 .mp4 of real frames (resized to `size` if given), with a 440 Hz AAC track when `audio`.
 
     `rotation` (degrees counter-clockwise, a multiple of 90) stores each frame turned the other way with
-    a display matrix that turns it back, as phones do; `colorspace` converts and tags with that matrix.
+    a display matrix that turns it back, as phones do; `colorspace` converts and tags with that matrix;
+    `interlaced` codes the frames as top-field-first interlaced pictures, as broadcast video is.
     """
     import av
 
@@ -62,6 +64,8 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30, size: tuple[
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height = width, height
         video.pix_fmt, video.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
+        if interlaced:
+            video.options = {**video.options, "x264-params": "interlaced=1:tff=1"}
         if rotation:
             video.set_display_rotation(rotation)
         if colorspace is not None:

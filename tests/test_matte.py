@@ -352,3 +352,17 @@ def test_unwritable_preview_folder_is_refused_before_any_work(short_clip, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "sheet.png" in err and "not writable" in err
     assert files_under(tmp_path) == ["locked"]
+
+
+def test_interlaced_input_is_matted_whole_with_a_note(tmp_path, capsys):
+    clip = write_clip(tmp_path / "broadcast.mp4", read_frames("milk", 4), interlaced=True)
+    assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha.mp4"), "--downsample-ratio",
+                 RATIO]) == 0
+    err = capsys.readouterr().err
+    assert "note: " in err and "is interlaced" in err and "bwdif" in err
+    assert probe(tmp_path / "alpha.mp4")["count"] == 4  # nothing dropped or doubled
+    assert main(["matte", str(CLIPS["milk"]), "--output-alpha", str(tmp_path / "progressive.mp4"),
+                 "--input-resize", "160", "120", "--downsample-ratio", RATIO]) == 0
+    assert "interlaced" not in capsys.readouterr().err  # the real (progressive) clips get no note
+    plain = main(["matte", str(clip), "--output-alpha", str(tmp_path / "again.mp4"), *QUIET])
+    assert plain == 0 and capsys.readouterr().err == ""  # --quiet: no note either

@@ -30,6 +30,7 @@ from rvmkit.runtime import (
 from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.preview import sample_indices
 from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
+from rvmkit.video.reader import notes as input_notes
 from rvmkit.video.writer import ALPHA_SUFFIXES, FrameSink, check_output_path, open_sink, resolve_output
 
 ROLES = ("composition", "alpha", "foreground")
@@ -47,6 +48,7 @@ class MatteResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     downsample_ratio: float = 1.0
     backend: str = "onnxruntime"
+    notes: tuple[str, ...] = ()  # about the input, e.g. that it is interlaced
 
 
 @dataclass
@@ -102,7 +104,7 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
     if preview_path is not None:
         outputs["preview"] = preview_path
     return MatteResult(frames=frames, seconds=time.monotonic() - started, outputs=outputs,
-                       downsample_ratio=ratio, backend=backend_name)
+                       downsample_ratio=ratio, backend=backend_name, notes=tuple(input_notes(info)))
 
 
 def check_model(model: str | os.PathLike | None, backend: str | None, device: str,

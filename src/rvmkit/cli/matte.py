@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         fps = result.frames / result.seconds if result.seconds > 0 else 0.0
         print(f"matted {result.frames} frames in {result.seconds:.1f} s ({fps:.1f} fps, {result.backend}, "
               f"downsample ratio {result.downsample_ratio:.3g})", file=sys.stderr)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
         for role, path in result.outputs.items():
             print(f"{role}: {path}")
     return 0

@@ -49,6 +49,7 @@ class VideoInfo:
     has_audio: bool
     is_image_sequence: bool
     colorspace: int | None = None  # the input's AVColorSpace (1 = BT.709, 5/6 = BT.601); None if untagged
+    interlaced: bool = False  # fields are matted as the frames that hold them; see `notes`
 
 
 @dataclass
@@ -161,6 +162,14 @@ def _first_frame(path: Path) -> av.VideoFrame | None:
     return None
 
 
+def notes(info: VideoInfo) -> list[str]:
+    """What a user should know about an input that is processed anyway."""
+    if info.interlaced:
+        return [f"{describe_path(info.path)} is interlaced: its frames are matted as stored, fields "
+                "together; deinterlace it first (e.g. ffmpeg -vf bwdif) for cleaner edges"]
+    return []
+
+
 class VideoFileSource(FrameSource):
     """A video file decoded with FFmpeg (mp4, mkv, mov, webm, gif, ...)."""
 
@@ -185,7 +194,8 @@ class VideoFileSource(FrameSource):
                                   fps=Fraction(fps) if fps else None,
                                   time_base=Fraction(stream.time_base) if stream.time_base else None,
                                   has_audio=bool(probe.streams.audio), is_image_sequence=False,
-                                  colorspace=colorspace if colorspace not in (None, 2) else None)
+                                  colorspace=colorspace if colorspace not in (None, 2) else None,
+                                  interlaced=bool(first is not None and first.interlaced_frame))
 
     def __iter__(self) -> Iterator[Frame]:
         self.close()
