@@ -1,3 +1,5 @@
+import pytest
+
 from rvmkit.cli import main
 
 
@@ -38,3 +40,14 @@ def test_segment_options_refuse_nonsense_counts(capsys):
             main(["matte", "in.mp4", "--output-alpha", "a.mp4", *argv])
         assert exit_info.value.code == 2
         assert "argument --" in capsys.readouterr().err
+
+
+def test_version_is_the_installed_package_version(capsys):
+    from importlib.metadata import version
+
+    import rvmkit
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rvmkit {version('rvmkit')}" == f"rvmkit {rvmkit.__version__}"

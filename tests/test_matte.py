@@ -4,6 +4,7 @@ inputs of every kind, one-line errors that write nothing, and interrupted runs t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import av
@@ -179,6 +180,58 @@ def test_torch_backend_with_seq_chunk_matches_onnxruntime(short_clip, checkpoint
     assert result.backend == "torch"
     for ours, ref in zip(pngs(tmp_path / "torch"), pngs(tmp_path / "ort"), strict=True):
         assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 2
+
+
+def test_rvm_style_call_with_a_torch_model_object(short_clip, checkpoint, tmp_path):
+    """RVM's own call: convert_video(model, input_source=..., ...), with its argument names and values."""
+    torch = pytest.importorskip("torch")
+    from rvmkit.weights import load_model
+
+    ours = load_model(checkpoint)
+    official_layout = torch.nn.Module()  # another class with the official module names, as RVM's is
+    for name, child in ours.named_children():
+        official_layout.add_module(name, child)
+    convert_video(short_clip, output_alpha=tmp_path / "pth", model=checkpoint, downsample_ratio=RATIO,
+                  seq_chunk=3, progress=False)
+    for name, model in (("ours", ours), ("official", official_layout)):
+        result = convert_video(model, input_source=str(short_clip), input_resize=None, downsample_ratio=RATIO,
+                               output_type="png_sequence", output_alpha=str(tmp_path / name),
+                               output_composition=str(tmp_path / f"{name}_com"), output_video_mbps=None,
+                               seq_chunk=3, num_workers=0, progress=False, device=None, dtype=torch.float32)
+        assert result.backend == "torch" and result.frames == 6
+        for got, want in zip(pngs(tmp_path / name), pngs(tmp_path / "pth"), strict=True):
+            np.testing.assert_array_equal(got, want)  # the very weights of the .pth
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_resize": "640x480"}, "input_resize must be (width, height)"),
+    ({"input_resize": ("160", "120")}, "input_resize must be a number"),
+    ({"overwrite": "no"}, "overwrite must be True or False"),
+    ({"progress": "yes"}, "progress must be True or False"),
+    ({"output_alpha": 5}, "output_alpha must be a path"),
+    ({"seq_chunk": None}, "seq_chunk must be a whole number"),
+    ({"crf": "18"}, "crf must be a whole number"),
+    ({"output_video_mbps": "4"}, "output_video_mbps must be a number"),
+    ({"background": (0, 0, 300)}, "background must be"),
+    ({"input_source": "again.mp4"}, "the input was given twice"),
+    ({"model": 123}, "expected a model file path or a torch model object"),
+])
+def test_api_misuse_is_named_before_any_work(short_clip, tmp_path, kwargs, message):
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"precious")
+    arguments = {"output_composition": target, "progress": False, **kwargs}
+    with pytest.raises((TypeError, RvmkitError), match=re.escape(message)):
+        convert_video(short_clip, **arguments)
+    assert target.read_bytes() == b"precious" and files_under(tmp_path) == ["out.mp4"]
+
+
+def test_background_as_an_rgb_tuple_and_quality_flags_need_a_video_output(short_clip, tmp_path):
+    convert_video(short_clip, output_composition=tmp_path / "blue", output_alpha=tmp_path / "alpha",
+                  background=(0, 0, 255), downsample_ratio=RATIO, progress=False)
+    composition, alpha = pngs(tmp_path / "blue")[0], pngs(tmp_path / "alpha")[0]
+    assert (composition[alpha == 0] == (0, 0, 255)).all()
+    with pytest.raises(RvmkitError, match="every output here is a PNG sequence"):
+        convert_video(short_clip, output_alpha=tmp_path / "again", output_video_mbps=4, progress=False)
 
 
 def test_existing_output_is_replaced_only_with_overwrite(short_clip, tmp_path, capsys):

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["convert_video", "MatteResult"]
+__all__ = ["convert_video", "MatteResult", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("rvmkit")
+        except PackageNotFoundError:  # a source tree that was not installed
+            return "0+unknown"
     if name in __all__:
         from rvmkit import api
 

@@ -60,24 +60,42 @@ class Target:
     sink: FrameSink | None = None
 
 
-def convert_video(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
+def convert_video(source: Any = None, /, output_composition: str | os.PathLike | None = None,
                   output_alpha: str | os.PathLike | None = None,
                   output_foreground: str | os.PathLike | None = None, *,
-                  model: str | os.PathLike | None = None, variant: str | None = None,
-                  backend: str | None = None, device: str = "cpu",
+                  input_source: str | os.PathLike | None = None, model: Any = None,
+                  variant: str | None = None, backend: str | None = None, device: str | None = None,
                   downsample_ratio: str | float | None = "auto", input_resize: tuple[int, int] | None = None,
-                  output_type: str | None = None, background: str | os.PathLike | None = None,
+                  output_type: str | None = None, background: str | os.PathLike | tuple | None = None,
                   output_video_mbps: float | None = None, crf: int | None = None, seq_chunk: int = 1,
-                  progress: bool = True, overwrite: bool = False, preview: str | os.PathLike | None = None,
-                  fp16: bool = False) -> MatteResult:
-    """Matte `input_source` (video file, image folder or image) into any of the three outputs.
+                  num_workers: int = 0, progress: bool = True, overwrite: bool = False,
+                  preview: str | os.PathLike | None = None, fp16: bool = False,
+                  dtype: Any = None) -> MatteResult:
+    """Matte the input (video file, image folder or image) into any of the three outputs.
 
-    backend None: onnxruntime, or torch for a .pth model, tensorrt for an engine. downsample_ratio
-    'auto'/None: min(1, 512 / long side). background: colour name, #RRGGBB, image, video, or
-    'transparent' (RGBA composition: PNGs, .webm, .mov). Raises RvmkitError before writing anything
-    when an argument, the input or the model is wrong.
+    Called as `convert_video("in.mp4", "out.mp4")`, or as RVM's own converter is:
+    `convert_video(model, input_source="in.mp4", output_composition="out.mp4", ...)`, where `model` is
+    an RVM torch model (official or rvmkit's; it runs on the torch backend). `model=` also takes a
+    path: an official or TRT-ready ONNX, a .pth, or a TensorRT engine; None is the pretrained default.
+
+    backend None: onnxruntime, or torch for a .pth/torch model, tensorrt for an engine. device None:
+    the torch model's device, else cpu. dtype: torch.float16 means fp16 (torch backend on CUDA).
+    downsample_ratio 'auto'/None: min(1, 512 / long side). background: colour name, #RRGGBB, an
+    (R, G, B) tuple, image, video, or 'transparent' (RGBA composition: PNGs, .webm, .mov); default
+    RVM's green, for PNG sequences too (RVM's converter writes RGBA PNGs there: ask for 'transparent').
+    output_video_mbps None: quality-based (x264 crf 18), not RVM's fixed 1 Mbps. num_workers is
+    accepted for compatibility and unused: decoding and encoding always run in their own threads.
+    Raises RvmkitError (or TypeError for a wrongly typed argument) before writing anything when an
+    argument, the input or the model is wrong.
     """
     started = time.monotonic()
+    input_source, model = _source_and_model(source, input_source, model)
+    device, fp16 = _device_and_precision(device, fp16, dtype, model)
+    _check_types(output_composition=output_composition, output_alpha=output_alpha,
+                 output_foreground=output_foreground, preview=preview, progress=progress, overwrite=overwrite,
+                 input_resize=input_resize, seq_chunk=seq_chunk, crf=crf, output_video_mbps=output_video_mbps,
+                 num_workers=num_workers)
+    background = _background_text(background)
     requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
     if all(path is None for path in requested.values()):
         raise RvmkitError("no output requested: give output_composition, output_alpha and/or "
@@ -89,9 +107,11 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
         info = source.info
         spec, backend_name = check_model(model, backend, device, fp16, variant)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
-        with parse_background(None if background is None else os.fspath(background),
-                              info.width, info.height) as bg:
+        with parse_background(background, info.width, info.height) as bg:
             targets = plan_targets(requested, info, output_type, bg.transparent, overwrite)
+            if (output_video_mbps is not None or crf is not None) and all(t.kind != "video" for t in targets):
+                raise RvmkitError("output_video_mbps / crf (--output-video-mbps, --crf) set the quality of "
+                                  "video outputs, and every output here is a PNG sequence")
             preview_path = _check_preview(preview, info, targets, overwrite)
             options: dict[str, Any] = {"fp16": True} if fp16 else {}
             with load_backend(backend_name, spec, device=device, variant=variant, **options) as engine:
@@ -107,15 +127,94 @@ def convert_video(input_source: str | os.PathLike, output_composition: str | os.
                        downsample_ratio=ratio, backend=backend_name, notes=tuple(input_notes(info)))
 
 
+def _source_and_model(source: Any, input_source: Any, model: Any) -> tuple[str | os.PathLike, Any]:
+    """The input and the model from the first positional argument: an input path, or (RVM's order) a
+    torch model followed by input_source=..."""
+    if hasattr(source, "state_dict") and not isinstance(source, (str, os.PathLike)):
+        if model is not None:
+            raise TypeError("convert_video(): a model was given twice (first argument and model=)")
+        source, model = None, source
+        if input_source is None:
+            raise TypeError("convert_video(): with a model as the first argument, name the input: "
+                            "input_source='video.mp4' (as in RVM's convert_video)")
+    if source is not None and input_source is not None:
+        raise TypeError("convert_video(): the input was given twice (first argument and input_source=)")
+    chosen = input_source if input_source is not None else source
+    if chosen is None:
+        raise TypeError("convert_video(): missing the input: convert_video('video.mp4', ...)")
+    _require_path("input_source", chosen)
+    return chosen, model
+
+
+def _device_and_precision(device: str | None, fp16: bool, dtype: Any, model: Any) -> tuple[str, bool]:
+    """RVM's device=None (the model's device, else cpu) and dtype (float16 means fp16)."""
+    if device is None:
+        parameter = next(model.parameters(), None) if hasattr(model, "parameters") else None
+        device = "cuda" if parameter is not None and parameter.device.type == "cuda" else "cpu"
+    name = str(dtype).replace("torch.", "") if dtype is not None else None
+    if name not in (None, "float32", "float16", "half", "float"):
+        raise RvmkitError(f"dtype {dtype!r}: expected torch.float32 or torch.float16")
+    _require_bool("fp16", fp16)
+    return device, bool(fp16) or name in ("float16", "half")
+
+
+def _require_bool(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"convert_video(): {name} must be True or False, not {value!r}")
+
+
+def _require_path(name: str, value: Any) -> None:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"convert_video(): {name} must be a path (str or pathlib.Path), not {value!r}")
+
+
+def _require_number(name: str, value: Any, whole: bool) -> None:
+    kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "a whole number" if whole else "a number"
+        raise TypeError(f"convert_video(): {name} must be {what}, not {value!r}")
+
+
+def _check_types(*, input_resize: Any, progress: Any, overwrite: Any, **values: Any) -> None:
+    """TypeErrors that name the argument, for values the range checks could not even compare."""
+    for name in ("output_composition", "output_alpha", "output_foreground", "preview"):
+        if values[name] is not None:
+            _require_path(name, values[name])
+    _require_bool("progress", progress)
+    _require_bool("overwrite", overwrite)
+    for name in ("seq_chunk", "num_workers", "crf", "output_video_mbps"):
+        if values[name] is not None or name in ("seq_chunk", "num_workers"):
+            _require_number(name, values[name], whole=name != "output_video_mbps")
+    if input_resize is not None:
+        pair = hasattr(input_resize, "__len__") and not isinstance(input_resize, (str, bytes))
+        if not pair or len(input_resize) != 2:
+            raise TypeError(f"convert_video(): input_resize must be (width, height), not {input_resize!r}")
+        for value in input_resize:
+            _require_number("input_resize", value, whole=False)
+
+
+def _background_text(background: Any) -> str | None:
+    """The background as parse_background takes it: a (R, G, B) tuple becomes 'R,G,B'."""
+    if background is None or isinstance(background, (str, os.PathLike)):
+        return None if background is None else os.fspath(background)
+    def channel(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255
+
+    if isinstance(background, (tuple, list)) and len(background) == 3 and all(map(channel, background)):
+        return ",".join(str(int(v)) for v in background)
+    raise TypeError(f"convert_video(): background must be a colour name, '#RRGGBB', an (R, G, B) tuple of "
+                    f"0-255, an image or video path, or 'transparent'; not {background!r}")
+
+
 def check_model(model: str | os.PathLike | None, backend: str | None, device: str,
                 fp16: bool, variant: str | None = None) -> tuple[ModelSpec, str]:
     """(model spec, backend name) once the model, backend, device, fp16 and variant are known to fit
     together, so a mismatch is a one-line error before anything is loaded."""
     spec = resolve_model(model, backend)
     name = backend or default_backend(spec)
-    if spec.path is None:
+    if spec.path is None and spec.module is None:
         spec = resolve_model(None, name)
-    pretrained_other = spec.path is None and variant not in (None, "mobilenetv3")
+    pretrained_other = spec.path is None and spec.module is None and variant not in (None, "mobilenetv3")
     if pretrained_other or (variant is not None and spec.path is not None and spec.kind != "checkpoint"):
         what = "the pretrained model is mobilenetv3" if spec.path is None else f"{spec.label} is not a .pth"
         raise RvmkitError(f"--variant {variant}: {what}; the variant applies to a .pth checkpoint "

@@ -265,17 +265,26 @@ def detect_variant(state: dict[str, Any]) -> str | None:
     return None
 
 
-def load_model(checkpoint: str | os.PathLike | None = None, variant: str | None = None,
+IN_MEMORY = "in-memory model"
+
+
+def load_model(checkpoint: str | os.PathLike | torch.nn.Module | None = None, variant: str | None = None,
                refiner: str = "deep_guided_filter") -> MattingNetwork:
     """An eval-mode MattingNetwork with `checkpoint` loaded strictly (None = cached default).
 
-    `variant` None means: whatever the checkpoint is. A checkpoint of the other variant, or a
-    partial one, is an RvmkitError naming the file.
+    `checkpoint` may also be a model object with the official layout (the official repository's
+    MattingNetwork, or ours): its state_dict is copied into a fresh network. `variant` None means:
+    whatever the checkpoint is. A checkpoint of the other variant, or a partial one, is an
+    RvmkitError naming the file.
     """
     from rvmkit.model import MattingNetwork
 
-    path = default_checkpoint_path() if checkpoint is None else Path(checkpoint)
-    state = read_state_dict(path)
+    if hasattr(checkpoint, "state_dict") and not isinstance(checkpoint, (str, os.PathLike)):
+        path = Path(IN_MEMORY)
+        state = {key: value.detach().float().cpu() for key, value in checkpoint.state_dict().items()}
+    else:
+        path = default_checkpoint_path() if checkpoint is None else Path(checkpoint)
+        state = read_state_dict(path)
     found = detect_variant(state)
     if found is None:
         raise RvmkitError(f"{describe_path(path)}: not an RVM checkpoint (no backbone weights found)")

@@ -45,6 +45,9 @@ class MatteOptions:
     def checked(self) -> MatteOptions:
         """Validate everything checkable without an input (one-line errors before any work starts);
         return a copy with absolute paths, so workers on other machines see the same files."""
+        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
+            raise RvmkitError("model: batch and --segments workers load the model from a file; save an "
+                              "in-memory one first: torch.save(model.state_dict(), 'model.pth')")
         parse_ratio(self.downsample_ratio)
         api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
         _spec, name = api.check_model(self.model, self.backend, self.device, self.fp16, self.variant)

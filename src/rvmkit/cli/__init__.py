@@ -19,6 +19,12 @@ COMMANDS = ["weights", "export", "convert", "verify", "check", "profile", "build
             "bench", "batch"]
 
 
+def _version() -> str:
+    import rvmkit
+
+    return rvmkit.__version__
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (the usage itself is one `--help` away)."""
 
@@ -31,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rvmkit", description="RobustVideoMatting: export, deploy and run video matting."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"rvmkit {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:

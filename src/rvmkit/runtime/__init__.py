@@ -46,9 +46,12 @@ class ModelSpec:
     kind: str
     path: Path | None
     baked_ratio: float | None = None
+    module: Any = None  # an in-memory torch model (kind 'checkpoint', path None)
 
     @property
     def label(self) -> str:
+        if self.module is not None:
+            return "in-memory model"
         return str(self.path) if self.path is not None else "pretrained mobilenetv3"
 
 
@@ -109,6 +112,10 @@ def resolve_model(model: str | os.PathLike | None, backend: str | None = None) -
     """
     if model is None:
         return ModelSpec("checkpoint" if backend == "torch" else "onnx", None)
+    if hasattr(model, "state_dict") and not isinstance(model, (str, os.PathLike)):
+        return ModelSpec("checkpoint", None, module=model)
+    if not isinstance(model, (str, os.PathLike)):
+        raise RvmkitError(f"model {model!r}: expected a model file path or a torch model object")
     path = Path(require_readable_file(model, "model file"))
     suffix = _suffix(path)
     if suffix in CHECKPOINT_SUFFIXES:
@@ -187,20 +194,22 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-def load_backend(name: str | None, model: str | os.PathLike | ModelSpec | None = None, *, device: str = "cpu",
+def load_backend(name: str | None, model: Any = None, *, device: str = "cpu",
                  variant: str | None = None, **options: Any) -> Backend:
-    """A ready backend for `model` (a path, a resolved ModelSpec, or None for the pretrained default).
+    """A ready backend for `model` (a path, an in-memory torch model, a resolved ModelSpec, or None for
+    the pretrained default).
 
     name None picks `default_backend`. `options` go to the backend (e.g. fp16=True for torch).
     """
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, name)
     name = name or default_backend(spec)
-    if spec.path is None:
+    if spec.path is None and spec.module is None:
         spec = resolve_model(None, name)
     check_backend(name, spec, device)
     cls = backend_class(name)
     if name == "torch":
-        return cls(spec.path, device=device, variant=variant, **options)
+        return cls(spec.module if spec.module is not None else spec.path, device=device, variant=variant,
+                   **options)
     if name == "tensorrt":
         return cls(spec.path, **options)
     path = spec.path if spec.path is not None else _official_onnx()

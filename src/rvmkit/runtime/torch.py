@@ -23,7 +23,7 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, *, device: str = "cpu",
+    def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module | None = None, *, device: str = "cpu",
                  variant: str | None = None, fp16: bool = False, refiner: str = "deep_guided_filter") -> None:
         from rvmkit.weights import load_model
 
