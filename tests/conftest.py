@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 CLIPS = {name: DATA / f"{name}.mkv" for name in ("book", "milk", "sister")}
+_PRIVATE_CACHE: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run against a private cache holding copies of the user's fetched weights (copies: a test may
+    damage them), so what the tests build there (fast graphs of their temporary models) goes away
+    with the run. Set in the environment, so CLI subprocesses and Ray workers use it too."""
+    from rvmkit import weights
+
+    real = weights.cache_dir()
+    private = Path(tempfile.mkdtemp(prefix="rvmkit-test-cache-"))
+    for name in (weights.ONNX_NAME, weights.PTH_NAME, weights.PTH_NAME + ".sha256"):
+        if (real / name).is_file():
+            shutil.copy2(real / name, private / name)
+    os.environ[weights.CACHE_ENV] = str(private)
+    _PRIVATE_CACHE.append(private)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for private in _PRIVATE_CACHE:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def read_frames(clip: str = "book", count: int = 20) -> list[np.ndarray]:

@@ -123,3 +123,22 @@ def test_matte_writes_the_same_frames_on_the_fast_and_plain_paths(tmp_path, monk
     assert len(fast) == len(plain) == 8
     for ours, ref in zip(fast, plain, strict=True):
         assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_fast_cache_keeps_one_variant_per_model_and_drops_unused_ones(official_onnx, tmp_path):
+    import os
+    import shutil
+    import time
+
+    from rvmkit.export.optimize import CACHE_MAX_AGE_S
+
+    model, cache = tmp_path / "model.onnx", tmp_path / "cache"
+    shutil.copy(official_onnx, model)
+    first = low_res_model_path(model, cache=cache)
+    old = cache / "gone.lowres.0123456789ab.0123456789ab.onnx"  # a model deleted long ago
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - CACHE_MAX_AGE_S - 60,) * 2)
+    os.utime(model, ns=(time.time_ns(), time.time_ns() + 10**9))  # re-exported: a new mtime
+    second = low_res_model_path(model, cache=cache)
+    assert second != first and sorted(cache.iterdir()) == [second]
+    assert low_res_model_path(model, cache=cache) == second  # unchanged: reused, not rebuilt

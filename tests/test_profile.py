@@ -70,8 +70,9 @@ def test_state_channels_come_from_outputs_or_the_variant(trt_ready):
 def test_profile_formats_text(trt_ready, capsys):
     args = ["profile", "--model", str(trt_ready), "--min", "160x120", "--opt", "320x240", "--max", "645x479"]
     assert main(args) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert list(data) == ["src", *STATES]
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert list(data) == ["src", *STATES] and err == ""  # a TRT-ready model: no note
     assert data["r4i"] == {"min": [1, 1, 1, 1], "opt": [1, 64, 4, 5], "max": [1, 64, 8, 11]}
 
     assert main([*args, "--format", "trtexec", "--engine", "out dir/rvm.engine"]) == 0
@@ -113,7 +114,9 @@ def test_profile_of_official_model_needs_the_ratio(official_onnx, capsys):
     assert main(["profile", "--model", str(official_onnx), *sizes]) == 2
     assert "no baked downsample ratio" in capsys.readouterr().err
     assert main(["profile", "--model", str(official_onnx), *sizes, "--downsample-ratio", "0.5"]) == 0
-    assert json.loads(capsys.readouterr().out)["r1i"]["opt"] == [1, 16, 60, 80]
+    out, err = capsys.readouterr()
+    assert json.loads(out)["r1i"]["opt"] == [1, 16, 60, 80]
+    assert err.startswith("note: ") and "rvmkit convert" in err and "--downsample-ratio 0.5" in err
 
 
 def test_ort_provider_options_use_the_same_profile(trt_ready, tmp_path):

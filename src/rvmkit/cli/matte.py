@@ -43,8 +43,8 @@ def add_render_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--input-resize", type=int, nargs=2, metavar=("W", "H"),
                        help="resize frames before matting")
     group.add_argument("--background", metavar="SPEC",
-                       help="colour name or #RRGGBB (default RVM green 120,255,155), image, video (looped), "
-                            "or 'transparent' (RGBA: PNG folder, .webm, .mov)")
+                       help="colour name, #RRGGBB or R,G,B (default RVM green 120,255,155), image, video "
+                            "(looped), or 'transparent' (RGBA: PNG folder, .webm, .mov)")
     group.add_argument("--output-video-mbps", type=float, metavar="MBPS", help="video bitrate")
     group.add_argument("--crf", type=int, help="constant quality for H.264 / VP9 (lower is better)")
 

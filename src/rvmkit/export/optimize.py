@@ -17,14 +17,16 @@ No torch here: the runtime builds and caches the variant on first use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.errors import RvmkitError
 from rvmkit.export.interface import RATIO_INPUT, STATE_OUTPUTS, consumers, load_onnx, producers
 from rvmkit.fileio import write_atomically
 
@@ -242,10 +244,26 @@ def low_res_model(model: Any, *, pad_channels: int = 0, split_convs: bool = True
     return edited
 
 
-def _source_digest(path: Path) -> str:
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{REWRITE_VERSION}"
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+#: cached variants unused for this long are removed when another one is built
+CACHE_MAX_AGE_S = 30 * 24 * 3600
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _prune_cache(cache: Path, stale_prefix: str, keep: Path) -> None:
+    """Remove the earlier variants of the same source (re-exported, so a new mtime) and any variant
+    unused for CACHE_MAX_AGE_S, so the cache holds about one file per model in use."""
+    now = time.time()
+    for entry in cache.glob("*.lowres*.onnx"):
+        if entry == keep:
+            continue
+        try:
+            if entry.name.startswith(stale_prefix) or now - entry.stat().st_mtime > CACHE_MAX_AGE_S:
+                entry.unlink()
+        except OSError:
+            pass  # another process's file, or already gone
 
 
 def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, split_convs: bool = True,
@@ -261,13 +279,14 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, spli
 
         cache = cache_dir() / "fast"
     pad = (f"_pad{pad_channels}" if pad_channels else "") + ("" if split_convs else "_nosplit")
-    target = Path(cache) / f"{source.stem}.lowres{pad}.{_source_digest(source)}.onnx"
+    stat = source.stat()
+    prefix = f"{source.stem}.lowres{pad}.{_digest(str(source.resolve()))}."
+    target = Path(cache) / f"{prefix}{_digest(f'{stat.st_size}|{stat.st_mtime_ns}|v{REWRITE_VERSION}')}.onnx"
     if target.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(target)  # last used: what the age limit counts from
         return target
     model = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs)
-    try:
-        write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
-    except OSError as error:
-        reason = error.strerror
-        raise RvmkitError(f"{describe_path(target)}: cannot cache the fast model ({reason})") from None
+    write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
+    _prune_cache(Path(cache), prefix, target)
     return target

@@ -200,7 +200,7 @@ def parse_background(spec: str | None, width: int, height: int) -> Background:
     path = Path(spec).expanduser()
     if not path.exists():
         names = ", ".join(name for name in COLOURS if name != "grey")
-        raise RvmkitError(f"background {spec!r}: not a colour ({names}, #RRGGBB), 'transparent', "
+        raise RvmkitError(f"background {spec!r}: not a colour ({names}, #RRGGBB, R,G,B), 'transparent', "
                           "or an existing image/video file")
     from rvmkit.video.reader import IMAGE_SUFFIXES, open_source
 

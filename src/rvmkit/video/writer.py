@@ -413,18 +413,35 @@ class _AudioCopy:
         self.source.close()
 
 
+# Audio codecs each muxer really takes when copied: PyAV's `supported_codecs` also lists some the muxer
+# then refuses when writing the header (Opus and FLAC in QuickTime .mov, stereo PCM in .mp4).
+_COPYABLE_AUDIO = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac"},
+    "webm": {"opus", "vorbis"},
+}
+
+
+def _can_copy_audio(codec: str, output: av.container.OutputContainer) -> bool:
+    fmt = output.format.name
+    if fmt == "mov" and codec.startswith("pcm_"):
+        return codec in output.supported_codecs
+    allowed = _COPYABLE_AUDIO.get(fmt)
+    return codec in (allowed if allowed is not None else output.supported_codecs)
+
+
 def _add_audio_track(stream: av.audio.AudioStream,
                      output: av.container.OutputContainer) -> tuple[av.audio.AudioStream, bool]:
-    """An output stream for one input audio stream: copied when the container takes its codec (WebM
-    only Opus and Vorbis), else transcoded (Opus in WebM, AAC elsewhere). Language tags come along."""
+    """An output stream for one input audio stream: copied when the container takes its codec, else
+    transcoded (Opus in WebM, AAC elsewhere). Language tags come along."""
     name = stream.codec_context.name
     webm = output.format.name == "webm"
-    if name in output.supported_codecs and not (webm and name not in ("opus", "vorbis")):
+    if _can_copy_audio(name, output):
         out_stream, transcode = output.add_stream_from_template(stream), False
     else:
         target = "libopus" if webm else "aac"
         out_stream = output.add_stream(target, rate=48000 if target == "libopus" else stream.rate)
-        out_stream.layout = stream.layout.name if stream.layout.nb_channels <= 2 else "stereo"
+        out_stream.layout = "mono" if stream.layout.nb_channels == 1 else "stereo"  # PCM may say "2 channels"
         transcode = True
     for key in ("language", "title"):
         if key in stream.metadata:
