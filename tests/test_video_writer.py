@@ -230,8 +230,8 @@ def test_abort_leaves_nothing(tmp_path: Path, clip, name: str) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov"])
-@pytest.mark.parametrize("colorspace,height,expected", [(1, 480, 1), (6, 480, 6), (5, 480, 5),
-                                                        (None, 480, 6), (None, 720, 1), (9, 480, 6)])
+@pytest.mark.parametrize("colorspace,height,expected", [(1, 480, 1), (1, 720, 1), (6, 480, 6), (5, 480, 5),
+                                                        (None, 480, 6), (None, 720, 6), (9, 480, 6)])
 def test_colour_matrix_follows_the_input_and_colours_round_trip(tmp_path: Path, clip, suffix: str,
                                                                colorspace, height, expected) -> None:
     info, frames = clip

@@ -12,7 +12,8 @@ Quality: `mbps` sets the bitrate (for ProRes, the bits per macroblock that give 
 VP9; ProRes has no CRF and ignores it); else x264 crf 18 preset veryfast, VP9 crf 30 b:v 0, ProRes HQ.
 
 Colour: frames are converted to YUV with the input's matrix when it is tagged BT.601 or BT.709 (the
-reader decoded with that matrix), and tagged with it, limited range; see `output_colorspace`.
+reader decoded with that matrix), else BT.601, and tagged with it, limited range; see
+`output_colorspace`.
 
 Every frame gets its source frame's own pts and time base, so variable frame rates survive. Every audio
 stream of the input is copied packet by packet (no re-encode) when the container accepts its codec;
@@ -124,10 +125,11 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
 
 def output_colorspace(info: VideoInfo) -> int:
     """The input's matrix when it is BT.601 or BT.709, so colours and tags round-trip; otherwise (RGB
-    sources, untagged or other matrices) BT.709 from 720 lines up and BT.601 below, as players assume."""
-    if info.colorspace in _COLOR_TAGS:
-        return info.colorspace
-    return BT709 if info.height >= 720 else SMPTE170M
+    sources, untagged or other matrices) BT.601, tagged. Not BT.709 for untagged HD: colours are right
+    either way (the tag says which), and FFmpeg's own 4:2:0 -> RGB conversion (swscale, what PyAV and
+    ffmpeg-based tools decode with) loses about 3 dB PSNR more on BT.709 than on BT.601 (measured on a
+    720p composition: 44.4 vs 47.2 dB; 50.3 vs 50.5 dB with an exact decoder)."""
+    return info.colorspace if info.colorspace in _COLOR_TAGS else SMPTE170M
 
 
 def _same_file(a: Path, b: Path) -> bool:
