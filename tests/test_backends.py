@@ -95,6 +95,14 @@ def test_ratio_auto_and_numbers():
     assert resolve_ratio(0.5, 1920, 1080) == 0.5
 
 
+def test_a_ratio_that_leaves_no_pixel_is_refused_auto_included():
+    with pytest.raises(RvmkitError, match="shrinks its 2048x2 frames to nothing; use a larger ratio"):
+        resolve_ratio("auto", 2048, 2, input_label="strip.png")  # auto: 0.25 of 2 rows is none
+    with pytest.raises(RvmkitError, match="ratio is baked in"):
+        resolve_ratio(None, 3, 2, baked=0.25)
+    assert resolve_ratio(1, 2048, 2) == 1.0
+
+
 def test_baked_ratio_is_used_for_auto_and_another_ratio_is_refused(baked_onnx):
     spec = resolve_model(baked_onnx)
     assert spec.kind == "onnx_baked" and spec.baked_ratio == 0.25

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import read_frames, write_clip
+from conftest import CLIPS, read_frames, write_clip
 
 pytest.importorskip("ray")
 
@@ -91,7 +91,7 @@ def test_quiet_batch_still_reports_each_failed_input_in_one_line(first_run, inpu
     code, _out, err = first_run
     assert code == 1
     assert err.splitlines() == [line for line in err.splitlines() if line.strip()]
-    [line] = err.splitlines()  # no progress, no summary, no Ray warning: only the failure
+    [line] = err.splitlines()  # no progress, no summary: only the failure (Ray runs in a fixture here)
     assert line.startswith(f"failed {inputs['broken']}: ") and len(line) > len(f"failed {inputs['broken']}: ")
 
 
@@ -229,16 +229,29 @@ def test_bad_worker_counts_fail_in_one_line_before_creating_anything(tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
-@pytest.mark.parametrize("numbers", [{"num_workers": 0}, {"cpus_per_worker": -1}, {"segments": 0},
-                                     {"warmup": -1}, {"output_video_mbps": float("inf")}],
-                         ids=["workers", "cpus", "segments", "warmup", "mbps-inf"])
-def test_run_batch_checks_every_number_before_creating_anything(tmp_path, official_onnx, no_ray, numbers):
+@pytest.mark.parametrize("numbers, message", [
+    ({"num_workers": 0}, "num workers 0"), ({"cpus_per_worker": -1}, "cpus per worker -1"),
+    ({"segments": 0}, "segments"), ({"warmup": -1}, "warm"),
+    ({"output_video_mbps": float("inf")}, "mbps inf"),
+    ({"crf": 60}, "crf 60: beyond H.264"), ({"crf": 20, "fmt": "png"}, "every output here is a PNG sequence"),
+], ids=["workers", "cpus", "segments", "warmup", "mbps-inf", "crf-h264", "crf-png"])
+def test_run_batch_checks_every_number_before_creating_anything(tmp_path, official_onnx, no_ray, numbers,
+                                                                message):
     from rvmkit.batch import run_batch
     from rvmkit.errors import RvmkitError
 
-    with pytest.raises(RvmkitError):
+    with pytest.raises(RvmkitError, match=message):
         run_batch([tmp_path / "clip.mp4"], tmp_path / "out", **numbers)
     assert not (tmp_path / "out").exists()
+
+
+def test_segmented_matte_checks_quality_settings_before_ray(tmp_path, no_ray):
+    from rvmkit.batch.ray_runner import convert_segmented
+    from rvmkit.errors import RvmkitError
+
+    with pytest.raises(RvmkitError, match="crf 60: beyond H.264"):
+        convert_segmented(CLIPS["milk"], tmp_path / "c.mp4", segments=2, crf=60, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_duplicate_output_names_fail_before_creating_anything(tmp_path, capsys, no_ray):
@@ -255,7 +268,7 @@ def test_duplicate_output_names_fail_before_creating_anything(tmp_path, capsys, 
 def test_output_dir_under_a_file_is_a_one_line_error(tmp_path, capsys, no_ray):
     (tmp_path / "file").write_bytes(b"x")
     assert main(["batch", str(tmp_path / "file"), "--output-dir", str(tmp_path / "file" / "out")]) == 2
-    assert "file" in one_line_error(capsys)
+    assert "is not a directory" in one_line_error(capsys)
 
 
 def test_unwritable_output_dir_is_a_one_line_error(tmp_path, capsys, no_ray, monkeypatch):

@@ -47,6 +47,8 @@ def test_input_resize_scales_frames_and_info() -> None:
         frame = next(iter(source))
     assert (source.info.width, source.info.height) == (321, 239)
     assert frame.rgb.shape == (239, 321, 3)
+    with open_source(CLIPS["book"], resize=(np.int64(320), np.int32(240))) as source:  # numpy sizes too
+        assert (source.info.width, source.info.height) == (320, 240)
     for bad in ((0, 10), (99999, 99999), (float("nan"), 10), (320.5, 240)):
         with pytest.raises(RvmkitError, match="whole numbers from 1 to 16384"):
             open_source(CLIPS["book"], resize=bad)

@@ -354,6 +354,8 @@ def _clip_with_track(path: Path, frames: list[Frame], codec: str, layout: str) -
     ("pcm_s16le", ".mov", "pcm_s16le"),
     ("flac", ".mp4", "flac"),
     ("libopus", ".webm", "opus"),
+    ("libmp3lame", ".mp4", "mp3"),  # copied: the decoder is "mp3float", the codec "mp3"
+    ("libmp3lame", ".mov", "mp3"),
 ])
 def test_audio_the_container_refuses_is_transcoded_not_fatal(tmp_path: Path, clip, codec: str, suffix: str,
                                                              carried: str) -> None:
@@ -365,5 +367,21 @@ def test_audio_the_container_refuses_is_transcoded_not_fatal(tmp_path: Path, cli
     with av.open(str(sink.commit())) as container:
         [audio] = container.streams.audio
         decoded = sum(frame.samples for frame in container.decode(audio))
-    assert audio.codec_context.name == carried and audio.channels == 2
+    assert audio.codec_context.codec.canonical_name == carried and audio.channels == 2
     assert decoded == pytest.approx(48000 * COUNT / 30, abs=2048)  # the whole track, give or take a frame
+
+
+def test_overwrite_rechecks_the_folder_before_replacing_it(tmp_path: Path, clip) -> None:
+    info, frames = clip
+    target = tmp_path / "frames"
+    target.mkdir()
+    (target / "000000.png").write_bytes(b"an old frame")
+    sink = open_sink(target, info, alpha=False, overwrite=True)
+    for frame in frames:
+        sink.write(frame.rgb, frame)
+    (target / "notes.txt").write_text("written during the run")
+    with pytest.raises(RvmkitError, match="also holds 'notes.txt'"):
+        sink.commit()
+    sink.abort()
+    assert (target / "notes.txt").read_text() == "written during the run"
+    assert _leftovers(tmp_path) == []

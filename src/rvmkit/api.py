@@ -22,6 +22,7 @@ from rvmkit.runtime import (
     ModelSpec,
     check_backend,
     default_backend,
+    is_torch_model,
     load_backend,
     parse_ratio,
     resolve_model,
@@ -31,7 +32,14 @@ from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u
 from rvmkit.video.preview import sample_indices
 from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
 from rvmkit.video.reader import notes as input_notes
-from rvmkit.video.writer import ALPHA_SUFFIXES, FrameSink, check_output_path, open_sink, resolve_output
+from rvmkit.video.writer import (
+    ALPHA_SUFFIXES,
+    FrameSink,
+    check_output_path,
+    check_quality,
+    open_sink,
+    resolve_output,
+)
 
 ROLES = ("composition", "alpha", "foreground")
 MAX_MBPS = 1000  # 1 Gbit/s; far above any codec's useful rate, well below the encoders' integer limits
@@ -108,10 +116,8 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
         spec, backend_name = check_model(model, backend, device, fp16, variant)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
         with parse_background(background, info.width, info.height) as bg:
-            targets = plan_targets(requested, info, output_type, bg.transparent, overwrite)
-            if (output_video_mbps is not None or crf is not None) and all(t.kind != "video" for t in targets):
-                raise RvmkitError("output_video_mbps / crf (--output-video-mbps, --crf) set the quality of "
-                                  "video outputs, and every output here is a PNG sequence")
+            targets = plan_targets(requested, info, output_type, bg.transparent, overwrite, output_video_mbps,
+                                   crf)
             preview_path = _check_preview(preview, info, targets, overwrite)
             options: dict[str, Any] = {"fp16": True} if fp16 else {}
             with load_backend(backend_name, spec, device=device, variant=variant, **options) as engine:
@@ -130,7 +136,7 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
 def _source_and_model(source: Any, input_source: Any, model: Any) -> tuple[str | os.PathLike, Any]:
     """The input and the model from the first positional argument: an input path, or (RVM's order) a
     torch model followed by input_source=..."""
-    if hasattr(source, "state_dict") and not isinstance(source, (str, os.PathLike)):
+    if is_torch_model(source):
         if model is not None:
             raise TypeError("convert_video(): a model was given twice (first argument and model=)")
         source, model = None, source
@@ -242,21 +248,25 @@ def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
 
 
 def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,
-                  overwrite: bool) -> list[Target]:
-    """Check every output path (type, transparency, clashes, existing files) before opening any."""
+                  overwrite: bool, mbps: float | None = None, crf: int | None = None) -> list[Target]:
+    """Check every output path (type, transparency, clashes, existing files) and the quality settings
+    against the outputs' codecs before opening any."""
     targets: list[Target] = []
+    codecs: list[str] = []
     seen: dict[Path, str] = {}
     for role in ROLES:
         if requested[role] is None:
             continue
         path = Path(os.fspath(requested[role])).expanduser()
-        kind, _codec = resolve_output(path, output_type)
+        kind, codec = resolve_output(path, output_type)
+        codecs.append(codec)
         alpha = transparent and role == "composition"
         if alpha and kind == "video" and path.suffix.lower() not in ALPHA_SUFFIXES:
             raise RvmkitError(f"{describe_path(path)}: {path.suffix[1:]} cannot carry transparency; "
                               "use .webm (VP9), .mov (ProRes 4444) or a folder of PNGs")
         _check_target(path, info, overwrite, seen, role, kind)
         targets.append(Target(role, path, kind, alpha))
+    check_quality(codecs, mbps, crf)
     return targets
 
 

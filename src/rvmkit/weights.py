@@ -278,8 +278,9 @@ def load_model(checkpoint: str | os.PathLike | torch.nn.Module | None = None, va
     RvmkitError naming the file.
     """
     from rvmkit.model import MattingNetwork
+    from rvmkit.runtime import is_torch_model
 
-    if hasattr(checkpoint, "state_dict") and not isinstance(checkpoint, (str, os.PathLike)):
+    if is_torch_model(checkpoint):
         path = Path(IN_MEMORY)
         state = {key: value.detach().float().cpu() for key, value in checkpoint.state_dict().items()}
     else:

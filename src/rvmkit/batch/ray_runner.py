@@ -31,7 +31,9 @@ from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import require_writable_output
 from rvmkit.video.composite import is_transparent
-from rvmkit.video.writer import OUTPUT_TYPES
+from rvmkit.video.reader import VideoInfo, open_source
+from rvmkit.video.reader import notes as input_notes
+from rvmkit.video.writer import OUTPUT_TYPES, VIDEO_SUFFIXES, check_quality
 
 FORMATS = ("mp4", "mkv", "webm", "mov", "png")
 _CANCEL_WAIT_S = 10.0
@@ -332,6 +334,8 @@ def _check_format(fmt: str, output_type: str | None, options: work.MatteOptions,
         raise RvmkitError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if is_transparent(options.background) and "composition" in roles and fmt in ("mp4", "mkv"):
         raise RvmkitError(f"format {fmt}: cannot carry a transparent composition; use webm, mov or png")
+    check_quality(["png" if fmt == "png" else VIDEO_SUFFIXES[f".{fmt}"][0]], options.output_video_mbps,
+                  options.crf)
     return fmt
 
 
@@ -455,8 +459,8 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     seg.plan_segments(1, segments, warmup)  # validates the numbers
     input_path = Path(input_source).expanduser().absolute()
     requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
-    outputs, frame_count = _check_outputs(input_path, requested, options, overwrite)
-    if frame_count is not None and frame_count <= 1:
+    outputs, info = _check_outputs(input_path, requested, options, overwrite)
+    if info.frame_count is not None and info.frame_count <= 1:
         return api.convert_video(input_source, output_composition, output_alpha, output_foreground,
                                  progress=progress, overwrite=overwrite, **matte_options)
     started = init_ray(address, quiet=not progress)
@@ -472,7 +476,8 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
         raise RvmkitError(item.error or f"{describe_path(input_path)}: failed")
     return api.MatteResult(frames=item.frames or 0, seconds=time.monotonic() - started_at,
                            outputs={role: Path(path) for role, path in outputs.items()},
-                           downsample_ratio=_ratio_for(input_path, options), backend=options.backend or "")
+                           downsample_ratio=_ratio_for(input_path, options), backend=options.backend or "",
+                           notes=tuple(input_notes(info)))
 
 
 def segmented_converter(segments: int, warmup: int = seg.DEFAULT_WARMUP,
@@ -496,11 +501,10 @@ def segmented_converter(segments: int, warmup: int = seg.DEFAULT_WARMUP,
 
 
 def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.MatteOptions,
-                   overwrite: bool) -> tuple[dict[str, str], int | None]:
+                   overwrite: bool) -> tuple[dict[str, str], VideoInfo]:
     """The same up-front checks as `convert_video` (paths, types, transparency, existing files);
-    return the absolute output paths and the input's frame count (None when unknown)."""
+    return the absolute output paths and what the input is (frame count, notes)."""
     from rvmkit.video.composite import parse_background
-    from rvmkit.video.reader import open_source
 
     if all(path is None for path in requested.values()):
         raise RvmkitError("no output requested: give --output-composition, --output-alpha and/or "
@@ -508,13 +512,13 @@ def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.Ma
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
     with parse_background(options.background, info.width, info.height) as bg:
-        targets = api.plan_targets(requested, info, options.output_type, bg.transparent, overwrite)
-    return {t.role: str(t.path.expanduser().absolute()) for t in targets}, info.frame_count
+        targets = api.plan_targets(requested, info, options.output_type, bg.transparent, overwrite,
+                                   options.output_video_mbps, options.crf)
+    return {t.role: str(t.path.expanduser().absolute()) for t in targets}, info
 
 
 def _ratio_for(input_path: Path, options: work.MatteOptions) -> float:
     from rvmkit.runtime import resolve_model, resolve_ratio
-    from rvmkit.video.reader import open_source
 
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info

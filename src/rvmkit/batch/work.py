@@ -113,7 +113,8 @@ def _ratio(options: MatteOptions, info: VideoInfo, engine: Backend) -> float:
 def _targets(outputs: dict[str, str], info: VideoInfo, options: MatteOptions, transparent: bool,
              overwrite: bool) -> list[Any]:
     requested = {role: outputs.get(role) for role in api.ROLES}
-    return api.plan_targets(requested, info, options.output_type, transparent, overwrite)
+    return api.plan_targets(requested, info, options.output_type, transparent, overwrite,
+                            options.output_video_mbps, options.crf)
 
 
 def matte_video(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from rvmkit.export.profile import FORMATS, compute_profile, format_profile, parse_batch, parse_size
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_profile(profile, args.format, args.model, args.engine))
     if has_ratio_input(load_onnx(args.model)):
         print(f"note: {args.model} takes downsample_ratio as an input, which TensorRT cannot build with "
-              f"dynamic shapes; make it TRT-ready first: rvmkit convert {args.model} --downsample-ratio "
-              f"{profile.ratio:g} --output MODEL_trt.onnx (see rvmkit check)", file=sys.stderr)
+              f"dynamic shapes; make it TRT-ready first: rvmkit convert {shlex.quote(args.model)} "
+              f"--downsample-ratio {profile.ratio:g} --output MODEL_trt.onnx (see rvmkit check)",
+              file=sys.stderr)
     return 0

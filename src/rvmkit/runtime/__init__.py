@@ -90,12 +90,15 @@ def resolve_ratio(requested: str | float | None, width: int, height: int, baked:
                               "or export the model again for that ratio)")
         ratio = float(baked)
     elif ratio is None:
-        return auto_downsample_ratio(width, height)  # never shrinks a side below 1 pixel
+        ratio = auto_downsample_ratio(width, height)
     from rvmkit.export.profile import downsampled
 
     if downsampled(width, ratio) < 1 or downsampled(height, ratio) < 1:
-        remedy = ("this model's ratio is baked in: use --input-resize, or export it with a larger ratio"
-                  if baked is not None else "use a larger ratio, or auto")
+        if baked is not None:
+            remedy = "this model's ratio is baked in: use --input-resize, or export it with a larger ratio"
+        else:
+            remedy = "use a larger ratio (up to 1)" if parse_ratio(requested) is None else \
+                "use a larger ratio, or auto"
         raise RvmkitError(f"{describe_path(input_label)}: downsample ratio {ratio:g} shrinks its "
                           f"{width}x{height} frames to nothing; {remedy}")
     return ratio
@@ -112,10 +115,10 @@ def resolve_model(model: str | os.PathLike | None, backend: str | None = None) -
     """
     if model is None:
         return ModelSpec("checkpoint" if backend == "torch" else "onnx", None)
-    if hasattr(model, "state_dict") and not isinstance(model, (str, os.PathLike)):
+    if is_torch_model(model):
         return ModelSpec("checkpoint", None, module=model)
     if not isinstance(model, (str, os.PathLike)):
-        raise RvmkitError(f"model {model!r}: expected a model file path or a torch model object")
+        raise TypeError(f"model {model!r}: expected a model file path or a torch model object")
     path = Path(require_readable_file(model, "model file"))
     suffix = _suffix(path)
     if suffix in CHECKPOINT_SUFFIXES:
@@ -136,6 +139,11 @@ def resolve_model(model: str | os.PathLike | None, backend: str | None = None) -
         raise RvmkitError(f"{describe_path(path)}: RVM ONNX without a downsample_ratio input and no "
                           "baked ratio found; re-export it with `rvmkit export`")
     return ModelSpec("onnx_baked", path, float(ratio))
+
+
+def is_torch_model(value: Any) -> bool:
+    """An in-memory model (torch.nn.Module or alike), told apart without importing torch."""
+    return hasattr(value, "state_dict") and not isinstance(value, (str, os.PathLike))
 
 
 def _looks_like_zip_or_pickle(path: Path) -> bool:
@@ -254,5 +262,5 @@ def _official_onnx() -> Path:
 
 
 __all__ = ["BACKENDS", "DEVICES", "Backend", "ModelSpec", "auto_downsample_ratio", "backend_class",
-           "check_backend", "default_backend", "load_backend", "parse_ratio", "resolve_model",
-           "resolve_ratio"]
+           "check_backend", "default_backend", "is_torch_model", "load_backend", "parse_ratio",
+           "resolve_model", "resolve_ratio"]

@@ -17,6 +17,7 @@ removes its partial outputs when this happens.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from collections.abc import Iterator
@@ -100,7 +101,7 @@ def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, 
 def check_resize(resize: tuple[int, int]) -> None:
     """--input-resize W H: two whole numbers from 1 to MAX_SIDE (frames larger than 16K are refused
     rather than left to fail an allocation)."""
-    if len(resize) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) and int(v) == v
+    if len(resize) != 2 or not all(isinstance(v, numbers.Real) and math.isfinite(v) and int(v) == v
                                    and 1 <= v <= MAX_SIDE for v in resize):
         shown = "x".join(str(v) for v in resize)
         raise RvmkitError(f"input resize {shown}: width and height must be whole numbers "

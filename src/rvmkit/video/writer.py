@@ -108,8 +108,7 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
                           "use .webm, .mov or a PNG folder")
     if mbps is not None and not (mbps > 0 and math.isfinite(mbps)):
         raise RvmkitError(f"output video mbps {mbps}: must be a positive number")
-    if crf is not None and codec == "libx264" and crf > 51:
-        raise RvmkitError(f"{describe_path(path)}: crf {crf} is beyond H.264's 0 to 51")
+    check_quality([codec], mbps, crf)
     check_output_path(path, info, overwrite, kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +120,17 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     fmt = VIDEO_SUFFIXES[suffix][1]
     return VideoSink(path, info, codec=codec, fmt=fmt, alpha=alpha, mbps=mbps, crf=crf,
                      audio_from=audio_from, codec_options=codec_options or {})
+
+
+def check_quality(codecs: list[str], mbps: float | None, crf: int | None) -> None:
+    """--output-video-mbps / --crf against the codecs of the outputs ("png" for a PNG sequence), so a
+    setting no output can use is refused before any work rather than ignored or failed at the end."""
+    video = [codec for codec in codecs if codec != "png"]
+    if (mbps is not None or crf is not None) and not video:
+        raise RvmkitError("output_video_mbps / crf (--output-video-mbps, --crf) set the quality of video "
+                          "outputs, and every output here is a PNG sequence")
+    if crf is not None and "libx264" in video and crf > 51:
+        raise RvmkitError(f"crf {crf}: beyond H.264's 0 to 51 (.mp4, .mkv outputs)")
 
 
 def output_colorspace(info: VideoInfo) -> int:
@@ -185,8 +195,10 @@ def _temp_name(path: Path) -> Path:
 
 
 def _publish(temp: Path, path: Path) -> None:
-    """Rename temp onto path; an existing folder (overwrite) is moved aside first, then deleted."""
+    """Rename temp onto path; an existing folder (overwrite) is moved aside first, then deleted, once
+    checked again: files put there during the run are never deleted."""
     if path.is_dir() and not path.is_symlink():
+        _check_replaceable(path, "png_sequence")
         trash = path.with_name(f".{path.name}.{os.getpid()}.rvmkit-old")
         os.replace(path, trash)
         os.replace(temp, path)
@@ -381,7 +393,11 @@ class _AudioCopy:
         if not source.streams.audio:
             source.close()
             return None
-        tracks = {stream.index: _add_audio_track(stream, output) for stream in source.streams.audio}
+        try:
+            tracks = {stream.index: _add_audio_track(stream, output) for stream in source.streams.audio}
+        except BaseException:
+            source.close()
+            raise
         return cls(source, output, tracks)
 
     def copy_until(self, seconds: float | None) -> None:
@@ -436,7 +452,7 @@ def _add_audio_track(stream: av.audio.AudioStream,
                      output: av.container.OutputContainer) -> tuple[av.audio.AudioStream, bool]:
     """An output stream for one input audio stream: copied when the container takes its codec, else
     transcoded (Opus in WebM, AAC elsewhere). Language tags come along."""
-    name = stream.codec_context.name
+    name = stream.codec_context.codec.canonical_name  # "mp3", where the decoder is "mp3float"
     webm = output.format.name == "webm"
     if _can_copy_audio(name, output):
         out_stream, transcode = output.add_stream_from_template(stream), False
