@@ -149,7 +149,6 @@ def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: f
     A remote cluster may autoscale, so there the number asked is used as is."""
     import ray
 
-    check_cluster_numbers(num_workers, cpus_per_worker)
     resources = ray.cluster_resources()
     if gpus_per_worker:
         capacity = int(resources.get("GPU", 0) / gpus_per_worker)

@@ -152,15 +152,14 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4
 
 
-def _first_frame(path: Path) -> av.VideoFrame | None:
-    """The first decodable frame: its display matrix and colour tags describe the whole stream."""
+def _decoded(stream: av.video.VideoStream, packet: av.Packet | None) -> av.VideoFrame | None:
+    """The first frame `packet` (None: the decoder's flush) yields; decode errors are left for the
+    frame-by-frame pass, which names the frame."""
     try:
-        with _open_container(path) as container:
-            for frame in container.decode(video=0):
-                return frame
+        frames = stream.decode(packet)
     except av.FFmpegError:
-        return None  # reported with the frame index when the stream is decoded
-    return None
+        return None
+    return frames[0] if frames else None
 
 
 def notes(info: VideoInfo) -> list[str]:
@@ -185,8 +184,7 @@ class VideoFileSource(FrameSource):
             coded = (stream.codec_context.width, stream.codec_context.height)
             if not all(coded):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
-            count = _count_frames(path, probe, stream)
-            first = _first_frame(path)
+            count, first = _count_frames(path, probe, stream)
             self.turns = _quarter_turns(first) if first is not None else 0
             width, height = resize or (coded[::-1] if self.turns % 2 else coded)
             colorspace = first.colorspace if first is not None else None
@@ -229,9 +227,11 @@ class VideoFileSource(FrameSource):
             self._container = None
 
 
-def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream) -> int:
-    """Count the video packets (cheap: no decoding) and refuse a file that stops before its declared end."""
-    count, end = 0, None
+def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream
+                  ) -> tuple[int, av.VideoFrame | None]:
+    """Count the video packets (decoding only until the first frame, whose display matrix and colour
+    tags describe the stream) and refuse a file that stops before its declared end."""
+    count, end, first = 0, None, None
     try:
         for packet in container.demux():
             if packet.dts is None and packet.pts is None:
@@ -241,6 +241,8 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
                 end = stop if end is None else max(end, stop)
             if packet.stream.index == stream.index:
                 count += 1
+                if first is None:
+                    first = _decoded(stream, packet)
     except av.FFmpegError as error:
         raise RvmkitError(f"{describe_path(path)}: cannot read packet {count} ({_reason(error)}); "
                           "the file is damaged") from None
@@ -256,7 +258,7 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
         if end < declared_end - _TRUNCATION_SLACK_S:
             raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
                               f"{declared_end:.2f} s")
-    return count
+    return count, first if first is not None else _decoded(stream, None)
 
 
 class ImageSource(FrameSource):
