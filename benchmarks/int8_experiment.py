@@ -35,7 +35,7 @@ def calibration_feeds(fast: FastOnnxRuntimeBackend) -> list[dict]:
             small = fast.prepare(frame, RATIO)
             if state is not None:
                 feeds.append({"src_sm": small, **{f"r{k + 1}i": state[k].numpy() for k in range(4)}})
-            _, _, state = fast.infer(small, state)
+            _, _, state = fast.infer_low_res(small, state)
     return feeds
 
 
@@ -63,10 +63,10 @@ def main() -> None:
         times_a, times_b, errors = [], [], []
         for frame in frames:
             started = time.perf_counter()
-            a, b, state_a = fast.infer(fast.prepare(frame, RATIO), state_a)
+            a, b, state_a = fast.infer_low_res(fast.prepare(frame, RATIO), state_a)
             times_a.append(time.perf_counter() - started)
             started = time.perf_counter()
-            qa, qb, state_b = int8.infer(int8.prepare(frame, RATIO), state_b)
+            qa, qb, state_b = int8.infer_low_res(int8.prepare(frame, RATIO), state_b)
             times_b.append(time.perf_counter() - started)
             _, pha = fast.finish_float(frame, a, b, RATIO)
             _, pha_q = fast.finish_float(frame, qa, qb, RATIO)

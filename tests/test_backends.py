@@ -12,7 +12,6 @@ import pytest
 
 from conftest import read_frames
 from rvmkit.errors import RvmkitError
-from rvmkit.pipeline import to_input
 from rvmkit.runtime import (
     ModelSpec,
     auto_downsample_ratio,
@@ -22,6 +21,7 @@ from rvmkit.runtime import (
     resolve_model,
     resolve_ratio,
 )
+from rvmkit.runtime.base import to_input
 
 TOLERANCE = 2 / 255
 STATES = ("r1i", "r2i", "r3i", "r4i")

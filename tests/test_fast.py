@@ -54,7 +54,7 @@ def fast_backend(official_onnx, tmp_path_factory) -> FastOnnxRuntimeBackend:
 def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, official_outputs):
     state = None
     for rgb, (fgr_ref, pha_ref) in zip(frames, official_outputs, strict=True):
-        fgr, pha, state = fast_backend.step_u8(rgb, state, RATIO)
+        fgr, pha, state = fast_backend.step(rgb, state, RATIO)
         assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
         assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
         assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
@@ -64,7 +64,7 @@ def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, offic
 def test_float_input_and_numpy_fallback_agree_with_the_compiled_kernels(fast_backend, frames, monkeypatch):
     rgb = frames[0]
     src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
-    coef_a, coef_b, _ = fast_backend.infer(fast_backend.prepare(rgb, RATIO), None)
+    coef_a, coef_b, _ = fast_backend.infer_low_res(fast_backend.prepare(rgb, RATIO), None)
     assert np.array_equal(fast_backend.prepare(src, RATIO), fast_backend.prepare(rgb, RATIO))
     fgr, pha = fast_backend.finish_float(rgb, coef_a, coef_b, RATIO)
     fgr_f, pha_f = fast_backend.finish_float(src, coef_a, coef_b, RATIO, parallel=False)
@@ -79,7 +79,7 @@ def test_float_input_and_numpy_fallback_agree_with_the_compiled_kernels(fast_bac
 
 def test_fused_composite_equals_composite_of_the_float_outputs(fast_backend, frames):
     rgb = frames[1]
-    coef_a, coef_b, _ = fast_backend.infer(fast_backend.prepare(rgb, RATIO), None)
+    coef_a, coef_b, _ = fast_backend.infer_low_res(fast_backend.prepare(rgb, RATIO), None)
     fgr, pha = fast_backend.finish_float(rgb, coef_a, coef_b, RATIO)
     height, width = rgb.shape[:2]
     for background in (np.broadcast_to(np.array((120, 255, 155), np.uint8), (height, width, 3)), frames[2]):
@@ -91,7 +91,7 @@ def test_fused_composite_equals_composite_of_the_float_outputs(fast_backend, fra
 def test_padded_variant_keeps_the_outputs_and_other_graphs_fall_back(official_onnx, frames, official_outputs,
                                                                        tmp_path):
     padded = FastOnnxRuntimeBackend(official_onnx, pad_channels=8)
-    fgr, pha, _ = padded.step_u8(frames[0], None, RATIO)
+    fgr, pha, _ = padded.step(frames[0], None, RATIO)
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
     assert low_res_model_path(official_onnx, pad_channels=8) == padded.path  # cached, built once
     model = onnx.load(str(official_onnx))

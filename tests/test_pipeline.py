@@ -13,7 +13,7 @@ from conftest import read_frames
 from rvmkit import pipeline
 from rvmkit.errors import RvmkitError
 from rvmkit.progress import Progress
-from rvmkit.runtime.base import Backend
+from rvmkit.runtime.base import Backend, FrameMatter, to_input
 from rvmkit.video.reader import Frame
 
 SIZE = (6, 8)  # tiny frames: these tests check ordering and control flow, not matting
@@ -39,12 +39,14 @@ class CountingBackend(Backend):
 
 
 class ChunkBackend(CountingBackend):
-    def step_chunk(self, src, state, downsample_ratio):
+    """Batches time: `infer` takes the whole chunk in one call."""
+
+    def infer(self, inputs, state, downsample_ratio):
         seen = 0 if state is None else state
-        self.calls.append(src.shape[0])
-        pha = np.stack([np.full((1, *src.shape[2:]), (seen + t) / 255, np.float32)
-                        for t in range(src.shape[0])])
-        return src.copy(), pha, seen + src.shape[0]
+        self.calls.append(len(inputs))
+        raws = [(src.copy(), np.full((1, 1, *src.shape[2:]), (seen + t) / 255, np.float32))
+                for t, src in enumerate(inputs)]
+        return raws, seen + len(inputs)
 
 
 def frames(count: int, fail_at: int | None = None):
@@ -57,12 +59,17 @@ def frames(count: int, fail_at: int | None = None):
         yield Frame(index=index, rgb=rgb, pts=index, time_base=Fraction(1, 30))
 
 
+def markers(result) -> tuple[int, int]:
+    """(state count carried in pha, the frame's marker passed through in fgr) of one result."""
+    fgr, pha = result.arrays()
+    return int(round(pha[0, 0, 0] * 255)), int(round(fgr[0, 0, 0] * 255))
+
+
 def collect(**kwargs):
     got = []
     backend = kwargs.pop("backend", None) or CountingBackend()
     count = pipeline.run(kwargs.pop("source", None) or frames(kwargs.pop("n", 20)), backend, 0.5,
-                         lambda frame, fgr, pha: got.append((frame.index, int(round(pha[0, 0, 0] * 255)),
-                                                             int(round(fgr[0, 0, 0] * 255)))), **kwargs)
+                         lambda frame, result: got.append((frame.index, *markers(result))), **kwargs)
     return count, got, backend
 
 
@@ -88,7 +95,7 @@ def test_seq_chunk_batches_time_on_backends_that_can():
     assert [seen for _, seen, _ in got] == list(range(10))
 
 
-def test_seq_chunk_falls_back_to_single_steps():
+def test_seq_chunk_runs_single_steps_on_a_plain_backend():
     _, got, backend = collect(n=5, seq_chunk=3)
     assert backend.calls == [1] * 5
     assert [seen for _, seen, _ in got] == list(range(5))
@@ -107,7 +114,7 @@ def test_inference_interrupt_propagates_and_stops_the_other_stages():
 
 
 def test_writer_error_propagates():
-    def consume(frame, fgr, pha):
+    def consume(frame, result):
         if frame.index == 3:
             raise OSError(28, "No space left on device")
 
@@ -125,7 +132,7 @@ def test_decoding_runs_ahead_only_a_bounded_number_of_frames():
 
     lags = []
 
-    def consume(frame, fgr, pha):
+    def consume(frame, result):
         lags.append(len(decoded) - frame.index)
 
     pipeline.run(source(), CountingBackend(), 0.5, consume, queue_size=4)
@@ -135,7 +142,7 @@ def test_decoding_runs_ahead_only_a_bounded_number_of_frames():
 
 def test_to_input_layout_and_scale():
     rgb = read_frames("milk", 1)[0]
-    src = pipeline.to_input(rgb)
+    src = to_input(rgb)
     assert src.shape == (1, 3, *rgb.shape[:2]) and src.dtype == np.float32
     np.testing.assert_allclose(src[0, :, 10, 20] * 255, rgb[10, 20], atol=1e-3)
 
@@ -167,3 +174,11 @@ def test_progress_shows_frames_fps_and_eta_on_a_terminal():
     bar.done = 50
     assert "50/200" in bar.line(now=bar._start + 2.0) and "25.0 fps" in bar.line(now=bar._start + 2.0)
     assert "ETA 0:06" in bar.line(now=bar._start + 2.0)
+
+
+def test_frame_matter_carries_the_state_until_reset():
+    matter = FrameMatter(CountingBackend(), 0.5)
+    rgb = np.zeros((*SIZE, 3), np.uint8)
+    assert [markers(matter(rgb))[0] for _ in range(3)] == [0, 1, 2]
+    matter.reset()
+    assert markers(matter(rgb))[0] == 0

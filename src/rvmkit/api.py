@@ -28,6 +28,7 @@ from rvmkit.runtime import (
     resolve_model,
     resolve_ratio,
 )
+from rvmkit.runtime.base import FrameResult
 from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.preview import sample_indices
 from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
@@ -327,8 +328,20 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
     keep = set(sample_indices(info.frame_count or 1, PREVIEW_FRAMES)) if preview is not None else set()
     previews: list[tuple[np.ndarray, ...]] = []
 
-    def consume(frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
-        fgr, pha = fgr[None], pha[None]
+    # composition over an opaque background and/or alpha come out of one pass (fused on the fast path)
+    fused = "composition" in by_role and not bg.transparent and "foreground" not in by_role
+
+    def consume(frame: Frame, result: FrameResult) -> None:
+        if fused and frame.index not in keep:
+            composition, alpha = result.composite(bg.frame(frame.index), want_alpha="alpha" in by_role)
+            by_role["composition"].sink.write(composition, frame)
+            if alpha is not None:
+                by_role["alpha"].sink.write(alpha, frame)  # HxW grey: video sinks encode it as gray
+            return
+        fgr, pha = result.arrays()
+        write_arrays(frame, fgr[None], pha[None])
+
+    def write_arrays(frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
         composition = None
         if "composition" in by_role or frame.index in keep:
             composition = rgba(fgr, pha) if bg.transparent else composite(fgr, pha, bg.frame(frame.index))
@@ -344,18 +357,6 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
             shown = composition if not bg.transparent else composite(fgr, pha, _checkerboard(info))
             previews.append((frame.rgb, alpha_u8(pha, channels=3), shown))
 
-    # fast path: composition over an opaque background and/or alpha come out of one fused kernel pass
-    fused = "composition" in by_role and not bg.transparent and "foreground" not in by_role
-
-    def consume_low_res(frame: Frame, result: pipeline.LowRes) -> None:
-        if not fused or frame.index in keep:
-            consume(frame, *result.float())
-            return
-        composition, alpha = result.composite(bg.frame(frame.index), want_alpha="alpha" in by_role)
-        by_role["composition"].sink.write(composition, frame)
-        if alpha is not None:
-            by_role["alpha"].sink.write(alpha, frame)  # HxW grey: video sinks encode it as gray
-
     if open_sinks is None:
         _open_sinks(targets, info, output_type, mbps, crf, overwrite)
     else:
@@ -365,7 +366,7 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
     try:
         with Progress(info.frame_count, enabled=progress) as bar:
             frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update,
-                                  consume_low_res=consume_low_res, start=start, stop=stop, warmup=warmup)
+                                  start=start, stop=stop, warmup=warmup)
         if expected is not None and frames != expected:
             raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {expected} frames "
                               "were matted")

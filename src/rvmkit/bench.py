@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.runtime.base import to_input
 from rvmkit.video.reader import MAX_SIDE  # the largest frame side, as for --input-resize
 
 GREEN = (120, 255, 155)
@@ -98,10 +99,6 @@ def load_frames(clip: str | os.PathLike | None, width: int, height: int, count: 
     return frames
 
 
-def to_float(frame: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
-
-
 def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: float,
                      threads: int | None = None) -> Stepper:
     """`sess.run` of the official ONNX with default session options, on prepared float inputs (float16
@@ -114,7 +111,7 @@ def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: 
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     types = {item.name: item.type for item in session.get_inputs()}
     dtype = np.float16 if types.get("src") == "tensor(float16)" else np.float32
-    inputs = [to_float(frame).astype(dtype, copy=False) for frame in frames]
+    inputs = [to_input(frame).astype(dtype, copy=False) for frame in frames]
     state = [np.zeros((1, 1, 1, 1), dtype)] * 4
     ratio_in = np.array([ratio], np.float32)
 
@@ -128,20 +125,17 @@ def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: 
 
 
 def backend_stepper(backend: Any, frames: list[np.ndarray], ratio: float) -> Stepper:
-    """A rvmkit backend: the fast path from the uint8 frame to float fgr/pha; others via `step`."""
+    """A rvmkit backend through its three stages, from the uint8 frame to float fgr/pha, as the pipeline
+    runs it (whatever the backend: the fast path's prepare is its downsampling, a plain backend's the
+    float conversion)."""
     state = None
-    if getattr(backend, "fast", False):
-        def step(i: int) -> None:
-            nonlocal state
-            _fgr, _pha, state = backend.step_u8(frames[i], state, ratio)
-        return step
-    inputs = [to_float(frame) for frame in frames]
 
-    def step_plain(i: int) -> None:
+    def step(i: int) -> None:
         nonlocal state
-        _fgr, _pha, state = backend.step(inputs[i], state, ratio)
+        raws, state = backend.infer([backend.prepare(frames[i], ratio)], state, ratio)
+        backend.finish(frames[i], raws[0], ratio).arrays()
 
-    return step_plain
+    return step
 
 
 def time_interleaved(steppers: dict[str, Stepper], count: int, warmup: int = 2) -> dict[str, np.ndarray]:
@@ -251,7 +245,7 @@ def composition_psnr(input_path: str | os.PathLike, videos: list[str | os.PathLi
     state = None
     try:
         for frame in av.open(str(input_path)).decode(video=0):
-            src = to_float(frame.to_ndarray(format="rgb24"))
+            src = to_input(frame.to_ndarray(format="rgb24"))
             fgr, pha, state = backend.step(src, state, ratio)
             reference = ((fgr[0] * 255 - bg) * pha[0] + bg).transpose(1, 2, 0)
             for k, stream in enumerate(streams):

@@ -1,22 +1,64 @@
 """The one interface every inference backend implements (Polygraphy-style runners).
 
-A backend is loaded once per video stream, then `step` is called frame after frame in order.
-The recurrent state is opaque and stays in the backend's native form (numpy arrays, OrtValues,
-torch tensors, device buffers) between frames: the pipeline never looks inside it.
+A backend is loaded once per video stream, then frames go through it in order, in three stages that
+the pipeline runs in three threads, so a front-end never asks what kind of backend it has:
+
+    prepare(rgb, ratio)          decode thread: the uint8 frame -> the backend's input
+    infer(inputs, state, ratio)  inference thread: T prepared frames of one stream, in order
+    finish(rgb, raw, ratio)      write thread: one frame's raw output -> a `FrameResult`
+
+The defaults run the plain contract, `step` (float frame in, float fgr/pha out); a backend overrides
+the stages it can do better (the CPU fast path infers at low resolution and finishes in fused kernels;
+torch batches time). The recurrent state is opaque and stays in the backend's native form (numpy arrays,
+OrtValues, torch tensors, device buffers) between frames: nothing outside the backend looks inside it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from rvmkit.runtime import pixels
+
 State = Any  # backend-native recurrent state (r1..r4); None means "start of a stream"
 
 
+def to_input(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> float32 [1,3,H,W] in 0..1 (what every backend's `step` takes)."""
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+
+
+class FrameResult(ABC):
+    """One frame's matte, finished on demand in whichever form the consumer needs."""
+
+    @abstractmethod
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """fgr [3,H,W] and pha [1,H,W], float32 in 0..1."""
+
+    def composite(self, background: np.ndarray, want_alpha: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(composition HxWx3 uint8 over the uint8 `background` (HxWx3 or a colour [3]), alpha HxW uint8
+        or None). Backends that can fuse this into one pass override it."""
+        fgr, pha = self.arrays()
+        alpha = pixels.alpha_u8(pha[None], channels=1) if want_alpha else None
+        return pixels.composite(fgr[None], pha[None], background), alpha
+
+
+class ArrayResult(FrameResult):
+    """A result that is already fgr/pha arrays (every backend's plain `step`)."""
+
+    def __init__(self, fgr: np.ndarray, pha: np.ndarray) -> None:
+        self._fgr, self._pha = fgr, pha
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._fgr, self._pha
+
+
 class Backend(ABC):
-    """Load in __init__, `step` one frame with the state, `close` to release resources."""
+    """Load in __init__, run frames through prepare -> infer -> finish (or `step`), `close` at the end."""
 
     name: str = "backend"
     #: ratio baked into the model graph (TRT-ready ONNX), or None if chosen at run time
@@ -28,6 +70,24 @@ class Backend(ABC):
         """Run one frame. src: float32 [1,3,H,W] in 0..1. Returns fgr [1,3,H,W], pha [1,1,H,W]
         (float32, 0..1, host numpy) and the next state."""
 
+    def prepare(self, rgb: np.ndarray, downsample_ratio: float) -> Any:
+        """The HxWx3 uint8 frame as `infer` takes it. Thread-safe (runs in the decode thread)."""
+        return to_input(rgb)
+
+    def infer(self, inputs: Sequence[Any], state: State, downsample_ratio: float
+              ) -> tuple[list[Any], State]:
+        """Prepared frames of one stream, in order -> (one raw output per frame, the next state)."""
+        raws = []
+        for src in inputs:
+            fgr, pha, state = self.step(src, state, downsample_ratio)
+            raws.append((fgr, pha))
+        return raws, state
+
+    def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float) -> FrameResult:
+        """One frame's raw output (from `infer`) as a result; `rgb` is the frame it was made from."""
+        fgr, pha = raw
+        return ArrayResult(fgr[0], pha[0])
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Release sessions and device memory. Safe to call twice."""
 
@@ -36,3 +96,22 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FrameMatter:
+    """Frame-at-a-time matting for front-ends that choose their own frames (live: the newest only).
+
+    Holds the recurrent state between calls; `reset` starts a new stream (e.g. the size changed)."""
+
+    def __init__(self, backend: Backend, downsample_ratio: float) -> None:
+        self.backend = backend
+        self.downsample_ratio = downsample_ratio
+        self.state: State = None
+
+    def __call__(self, rgb: np.ndarray) -> FrameResult:
+        ratio = self.downsample_ratio
+        raws, self.state = self.backend.infer([self.backend.prepare(rgb, ratio)], self.state, ratio)
+        return self.backend.finish(rgb, raws[0], ratio)
+
+    def reset(self) -> None:
+        self.state = None

@@ -231,7 +231,7 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
     """(composition HxWx3 uint8 over `background` (HxWx3 uint8), alpha HxW uint8 or None), one pass."""
     height, width = geometry.height, geometry.width
     if not HAVE_NUMBA:
-        from rvmkit.video.composite import alpha_u8, composite
+        from rvmkit.runtime.pixels import alpha_u8, composite
 
         src, is_u8 = _chw(frame)
         fgr, pha = _tail_np(src, is_u8, coef_a.reshape(coef_a.shape[-3:]), coef_b.reshape(coef_b.shape[-3:]),

@@ -6,13 +6,15 @@ The graph (`rvmkit.export.optimize.low_res_model`) is built once from the offici
 and cached; the two kernels replace the full-resolution Resize/Mul/Add/Clip work the graph did, and the
 composition and alpha come out of the tail kernel directly as uint8. The recurrent states stay
 OrtValues bound with IO binding, never copied. `step` keeps the plain Backend contract (float src in,
-float fgr/pha out) so the fast path is a drop-in; `prepare`/`infer`/`finish_*` split it into the stages
-the pipeline overlaps (decode thread, inference thread, write thread).
+float fgr/pha out) so the fast path is a drop-in; `prepare`/`infer`/`finish` split it into the stages
+the pipeline overlaps (decode thread, inference thread, write thread), and `finish` hands back a
+`LowResResult` that makes the full-resolution outputs only when asked, in the form asked for.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import onnxruntime as ort
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime import kernels
-from rvmkit.runtime.base import Backend, State
+from rvmkit.runtime.base import Backend, FrameResult, State
 
 
 def session_options(threads: int | None = None, spinning: bool = True,
@@ -44,7 +46,6 @@ class FastOnnxRuntimeBackend(Backend):
     """Low-res ORT session + kernels. Construct from the official or a TRT-ready RVM ONNX."""
 
     name = "onnxruntime"
-    fast = True
     #: kernels in the pipeline's write thread: one thread (it overlaps inference, which has the cores)
     parallel_finish = False
 
@@ -81,7 +82,21 @@ class FastOnnxRuntimeBackend(Backend):
         height, width = (frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:])
         return kernels.downsample(frame, self.geometry(height, width, ratio)).astype(self.dtype, copy=False)
 
-    def infer(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
+    def infer(self, inputs: Sequence[np.ndarray], state: State, downsample_ratio: float
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], State]:
+        """Frame by frame at low resolution: raw outputs are the (coef_a, coef_b) pairs."""
+        raws = []
+        for src_sm in inputs:
+            coef_a, coef_b, state = self.infer_low_res(src_sm, state)
+            raws.append((coef_a, coef_b))
+        return raws, state
+
+    def finish(self, rgb: np.ndarray, raw: tuple[np.ndarray, np.ndarray], downsample_ratio: float
+               ) -> LowResResult:
+        coef_a, coef_b = raw
+        return LowResResult(self, rgb, coef_a, coef_b, downsample_ratio)
+
+    def infer_low_res(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
         """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
         if state is None:
             zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
@@ -114,12 +129,29 @@ class FastOnnxRuntimeBackend(Backend):
     def step(self, src: np.ndarray, state: State, downsample_ratio: float
              ) -> tuple[np.ndarray, np.ndarray, State]:
         """Also takes an HxWx3 uint8 frame (then no full-size float input is ever made)."""
-        coef_a, coef_b, state = self.infer(self.prepare(src, downsample_ratio), state)
+        coef_a, coef_b, state = self.infer_low_res(self.prepare(src, downsample_ratio), state)
         fgr, pha = self.finish_float(src, coef_a, coef_b, downsample_ratio)
         return fgr, pha, state
 
-    #: `step` from an HxWx3 uint8 frame: prepare/finish_float accept both layouts
-    step_u8 = step
-
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+class LowResResult(FrameResult):
+    """One frame on the fast path: the refiner's low-resolution coefficients, finished to full resolution
+    on demand (in the pipeline's write thread, overlapping the next frame's inference)."""
+
+    def __init__(self, backend: FastOnnxRuntimeBackend, rgb: np.ndarray, coef_a: np.ndarray,
+                 coef_b: np.ndarray, ratio: float) -> None:
+        self.backend, self.rgb, self.coef_a, self.coef_b, self.ratio = backend, rgb, coef_a, coef_b, ratio
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        fgr, pha = self.backend.finish_float(self.rgb, self.coef_a, self.coef_b, self.ratio,
+                                             self.backend.parallel_finish)
+        return fgr[0], pha[0]
+
+    def composite(self, background: np.ndarray, want_alpha: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Composition and alpha in one fused pass over the frame."""
+        return self.backend.finish_composite(self.rgb, self.coef_a, self.coef_b, self.ratio, background,
+                                             want_alpha, self.backend.parallel_finish)

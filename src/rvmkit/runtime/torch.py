@@ -8,6 +8,7 @@ frame. The refiner also runs at ratio 1, as every ONNX/TensorRT graph does, so a
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,14 @@ class TorchBackend(Backend):
             fgr, pha, *rec = self.model.forward_frame(self._tensor(src), *states, float(downsample_ratio),
                                                       always_refine=True)
         return self._host(fgr), self._host(pha), rec
+
+    def infer(self, inputs: Sequence[np.ndarray], state: State, downsample_ratio: float
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], State]:
+        """Several frames go through `step_chunk` at once (time batching), one through `step`."""
+        if len(inputs) == 1:
+            return super().infer(inputs, state, downsample_ratio)
+        fgr, pha, state = self.step_chunk(np.concatenate(list(inputs)), state, downsample_ratio)
+        return [(fgr[t:t + 1], pha[t:t + 1]) for t in range(fgr.shape[0])], state
 
     def step_chunk(self, src: np.ndarray, state: State, downsample_ratio: float
                    ) -> tuple[np.ndarray, np.ndarray, State]:
