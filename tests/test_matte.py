@@ -252,6 +252,24 @@ def _non_rvm_onnx(path: Path) -> Path:
     return path
 
 
+def _rvm_names_other_graph(path: Path) -> Path:
+    """RVM's inputs and outputs by name, but pha is [N,3,1,1]: it loads and runs, and is no matting model."""
+    def tensor(name: str, shape: list) -> onnx.ValueInfoProto:
+        return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape)
+
+    states = [f"r{i}" for i in range(1, 5)]
+    nodes = [onnx.helper.make_node("Identity", ["src"], ["fgr"]),
+             onnx.helper.make_node("GlobalAveragePool", ["src"], ["pha"])]
+    nodes += [onnx.helper.make_node("Identity", [f"{r}i"], [f"{r}o"]) for r in states]
+    inputs = [tensor("src", ["n", 3, "h", "w"]), *(tensor(f"{r}i", [1, 1, 1, 1]) for r in states),
+              tensor("downsample_ratio", [1])]
+    outputs = [tensor("fgr", ["n", 3, "h", "w"]), tensor("pha", ["n", 3, 1, 1]),
+               *(tensor(f"{r}o", [1, 1, 1, 1]) for r in states)]
+    graph = onnx.helper.make_graph(nodes, "not_rvm", inputs, outputs)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 def _truncated(path: Path) -> Path:
     data = CLIPS["book"].read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -272,6 +290,16 @@ BAD_CASES = {
                            "downsample ratio"),
     "non-RVM model": (lambda d: ["matte", str(CLIPS["milk"]), "--model", str(_non_rvm_onnx(d / "m.onnx"))],
                       "not an RVM matting ONNX"),
+    # runs, so it fails at the first frame, after the outputs opened: they go, their folder stays
+    "RVM names, another graph": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition",
+                                            str(d / "o.mp4"), "--model",
+                                            str(_rvm_names_other_graph(d / "m.onnx"))],
+                                 "m.onnx': not an RVM matting model: a 1x3x480x640 frame gave fgr "
+                                 "1x3x480x640 and pha 1x3x1x1"),
+    "RVM names, another graph, openvino": (lambda d: ["matte", str(CLIPS["milk"]), "--backend", "openvino",
+                                                      "--output-alpha", str(d / "alpha"),
+                                                      "--model", str(_rvm_names_other_graph(d / "m.onnx"))],
+                                           "m.onnx': not an RVM matting model"),
     "missing model": (lambda d: ["matte", str(CLIPS["milk"]), "--model", str(d / "m.onnx")], "no such model"),
     "unknown output type": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition", str(d / "o.avi")],
                             "unknown video type"),

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.runtime.base import Backend, State
 from rvmkit.video.reader import Frame
 
@@ -224,9 +225,25 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
     return written
 
 
+def check_outputs(backend: Backend, src: np.ndarray, fgr: np.ndarray, pha: np.ndarray) -> None:
+    """Once, on the first frames: a model with RVM's tensor names but another graph runs, and would
+    otherwise fail deep in compositing; say which model is wrong instead."""
+    frames, _, height, width = src.shape
+    want_fgr, want_pha = (frames, 3, height, width), (frames, 1, height, width)
+    if tuple(fgr.shape) != want_fgr or tuple(pha.shape) != want_pha:
+        def dims(shape: tuple[int, ...]) -> str:
+            return "x".join(str(size) for size in shape)
+
+        label = getattr(backend, "model_label", "model")
+        raise RvmkitError(f"{describe_path(label)}: not an RVM matting model: a {dims(src.shape)} frame gave "
+                          f"fgr {dims(fgr.shape)} and pha {dims(pha.shape)}, expected {dims(want_fgr)} and "
+                          f"{dims(want_pha)}")
+
+
 def _infer(stages: _Stages, decoded: queue.Queue, matted: queue.Queue, backend: Backend, ratio: float,
            seq_chunk: int, start: int) -> None:
     state: State = None
+    checked = False
     done = False
     while not done:
         chunk: list[tuple[Frame, np.ndarray]] = []
@@ -238,7 +255,11 @@ def _infer(stages: _Stages, decoded: queue.Queue, matted: queue.Queue, backend: 
             chunk.append(item)
         if not chunk:
             break
-        fgr, pha, state = infer_chunk(backend, np.concatenate([src for _, src in chunk]), state, ratio)
+        batch = np.concatenate([src for _, src in chunk])
+        fgr, pha, state = infer_chunk(backend, batch, state, ratio)
+        if not checked:
+            check_outputs(backend, batch, fgr, pha)
+            checked = True
         for i, (frame, _) in enumerate(chunk):
             if frame.index >= start:
                 stages.put(matted, (frame, fgr[i], pha[i]))

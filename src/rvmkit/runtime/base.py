@@ -21,6 +21,8 @@ class Backend(ABC):
     name: str = "backend"
     #: ratio baked into the model graph (TRT-ready ONNX), or None if chosen at run time
     baked_ratio: float | None = None
+    #: the model as errors name it (its file); set by `load_backend`
+    model_label: str = "model"
 
     @abstractmethod
     def step(self, src: np.ndarray, state: State,
