@@ -203,6 +203,32 @@ def test_rvm_style_call_with_a_torch_model_object(short_clip, checkpoint, tmp_pa
             np.testing.assert_array_equal(got, want)  # the very weights of the .pth
 
 
+def test_rvm_positional_order_and_a_png_bitrate_are_accepted(short_clip, checkpoint, tmp_path, capsys):
+    """RVM's convert_video(model, "in.mp4", ...) with its positional order; a bitrate with png_sequence
+    (RVM's CLI always passes one) is ignored with a note, not refused."""
+    pytest.importorskip("torch")
+    from rvmkit.weights import load_model
+
+    model = load_model(checkpoint)
+    result = convert_video(model, str(short_clip), output_type="png_sequence", output_video_mbps=1,
+                           output_alpha=str(tmp_path / "kw"), downsample_ratio=RATIO, seq_chunk=3)
+    assert result.frames == 6 and result.backend == "torch"
+    note = "note: output_video_mbps 1 ignored: output_type png_sequence writes PNG images"
+    assert note in capsys.readouterr().err
+    # input_source, input_resize, downsample_ratio, output_type, output_composition, output_alpha,
+    # output_foreground, output_video_mbps, seq_chunk, num_workers, progress
+    convert_video(model, short_clip, None, float(RATIO), "png_sequence", None, tmp_path / "pos", None, 4, 3,
+                  0, False)
+    assert capsys.readouterr().err == ""  # progress=False: no note either
+    for got, want in zip(pngs(tmp_path / "pos"), pngs(tmp_path / "kw"), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="multiple values for argument 'input_source'"):
+        convert_video(model, short_clip, input_source=short_clip, output_alpha=tmp_path / "x")
+    with pytest.raises(TypeError, match="at most 4 positional arguments"):
+        convert_video(short_clip, tmp_path / "c.mp4", tmp_path / "a", tmp_path / "f", tmp_path / "extra")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kw", "pos"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"input_resize": "640x480"}, "input_resize must be (width, height)"),
     ({"input_resize": ("160", "120")}, "input_resize must be a number"),

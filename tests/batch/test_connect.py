@@ -82,7 +82,6 @@ def test_dead_ray_address_variable_is_one_line_naming_it(monkeypatch):
     expected = r"cluster at 127\.0\.0\.1:\d+ \(from RAY_ADDRESS\): nothing answers at .*refused"
     with pytest.raises(RvmkitError, match=expected):
         connect.start_or_join(ray, None, quiet=True)
-    assert not ray.is_initialized()
 
 
 @pytest.mark.parametrize("address, expected", [("ray://head.example:10002", ("head.example", 10002)),

@@ -517,6 +517,9 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     (an image) has nothing to split: it runs sequentially here, without Ray.
     """
     started_at = time.monotonic()
+    if "output_video_mbps" in matte_options:  # as convert_video: no bitrate for PNGs (RVM passes one)
+        matte_options["output_video_mbps"] = api.ignored_png_mbps(
+            matte_options.get("output_type"), matte_options["output_video_mbps"], progress)
     options = work.MatteOptions(**matte_options).checked()
     check_cluster_numbers(num_workers, cpus_per_worker)
     seg.plan_segments(1, segments, warmup)  # validates the numbers
