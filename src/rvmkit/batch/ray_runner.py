@@ -7,8 +7,9 @@
   return only counts, so driver memory is flat and each worker holds one bounded pipeline.
 - Failures are per item: an input that fails (or kills its worker) is recorded and the rest go on.
 
-A local Ray cluster is started when no address is given (or RAY_ADDRESS is unset); `address` joins an
-existing one, e.g. a KubeRay cluster, whose workers must have rvmkit installed.
+A new local Ray cluster is started when no address is given (nor RAY_ADDRESS set); `address` joins an
+existing one, e.g. a KubeRay cluster, whose workers must have rvmkit installed. See `connect`: no wait
+on Ray is unbounded.
 """
 
 from __future__ import annotations
