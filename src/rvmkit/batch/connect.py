@@ -194,7 +194,10 @@ def start_within(ray: Any, kwargs: dict[str, Any], timeout: float) -> None:
     def expire(signum: int, frame: Any) -> None:
         raise _StartTimeout
 
-    bounded = threading.current_thread() is threading.main_thread()
+    # the alarm is free only on the main thread, and when the program uses no alarm of its own
+    bounded = (threading.current_thread() is threading.main_thread()
+               and not signal.getitimer(signal.ITIMER_REAL)[0]
+               and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN))
     previous = signal.signal(signal.SIGALRM, expire) if bounded else None
     if bounded:
         signal.setitimer(signal.ITIMER_REAL, timeout)
