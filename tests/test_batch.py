@@ -278,11 +278,14 @@ def test_segmented_matte_checks_quality_settings_before_ray(tmp_path, no_ray):
     (["--downsample-ratio", "0"], "downsample"),
     (["--model", "missing.onnx"], "missing.onnx"),
     (["--backend", "openvino", "--device", "cuda"], "backend openvino: runs on the CPU"),
-], ids=["colour", "background-file", "ratio", "model", "backend-device"])
+    (["--model", "__bad.pth"], "bad.pth': not a PyTorch checkpoint"),
+], ids=["colour", "background-file", "ratio", "model", "backend-device", "broken-checkpoint"])
 def test_argument_errors_stop_the_batch_up_front(tmp_path, capsys, no_ray, official_onnx, extra, message):
     """Each would fail every item alike: exit 2, one line, no output folder, no manifest."""
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not looked at")
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    extra = [str(tmp_path / "bad.pth") if arg == "__bad.pth" else arg for arg in extra]
     assert main(["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--quiet", *extra]) == 2
     assert message in one_line_error(capsys)
     assert not (tmp_path / "out").exists()
