@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from streaming import free_port, send, write_stream_file
 
+from conftest import read_frames
 from rvmkit.errors import RvmkitError
 from rvmkit.live.capture import (
     TS_OPTIONS,
+    Capture,
     CapturedFrame,
     NewestFrame,
     SourceSpec,
@@ -105,3 +109,36 @@ def test_protocols_come_from_ffmpeg() -> None:
 def test_source_errors_by_errno(error: BaseException, kind: str, reason: str) -> None:
     spec = SourceSpec("src", "src", None, kind)
     assert source_problem(error, spec, 3.0, started=False).startswith(reason)
+
+
+def test_a_stalled_capture_skips_to_the_next_keyframe(tmp_path: Path) -> None:
+    """When decoding falls over a second behind a live source (here: the capture thread stalls for 1.5 s),
+    the queued packets are skipped, counted as dropped, up to the next keyframe on time."""
+    stream = write_stream_file(tmp_path / "s.ts", read_frames("book", 24) * 3, fps=24, size=(64, 48))
+    port = free_port()
+    counted: list[bool] = []
+
+    def on_frame(dropped: bool) -> None:
+        counted.append(dropped)
+        if len(counted) == 6:
+            time.sleep(1.5)
+
+    notes: list[str] = []
+    capture = Capture(parse_source(f"udp://127.0.0.1:{port}"), resize=None, timeout=5, reconnect=False,
+                      on_frame=on_frame, note=notes.append)
+    capture.start()
+    time.sleep(0.3)
+    sender = threading.Thread(target=send, args=(stream, f"udp://127.0.0.1:{port}"))
+    sender.start()
+    taken = []
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and (sender.is_alive() or len(counted) < 71):
+        frame = capture.take(0.05)
+        if frame is not None:
+            taken.append(frame.pts)
+    capture.stop()
+    sender.join()
+    assert capture.catch_ups == 1 and "skipping to the next keyframe" in notes[0]
+    assert len(counted) >= 70 and sum(counted) >= 24  # every frame counted; over a second of them skipped
+    resumed = [pts for pts in taken if pts > 6 * 3750]
+    assert resumed and resumed[0] % 90000 == 0  # decoding resumed at a keyframe (one a second)

@@ -46,6 +46,9 @@ NETWORK_OPTIONS = {"analyzeduration": "500000", "fpsprobesize": "0"}
 TS_OPTIONS = {"analyzeduration": "1", "probesize": "32768", "fpsprobesize": "0"}
 TS_SCHEMES = ("udp", "udplite", "tcp", "srt", "rist", "rtp")
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: a live source whose packets reach the decoder this late (the machine cannot even decode it in real
+#: time, so they queue in the socket) is skipped to its next keyframe: latency stays bounded there too
+BEHIND_LIMIT_S = 1.0
 
 
 class LiveError(RvmkitError):
@@ -211,19 +214,23 @@ def source_error(error: BaseException, spec: SourceSpec, timeout: float | None, 
     return LiveError(f"{label}: {source_problem(error, spec, timeout, started)}")
 
 
-@dataclass
 class CapturedFrame:
     """A decoded source frame: `seq` counts every frame captured (dropped ones too), `pts` is in
     `time_base` (increasing), `native` is the decoded size before --input-resize, `epoch` changes when
-    the source is reopened (reconnect: the recurrent state restarts)."""
+    the source is reopened (reconnect: the recurrent state restarts). `rgb` (upright HxWx3 uint8, after
+    --input-resize) is converted on first use, so frames that are dropped are never converted."""
 
-    seq: int
-    rgb: np.ndarray
-    pts: int
-    time_base: Fraction
-    native: tuple[int, int]
-    epoch: int
-    captured_at: float
+    def __init__(self, seq: int, image: np.ndarray | Callable[[], np.ndarray], pts: int, time_base: Fraction,
+                 native: tuple[int, int], epoch: int, captured_at: float) -> None:
+        self.seq, self.pts, self.time_base = seq, pts, time_base
+        self.native, self.epoch, self.captured_at = native, epoch, captured_at
+        self._image = image
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if callable(self._image):
+            self._image = self._image()
+        return self._image
 
 
 class NewestFrame:
@@ -288,6 +295,24 @@ class _Timeline:
         return value
 
 
+class _Lag:
+    """How late a live source's packets reach the decoder: (now - pts) above its running minimum (the
+    minimum follows a sender clock that drifts by up to 1 ms/s and restarts on a timestamp jump)."""
+
+    def __init__(self) -> None:
+        self.base: float | None = None
+        self.seen = 0.0
+
+    def behind(self, media_s: float, now: float) -> float:
+        offset = now - media_s
+        if self.base is None or abs(offset - self.base) > 10:
+            self.base = offset
+        else:
+            self.base = min(offset, self.base + 1e-3 * max(0.0, now - self.seen))
+        self.seen = now
+        return offset - self.base
+
+
 class Capture:
     """The capture thread over one source; `take` hands out the newest frame."""
 
@@ -300,6 +325,7 @@ class Capture:
         self.error: BaseException | None = None
         self.fps: Fraction | None = None
         self.reconnects = 0
+        self.catch_ups = 0  # times decoding fell behind and skipped to a keyframe
         self._stop = threading.Event()
         self._ended = threading.Event()
         self._timeline = _Timeline()
@@ -369,21 +395,46 @@ class Capture:
             stream = container.streams.video[0]
             stream.thread_type = "SLICE"  # frame threads would hold a frame per thread: latency
             self.fps = self.fps or stream.average_rate or stream.guessed_rate
-            first = True
-            for packet in container.demux(stream):
-                if self._stop.is_set():
-                    break
-                try:
-                    frames = packet.decode()
-                except av.InvalidDataError:
-                    continue  # a damaged packet (UDP loss): the decoder resyncs at the next keyframe
-                for frame in frames:
-                    if first and self._seq:
-                        self._new_epoch()
-                    first = False
-                    self._publish(frame)
+            self._decode(container, stream)
         finally:
             container.close()
+
+    def _decode(self, container: av.container.InputContainer, stream: av.video.VideoStream) -> None:
+        """Publish every frame of `stream`; packets of a live source that arrive too late are skipped."""
+        first, lag, skipping = True, _Lag(), False
+        for packet in container.demux(stream):
+            if self._stop.is_set():
+                break
+            if self.spec.kind != "file" and packet.pts is not None and packet.time_base is not None:
+                behind = lag.behind(float(packet.pts * packet.time_base), self.clock())
+                skipping = self._skip(packet, behind, skipping)
+                if skipping:
+                    continue
+            try:
+                frames = packet.decode()
+            except av.InvalidDataError:
+                continue  # a damaged packet (UDP loss): the decoder resyncs at the next keyframe
+            for frame in frames:
+                if first and self._seq:
+                    self._new_epoch()
+                first = False
+                self._publish(frame)
+
+    def _skip(self, packet: av.Packet, behind: float, skipping: bool) -> bool:
+        """Whether to skip this packet undecoded (counted as a dropped frame): from when packets arrive
+        more than BEHIND_LIMIT_S late until a keyframe that is on time again."""
+        if skipping and packet.is_keyframe and behind < BEHIND_LIMIT_S / 2:
+            return False
+        if not skipping and behind > BEHIND_LIMIT_S:
+            self.catch_ups += 1
+            if self.catch_ups == 1:
+                self.note(f"{describe_path(self.spec.label)}: decoding fell {behind:.1f} s behind the "
+                          "source; skipping to the next keyframe (the machine is too busy for this stream)")
+            skipping = True
+        if skipping and packet.size:
+            self._seq += 1
+            self.on_frame(True)
+        return skipping
 
     def _new_epoch(self) -> None:
         """The source was reopened: a looped file's next pass, or a reconnect (the state restarts)."""
@@ -394,14 +445,14 @@ class Capture:
 
     def _publish(self, frame: av.VideoFrame) -> None:
         turns = _quarter_turns(frame) if self.spec.kind == "file" else 0
-        rgb = _to_rgb(frame, self.resize, turns)
+        resize = self.resize
         time_base = Fraction(frame.time_base) if frame.time_base else None
         pts = self._timeline.place(frame.pts, time_base, self.clock())
         if self.spec.realtime:
             self._wait_until_due(float(pts * self._timeline.time_base))
         native = (frame.width, frame.height) if turns % 2 == 0 else (frame.height, frame.width)
-        captured = CapturedFrame(self._seq, rgb, pts, self._timeline.time_base, native, self._epoch,
-                                 self.clock())
+        captured = CapturedFrame(self._seq, lambda: _to_rgb(frame, resize, turns), pts,
+                                 self._timeline.time_base, native, self._epoch, self.clock())
         self._seq += 1
         self.on_frame(self.slot.put(captured))
 

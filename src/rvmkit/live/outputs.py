@@ -48,7 +48,7 @@ STREAM_X264 = {"preset": "veryfast", "tune": "zerolatency", "forced-idr": "1",
                "x264-params": "repeat-headers=1"}
 STREAM_CRF = 21
 KEYFRAME_INTERVAL_S = 1.0
-_MUXER_OPTIONS = {"mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
+MUXER_OPTIONS = {"mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
                   "flv": {"flvflags": "no_duration_filesize", "flush_packets": "1"}}
 _UDP_PACKET = 1316  # 7 MPEG-TS packets: one datagram, no IP fragmentation
 
@@ -156,7 +156,7 @@ class StreamSink(LiveSink):
                  crf: int | None, timeout: float) -> None:
         self.role, self.label = role, url
         fmt = STREAM_FORMATS[scheme_of(url) or ""]
-        self._container = av.open(_with_packet_size(url), "w", format=fmt, options=_MUXER_OPTIONS[fmt],
+        self._container = av.open(_with_packet_size(url), "w", format=fmt, options=MUXER_OPTIONS[fmt],
                                   timeout=(timeout, timeout))
         self._last_key: int | None = None  # pts of the last IDR
         self._last_pts: float | None = None  # seconds
