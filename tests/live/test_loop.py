@@ -116,3 +116,44 @@ def test_stop_event_ends_a_looping_run_cleanly(clip_30fps: Path, tmp_path: Path)
 def test_no_thread_outlives_a_run() -> None:
     time.sleep(0.2)
     assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("rvmkit-")]
+
+
+def test_transparent_recordings_carry_alpha(clip_30fps: Path, tmp_path: Path) -> None:
+    import av
+
+    config = LiveConfig(str(clip_30fps), realtime=True, background="transparent", max_fps=10,
+                        records=[str(tmp_path / "t.webm"), str(tmp_path / "rgba")], quiet=True)
+    report = run_live(config, backend=CountingBackend())
+    decoder = av.CodecContext.create("libvpx-vp9", "r")  # FFmpeg's native VP9 decoder drops alpha
+    with av.open(str(tmp_path / "t.webm")) as container:
+        frames = [frame for packet in container.demux(video=0) for frame in decoder.decode(packet)]
+    assert len(frames) == report.totals["frames_out"] and frames[0].format.name == "yuva420p"
+    png = np.asarray(Image.open(next((tmp_path / "rgba").glob("*.png"))))
+    assert png.shape == (120, 160, 4) and png[..., 3].std() > 1  # the double's alpha: brightness
+
+
+def test_virtual_camera_gets_rgb_frames(clip_30fps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    sent: list[np.ndarray] = []
+
+    class Camera:  # pyvirtualcam's interface, as a stand-in (no v4l2loopback here)
+        def __init__(self, width: int, height: int, fps: float, fmt: object = None, device: object = None):
+            self.device = "/dev/video42"
+            assert (width, height, fps) == (160, 120, 30.0)
+
+        def send(self, frame: np.ndarray) -> None:
+            sent.append(frame)
+
+        def close(self) -> None:
+            sent.append(None)  # type: ignore[arg-type]
+
+    fake = types.ModuleType("pyvirtualcam")
+    fake.Camera, fake.PixelFormat = Camera, types.SimpleNamespace(RGB="RGB")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", fake)
+    monkeypatch.setattr("rvmkit.live.outputs.V4L2LOOPBACK", clip_30fps.parent)  # as if the module were loaded
+    report = run_live(LiveConfig(str(clip_30fps), realtime=True, virtual_camera="", max_fps=10, quiet=True),
+                      backend=CountingBackend())
+    assert len(sent) == report.totals["frames_out"] + 1 and sent[-1] is None
+    assert all(frame.shape == (120, 160, 3) and frame.dtype == np.uint8 for frame in sent[:-1])

@@ -125,7 +125,7 @@ def test_virtual_camera_needs_pyvirtualcam_and_v4l2loopback(monkeypatch: pytest.
         outputs.check_virtual_camera()
     monkeypatch.setitem(sys.modules, "pyvirtualcam", type(sys)("pyvirtualcam"))
     monkeypatch.setattr(outputs.sys, "platform", "linux")
-    monkeypatch.setattr(outputs.os.path, "isdir", lambda path: False)
+    monkeypatch.setattr(outputs, "V4L2LOOPBACK", Path("/nonexistent/v4l2loopback"))
     with pytest.raises(RvmkitError, match="v4l2loopback kernel module is not loaded") as caught:
         outputs.check_virtual_camera()
     assert "\n" not in str(caught.value)

@@ -312,14 +312,15 @@ class _Session:
                           f"-> {names}; Ctrl-C to stop")
         return outputs
 
-    def _loop(self, capture: Capture, frame: CapturedFrame | None) -> None:
+    def _loop(self, capture: Capture, first: CapturedFrame) -> None:
+        """Matte the newest frame, hand it to the output thread, repeat, until stopped or the end."""
         writer = _OutputThread(self._consume)
-        matter = FrameMatter(self.engine, self.ratio_for(*_size(frame.rgb))) if frame is not None else None
+        matter = FrameMatter(self.engine, self.ratio_for(*_size(first.rgb)))
         period = 1 / self.config.max_fps if self.config.max_fps else 0.0
-        next_status = time.monotonic()
+        next_status, frame = time.monotonic(), first
         try:
             while frame is not None or not capture.finished:
-                if frame is not None and matter is not None:
+                if frame is not None:
                     started = time.monotonic()
                     self._restart_if_changed(frame, matter)
                     if not writer.put(frame, matter(frame.rgb), self.stop):

@@ -4,8 +4,7 @@
   H.264 (libx264) with tune zerolatency (no B-frames, no lookahead: a frame leaves when it is encoded),
   an IDR keyframe at least every second of stream time (forced by timestamp, so it holds when frames are
   dropped) and the SPS/PPS headers repeated before each one, so a receiver can join at any moment.
-  MPEG-TS carries each video packet's PES length, so a receiver's demuxer can hand a frame on when it
-  arrives instead of waiting for the next one.
+  MPEG-TS packets carry their PES length and leave as 1316-byte datagrams, one write per frame.
 - Recordings are `rvmkit.video.writer` sinks, as `matte` writes them (mp4/mkv H.264, webm VP9, mov
   ProRes, PNG folders; transparent formats included) under a temporary name, renamed when the run ends,
   however it ends: a live recording is kept (finalized and playable) on Ctrl-C, SIGTERM or a lost source.
@@ -18,7 +17,6 @@ The output size is the first frame's; frames of another size (the source changed
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -50,6 +48,7 @@ STREAM_CRF = 21
 KEYFRAME_INTERVAL_S = 1.0
 MUXER_OPTIONS = {"mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
                   "flv": {"flvflags": "no_duration_filesize", "flush_packets": "1"}}
+V4L2LOOPBACK = Path("/sys/module/v4l2loopback")  # present when the kernel module is loaded
 _UDP_PACKET = 1316  # 7 MPEG-TS packets: one datagram, no IP fragmentation
 
 
@@ -126,7 +125,7 @@ def check_virtual_camera() -> None:
         import pyvirtualcam  # noqa: F401
     except ImportError:
         raise RvmkitError("--virtual-camera needs pyvirtualcam: pip install 'rvmkit[live]'") from None
-    if sys.platform.startswith("linux") and not os.path.isdir("/sys/module/v4l2loopback"):
+    if sys.platform.startswith("linux") and not V4L2LOOPBACK.is_dir():
         raise RvmkitError("--virtual-camera: the v4l2loopback kernel module is not loaded, so there is no "
                           "camera to write to (sudo modprobe v4l2loopback exclusive_caps=1)")
 
