@@ -126,19 +126,36 @@ def test_a_stalled_capture_skips_to_the_next_keyframe(tmp_path: Path) -> None:
     notes: list[str] = []
     capture = Capture(parse_source(f"udp://127.0.0.1:{port}"), resize=None, timeout=5, reconnect=False,
                       on_frame=on_frame, note=notes.append)
+    published: list[int] = []
+    put = capture.slot.put
+    capture.slot.put = lambda frame: published.append(frame.pts) or put(frame)  # type: ignore[method-assign]
     capture.start()
     time.sleep(0.3)
-    sender = threading.Thread(target=send, args=(stream, f"udp://127.0.0.1:{port}"))
-    sender.start()
-    taken = []
-    deadline = time.monotonic() + 6
-    while time.monotonic() < deadline and (sender.is_alive() or len(counted) < 71):
-        frame = capture.take(0.05)
-        if frame is not None:
-            taken.append(frame.pts)
+    send(stream, f"udp://127.0.0.1:{port}")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(counted) < 71:
+        time.sleep(0.05)
     capture.stop()
-    sender.join()
     assert capture.catch_ups == 1 and "skipping to the next keyframe" in notes[0]
-    assert len(counted) >= 70 and sum(counted) >= 24  # every frame counted; over a second of them skipped
-    resumed = [pts for pts in taken if pts > 6 * 3750]
-    assert resumed and resumed[0] % 90000 == 0  # decoding resumed at a keyframe (one a second)
+    assert len(counted) >= 71  # every frame counted, the skipped ones too (as dropped)
+    step = 3750  # 1/24 s
+    skipped = sorted(set(range(0, published[-1], step)) - set(published))
+    assert len(skipped) == len(counted) - len(published) >= 10
+    resumed = next(pts for pts in published if pts > skipped[0])
+    assert resumed > skipped[-1] and resumed % 90000 == 0  # decoding resumed at a keyframe (one a second)
+
+
+def test_backlog_grows_only_when_packets_come_faster_than_their_timestamps() -> None:
+    from rvmkit.live.capture import _Backlog
+
+    backlog = _Backlog()
+    for index in range(30):  # in step with the source: nothing queued
+        backlog.update(index / 30, 100 + index / 30 + 0.004 * (index % 2))
+    assert backlog.seconds < 0.01 and backlog.fresh
+    backlog.update(31 / 30, 103.0)  # the sender paused 2 s: late, not queued
+    assert backlog.seconds == 0.0
+    for index in range(32, 62):  # a second of packets read back to back: they were queued
+        backlog.update(index / 30, 103.0 + 0.001 * (index - 31))
+    assert 0.9 < backlog.seconds < 1.0 and not backlog.fresh
+    backlog.update(500.0, 104.0)  # a timestamp jump (a new segment) starts over
+    assert backlog.seconds == 0.0

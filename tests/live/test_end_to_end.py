@@ -113,7 +113,7 @@ def test_ctrl_c_finalizes_every_recording(stream_file: Path, tmp_path: Path) -> 
 
 def test_reconnect_recovers_after_the_sender_restarts(stream_file: Path, tmp_path: Path) -> None:
     source, output = free_port(), free_port()
-    receiver = Receiver(output, silence=8)
+    receiver = Receiver(output, silence=4)
     process = start_live([f"udp://127.0.0.1:{source}", "--output", f"udp://127.0.0.1:{output}", "--reconnect",
                           "--timeout", "0.8", "--downsample-ratio", "0.5", "--stats", "stats.json"], tmp_path)
     wait_for_line(process, "waiting for", STARTUP_S)

@@ -295,22 +295,26 @@ class _Timeline:
         return value
 
 
-class _Lag:
-    """How late a live source's packets reach the decoder: (now - pts) above its running minimum (the
-    minimum follows a sender clock that drifts by up to 1 ms/s and restarts on a timestamp jump)."""
+class _Backlog:
+    """Seconds of a live source waiting in front of the decoder, from the demuxer's pace: packets that
+    come back faster than their timestamps advance are being read from a backlog. A pause or a late
+    packet (the sender's doing) only lowers the estimate; a timestamp jump resets it."""
 
     def __init__(self) -> None:
-        self.base: float | None = None
-        self.seen = 0.0
+        self.seconds = 0.0
+        self.fresh = False  # the last packet had to be waited for: nothing was queued
+        self._last: tuple[float, float] | None = None  # (media s, clock s)
 
-    def behind(self, media_s: float, now: float) -> float:
-        offset = now - media_s
-        if self.base is None or abs(offset - self.base) > 10:
-            self.base = offset
-        else:
-            self.base = min(offset, self.base + 1e-3 * max(0.0, now - self.seen))
-        self.seen = now
-        return offset - self.base
+    def update(self, media_s: float, now: float) -> float:
+        if self._last is not None:
+            media_dt, wall_dt = media_s - self._last[0], now - self._last[1]
+            if 0 <= media_dt <= 5:
+                self.seconds = max(0.0, self.seconds + media_dt - wall_dt)
+                self.fresh = wall_dt > media_dt / 2
+            else:
+                self.seconds, self.fresh = 0.0, True
+        self._last = (media_s, now)
+        return self.seconds
 
 
 class Capture:
@@ -401,13 +405,13 @@ class Capture:
 
     def _decode(self, container: av.container.InputContainer, stream: av.video.VideoStream) -> None:
         """Publish every frame of `stream`; packets of a live source that arrive too late are skipped."""
-        first, lag, skipping = True, _Lag(), False
+        first, backlog, skipping = True, _Backlog(), False
         for packet in container.demux(stream):
             if self._stop.is_set():
                 break
             if self.spec.kind != "file" and packet.pts is not None and packet.time_base is not None:
-                behind = lag.behind(float(packet.pts * packet.time_base), self.clock())
-                skipping = self._skip(packet, behind, skipping)
+                backlog.update(float(packet.pts * packet.time_base), self.clock())
+                skipping = self._skip(packet, backlog, skipping)
                 if skipping:
                     continue
             try:
@@ -420,16 +424,17 @@ class Capture:
                 first = False
                 self._publish(frame)
 
-    def _skip(self, packet: av.Packet, behind: float, skipping: bool) -> bool:
-        """Whether to skip this packet undecoded (counted as a dropped frame): from when packets arrive
-        more than BEHIND_LIMIT_S late until a keyframe that is on time again."""
-        if skipping and packet.is_keyframe and behind < BEHIND_LIMIT_S / 2:
+    def _skip(self, packet: av.Packet, backlog: _Backlog, skipping: bool) -> bool:
+        """Whether to skip this packet undecoded (counted as a dropped frame): from when over
+        BEHIND_LIMIT_S of the source is queued until a keyframe that did not wait in the queue."""
+        if skipping and packet.is_keyframe and backlog.fresh:
+            backlog.seconds = 0.0
             return False
-        if not skipping and behind > BEHIND_LIMIT_S:
+        if not skipping and backlog.seconds > BEHIND_LIMIT_S:
             self.catch_ups += 1
             if self.catch_ups == 1:
-                self.note(f"{describe_path(self.spec.label)}: decoding fell {behind:.1f} s behind the "
-                          "source; skipping to the next keyframe (the machine is too busy for this stream)")
+                self.note(f"{describe_path(self.spec.label)}: decoding fell {backlog.seconds:.1f} s behind "
+                          "the source; skipping to the next keyframe (the machine is too busy for it)")
             skipping = True
         if skipping and packet.size:
             self._seq += 1
