@@ -157,3 +157,15 @@ def test_virtual_camera_gets_rgb_frames(clip_30fps: Path, monkeypatch: pytest.Mo
                       backend=CountingBackend())
     assert len(sent) == report.totals["frames_out"] + 1 and sent[-1] is None
     assert all(frame.shape == (120, 160, 3) and frame.dtype == np.uint8 for frame in sent[:-1])
+
+
+def test_an_ffmpeg_device_input_by_name(tmp_path: Path) -> None:
+    """FORMAT:NAME sources go to FFmpeg's device inputs (lavfi's test pattern here: no camera needed)."""
+    stop = threading.Event()
+    timer = threading.Timer(1.5, stop.set)
+    timer.start()
+    report = run_live(LiveConfig("lavfi:testsrc=size=96x64:rate=20", records=[str(tmp_path / "out")],
+                                 quiet=True), stop=stop, backend=CountingBackend())
+    timer.join()
+    assert 20 <= report.totals["frames_in"] <= 40 and report.totals["frames_out"] >= 10
+    assert {Image.open(path).size for path in (tmp_path / "out").glob("*.png")} == {(96, 64)}

@@ -164,7 +164,8 @@ def parse_source(text: str, *, fmt: str | None = None, size: tuple[int, int] | N
     elif fmt in ("v4l2", "video4linux2") and not os.path.exists(url):
         raise RvmkitError(f"{describe_path(url)}: no such device (is the camera connected? "
                           "`v4l2-ctl --list-devices` lists them)")
-    return SourceSpec(text, url, fmt, kind, settings, realtime, loop)
+    # lavfi generates frames as fast as they are read: it plays at its own rate, as a file does
+    return SourceSpec(text, url, fmt, kind, settings, realtime or fmt == "lavfi", loop)
 
 
 def _check_file(text: str, url: str, realtime: bool) -> None:
@@ -409,7 +410,7 @@ class Capture:
         for packet in container.demux(stream):
             if self._stop.is_set():
                 break
-            if self.spec.kind != "file" and packet.pts is not None and packet.time_base is not None:
+            if not self.spec.realtime and packet.pts is not None and packet.time_base is not None:
                 backlog.update(float(packet.pts * packet.time_base), self.clock())
                 skipping = self._skip(packet, backlog, skipping)
                 if skipping:
