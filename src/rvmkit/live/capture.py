@@ -1,8 +1,8 @@
 """Live sources: a camera, a network stream or a file played in real time, read by a capture thread that
 keeps only the newest frame.
 
-    capture thread: demux -> decode -> RGB -> NewestFrame (replaces an untaken frame: a drop, counted)
-    matting loop:   NewestFrame.take() -> always the newest frame, never a queue
+    capture thread: demux -> decode -> NewestFrame (replaces an untaken frame: a drop, counted)
+    matting loop:   NewestFrame.take() -> RGB -> always the newest frame, never a queue
 
 Capture never waits for inference, so latency cannot build up: a slow machine sees a lower frame rate.
 Sources are named as FFmpeg names them: `/dev/video0` (v4l2), `FORMAT:NAME` for any device input this
@@ -19,7 +19,6 @@ import ctypes
 import errno
 import glob
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,8 +45,8 @@ NETWORK_OPTIONS = {"analyzeduration": "500000", "fpsprobesize": "0"}
 TS_OPTIONS = {"analyzeduration": "1", "probesize": "32768", "fpsprobesize": "0"}
 TS_SCHEMES = ("udp", "udplite", "tcp", "srt", "rist", "rtp")
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: a live source whose packets reach the decoder this late (the machine cannot even decode it in real
-#: time, so they queue in the socket) is skipped to its next keyframe: latency stays bounded there too
+#: when more than this many seconds of a live source queue in front of the decoder (the machine cannot
+#: even decode it in real time), capture skips to its next keyframe: latency stays bounded there too
 BEHIND_LIMIT_S = 1.0
 
 
@@ -470,12 +469,3 @@ class Capture:
         delay = due - self.clock()
         if delay > 0:
             self._stop.wait(delay)
-
-
-def default_camera() -> str:
-    """The usual first camera on this platform, as FFmpeg names it (for help texts)."""
-    if sys.platform == "darwin":
-        return "avfoundation:0"
-    if sys.platform.startswith("win"):
-        return "dshow:video=<camera name>"
-    return "/dev/video0"
