@@ -310,3 +310,42 @@ def test_init_ray_quiet_keeps_ray_warnings_off_stderr(monkeypatch, quiet, level)
     [kwargs] = calls
     assert kwargs["logging_level"] == level and kwargs["configure_logging"] is True
     assert kwargs["log_to_driver"] is False
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "png"])
+def test_an_output_that_is_another_items_input_is_refused_before_any_work(tmp_path, capsys, no_ray, fmt):
+    """The issue's repro: a.mp4's composition would be written over the input a.composition.mp4."""
+    folder = tmp_path / "c"
+    folder.mkdir()
+    first = folder / "a.mp4"
+    first.write_bytes(b"clip one")
+    second = folder / ("a.composition.mp4" if fmt == "mp4" else "a.composition")
+    if fmt == "png":  # an image-folder input where a's PNG-sequence output would go
+        second.mkdir()
+        (second / "0001.png").write_bytes(b"frame")
+    else:
+        second.write_bytes(b"clip two")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert main(["batch", str(first), str(second), "--output-dir", str(folder), "--format", fmt,
+                 "--quiet"]) == 2
+    error = one_line_error(capsys)
+    assert "a.composition" in error and ("is the input" in error or "input folder" in error), error
+    assert first.read_bytes() == b"clip one"
+    assert (second.read_bytes() if fmt == "mp4" else (second / "0001.png").read_bytes()) in (b"clip two",
+                                                                                            b"frame")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_an_output_hard_linked_to_an_input_is_refused(tmp_path, capsys, no_ray):
+    """Another name for the same file is the same file."""
+    (tmp_path / "in").mkdir()
+    clip = tmp_path / "in" / "b.mp4"
+    clip.write_bytes(b"clip")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(clip, out / "a.composition.mp4")
+    (tmp_path / "in" / "a.mp4").write_bytes(b"another clip")
+    first = tmp_path / "in" / "a.mp4"
+    assert main(["batch", str(first), str(clip), "--output-dir", str(out), "--quiet"]) == 2
+    assert "is the input" in one_line_error(capsys)
+    assert clip.read_bytes() == b"clip"

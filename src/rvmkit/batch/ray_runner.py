@@ -29,7 +29,7 @@ from rvmkit.batch import segments as seg
 from rvmkit.batch import work
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.fileio import require_writable_output
+from rvmkit.fileio import remove_stale_temps, require_writable_output
 from rvmkit.video.composite import is_transparent
 from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
@@ -305,16 +305,41 @@ def output_paths(input_path: Path, output_dir: Path, roles: Sequence[str], fmt: 
 
 
 def _remove_leftovers(outputs: Any) -> None:
-    """Hidden temporary outputs of a run that was killed (the writers' `.<name>.<pid>.rvmkit-tmp*`)."""
-    import shutil
-
+    """Hidden temporary outputs of runs that were killed (see `rvmkit.fileio.remove_stale_temps`:
+    a live run's, here or on another machine, are left alone)."""
     for output in outputs:
-        output = Path(output)
-        for leftover in output.parent.glob(f".{output.name}.*.rvmkit-tmp*"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+        remove_stale_temps(Path(output))
+
+
+def _check_outputs_spare_inputs(planned: dict[Path, dict[str, str]]) -> None:
+    """No item's output may be, hold or lie inside any item's input. Each worker checks its own input
+    only, so this is checked across the whole batch, before any work."""
+    inputs = {path.resolve(): path for path in planned}
+    by_inode = {}
+    for path in planned:
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            by_inode[info.st_dev, info.st_ino] = path
+    folders = {resolved for resolved in inputs if resolved.is_dir()}
+    outputs = {Path(target).resolve(): (target, source) for source, targets in planned.items()
+               for target in targets.values()}
+    for resolved, (target, source) in outputs.items():
+        same = inputs.get(resolved)
+        with contextlib.suppress(OSError):
+            info = os.stat(target)
+            same = same or by_inode.get((info.st_dev, info.st_ino))
+        if same is not None:
+            raise RvmkitError(f"{describe_path(target)}: the output of {describe_path(source)} is the input "
+                              f"{describe_path(same)}; refusing to overwrite it (rename one)")
+        folder = next((parent for parent in resolved.parents if parent in folders), None)
+        if folder is not None:
+            raise RvmkitError(f"{describe_path(target)}: the output of {describe_path(source)} is inside the "
+                              f"input folder {describe_path(inputs[folder])}; choose another --output-dir")
+    for resolved, path in inputs.items():
+        holder = next((outputs[parent] for parent in resolved.parents if parent in outputs), None)
+        if holder is not None:
+            raise RvmkitError(f"{describe_path(holder[0])}: the output of {describe_path(holder[1])} holds "
+                              f"the input {describe_path(path)}; choose another --output-dir")
 
 
 def _check_roles(roles: Sequence[str]) -> list[str]:
@@ -393,6 +418,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                 raise RvmkitError(f"{describe_path(path)}: same output name as "
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
+    _check_outputs_spare_inputs(planned)
     manifest = Manifest.load(out_dir / MANIFEST_NAME)
     created = _make_dir(out_dir)
     quiet = log is None
