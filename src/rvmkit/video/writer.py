@@ -378,8 +378,7 @@ class VideoSink(FrameSink):
                 self._audio.copy_until(float(picture.pts * self.time_base))
             self._container.mux(packets)
         except (av.FFmpegError, OSError) as error:  # OSError: disk full, file size limit
-            raise RvmkitError(f"{describe_path(self.path)}: encoding frame {source.index} "
-                              f"failed ({error})") from None
+            raise _one_line(self.path, f"encoding frame {source.index} failed", error) from None
 
     def finish(self) -> Staged:
         try:
@@ -390,7 +389,7 @@ class VideoSink(FrameSink):
             self._container.close()
         except (av.FFmpegError, OSError) as error:
             self.abort()
-            raise RvmkitError(f"{describe_path(self.path)}: finishing the video failed ({error})") from None
+            raise _one_line(self.path, "finishing the video failed", error) from None
         lock, self._lock = self._lock, None
         return Staged(self._temp, self.path, lock=lock)
 
