@@ -349,3 +349,57 @@ def test_an_output_hard_linked_to_an_input_is_refused(tmp_path, capsys, no_ray):
     assert main(["batch", str(first), str(clip), "--output-dir", str(out), "--quiet"]) == 2
     assert "is the input" in one_line_error(capsys)
     assert clip.read_bytes() == b"clip"
+
+
+def test_an_unrelated_file_at_an_output_name_needs_overwrite(tmp_path, capsys, no_ray):
+    """Only the batch's own earlier outputs (recorded in its manifest) are replaced without --overwrite."""
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"not looked at")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.alpha.mp4").write_text("my notes")
+    args = ["batch", str(clip), "--output-dir", str(out), "--outputs", "composition,alpha", "--quiet"]
+    assert main(args) == 2
+    assert "a.alpha.mp4': already exists and is not an output of an earlier batch" in one_line_error(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["a.alpha.mp4"]
+    assert (out / "a.alpha.mp4").read_text() == "my notes"
+
+
+def test_overwrite_lets_a_batch_replace_an_unrelated_file(tmp_path, ray_local):
+    clip = make_clip(tmp_path / "a.mp4", "milk", 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.alpha").mkdir()
+    (out / "a.alpha" / "000000.png").write_text("an older frame folder")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["batch", str(clip), "--output-dir", str(out), "--outputs", "alpha", "--format", "png",
+                     "--overwrite", "--quiet"])
+    assert code == 0, err.getvalue()
+    assert [frame.shape for frame in png_frames(out / "a.alpha")] == [(240, 320)] * 3
+    assert sorted(p.name for p in out.iterdir()) == ["a.alpha", "manifest.json"]
+
+
+def test_stitched_outputs_are_published_together_or_not_at_all(tmp_path):
+    from rvmkit.batch import work
+    from rvmkit.errors import RvmkitError
+    from rvmkit.fileio import make_temp
+
+    outputs = {"alpha": str(tmp_path / "x.alpha"), "composition": str(tmp_path / "x.composition.mp4")}
+
+    def stage() -> dict[str, str]:
+        frames = make_temp(Path(outputs["alpha"]), folder=True)
+        (frames / "000000.png").write_text("frame")
+        video = make_temp(Path(outputs["composition"]))
+        video.write_text("video")
+        return {"alpha": str(frames), "composition": str(video)}
+
+    staged = stage()
+    Path(outputs["composition"]).write_text("appeared during the run")
+    with pytest.raises(RvmkitError, match="x.composition.mp4': already exists"):
+        work.publish_stitched(staged, outputs, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.composition.mp4"] and staged == {}
+    Path(outputs["composition"]).unlink()
+    staged = stage()
+    work.publish_stitched(staged, outputs, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.alpha", "x.composition.mp4"] and staged == {}

@@ -62,6 +62,8 @@ class _ItemRun:
     remaining: int = 0
     frames: int = 0
     failed: bool = False
+    overwrite: bool = False  # its outputs may replace existing files (--overwrite, or the batch's own)
+    staged: dict[str, str] = field(default_factory=dict)  # role -> stitched output awaiting publication
 
 
 class Worker:
@@ -83,6 +85,7 @@ class Worker:
 
     def _run(self, job: Job, item: _ItemRun, segments: int, warmup: int, overwrite: bool) -> dict[str, Any]:
         options = self.options
+        overwrite = overwrite or item.overwrite
         if job.kind == "video":
             return {"frames": work.matte_video(self.engine, item.input, item.outputs, options, overwrite)}
         if job.kind == "plan":
@@ -92,8 +95,9 @@ class Worker:
             key = options.fingerprint(item.input)
             return {"frames": work.run_segment(self.engine, item.input, item.outputs, options, job.segment,
                                                work_dir, key)}
-        return {"frames": work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
-                                             overwrite)}
+        frames, staged = work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
+                                            overwrite)
+        return {"frames": frames, "staged": staged}
 
 
 def _work_dir(item: _ItemRun) -> Path:
@@ -192,7 +196,7 @@ class _Pool:
 
 
 def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
-              warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = True, num_workers: int | None = None,
+              warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = False, num_workers: int | None = None,
               cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None,
               log: Log | None = None) -> list[Item]:
     """Run every item on the current Ray session; `on_item` is called as each one finishes and `log`
@@ -211,6 +215,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
         if index in results:
             return
         run.failed = error is not None
+        if error is not None:
+            work.discard_staged(run.staged)
         item = Item(run.input, "failed" if error else "done", dict(run.outputs), error,
                     None if error else run.frames, round(time.monotonic() - run.started, 3))
         if segments > 1 and (error is None or not run.remaining):
@@ -242,8 +248,15 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
                 pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
         else:
             run.frames = result["frames"]
+            if result.get("staged"):
+                run.staged[job.role] = result["staged"]
             run.remaining -= 1
-            if run.remaining == 0:
+            if run.remaining == 0:  # every output stitched: publish them together, or none
+                try:
+                    work.publish_stitched(run.staged, run.outputs, overwrite or run.overwrite)
+                except RvmkitError as exc:
+                    finish(job.item, str(exc))
+                    return
                 finish(job.item, None)
 
     try:
@@ -275,6 +288,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
                 finish(job.item, result["error"])
             elif job.item not in results:
                 follow_up(job, result)
+            elif result.get("staged"):  # a stitch that finished after its item failed
+                work.discard_staged({job.role or "": result["staged"]})
     finally:
         if in_flight:  # interrupted: let running jobs abort their sinks (no temp files left), then kill
             for ref in in_flight:
@@ -282,6 +297,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
             ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_WAIT_S)
         for actor in pool.idle + [actor for _, actor in in_flight.values()]:
             ray.kill(actor, no_restart=True)
+        for run in items:
+            work.discard_staged(run.staged)  # interrupted: stitched outputs not yet published
     return [results[i] for i in range(len(items))]
 
 
@@ -309,6 +326,23 @@ def _remove_leftovers(outputs: Any) -> None:
     a live run's, here or on another machine, are left alone)."""
     for output in outputs:
         remove_stale_temps(Path(output))
+
+
+def _check_existing_outputs(planned: dict[Path, dict[str, str]], manifest: Manifest,
+                            overwrite: bool) -> set[Path]:
+    """The inputs whose existing outputs may be replaced: the batch's own (the manifest records them for
+    that input) or all with `overwrite`. Any other existing file at an output name is refused here,
+    before any work; a file that appears at a free name during the run is never replaced."""
+    replaceable = set()
+    for path, outputs in planned.items():
+        existing = [target for target in outputs.values() if os.path.lexists(target)]
+        previous = manifest.get(str(path))
+        if existing and not overwrite and (previous is None or previous.outputs != outputs):
+            raise RvmkitError(f"{describe_path(existing[0])}: already exists and is not an output of an "
+                              f"earlier batch run here ({MANIFEST_NAME}); use --overwrite to replace it")
+        if existing:
+            replaceable.add(path)
+    return replaceable
 
 
 def _check_outputs_spare_inputs(planned: dict[Path, dict[str, str]]) -> None:
@@ -382,13 +416,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
               outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
               num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
               warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, on_failure: Log | None = None,
-              **matte_options: Any) -> list[Item]:
+              overwrite: bool = False, **matte_options: Any) -> list[Item]:
     """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
 
     `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
     Inputs already done (manifest says so, the files exist and their fingerprint, of the options and
     the input's size + mtime, still matches) are recorded as skipped; failed, partial or stale ones are
-    redone, replacing their outputs. `output_dir/manifest.json` holds the same records (and earlier
+    redone, replacing their outputs. Any other existing file at an output name is replaced only with
+    `overwrite`, else refused before any work. `output_dir/manifest.json` holds the same records (and earlier
     runs' ones). Every argument is checked (one-line RvmkitError) before anything is created or Ray
     starts. `log` gets a progress line per input (and segment); `on_failure`, when given, gets the line
     of each failed input instead of `log`, so a run without progress still reports its failures.
@@ -420,6 +455,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
             claimed[target] = str(path)
     _check_outputs_spare_inputs(planned)
     manifest = Manifest.load(out_dir / MANIFEST_NAME)
+    replaceable = _check_existing_outputs(planned, manifest, overwrite)
     created = _make_dir(out_dir)
     quiet = log is None
     log = log or (lambda message: None)
@@ -437,7 +473,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                 continue
             log(f"redoing {path} (options or input changed since it was done)")
         _remove_leftovers(outputs_for.values())
-        todo.append(_ItemRun(str(path), outputs_for))
+        todo.append(_ItemRun(str(path), outputs_for, overwrite=path in replaceable))
     if todo:
         try:
             started = init_ray(address, quiet=quiet)
@@ -457,7 +493,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
 
         try:
             _prefetch_weights(options)
-            run_items(todo, options, segments=segments, warmup=warmup, overwrite=True,
+            run_items(todo, options, segments=segments, warmup=warmup, overwrite=False,
                       num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item, log=log)
         finally:
             if started:

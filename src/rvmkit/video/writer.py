@@ -209,7 +209,7 @@ def _check_replaceable(path: Path, kind: str) -> None:
                           f"frames, and this one also holds {others[0]!r}{more}; choose a new folder")
 
 
-def _recheck_frame_folder(path: Path) -> None:
+def recheck_frame_folder(path: Path) -> None:
     """Just before --overwrite replaces a frame folder: files put there during the run are never deleted."""
     if path.is_dir() and not path.is_symlink():
         _check_replaceable(path, "png_sequence")
@@ -267,7 +267,7 @@ class PngSequenceSink(FrameSink):
 
     def finish(self) -> Staged:
         lock, self._lock = self._lock, None
-        return Staged(self._temp, self.path, into_empty_folder=True, recheck=_recheck_frame_folder, lock=lock)
+        return Staged(self._temp, self.path, into_empty_folder=True, recheck=recheck_frame_folder, lock=lock)
 
     def commit(self) -> Path:
         publish_all([self.finish()], overwrite=self.overwrite)
