@@ -38,7 +38,7 @@ def staged_folder(target: Path, frames: int) -> Staged:
     temp = make_temp(target, folder=True)
     for index in range(frames):
         (temp / f"{index:06d}.png").write_text(f"frame {index}")
-    return Staged(temp, target, into_empty_folder=True)
+    return Staged(temp, target, into_empty_folder=True, recheck=lambda path: None)  # the writer's vouches
 
 
 def names(folder: Path) -> list[str]:
@@ -285,3 +285,17 @@ def test_another_users_file_in_a_sticky_folder_is_not_replaceable(tmp_path, monk
     monkeypatch.setattr(os, "geteuid", lambda: 23456)
     with pytest.raises(RvmkitError, match="belongs to another user in the sticky folder"):
         require_replaceable(theirs)
+
+
+def test_overwrite_never_replaces_a_folder_that_took_a_files_name(tmp_path):
+    (tmp_path / "out.mp4").mkdir()
+    (tmp_path / "out.mp4" / "keep.txt").write_text("mine")
+    (tmp_path / "frames").write_text("a file where frames go")
+    unvouched = staged_folder(tmp_path / "new", 1)
+    unvouched.target, unvouched.recheck = tmp_path / "out.mp4", None
+    items = (staged_file(tmp_path / "out.mp4", "video"), staged_folder(tmp_path / "frames", 1), unvouched)
+    for item in items:
+        with pytest.raises(RvmkitError, match="is now a (folder|file); refusing to replace it"):
+            publish_all([item], overwrite=True)
+    assert (tmp_path / "out.mp4" / "keep.txt").read_text() == "mine"
+    assert (tmp_path / "frames").read_text() == "a file where frames go"

@@ -318,6 +318,7 @@ def _publish_one(item: Staged, overwrite: bool) -> _Published:
     identity = _identity(item.temp)
     backup, is_link = None, False
     if overwrite and _occupied(item):
+        _require_same_kind(item)
         if item.recheck is not None:
             item.recheck(item.target)
         backup, is_link = _set_aside(item.target)
@@ -333,6 +334,16 @@ def _publish_one(item: Staged, overwrite: bool) -> _Published:
             _restore(backup, item.target, is_link)
         raise
     return _Published(item, identity, backup, is_link)
+
+
+def _require_same_kind(item: Staged) -> None:
+    """--overwrite replaces a file with a file, and a folder only with a folder its `recheck` vouches
+    for: a folder that took an output file's name during the run is never deleted."""
+    folder = item.target.is_dir() and not item.target.is_symlink()
+    if folder != item.temp.is_dir() or (folder and item.recheck is None):
+        what = "a folder" if folder else "a file"
+        raise RvmkitError(f"{describe_path(item.target)}: is now {what}; refusing to replace it with the "
+                          "output; nothing was published")
 
 
 def _set_aside(target: Path) -> tuple[Path, bool]:
