@@ -146,9 +146,9 @@ def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
         names = os.listdir(target.parent)
     except OSError:
         return []
-    removed = []
+    removed, prefix = [], f".{target.name}."
     for name in names:
-        match = pattern.fullmatch(name)
+        match = pattern.fullmatch(name) if name.startswith(prefix) else None
         if match is None or int(match[1]) == os.getpid() or _pid_running(int(match[1])):
             continue
         path = target.parent / name
