@@ -112,11 +112,14 @@ def test_signals_are_restored_after_main_and_an_ignored_one_stays_ignored():
     """nohup's ignored SIGHUP is left alone; handlers are the caller's again once main returns."""
     import signal
 
-    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # what a fresh process has (Ray's init sets its own)
     try:
         with pytest.raises(SystemExit):
             main(["--version"])
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
-        signal.signal(signal.SIGHUP, before)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
