@@ -361,3 +361,96 @@ def test_init_ray_quiet_keeps_ray_warnings_off_stderr(monkeypatch, quiet, level)
     assert kwargs["address"] == "local"  # a new cluster, never the one /tmp/ray/ray_current_cluster names
     assert kwargs["logging_level"] == level and kwargs["configure_logging"] is True
     assert kwargs["log_to_driver"] is False
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "png"])
+def test_an_output_that_is_another_items_input_is_refused_before_any_work(tmp_path, capsys, no_ray, fmt):
+    """The issue's repro: a.mp4's composition would be written over the input a.composition.mp4."""
+    folder = tmp_path / "c"
+    folder.mkdir()
+    first = folder / "a.mp4"
+    first.write_bytes(b"clip one")
+    second = folder / ("a.composition.mp4" if fmt == "mp4" else "a.composition")
+    if fmt == "png":  # an image-folder input where a's PNG-sequence output would go
+        second.mkdir()
+        (second / "0001.png").write_bytes(b"frame")
+    else:
+        second.write_bytes(b"clip two")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert main(["batch", str(first), str(second), "--output-dir", str(folder), "--format", fmt,
+                 "--quiet"]) == 2
+    error = one_line_error(capsys)
+    assert "a.composition" in error and ("is the input" in error or "input folder" in error), error
+    assert first.read_bytes() == b"clip one"
+    assert (second.read_bytes() if fmt == "mp4" else (second / "0001.png").read_bytes()) in (b"clip two",
+                                                                                            b"frame")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_an_output_hard_linked_to_an_input_is_refused(tmp_path, capsys, no_ray):
+    """Another name for the same file is the same file."""
+    (tmp_path / "in").mkdir()
+    clip = tmp_path / "in" / "b.mp4"
+    clip.write_bytes(b"clip")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(clip, out / "a.composition.mp4")
+    (tmp_path / "in" / "a.mp4").write_bytes(b"another clip")
+    first = tmp_path / "in" / "a.mp4"
+    assert main(["batch", str(first), str(clip), "--output-dir", str(out), "--quiet"]) == 2
+    assert "is the input" in one_line_error(capsys)
+    assert clip.read_bytes() == b"clip"
+
+
+def test_an_unrelated_file_at_an_output_name_needs_overwrite(tmp_path, capsys, no_ray):
+    """Only the batch's own earlier outputs (recorded in its manifest) are replaced without --overwrite."""
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"not looked at")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.alpha.mp4").write_text("my notes")
+    args = ["batch", str(clip), "--output-dir", str(out), "--outputs", "composition,alpha", "--quiet"]
+    assert main(args) == 2
+    assert "a.alpha.mp4': already exists and is not an output of an earlier batch" in one_line_error(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["a.alpha.mp4"]
+    assert (out / "a.alpha.mp4").read_text() == "my notes"
+
+
+def test_overwrite_lets_a_batch_replace_an_unrelated_file(tmp_path, ray_local):
+    clip = make_clip(tmp_path / "a.mp4", "milk", 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.alpha").mkdir()
+    (out / "a.alpha" / "000000.png").write_text("an older frame folder")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["batch", str(clip), "--output-dir", str(out), "--outputs", "alpha", "--format", "png",
+                     "--overwrite", "--quiet"])
+    assert code == 0, err.getvalue()
+    assert [frame.shape for frame in png_frames(out / "a.alpha")] == [(240, 320)] * 3
+    assert sorted(p.name for p in out.iterdir()) == ["a.alpha", "manifest.json"]
+
+
+def test_stitched_outputs_are_published_together_or_not_at_all(tmp_path):
+    from rvmkit.batch import work
+    from rvmkit.errors import RvmkitError
+    from rvmkit.fileio import make_temp
+
+    outputs = {"alpha": str(tmp_path / "x.alpha"), "composition": str(tmp_path / "x.composition.mp4")}
+
+    def stage() -> dict[str, str]:
+        frames = make_temp(Path(outputs["alpha"]), folder=True)
+        (frames / "000000.png").write_text("frame")
+        video = make_temp(Path(outputs["composition"]))
+        video.write_text("video")
+        return {"alpha": str(frames), "composition": str(video)}
+
+    staged = stage()
+    Path(outputs["composition"]).write_text("appeared during the run")
+    with pytest.raises(RvmkitError, match="x.composition.mp4': already exists"):
+        work.publish_stitched(staged, outputs, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.composition.mp4"] and staged == {}
+    Path(outputs["composition"]).unlink()
+    staged = stage()
+    work.publish_stitched(staged, outputs, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.alpha", "x.composition.mp4"] and staged == {}

@@ -159,3 +159,26 @@ def test_require_writable_output_reports_a_folder_where_no_file_can_be_created(t
     with pytest.raises(RvmkitError, match="cannot create files in .*No such file or directory"):
         require_writable_output(tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_never_writes_over_its_input(tmp_path, official_onnx, capsys):
+    """The issue's repro: `convert my.onnx --output my.onnx` used to print 'wrote' and destroy it."""
+    mine = tmp_path / "my.onnx"
+    mine.write_bytes(official_onnx.read_bytes())
+    for flags in ([], ["--overwrite"]):
+        assert main(["convert", str(mine), "--output", str(mine), *flags]) == 2
+        err = capsys.readouterr().err
+        assert "output is the input" in err and len(err.strip().splitlines()) == 1
+    assert mine.read_bytes() == official_onnx.read_bytes() and sorted(tmp_path.iterdir()) == [mine]
+
+
+def test_convert_replaces_an_existing_file_only_with_overwrite(tmp_path, official_onnx, capsys):
+    out = tmp_path / "notes_trt.onnx"
+    out.write_text("unrelated notes")
+    assert main(["convert", str(official_onnx), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists; use --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert out.read_text() == "unrelated notes"
+    assert main(["convert", str(official_onnx), "--output", str(out), "--overwrite"]) == 0
+    assert [i.name for i in onnx.load(str(out)).graph.input] == INPUT_NAMES
+    assert sorted(tmp_path.iterdir()) == [out]

@@ -49,6 +49,23 @@ def test_build_engine_without_tensorrt_is_one_clear_line(trt_ready, tmp_path, ca
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
+@pytest.mark.parametrize("clash", ["model", "existing"])
+def test_build_engine_never_writes_over_its_model_or_an_existing_file(clash, trt_ready, tmp_path, capsys):
+    """Checked before the model is read or TensorRT imported: the same rules as every output."""
+    model = tmp_path / "rvm.onnx"
+    model.write_bytes(trt_ready.read_bytes())
+    output = model if clash == "model" else tmp_path / "rvm.engine.json"
+    if clash == "existing":
+        output.write_text("notes")
+        output = tmp_path / "rvm.engine"  # its sidecar would be rvm.engine.json
+    assert main(["build-engine", str(model), *SIZES, "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert ("output is the input" if clash == "model" else "already exists; use --overwrite") in err
+    assert model.read_bytes() == trt_ready.read_bytes()
+    assert clash == "model" or (tmp_path / "rvm.engine.json").read_text() == "notes"
+
+
 def test_build_engine_refuses_official_model_naming_the_failed_check(official_onnx, tmp_path, capsys):
     output = tmp_path / "rvm.engine"
     args = ["build-engine", str(official_onnx), *SIZES, "--downsample-ratio", "0.25", "--output", str(output)]

@@ -234,3 +234,39 @@ def test_export_to_proc_fails_in_one_line_before_exporting(no_export):
     rc, _, stderr = run_cli(["export", "--output", "/proc/rvmkit_x.onnx"])
     assert rc == 2 and len(stderr.strip().splitlines()) == 1
     assert "/proc/rvmkit_x.onnx" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("case", ["output", "trt_twin"])
+def test_export_never_writes_over_its_checkpoint(case, tmp_path, official_onnx, no_export):
+    """An official .onnx is a valid --checkpoint: neither output may be it, even with --overwrite."""
+    checkpoint = tmp_path / ("rvm.onnx" if case == "output" else "rvm_trt.onnx")
+    checkpoint.write_bytes(official_onnx.read_bytes())
+    out = tmp_path / "rvm.onnx"
+    rc, _, stderr = run_cli(["export", "--checkpoint", str(checkpoint), "--output", str(out), "--overwrite"])
+    assert rc == 2 and "output is the input" in stderr and len(stderr.strip().splitlines()) == 1
+    assert checkpoint.read_bytes() == official_onnx.read_bytes()
+    assert sorted(tmp_path.iterdir()) == [checkpoint]
+
+
+def test_export_refuses_an_existing_twin_before_exporting(tmp_path, no_export):
+    """The issue's repro: an unrelated notes_trt.onnx beside the output was silently replaced."""
+    notes = tmp_path / "notes_trt.onnx"
+    notes.write_text("unrelated")
+    rc, stdout, stderr = run_cli(["export", "--output", str(tmp_path / "notes.onnx")])
+    assert rc == 2 and "notes_trt.onnx': already exists; use --overwrite" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and stdout == ""
+    assert notes.read_text() == "unrelated" and sorted(tmp_path.iterdir()) == [notes]
+
+
+def test_export_replaces_existing_files_only_with_overwrite(tmp_path, torch_model):
+    from rvmkit.errors import RvmkitError
+    from rvmkit.export.onnx_export import export_onnx
+
+    out = tmp_path / "rvm.onnx"
+    out.write_text("an older export")
+    with pytest.raises(RvmkitError, match="already exists"):
+        export_onnx(torch_model, out, simplify=False)
+    assert out.read_text() == "an older export"
+    assert export_onnx(torch_model, out, simplify=False, overwrite=True) == [out]
+    assert [i.name for i in onnx.load(str(out)).graph.input] == INPUT_NAMES
+    assert sorted(tmp_path.iterdir()) == [out]

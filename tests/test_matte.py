@@ -13,6 +13,7 @@ import onnx
 import pytest
 from test_backends import baked_onnx as baked_onnx  # the fixture, shared
 from test_backends import official_alphas
+from test_fileio import immutable_file as immutable_file  # the fixture, shared
 
 from conftest import CLIPS, read_frames, write_clip
 from rvmkit import convert_video
@@ -474,3 +475,135 @@ def test_interlaced_input_is_matted_whole_with_a_note(tmp_path, capsys):
     assert "interlaced" not in capsys.readouterr().err  # the real (progressive) clips get no note
     plain = main(["matte", str(clip), "--output-alpha", str(tmp_path / "again.mp4"), *QUIET])
     assert plain == 0 and capsys.readouterr().err == ""  # --quiet: no note either
+
+
+def _rvmkit(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "rvmkit", *args]
+
+
+@pytest.fixture()
+def at_third_frame(monkeypatch):
+    """Run `calls['action']()` when the third frame is inferred (a file appearing mid-run)."""
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    calls = {"n": 0, "action": lambda: None}
+
+    def hooked(original):
+        def wrapper(self, *args):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                calls["action"]()
+            return original(self, *args)
+        return wrapper
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "step", hooked(OnnxRuntimeBackend.step))
+    monkeypatch.setattr(FastOnnxRuntimeBackend, "infer", hooked(FastOnnxRuntimeBackend.infer))
+    return calls
+
+
+@pytest.mark.parametrize("appears", ["c.mp4", "a"])
+def test_a_file_appearing_at_an_output_during_the_run_is_kept_and_nothing_is_published(
+        short_clip, tmp_path, capsys, at_third_frame, appears):
+    """The issue's repro: the file written at the output path mid-run was replaced, exit 0."""
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def appear() -> None:
+        if appears == "a":
+            (out / "a").mkdir()
+            (out / "a" / "notes.txt").write_text("precious")
+        else:
+            (out / appears).write_text("precious")
+
+    at_third_frame["action"] = appear
+    code = main(["matte", str(short_clip), "--output-composition", str(out / "c.mp4"), "--output-alpha",
+                 str(out / "a"), "--preview", str(out / "p.png"), *QUIET])
+    err = capsys.readouterr().err
+    assert code == 2 and at_third_frame["n"] >= 3
+    assert err.count("\n") == 1 and f"{appears}': already exists" in err and "Traceback" not in err, err
+    precious = out / "a" / "notes.txt" if appears == "a" else out / appears
+    assert precious.read_text() == "precious"
+    assert files_under(out) == (["a", "a/notes.txt"] if appears == "a" else ["c.mp4"])
+
+
+def test_two_concurrent_runs_to_the_same_outputs_exactly_one_wins(short_clip, tmp_path):
+    """Different sizes tell the runs apart: the winner's two outputs are both its own."""
+    import subprocess
+
+    out = tmp_path / "out"
+    outputs = ["--output-composition", str(out / "c.mp4"), "--output-alpha", str(out / "a")]
+    runs = {size: subprocess.Popen(_rvmkit("matte", str(short_clip), *outputs, "--input-resize",
+                                           *size.split("x"), *QUIET), stderr=subprocess.PIPE, text=True)
+            for size in ("160x120", "192x144")}
+    results = {size: (run.wait(timeout=300), run.stderr.read()) for size, run in runs.items()}
+    winners = [size for size, (code, _) in results.items() if code == 0]
+    assert len(winners) == 1, results
+    [(code, err)] = [result for size, result in results.items() if size not in winners]
+    assert code == 2 and err.count("\n") == 1 and "already exists" in err and "Traceback" not in err, err
+    width, height = map(int, winners[0].split("x"))
+    assert probe(out / "c.mp4")["size"] == (width, height) and probe(out / "c.mp4")["count"] == 6
+    assert [frame.shape for frame in pngs(out / "a")] == [(height, width)] * 6
+    assert files_under(out) == ["a", *[f"a/{i:06d}.png" for i in range(6)], "c.mp4"]
+
+
+def test_overwrite_onto_a_file_that_cannot_be_replaced_fails_before_any_work(short_clip, immutable_file,
+                                                                             capsys, monkeypatch):
+    """chattr +i: even root cannot replace it. It used to fail after the whole run, with a traceback."""
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    for backend, method in ((OnnxRuntimeBackend, "step"), (FastOnnxRuntimeBackend, "infer")):
+        monkeypatch.setattr(backend, method, lambda *a: pytest.fail("inference started"))
+    code = main(["matte", str(short_clip), "--output-composition", str(immutable_file), "--overwrite",
+                 *QUIET])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "locked.mp4': cannot be replaced" in err, err
+    assert immutable_file.read_text() == "immutable" and files_under(immutable_file.parent) == ["locked.mp4"]
+
+
+@pytest.mark.parametrize("output", ["comp", "comp.mp4"], ids=["png-sequence", "video"])
+def test_a_write_error_mid_run_is_one_line_naming_the_output(short_clip, tmp_path, output):
+    """A real kernel write error (EFBIG from RLIMIT_FSIZE: works as root, unlike a read-only folder)
+    in a run of the CLI: one line naming the output, exit 2, nothing left behind."""
+    import resource
+    import subprocess
+
+    args = ["matte", str(short_clip), "--output-composition", str(tmp_path / "out" / output), *QUIET]
+    assert main([*args[:3], str(tmp_path / "warm" / output), *QUIET]) == 0  # caches built: nothing to write
+    limit = 4096  # under one 640x480 frame, and under the whole 6-frame video
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(_rvmkit(*args), capture_output=True, text=True, timeout=300,
+                            preexec_fn=small_files)
+    err = result.stderr
+    assert result.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"rvmkit: error: '{tmp_path / 'out' / output}'") and "File too large" in err, err
+    assert files_under(tmp_path / "out") == []
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 4 KiB tmpfs, so a run really fills its disk (needs root and mount; skipped elsewhere)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the RLIMIT_FSIZE test "
+                    "covers the write error")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.parametrize("output", ["comp", "comp.mp4", "comp.mov"])
+def test_a_full_disk_mid_run_is_one_line_and_leaves_the_disk_empty(short_clip, tiny_disk, capsys, output):
+    code = main(["matte", str(short_clip), "--output-composition", str(tiny_disk / output), *QUIET])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{tiny_disk / output}'" in err and "No space left on device" in err, err
+    assert files_under(tiny_disk) == []

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import temp_beside
+from rvmkit.fileio import Staged, publish_all, remove_stale_temps, temp_beside
 from rvmkit.progress import Progress
 from rvmkit.runtime import (
     ModelSpec,
@@ -406,7 +406,7 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
     else:
         open_sinks(targets)
     expected = (info.frame_count if stop is None else stop) - start if info.frame_count is not None else None
-    preview_temp: str | None = None
+    preview_temp: Path | None = None
     try:
         with Progress(info.frame_count, enabled=progress) as bar:
             frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update,
@@ -416,12 +416,8 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
                               "were matted")
         if preview is not None:
             preview_temp = _render_preview(previews, preview)
-        for target in targets:
-            target.sink.commit()
-            target.sink = None
-        if preview_temp is not None:
-            os.replace(preview_temp, preview)
-            preview_temp = None
+        _publish(targets, preview_temp, preview, overwrite)
+        preview_temp = None
     except BaseException:
         _abort(targets)
         raise
@@ -429,6 +425,16 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
         if preview_temp is not None and os.path.exists(preview_temp):
             os.unlink(preview_temp)
     return frames
+
+
+def _publish(targets: list[Target], preview_temp: Path | None, preview: Path | None, overwrite: bool) -> None:
+    """Every output of the run at once, or none (see `rvmkit.fileio.publish_all`)."""
+    staged = [item for target in targets if (item := target.sink.finish()) is not None]
+    if preview_temp is not None and preview is not None:
+        staged.append(Staged(preview_temp, preview))
+    publish_all(staged, overwrite=overwrite)
+    for target in targets:
+        target.sink = None
 
 
 def _checkerboard(info: VideoInfo, square: int = 16) -> np.ndarray:
@@ -439,14 +445,21 @@ def _checkerboard(info: VideoInfo, square: int = 16) -> np.ndarray:
     return np.where(light[:, :, None], np.uint8(204), np.uint8(153)).repeat(3, axis=2)
 
 
-def _render_preview(previews: list[tuple[np.ndarray, ...]], path: Path) -> str:
-    """The contact sheet under a temporary name beside `path` (renamed once the outputs are committed)."""
-    from rvmkit.video.preview import contact_sheet
+def _render_preview(previews: list[tuple[np.ndarray, ...]], path: Path) -> Path:
+    """The contact sheet under a temporary name beside `path` (renamed with the outputs)."""
+    from rvmkit.video.preview import contact_sheet_png
 
-    temp = str(temp_beside(path, suffix=".png"))
+    data = contact_sheet_png(previews)
+    remove_stale_temps(path)
+    temp = None
     try:
-        contact_sheet(previews, temp)
-    except BaseException:
-        os.unlink(temp)
+        temp = temp_beside(path)
+        temp.write_bytes(data)
+    except BaseException as error:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise RvmkitError(f"{describe_path(path)}: cannot write the preview "
+                              f"({error.strerror or type(error).__name__})") from None
         raise
     return temp

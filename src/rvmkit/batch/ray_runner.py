@@ -14,6 +14,7 @@ on Ray is unbounded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -29,7 +30,7 @@ from rvmkit.batch import connect, work
 from rvmkit.batch import segments as seg
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.fileio import require_writable_output
+from rvmkit.fileio import remove_stale_temps, require_writable_output
 from rvmkit.video.composite import is_transparent
 from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
@@ -64,6 +65,8 @@ class _ItemRun:
     remaining: int = 0
     frames: int = 0
     failed: bool = False
+    overwrite: bool = False  # its outputs may replace existing files (--overwrite, or the batch's own)
+    staged: dict[str, str] = field(default_factory=dict)  # role -> stitched output awaiting publication
 
 
 class Worker:
@@ -85,6 +88,7 @@ class Worker:
 
     def _run(self, job: Job, item: _ItemRun, segments: int, warmup: int, overwrite: bool) -> dict[str, Any]:
         options = self.options
+        overwrite = overwrite or item.overwrite
         if job.kind == "video":
             return {"frames": work.matte_video(self.engine, item.input, item.outputs, options, overwrite)}
         if job.kind == "plan":
@@ -94,8 +98,9 @@ class Worker:
             key = options.fingerprint(item.input)
             return {"frames": work.run_segment(self.engine, item.input, item.outputs, options, job.segment,
                                                work_dir, key)}
-        return {"frames": work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
-                                             overwrite)}
+        frames, staged = work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
+                                            overwrite)
+        return {"frames": frames, "staged": staged}
 
 
 def _work_dir(item: _ItemRun) -> Path:
@@ -225,7 +230,7 @@ class _Pool:
 
 
 def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
-              warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = True, num_workers: int | None = None,
+              warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = False, num_workers: int | None = None,
               cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None,
               log: Log | None = None) -> list[Item]:
     """Run every item on the current Ray session; `on_item` is called as each one finishes and `log`
@@ -244,6 +249,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
         if index in results:
             return
         run.failed = error is not None
+        if error is not None:
+            work.discard_staged(run.staged)
         item = Item(run.input, "failed" if error else "done", dict(run.outputs), error,
                     None if error else run.frames, round(time.monotonic() - run.started, 3))
         if segments > 1 and (error is None or not run.remaining):
@@ -275,8 +282,15 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
                 pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
         else:
             run.frames = result["frames"]
+            if result.get("staged"):
+                run.staged[job.role] = result["staged"]
             run.remaining -= 1
-            if run.remaining == 0:
+            if run.remaining == 0:  # every output stitched: publish them together, or none
+                try:
+                    work.publish_stitched(run.staged, run.outputs, overwrite or run.overwrite)
+                except RvmkitError as exc:
+                    finish(job.item, str(exc))
+                    return
                 finish(job.item, None)
 
     def fail_next(error: str) -> None:
@@ -329,6 +343,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
                 finish(job.item, result["error"])
             elif job.item not in results:
                 follow_up(job, result)
+            elif result.get("staged"):  # a stitch that finished after its item failed
+                work.discard_staged({job.role or "": result["staged"]})
     finally:
         if in_flight:  # interrupted: let running jobs abort their sinks (no temp files left), then kill
             for ref in in_flight:
@@ -336,6 +352,8 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
             ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_WAIT_S)
         for actor in pool.all_actors() + [actor for _, actor in in_flight.values()]:
             ray.kill(actor, no_restart=True)
+        for run in items:
+            work.discard_staged(run.staged)  # interrupted: stitched outputs not yet published
     return [results[i] for i in range(len(items))]
 
 
@@ -359,16 +377,58 @@ def output_paths(input_path: Path, output_dir: Path, roles: Sequence[str], fmt: 
 
 
 def _remove_leftovers(outputs: Any) -> None:
-    """Hidden temporary outputs of a run that was killed (the writers' `.<name>.<pid>.rvmkit-tmp*`)."""
-    import shutil
-
+    """Hidden temporary outputs of runs that were killed (see `rvmkit.fileio.remove_stale_temps`:
+    a live run's, here or on another machine, are left alone)."""
     for output in outputs:
-        output = Path(output)
-        for leftover in output.parent.glob(f".{output.name}.*.rvmkit-tmp*"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+        remove_stale_temps(Path(output))
+
+
+def _check_existing_outputs(planned: dict[Path, dict[str, str]], manifest: Manifest,
+                            overwrite: bool) -> set[Path]:
+    """The inputs whose existing outputs may be replaced: the batch's own (the manifest records them for
+    that input) or all with `overwrite`. Any other existing file at an output name is refused here,
+    before any work; a file that appears at a free name during the run is never replaced."""
+    replaceable = set()
+    for path, outputs in planned.items():
+        existing = [target for target in outputs.values() if os.path.lexists(target)]
+        previous = manifest.get(str(path))
+        if existing and not overwrite and (previous is None or previous.outputs != outputs):
+            raise RvmkitError(f"{describe_path(existing[0])}: already exists and is not an output of an "
+                              f"earlier batch run here ({MANIFEST_NAME}); use --overwrite to replace it")
+        if existing:
+            replaceable.add(path)
+    return replaceable
+
+
+def _check_outputs_spare_inputs(planned: dict[Path, dict[str, str]]) -> None:
+    """No item's output may be, hold or lie inside any item's input. Each worker checks its own input
+    only, so this is checked across the whole batch, before any work."""
+    inputs = {path.resolve(): path for path in planned}
+    by_inode = {}
+    for path in planned:
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            by_inode[info.st_dev, info.st_ino] = path
+    folders = {resolved for resolved in inputs if resolved.is_dir()}
+    outputs = {Path(target).resolve(): (target, source) for source, targets in planned.items()
+               for target in targets.values()}
+    for resolved, (target, source) in outputs.items():
+        same = inputs.get(resolved)
+        with contextlib.suppress(OSError):
+            info = os.stat(target)
+            same = same or by_inode.get((info.st_dev, info.st_ino))
+        if same is not None:
+            raise RvmkitError(f"{describe_path(target)}: the output of {describe_path(source)} is the input "
+                              f"{describe_path(same)}; refusing to overwrite it (rename one)")
+        folder = next((parent for parent in resolved.parents if parent in folders), None)
+        if folder is not None:
+            raise RvmkitError(f"{describe_path(target)}: the output of {describe_path(source)} is inside the "
+                              f"input folder {describe_path(inputs[folder])}; choose another --output-dir")
+    for resolved, path in inputs.items():
+        holder = next((outputs[parent] for parent in resolved.parents if parent in outputs), None)
+        if holder is not None:
+            raise RvmkitError(f"{describe_path(holder[0])}: the output of {describe_path(holder[1])} holds "
+                              f"the input {describe_path(path)}; choose another --output-dir")
 
 
 def _check_roles(roles: Sequence[str]) -> list[str]:
@@ -412,7 +472,8 @@ def _silent(message: str) -> None:
 
 
 def _split_done(manifest: Manifest, paths: list[Path], planned: dict[Path, dict[str, str]],
-                fingerprints: dict[str, str]) -> tuple[list[Item], list[_ItemRun], set[str]]:
+                fingerprints: dict[str, str], replaceable: set[Path]
+                ) -> tuple[list[Item], list[_ItemRun], set[str]]:
     """(items still done, to record as skipped; items to run; inputs among those redone because their
     options or input changed). Decides only: nothing is written before Ray is up."""
     skipped: list[Item] = []
@@ -427,7 +488,7 @@ def _split_done(manifest: Manifest, paths: list[Path], planned: dict[Path, dict[
                                     previous.seconds, fingerprint))
                 continue
             redone.add(str(path))
-        todo.append(_ItemRun(str(path), outputs_for))
+        todo.append(_ItemRun(str(path), outputs_for, overwrite=path in replaceable))
     return skipped, todo, redone
 
 
@@ -435,13 +496,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
               outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
               num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
               warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, on_failure: Log | None = None,
-              **matte_options: Any) -> list[Item]:
+              overwrite: bool = False, **matte_options: Any) -> list[Item]:
     """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
 
     `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
     Inputs already done (manifest says so, the files exist and their fingerprint, of the options and
     the input's size + mtime, still matches) are recorded as skipped; failed, partial or stale ones are
-    redone, replacing their outputs. `output_dir/manifest.json` holds the same records (and earlier
+    redone, replacing their outputs. Any other existing file at an output name is replaced only with
+    `overwrite`, else refused before any work. `output_dir/manifest.json` holds the same records (and earlier
     runs' ones). Every argument is checked (one-line RvmkitError) before anything is created or Ray
     starts. `log` gets a progress line per input (and segment); `on_failure`, when given, gets the line
     of each failed input instead of `log`, so a run without progress still reports its failures.
@@ -471,10 +533,12 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                 raise RvmkitError(f"{describe_path(path)}: same output name as "
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
+    _check_outputs_spare_inputs(planned)
     manifest = Manifest.load(out_dir / MANIFEST_NAME)
+    replaceable = _check_existing_outputs(planned, manifest, overwrite)
     log = log or _silent
     fingerprints = {str(path): work.output_fingerprint(options, path, segments, warmup) for path in paths}
-    skipped, todo, redone = _split_done(manifest, paths, planned, fingerprints)
+    skipped, todo, redone = _split_done(manifest, paths, planned, fingerprints, replaceable)
     started = init_ray(address, quiet=log is _silent) if todo else False  # create nothing before Ray is up
     try:
         _make_dir(out_dir)
@@ -496,7 +560,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
 
         if todo:
             _prefetch_weights(options)
-            run_items(todo, options, segments=segments, warmup=warmup, overwrite=True,
+            run_items(todo, options, segments=segments, warmup=warmup, overwrite=False,
                       num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item, log=log)
     finally:
         if started:

@@ -28,6 +28,7 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.fileio import Staged
 from rvmkit.video.reader import Frame
 from rvmkit.video.writer import FrameSink
 
@@ -203,15 +204,18 @@ def stitched_frames(work_dir: Path, segments: list[Segment], kind: str, frame_co
 
 
 def stitch(work_dir: Path, segments: list[Segment], kind: str, sink: FrameSink,
-           frame_count: int | None) -> int:
-    """Write every segment's `kind` frames, in order, into `sink` and commit it; return the count."""
+           frame_count: int | None) -> tuple[int, Staged | None]:
+    """Write every segment's `kind` frames, in order, into `sink` and finish it; return the count and
+    the staged output, which the caller publishes with the item's other outputs (all or none)."""
     written = 0
-    with sink:
+    try:
         for frame, source in stitched_frames(work_dir, segments, kind, frame_count):
             sink.write(frame, source)
             written += 1
-        sink.commit()
-    return written
+        return written, sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
 
 
 def remove_work_dir(work_dir: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import Any
 from rvmkit import api
 from rvmkit.batch import segments as seg
 from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.fileio import Staged, publish_all, release_lock
 from rvmkit.runtime import default_backend, load_backend, parse_ratio, resolve_model, resolve_ratio
 from rvmkit.runtime.base import Backend
 from rvmkit.video.composite import parse_background
 from rvmkit.video.reader import VideoInfo, open_source
-from rvmkit.video.writer import open_sink
+from rvmkit.video.writer import open_sink, recheck_frame_folder
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,11 @@ def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], optio
 
 
 def stitch_output(input_path: str, role: str, outputs: dict[str, str], options: MatteOptions,
-                  segments: list[seg.Segment], work_dir: str, overwrite: bool) -> int:
-    """Encode `role`'s final output once from the segments' parts, with the input's timestamps and audio."""
+                  segments: list[seg.Segment], work_dir: str, overwrite: bool) -> tuple[int, str | None]:
+    """Encode `role`'s final output once from the segments' parts, with the input's timestamps and audio.
+
+    Returns (frames, its temporary path): the driver publishes an item's outputs together, once all are
+    stitched (`publish_stitched`), so a failure leaves none of them."""
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
     with parse_background(options.background, info.width, info.height) as bg:
@@ -186,7 +191,37 @@ def stitch_output(input_path: str, role: str, outputs: dict[str, str], options: 
     audio = info.path if info.has_audio and not info.is_image_sequence and target.kind == "video" else None
     sink = open_sink(target.path, info, alpha=target.alpha, output_type=options.output_type,
                      mbps=options.output_video_mbps, crf=options.crf, overwrite=overwrite, audio_from=audio)
-    return seg.stitch(Path(work_dir), segments, role, sink, info.frame_count)
+    frames, staged = seg.stitch(Path(work_dir), segments, role, sink, info.frame_count)
+    if staged is None:
+        return frames, None
+    release_lock(staged.lock)  # the temporary now waits for the driver, in another process
+    return frames, str(staged.temp)
+
+
+def publish_stitched(staged: dict[str, str], outputs: dict[str, str], overwrite: bool) -> None:
+    """Publish an item's stitched outputs (role -> temporary path) all together, or none of them."""
+    items = []
+    for role, temp in staged.items():
+        folder = Path(temp).is_dir()
+        items.append(Staged(Path(temp), Path(outputs[role]), into_empty_folder=folder,
+                            recheck=recheck_frame_folder if folder else None))
+    try:
+        publish_all(items, overwrite=overwrite)
+    except BaseException:
+        discard_staged(staged)
+        raise
+    staged.clear()
+
+
+def discard_staged(staged: dict[str, str]) -> None:
+    """Remove stitched outputs that will not be published (their item failed or was interrupted)."""
+    for temp in staged.values():
+        path = Path(temp)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    staged.clear()
 
 
 def timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:

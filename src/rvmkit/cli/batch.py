@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_segment_options(cluster)
     add_model_options(parser.add_argument_group("model"))
     add_render_options(parser.add_argument_group("outputs"))
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files at the output names (the batch's own are always redone)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress lines and no Ray warnings; failed inputs are still reported")
     parser.set_defaults(func=run)
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     items = run_batch(args.inputs, args.output_dir, outputs=args.outputs.split(","), fmt=args.format,
                       address=args.address, num_workers=args.num_workers,
                       cpus_per_worker=args.cpus_per_worker, segments=args.segments, warmup=args.warmup,
-                      log=None if args.quiet else stderr_log, on_failure=stderr_log,
+                      log=None if args.quiet else stderr_log, on_failure=stderr_log, overwrite=args.overwrite,
                       **matte_options(args))
     counts = {status: sum(item.status == status for item in items)
               for status in ("done", "skipped", "failed")}

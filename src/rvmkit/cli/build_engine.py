@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workspace", type=float, default=None, metavar="GiB",
                         help="builder workspace limit")
     parser.add_argument("--output", "-o", required=True, help="engine file to write, e.g. rvm.engine")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing engine and sidecar")
     parser.set_defaults(func=run)
 
 
@@ -29,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
         validate_workspace(args.workspace)  # before the model is read or TensorRT imported
     profile = profile_from_args(args.model, args)
     path = build_engine(args.model, args.output, profile, fp16=args.fp16, workspace_gib=args.workspace,
-                        verbose=args.debug)
+                        verbose=args.debug, overwrite=args.overwrite)
     print(path)
     return 0

@@ -13,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="ratio to bake in (default 0.25)")
     parser.add_argument("--output", required=True,
                         help="OUT.onnx (written simplified when onnxsim is installed)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
     parser.set_defaults(func=run)
 
 
@@ -21,5 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rvmkit.export.convert import convert_official
 
-    print(f"wrote {convert_official(Path(args.source), Path(args.output), args.downsample_ratio)}")
+    output = convert_official(Path(args.source), Path(args.output), args.downsample_ratio,
+                              overwrite=args.overwrite)
+    print(f"wrote {output}")
     return 0

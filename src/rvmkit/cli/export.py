@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--verify-frames", type=int, default=3, metavar="N",
                         help="recurrent frames per size in the final verification (default 3)")
     parser.add_argument("--video", help="clip for the verification (default: generated frames)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(func=run)
 
 
@@ -39,13 +40,14 @@ def run(args: argparse.Namespace) -> int:
     validate_options(downsample_ratio=args.downsample_ratio, precision=args.precision, opset=args.opset,
                      device=args.device)
     validate_frames(args.verify_frames, "--verify-frames")
-    check_outputs(args.output, simplify=not args.no_simplify)
+    check_outputs(args.output, simplify=not args.no_simplify, overwrite=args.overwrite,
+                  inputs=(args.checkpoint, args.video))
     if args.video is not None:
         check_clip(args.video)
     model = weights.load_model(args.checkpoint, variant=args.model_variant)
     paths = export_onnx(model, Path(args.output), downsample_ratio=args.downsample_ratio,
                         precision=args.precision, opset=args.opset, device=args.device,
-                        simplify=not args.no_simplify)
+                        simplify=not args.no_simplify, overwrite=args.overwrite)
     for path in paths:
         print(f"wrote {path}")
     reference = None

@@ -28,7 +28,7 @@ from rvmkit.export.interface import (
     set_ratio_metadata,
     validate_ratio,
 )
-from rvmkit.fileio import require_writable_output, write_atomically
+from rvmkit.fileio import require_new_output, require_writable_output, write_atomically
 
 
 def _fold_constant_concats(graph: Any) -> None:
@@ -114,11 +114,13 @@ def bake_ratio(model: Any, downsample_ratio: float) -> Any:
     return model
 
 
-def convert_official(source: Path, output: Path, downsample_ratio: float) -> Path:
-    """Write the TRT-ready form of official RVM ONNX `source` at `downsample_ratio` to `output`."""
+def convert_official(source: Path, output: Path, downsample_ratio: float, overwrite: bool = False) -> Path:
+    """Write the TRT-ready form of official RVM ONNX `source` at `downsample_ratio` to `output`: never
+    over `source`, and over an existing file only with `overwrite`."""
     import onnx
 
     validate_ratio(downsample_ratio)
+    require_new_output(output, [source], overwrite)
     model = require_rvm_onnx(source)
     if not has_ratio_input(model):
         raise RvmkitError(f"{describe_path(source)}: has no {RATIO_INPUT} input (already TRT-ready?); "
@@ -137,5 +139,5 @@ def convert_official(source: Path, output: Path, downsample_ratio: float) -> Pat
     apply_dynamic_axes(model)
     set_ratio_metadata(model, downsample_ratio)
     onnx.checker.check_model(model)
-    write_atomically(output, lambda path: onnx.save(model, os.fspath(path)))
+    write_atomically(output, lambda path: onnx.save(model, os.fspath(path)), overwrite=overwrite)
     return Path(output)

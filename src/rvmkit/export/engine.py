@@ -20,7 +20,7 @@ from typing import Any
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.export.check import check_model
 from rvmkit.export.profile import ShapeProfile
-from rvmkit.fileio import require_writable_output, write_atomically
+from rvmkit.fileio import require_new_output, require_writable_output, write_all_atomically
 
 NOT_INSTALLED = "TensorRT is not installed: pip install 'rvmkit[tensorrt]' on a machine with an NVIDIA GPU"
 SIDECAR_SUFFIX = ".json"
@@ -110,18 +110,21 @@ def engine_metadata(model_path: str | os.PathLike, profile: ShapeProfile, fp16: 
 
 
 def build_engine(model_path: str | os.PathLike, output: str | os.PathLike, profile: ShapeProfile, *,
-                 fp16: bool = False, workspace_gib: float | None = None, verbose: bool = False) -> Path:
-    """Check the model, build the engine, write `output` and its `.json` sidecar atomically.
+                 fp16: bool = False, workspace_gib: float | None = None, verbose: bool = False,
+                 overwrite: bool = False) -> Path:
+    """Check the model, build the engine, write `output` and its `.json` sidecar atomically, together.
 
     The readiness check runs before TensorRT is imported, so an unfit model is refused even where
-    TensorRT is absent.
+    TensorRT is absent. Neither file may be the model; existing ones are replaced only with `overwrite`.
     """
     if workspace_gib is not None:
         validate_workspace(workspace_gib)
     output = require_writable_output(output)
+    for path in (output, sidecar_path(output)):
+        require_new_output(path, [model_path], overwrite)
     require_ready(model_path)
     data = serialize_engine(model_path, profile, fp16=fp16, workspace_gib=workspace_gib, verbose=verbose)
-    metadata = engine_metadata(model_path, profile, fp16)
-    write_atomically(output, lambda tmp: tmp.write_bytes(data))
-    write_atomically(sidecar_path(output), lambda tmp: tmp.write_text(json.dumps(metadata, indent=2) + "\n"))
+    metadata = json.dumps(engine_metadata(model_path, profile, fp16), indent=2) + "\n"
+    write_all_atomically([(output, lambda tmp: tmp.write_bytes(data)),
+                          (sidecar_path(output), lambda tmp: tmp.write_text(metadata))], overwrite=overwrite)
     return output

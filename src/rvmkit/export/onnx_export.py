@@ -10,6 +10,7 @@ handle (see shapes.py).
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,7 +31,7 @@ from rvmkit.export.interface import (
     trt_path_for,
     validate_ratio,
 )
-from rvmkit.fileio import require_writable_output, write_atomically
+from rvmkit.fileio import require_new_output, require_writable_output, write_all_atomically
 from rvmkit.model import MattingNetwork
 from rvmkit.model.common import resize_by_factor
 
@@ -143,41 +144,48 @@ def _finish(model: Any, ratio: float, precision: str, variant: str) -> Any:
     return model
 
 
-def save_model(model: Any, target: Path) -> None:
-    """onnx.save atomically (temp name in the target directory, then rename)."""
+def save_models(models: list[tuple[Path, Any]], overwrite: bool = False) -> None:
+    """onnx.save each model to a temporary name beside its target, then publish them together (all or
+    none; an existing file is replaced only with `overwrite`)."""
     import onnx
 
-    write_atomically(target, lambda path: onnx.save(model, str(path)))
+    def saver(model: Any) -> Any:
+        return lambda path: onnx.save(model, str(path))
+
+    write_all_atomically([(Path(target), saver(model)) for target, model in models], overwrite=overwrite)
 
 
-def check_outputs(output: str | Path, simplify: bool = True) -> Path:
+def check_outputs(output: str | Path, simplify: bool = True, overwrite: bool = False,
+                  inputs: tuple[str | os.PathLike | None, ...] = ()) -> Path:
     """Refuse, in one line and before exporting, an output without the .onnx suffix (the simplified
-    twin is named from it) or one that cannot be written; returns the `<stem>_trt.onnx` path."""
+    twin is named from it), one that cannot be written, one of `inputs` (the checkpoint, the clip), or
+    an existing file without `overwrite`; returns the `<stem>_trt.onnx` path."""
     output = require_writable_output(output, ".onnx")
     trt = trt_path_for(output)
-    if simplify:
-        require_writable_output(trt, ".onnx")
+    for path in (output, trt) if simplify else (output,):
+        require_writable_output(path, ".onnx")
+        require_new_output(path, list(inputs), overwrite)
     return trt
 
 
 def export_onnx(model: MattingNetwork, output: Path, *, downsample_ratio: float = 0.25,
                 precision: str = "float32", opset: int = 12, device: str = "cpu",
-                simplify: bool = True) -> list[Path]:
-    """Export `model` to `output` (and `<stem>_trt.onnx` unless simplify=False); returns the
-    written paths, the simplified one last."""
+                simplify: bool = True, overwrite: bool = False) -> list[Path]:
+    """Export `model` to `output` (and `<stem>_trt.onnx` unless simplify=False), both published
+    together; returns the written paths, the simplified one last. Existing files are replaced only
+    with `overwrite`."""
     import onnx
 
     output = Path(output)
     validate_options(downsample_ratio=downsample_ratio, precision=precision, opset=opset, device=device)
-    trt = check_outputs(output, simplify)
+    trt = check_outputs(output, simplify, overwrite)
     with tempfile.TemporaryDirectory(prefix="rvmkit-export-") as tmp:
         raw_path = Path(tmp) / "raw.onnx"
         _torch_export(model.eval(), raw_path, downsample_ratio, opset, device)
         raw = onnx.load(str(raw_path))
-    save_model(_finish(raw, downsample_ratio, precision, model.variant), output)
-    written = [output]
+    models = [(output, _finish(raw, downsample_ratio, precision, model.variant))]
     if simplify:
         simplified = simplify_model(raw, str(output))
-        save_model(_finish(simplified, downsample_ratio, precision, model.variant), trt)
-        written.append(trt)
-    return written
+        models.append((trt, _finish(simplified, downsample_ratio, precision, model.variant)))
+    save_models(models, overwrite)
+    return [path for path, _ in models]

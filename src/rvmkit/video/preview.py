@@ -37,6 +37,14 @@ def sample_indices(frame_count: int, rows: int = 4) -> list[int]:
 
 def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path) -> Path:
     """Write rows of (input RGB, alpha grey, composition) as a PNG grid, atomically; returns `path`."""
+    data = contact_sheet_png(rows)
+    path = Path(path)
+    write_atomically(path, lambda tmp: tmp.write_bytes(data))
+    return path
+
+
+def contact_sheet_png(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
+    """The PNG bytes of `contact_sheet`'s grid."""
     if not rows:
         raise ValueError("contact_sheet needs at least one row")
     source_h, source_w = rows[0][0].shape[:2]
@@ -49,7 +57,4 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: P
         for c, image in enumerate(row):
             top, left = GAP + r * (height + GAP), GAP + c * (width + GAP)
             sheet[top:top + height, left:left + width] = _tile(image, width, height)
-    data = encode_png(sheet)
-    path = Path(path)
-    write_atomically(path, lambda tmp: tmp.write_bytes(data))
-    return path
+    return encode_png(sheet)

@@ -20,8 +20,10 @@ stream of the input is copied packet by packet (no re-encode) when the container
 otherwise (e.g. AAC into .webm) it is transcoded to Opus for .webm and AAC for the others, keeping its
 timestamps. Language and title tags come along.
 
-Outputs are written under a hidden temporary name in the target folder and renamed by `commit()`;
-`abort()` removes them, so the final name only ever holds a complete output.
+Outputs are written under a hidden temporary name in the target folder (`rvmkit.fileio.make_temp`).
+`finish()` completes one and returns it staged, for the caller to publish with the run's other outputs
+(`rvmkit.fileio.publish_all`: all or none, never replacing without overwrite); `commit()` does both
+for a single output; `abort()` removes every trace, so the final name only ever holds a complete output.
 """
 
 from __future__ import annotations
@@ -37,7 +39,16 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import require_creatable
+from rvmkit.fileio import (
+    Staged,
+    lock_temp,
+    make_temp,
+    publish_all,
+    release_lock,
+    remove_stale_temps,
+    require_creatable,
+    require_replaceable,
+)
 from rvmkit.video.reader import Frame, VideoInfo
 
 VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
@@ -82,6 +93,12 @@ class FrameSink:
     def write(self, frame: np.ndarray, source: Frame) -> None:
         raise NotImplementedError
 
+    def finish(self) -> Staged | None:
+        """Complete the output under its temporary name and return it for `publish_all` (so a run's
+        outputs are published together); None when the sink published it itself."""
+        self.commit()
+        return None
+
     def commit(self) -> Path:
         raise NotImplementedError
 
@@ -115,11 +132,12 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     except OSError as error:
         reason = error.strerror
         raise RvmkitError(f"{describe_path(path.parent)}: cannot create output folder ({reason})") from None
+    remove_stale_temps(path)
     if kind == "png_sequence":
-        return PngSequenceSink(path)
+        return PngSequenceSink(path, overwrite=overwrite)
     fmt = VIDEO_SUFFIXES[suffix][1]
     return VideoSink(path, info, codec=codec, fmt=fmt, alpha=alpha, mbps=mbps, crf=crf,
-                     audio_from=audio_from, codec_options=codec_options or {})
+                     audio_from=audio_from, codec_options=codec_options or {}, overwrite=overwrite)
 
 
 def check_quality(codecs: list[str], mbps: float | None, crf: int | None) -> None:
@@ -172,6 +190,7 @@ def check_output_path(path: Path, info: VideoInfo, overwrite: bool, kind: str) -
         if not overwrite:
             raise RvmkitError(f"{describe_path(path)}: already exists; use --overwrite to replace it")
         _check_replaceable(path, kind)
+        require_replaceable(path)
     require_creatable(path)
 
 
@@ -190,21 +209,15 @@ def _check_replaceable(path: Path, kind: str) -> None:
                           f"frames, and this one also holds {others[0]!r}{more}; choose a new folder")
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.rvmkit-tmp{path.suffix}")
-
-
-def _publish(temp: Path, path: Path) -> None:
-    """Rename temp onto path; an existing folder (overwrite) is moved aside first, then deleted, once
-    checked again: files put there during the run are never deleted."""
+def recheck_frame_folder(path: Path) -> None:
+    """Just before --overwrite replaces a frame folder: files put there during the run are never deleted."""
     if path.is_dir() and not path.is_symlink():
         _check_replaceable(path, "png_sequence")
-        trash = path.with_name(f".{path.name}.{os.getpid()}.rvmkit-old")
-        os.replace(path, trash)
-        os.replace(temp, path)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(temp, path)
+
+
+def _one_line(path: Path, what: str, error: BaseException) -> RvmkitError:
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return RvmkitError(f"{describe_path(path)}: {what} ({reason})")
 
 
 def _check_frame(frame: np.ndarray, width: int, height: int, path: Path) -> np.ndarray:
@@ -231,27 +244,38 @@ def encode_png(frame: np.ndarray) -> bytes:
 
 
 class PngSequenceSink(FrameSink):
-    """PNG frames in a hidden temporary folder, renamed to `path` at commit."""
+    """PNG frames in a hidden temporary folder, renamed to `path` when published."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._temp = _temp_name(path)
-        shutil.rmtree(self._temp, ignore_errors=True)
-        self._temp.mkdir()
+    def __init__(self, path: Path, overwrite: bool = False) -> None:
+        self.path, self.overwrite = path, overwrite
+        try:
+            self._temp = make_temp(path, folder=True)
+        except OSError as error:
+            raise _one_line(path, "cannot create the output", error) from None
+        self._lock = lock_temp(self._temp)
         self._count = 0
 
     def write(self, frame: np.ndarray, source: Frame) -> None:
         if frame.ndim < 2:
             raise ValueError(f"{self.path}: expected an image, got shape {frame.shape}")
         frame = _check_frame(frame, frame.shape[1], frame.shape[0], self.path)
-        (self._temp / f"{source.index:06d}.png").write_bytes(encode_png(frame))
+        try:
+            (self._temp / f"{source.index:06d}.png").write_bytes(encode_png(frame))
+        except OSError as error:  # disk full, quota, file size limit
+            raise _one_line(self.path, f"cannot write frame {source.index}", error) from None
         self._count += 1
 
+    def finish(self) -> Staged:
+        lock, self._lock = self._lock, None
+        return Staged(self._temp, self.path, into_empty_folder=True, recheck=recheck_frame_folder, lock=lock)
+
     def commit(self) -> Path:
-        _publish(self._temp, self.path)
+        publish_all([self.finish()], overwrite=self.overwrite)
         return self.path
 
     def abort(self) -> None:
+        release_lock(self._lock)
+        self._lock = None
         shutil.rmtree(self._temp, ignore_errors=True)
 
 
@@ -259,19 +283,26 @@ class VideoSink(FrameSink):
     """One video stream (plus the input's audio) in a temporary file, renamed to `path` at commit."""
 
     def __init__(self, path: Path, info: VideoInfo, *, codec: str, fmt: str, alpha: bool, mbps: float | None,
-                 crf: int | None, audio_from: Path | None, codec_options: dict[str, str]) -> None:
-        self.path, self.info = path, info
+                 crf: int | None, audio_from: Path | None, codec_options: dict[str, str],
+                 overwrite: bool = False) -> None:
+        self.path, self.info, self.overwrite = path, info, overwrite
         self.fps = Fraction(info.fps) if info.fps else Fraction(30)
         self.time_base = Fraction(info.time_base) if info.time_base else 1 / self.fps
         self._frame_duration = max(1, round(1 / self.fps / self.time_base))
-        self._temp = _temp_name(path)
         self._audio: _AudioCopy | None = None
         self._last_pts: int | None = None
         self._committed = False
+        self._lock: int | None = None
+        try:
+            self._temp = make_temp(path)
+        except OSError as error:
+            raise _one_line(path, "cannot create output", error) from None
+        self._lock = lock_temp(self._temp)
         try:
             options = _MUXER_OPTIONS.get(fmt, {})
             self._container = av.open(str(self._temp), mode="w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as error:
+            self.abort()
             raise RvmkitError(f"{describe_path(path)}: cannot create output ({error})") from None
         try:
             self._stream = self._add_video(codec, alpha, mbps, crf, codec_options)
@@ -346,11 +377,10 @@ class VideoSink(FrameSink):
             if self._audio is not None:
                 self._audio.copy_until(float(picture.pts * self.time_base))
             self._container.mux(packets)
-        except av.FFmpegError as error:
-            raise RvmkitError(f"{describe_path(self.path)}: encoding frame {source.index} "
-                              f"failed ({error})") from None
+        except (av.FFmpegError, OSError) as error:  # OSError: disk full, file size limit
+            raise _one_line(self.path, f"encoding frame {source.index} failed", error) from None
 
-    def commit(self) -> Path:
+    def finish(self) -> Staged:
         try:
             self._container.mux(self._stream.encode(None))
             if self._audio is not None:
@@ -359,15 +389,21 @@ class VideoSink(FrameSink):
             self._container.close()
         except (av.FFmpegError, OSError) as error:
             self.abort()
-            raise RvmkitError(f"{describe_path(self.path)}: finishing the video failed ({error})") from None
-        _publish(self._temp, self.path)
+            raise _one_line(self.path, "finishing the video failed", error) from None
+        lock, self._lock = self._lock, None
+        return Staged(self._temp, self.path, lock=lock)
+
+    def commit(self) -> Path:
+        publish_all([self.finish()], overwrite=self.overwrite)
         self._committed = True
         return self.path
 
     def abort(self) -> None:
+        release_lock(self._lock)
+        self._lock = None
         if self._committed:
             return
-        for closable in (self._audio, self._container):
+        for closable in (self._audio, getattr(self, "_container", None)):
             try:
                 if closable is not None:
                     closable.close()
