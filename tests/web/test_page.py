@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import read_frames
 
@@ -30,18 +31,20 @@ SIZE = (320, 240)  # the numbers test's frames: small, so 10 recurrent frames ta
 TIMEOUT_MS = 90_000
 
 
+def small(frame: np.ndarray) -> Image.Image:
+    return Image.fromarray(frame).resize(SIZE, Image.BILINEAR)
+
+
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root holding `site/` (made by the CLI, plus test frames) and `broken/` (its model removed)."""
-    from PIL import Image
-
     from rvmkit.cli import main
 
     root = tmp_path_factory.mktemp("web")
     assert main(["export-web", str(root / "site"), "--ratio", str(RATIO)]) == 0
     (root / "site" / "frames").mkdir()
     for index, frame in enumerate(read_frames("book", 10)):
-        Image.fromarray(frame).resize(SIZE, Image.BILINEAR).save(root / "site" / "frames" / f"{index}.png")
+        small(frame).save(root / "site" / "frames" / f"{index}.png")
     shutil.copytree(root / "site", root / "broken", ignore=shutil.ignore_patterns("*.onnx", "frames"))
     return root
 
@@ -82,11 +85,20 @@ def _launch(playwright: object, *extra: str) -> object:
 @pytest.fixture(scope="module")
 def camera_browser(playwright: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Chromium whose fake camera plays a real clip (looped); access only where a context grants it."""
-    clip = write_y4m(tmp_path_factory.mktemp("camera") / "book.y4m", read_frames("book", 30))
+    frames = [np.asarray(small(frame)) for frame in read_frames("book", 30)]
+    clip = write_y4m(tmp_path_factory.mktemp("camera") / "book.y4m", frames)
     browser = _launch(playwright, "--use-fake-device-for-media-stream",
                       f"--use-file-for-fake-video-capture={clip}")
     yield browser
     browser.close()
+
+
+@pytest.fixture(scope="module")
+def camera_page(camera_browser: object, isolated_url: str) -> Iterator[object]:
+    """The page with its model loaded and the camera allowed (shared: loading it takes seconds)."""
+    page = open_page(camera_browser, isolated_url + "site/", camera=True)
+    yield page
+    page.context.close()
 
 
 @pytest.fixture(scope="module")
@@ -174,15 +186,11 @@ def python_path(model: Path, frames: list[np.ndarray], carry_state: bool = True
     return results
 
 
-def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, browser: object,
-                                                              isolated_url: str) -> None:
-    from PIL import Image
-
-    page = open_page(browser, isolated_url + "site/")
+def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
     urls = [f"frames/{index}.png" for index in range(10)]
     # JSON in the page: Playwright's own transfer of millions of numbers takes minutes
     hook = "async ([urls, ratio]) => JSON.stringify(await window.rvmkitTest.matteUrls(urls, ratio))"
-    results = json.loads(page.evaluate(hook, [urls, RATIO]))
+    results = json.loads(camera_page.evaluate(hook, [urls, RATIO]))
     frames = [np.asarray(Image.open(sites / "site" / url).convert("RGB")) for url in urls]
     expected = python_path(sites / "site" / MODEL, frames)
     width, height = SIZE
@@ -193,19 +201,20 @@ def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, brows
         assert np.abs(page_alpha - alpha).max() <= 2, f"frame {index}: alpha off by more than 2/255"
         assert np.abs(page_fgr - fgr).max() <= 2, f"frame {index}: fgr off by more than 2/255"
         assert 0.05 < (alpha > 128).mean() < 0.95, "a person on a background, not a blank matte"
-    page.context.close()
     stateless = python_path(sites / "site" / MODEL, frames, carry_state=False)
     assert max(np.abs(a - b[0]).max() for a, b in zip([r[0] for r in expected], stateless)) > 2, \
         "the tolerance must tell a carried state from none"
 
 
-def test_camera_is_matted_live_with_fps(camera_browser: object, isolated_url: str) -> None:
-    page = open_page(camera_browser, isolated_url + "site/", camera=True)
+def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
+    page = camera_page
     status = page.evaluate("window.rvmkitTest.status()")
     assert status["isolated"] and status["threads"] >= 1 and status["backend"] == "wasm"
     page.click("#start-camera")
     page.select_option("#view", "alpha")
+    started = time.monotonic()
     wait_until(page, "window.rvmkitTest.status().frames >= 3")
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - started)))  # a few seconds of live matting
     status = page.evaluate("window.rvmkitTest.status()")
     assert status["running"] and status["fps"] > 0 and status["message"] == ""
     assert "fps" in page.inner_text("#fps") and "WASM" in page.inner_text("#backend")
@@ -219,7 +228,6 @@ def test_camera_is_matted_live_with_fps(camera_browser: object, isolated_url: st
     assert 0.05 < bright < 0.95, f"alpha view: {bright:.1%} of the pixels are foreground"
     page.click("#stop")
     assert not page.evaluate("window.rvmkitTest.status().running")
-    page.context.close()
 
 
 def test_missing_model_file_is_explained(browser: object, isolated_url: str) -> None:

@@ -70,9 +70,9 @@ def _serve(folder: Path, host: str, port: int) -> int:
     except OSError as error:
         raise RvmkitError(f"{host}:{port}: cannot serve there ({error.strerror or error}); "
                           "choose another --port") from None
-    print(f"serving {folder} at {url_of(server)} (Ctrl-C to stop)", flush=True)
     try:
         with _sigterm_as_exit():
+            print(f"serving {folder} at {url_of(server)} (Ctrl-C to stop)", flush=True)
             server.serve_forever()
     except (KeyboardInterrupt, SystemExit):
         pass

@@ -8,8 +8,9 @@
 // Test hook (documented in the README), on window.rvmkitTest:
 //   ready: Promise, resolved once the runtime and models.json are loaded (rejected with the page's message)
 //   matteUrls(urls, ratio?) -> Promise<[{width, height, alpha: number[] (uint8, HxW),
-//                                         fgr: number[] (uint8 RGB, HxWx3)}]>
+//                                         fgr: number[] (uint8 RGB, HxWx3), runMs}]>
 //       mattes the images in order with a fresh state carried from one to the next, at their own size
+//       (ratio: one listed in models.json, default the page's); runMs: that frame's session.run() time
 //   status() -> {backend, threads, isolated, running, frames, fps, runMs, message, ortVersion, ratio}
 //       frames: live frames matted; fps: over the last 10 of them; runMs: the last session.run() time
 //
@@ -183,6 +184,7 @@ class Matter {
   constructor(session) {
     this.session = session;
     this.state = null;
+    this.runMs = 0;
   }
 
   async step(rgba, width, height) {
@@ -191,7 +193,7 @@ class Matter {
     STATES.forEach((name, index) => { feeds[`${name}i`] = state[index]; });
     const started = performance.now();
     const out = await this.session.run(feeds);
-    live.runMs = performance.now() - started;
+    this.runMs = performance.now() - started;
     this.state = STATES.map((name) => out[`${name}o`]);
     return { fgr: out.fgr.data, pha: out.pha.data };
   }
@@ -345,6 +347,7 @@ async function runLoop(token) {
     const { fgr, pha } = await matter.step(pixelsOf(video, width, height, liveFrame), width, height);
     if (live.token !== token) break;
     render(fgr, pha, width, height);
+    live.runMs = matter.runMs;
     live.done = frameId;
     live.frames += 1;
     times.push(performance.now()); // fps over the last (up to) 10 matted frames
@@ -447,7 +450,7 @@ async function matteUrls(urls, ratio) {
     const height = image.naturalHeight;
     const { fgr, pha } = await matter.step(pixelsOf(image, width, height), width, height);
     const { alpha, colour } = quantise(fgr, pha, width * height);
-    results.push({ width, height, alpha, fgr: colour });
+    results.push({ width, height, alpha, fgr: colour, runMs: matter.runMs });
   }
   return results;
 }
