@@ -7,7 +7,13 @@ PIP := $(PY) -m pip
 # pulling a multi-GB CUDA build for the plain `torch` requirement of the export extra.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv install demo test lint clean
+# onnxruntime-web (pinned in package.json / package-lock.json) for `rvmkit export-web`: its browser files
+# are copied into the package, so an install (editable or wheel) carries them.
+ORT_DIR := src/rvmkit/web/static/ort
+ORT_FILES := ort.min.mjs ort-wasm-simd-threaded.jsep.mjs ort-wasm-simd-threaded.jsep.wasm
+ORT_STAMP := $(ORT_DIR)/ort-wasm-simd-threaded.jsep.wasm
+
+.PHONY: venv install web demo test lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +23,18 @@ venv: $(PY)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml | $(PY)
+$(VENV)/.installed: pyproject.toml $(ORT_STAMP) | $(PY)
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e ".[export,test,batch,openvino]"
 	touch $@
+
+web: $(ORT_STAMP)
+
+$(ORT_STAMP): package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found: install Node.js with npm (rvmkit export-web ships onnxruntime-web from npm), then run make again" >&2; exit 1; }
+	npm ci --silent --ignore-scripts --no-audit --no-fund
+	mkdir -p $(ORT_DIR)
+	cp $(addprefix node_modules/onnxruntime-web/dist/,$(ORT_FILES)) $(ORT_DIR)/
 
 demo: install
 	$(VENV)/bin/rvmkit weights fetch
@@ -35,4 +49,4 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo build *.egg-info src/*.egg-info
+	rm -rf $(VENV) demo build *.egg-info src/*.egg-info node_modules $(ORT_DIR)

@@ -1,0 +1,81 @@
+"""`rvmkit export-web OUT_DIR`: a static site for live webcam matting in the browser (onnxruntime-web)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export-web", help="write a static site that mattes the webcam live in the browser",
+        description="Write a self-contained static site (page, onnxruntime-web, one model per ratio) "
+                    "that mattes the webcam or a video file live in the browser. Nothing leaves the "
+                    "user's machine.")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (must not exist, or be empty)")
+    parser.add_argument("--ratio", dest="ratios", type=float, action="append", metavar="R",
+                        help="downsample ratio to bake into a model; repeat for several "
+                             "(default: 0.25 and 0.5)")
+    parser.add_argument("--model", help="official RVM ONNX to convert (default: the pretrained MobileNetV3)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export-web site in OUT_DIR")
+    parser.add_argument("--serve", action="store_true",
+                        help="then serve OUT_DIR over http with the COOP/COEP headers WASM threads need "
+                             "(an existing site is served as it is unless --overwrite)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
+    parser.set_defaults(func=run)
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the half-built folder is removed."""
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rvmkit.web import DEFAULT_RATIOS, MANIFEST, write_site
+
+    out_dir = Path(args.out_dir)
+    existing_site = out_dir.is_dir() and (out_dir / MANIFEST).is_file()
+    if not (args.serve and existing_site and not args.overwrite):
+        with _sigterm_as_exit():
+            write_site(out_dir, ratios=tuple(args.ratios or DEFAULT_RATIOS), model=args.model,
+                       overwrite=args.overwrite)
+        print(f"wrote {out_dir}")
+    elif args.ratios or args.model:
+        print(f"{out_dir} already holds a site: serving it as it is (add --overwrite to re-export)")
+    if args.serve:
+        return _serve(out_dir, args.host, args.port)
+    print(f"serve it over http (from file:// the page cannot run): rvmkit export-web {out_dir} --serve")
+    return 0
+
+
+def _serve(folder: Path, host: str, port: int) -> int:
+    from rvmkit.errors import RvmkitError
+    from rvmkit.web.server import make_server, url_of
+
+    try:
+        server = make_server(folder, host, port)
+    except OSError as error:
+        raise RvmkitError(f"{host}:{port}: cannot serve there ({error.strerror or error}); "
+                          "choose another --port") from None
+    try:
+        with _sigterm_as_exit():
+            print(f"serving {folder} at {url_of(server)} (Ctrl-C to stop)", flush=True)
+            server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+    return 0

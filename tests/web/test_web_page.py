@@ -1,0 +1,272 @@
+"""The exported page in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+The site is made by the CLI (`rvmkit export-web`) and served on 127.0.0.1 with the COOP/COEP headers
+(rvmkit.web.server). Skipped, saying so, only where no chromium binary is found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import read_frames
+
+CHROMIUM = os.environ.get("RVMKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="no chromium binary found (apt-get install chromium)")
+
+BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RATIO = 0.5
+MODEL = "models/rvm_mobilenetv3_r0.5.onnx"
+SIZE = (320, 240)  # the numbers test's frames: small, so 10 recurrent frames take seconds in WASM
+TIMEOUT_MS = 90_000
+
+
+def small(frame: np.ndarray) -> Image.Image:
+    return Image.fromarray(frame).resize(SIZE, Image.BILINEAR)
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root holding `site/` (made by the CLI, plus test frames) and `broken/` (its model removed)."""
+    from rvmkit.cli import main
+
+    root = tmp_path_factory.mktemp("web")
+    assert main(["export-web", str(root / "site"), "--ratio", str(RATIO)]) == 0
+    (root / "site" / "frames").mkdir()
+    for index, frame in enumerate(read_frames("book", 10)):
+        small(frame).save(root / "site" / "frames" / f"{index}.png")
+    shutil.copytree(root / "site", root / "broken", ignore=shutil.ignore_patterns("*.onnx", "frames"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def isolated_url(sites: Path) -> Iterator[str]:
+    yield from _serve(sites, isolate=True)
+
+
+@pytest.fixture(scope="module")
+def plain_url(sites: Path) -> Iterator[str]:
+    yield from _serve(sites, isolate=False)
+
+
+def _serve(folder: Path, isolate: bool) -> Iterator[str]:
+    from rvmkit.web.server import serve_in_thread, url_of
+
+    server = serve_in_thread(folder, isolate=isolate)
+    try:
+        yield url_of(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+def _launch(playwright: object, *extra: str) -> object:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*BASE_ARGS, *extra], timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def camera_browser(playwright: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Chromium whose fake camera plays a real clip (looped); access only where a context grants it."""
+    frames = [np.asarray(small(frame)) for frame in read_frames("book", 30)]
+    clip = write_y4m(tmp_path_factory.mktemp("camera") / "book.y4m", frames)
+    browser = _launch(playwright, "--use-fake-device-for-media-stream",
+                      f"--use-file-for-fake-video-capture={clip}")
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def camera_page(camera_browser: object, isolated_url: str) -> Iterator[object]:
+    """The page with its model loaded and the camera allowed (shared: loading it takes seconds)."""
+    page = open_page(camera_browser, isolated_url + "site/", camera=True)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: object) -> Iterator[object]:
+    """Chromium with no camera at all."""
+    browser = _launch(playwright)
+    yield browser
+    browser.close()
+
+
+def write_y4m(path: Path, frames: list[np.ndarray]) -> Path:
+    """The frames as a YUV4MPEG2 file (4:2:0), the format Chromium's fake camera reads."""
+    import av
+
+    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
+        stream = container.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for index, rgb in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            picture.pts = index
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
+    return path
+
+
+def open_page(browser: object, url: str, *, wait: str = "model", camera: bool = False) -> object:
+    """A page in a fresh context; wait: "model" (loaded), "controls" (enabled; the model still loading)
+    or "" (nothing). camera: grant the camera permission."""
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    if camera:
+        context.grant_permissions(["camera"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    wait_until(page, "window.rvmkitTest !== undefined")
+    if wait == "model":
+        page.evaluate("window.rvmkitTest.ready")
+    elif wait == "controls":
+        wait_until(page, "document.body.dataset.state !== 'loading'")
+    return page
+
+
+def wait_until(page: object, expression: str, timeout: float = TIMEOUT_MS / 1000) -> None:
+    """Poll a page expression from here (the page's CSP forbids the eval Playwright's own polling uses)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.2)
+
+
+def page_message(page: object) -> str:
+    page.wait_for_selector("#message:not([hidden])")
+    return page.inner_text("#message")
+
+
+def canvas_colours(page: object) -> int:
+    """How many distinct colours the output canvas shows (1: blank)."""
+    return page.evaluate("""() => {
+        const canvas = document.getElementById('output');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        const seen = new Set();
+        for (let i = 0; i < data.length && seen.size < 50; i += 4) {
+            seen.add(data[i] << 16 | data[i + 1] << 8 | data[i + 2]);
+        }
+        return seen.size;
+    }""")
+
+
+def python_path(model: Path, frames: list[np.ndarray], carry_state: bool = True
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """rvmkit's Python path (plain ONNX Runtime) on the page's model, quantised as the page does."""
+    from rvmkit.runtime import load_backend
+
+    def to_bytes(values: np.ndarray) -> np.ndarray:
+        return np.floor(np.clip(values.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.int16)
+
+    results, state = [], None
+    with load_backend("onnxruntime", model, fast=False) as backend:
+        for frame in frames:
+            src = (frame.astype(np.float32) / 255).transpose(2, 0, 1)[None]
+            fgr, pha, next_state = backend.step(src, state, RATIO)
+            state = next_state if carry_state else None
+            results.append((to_bytes(pha[0, 0]), to_bytes(fgr[0].transpose(1, 2, 0))))
+    return results
+
+
+def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
+    urls = [f"frames/{index}.png" for index in range(10)]
+    # JSON in the page: Playwright's own transfer of millions of numbers takes minutes
+    hook = "async ([urls, ratio]) => JSON.stringify(await window.rvmkitTest.matteUrls(urls, ratio))"
+    results = json.loads(camera_page.evaluate(hook, [urls, RATIO]))
+    frames = [np.asarray(Image.open(sites / "site" / url).convert("RGB")) for url in urls]
+    expected = python_path(sites / "site" / MODEL, frames)
+    width, height = SIZE
+    for index, (result, (alpha, fgr)) in enumerate(zip(results, expected)):
+        assert (result["width"], result["height"]) == SIZE
+        page_alpha = np.array(result["alpha"], np.int16).reshape(height, width)
+        page_fgr = np.array(result["fgr"], np.int16).reshape(height, width, 3)
+        assert np.abs(page_alpha - alpha).max() <= 2, f"frame {index}: alpha off by more than 2/255"
+        assert np.abs(page_fgr - fgr).max() <= 2, f"frame {index}: fgr off by more than 2/255"
+        assert 0.05 < (alpha > 128).mean() < 0.95, "a person on a background, not a blank matte"
+    stateless = python_path(sites / "site" / MODEL, frames, carry_state=False)
+    assert max(np.abs(a - b[0]).max() for a, b in zip([r[0] for r in expected], stateless)) > 2, \
+        "the tolerance must tell a carried state from none"
+
+
+def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
+    page = camera_page
+    status = page.evaluate("window.rvmkitTest.status()")
+    assert status["isolated"] and status["threads"] >= 1 and status["backend"] == "wasm"
+    page.click("#start-camera")
+    page.select_option("#view", "alpha")
+    started = time.monotonic()
+    wait_until(page, "window.rvmkitTest.status().frames >= 3")
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - started)))  # a few seconds of live matting
+    status = page.evaluate("window.rvmkitTest.status()")
+    assert status["running"] and status["fps"] > 0 and status["message"] == ""
+    assert "fps" in page.inner_text("#fps") and "WASM" in page.inner_text("#backend")
+    bright = page.evaluate("""() => {
+        const canvas = document.getElementById('output');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let on = 0;
+        for (let i = 0; i < data.length; i += 4) on += data[i] > 128;
+        return on / (data.length / 4);
+    }""")
+    assert 0.05 < bright < 0.95, f"alpha view: {bright:.1%} of the pixels are foreground"
+    page.click("#stop")
+    assert not page.evaluate("window.rvmkitTest.status().running")
+
+
+def test_missing_model_file_is_explained(browser: object, isolated_url: str) -> None:
+    page = open_page(browser, isolated_url + "broken/", wait="")
+    message = page_message(page)
+    assert MODEL in message and "missing" in message and "rvmkit export-web" in message
+    assert page.is_disabled("#start-camera")
+    assert canvas_colours(page) > 1
+    page.context.close()
+
+
+def test_denied_camera_is_explained(camera_browser: object, isolated_url: str) -> None:
+    page = open_page(camera_browser, isolated_url + "site/", wait="controls")
+    page.click("#start-camera")
+    assert "permission denied" in page_message(page).lower()
+    assert canvas_colours(page) > 1
+    assert not page.evaluate("window.rvmkitTest.status().running")
+    page.context.close()
+
+
+def test_no_camera_is_explained(browser: object, isolated_url: str) -> None:
+    page = open_page(browser, isolated_url + "site/", wait="controls", camera=True)
+    page.click("#start-camera")
+    assert "no camera found" in page_message(page).lower()
+    assert canvas_colours(page) > 1
+    page.context.close()
+
+
+def test_page_without_isolation_runs_one_thread_and_says_so(browser: object, plain_url: str) -> None:
+    page = open_page(browser, plain_url + "site/", wait="controls")
+    status = page.evaluate("window.rvmkitTest.status()")
+    assert not status["isolated"] and status["threads"] == 1
+    assert "1 thread" in page_message(page) and "1 thread" in page.inner_text("#backend")
+    page.context.close()
+
+
+def test_page_opened_from_file_says_to_serve_it(browser: object, sites: Path) -> None:
+    page = browser.new_page()
+    page.goto((sites / "site" / "index.html").as_uri())
+    message = page_message(page)
+    assert "file://" in message and "--serve" in message
+    page.close()
