@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rvmkit.export.convert import convert_official
+    from rvmkit.graph.bake import convert_official
 
     print(f"wrote {convert_official(Path(args.source), Path(args.output), args.downsample_ratio)}")
     return 0
