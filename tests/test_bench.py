@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from test_backends import baked_onnx as baked_onnx  # the fixture, shared
 
 from rvmkit import bench
 from rvmkit.bench import parse_size
@@ -146,7 +145,7 @@ def test_bench_fp16_applies_to_the_torch_backend_only():
 
 def test_bench_leaves_out_the_fast_variant_for_a_model_it_cannot_take(monkeypatch, capsys):
     from rvmkit import runtime
-    from rvmkit.export.optimize import UnsupportedGraph
+    from rvmkit.graph.lowres import UnsupportedGraph
 
     real = runtime.load_backend
 

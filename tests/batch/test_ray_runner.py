@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import CLIPS, read_frames, write_clip
+from conftest import CLIPS, png_frames, real_clip
 
 pytest.importorskip("ray")
 
@@ -23,35 +23,8 @@ from rvmkit.cli import main  # noqa: E402
 ROLES = ("composition", "alpha")
 
 
-def make_clip(path: Path, clip: str, count: int, size: tuple[int, int] | None = (320, 240),
-              audio: bool = False) -> Path:
-    """An H.264 .mp4 of the first `count` frames of a real clip (optionally resized, with a tone track)."""
-    return write_clip(path, read_frames(clip, count), size=size, audio=audio)
-
-
-def png_frames(folder: Path) -> list[np.ndarray]:
-    frames = []
-    for path in sorted(Path(folder).iterdir()):
-        with av.open(str(path)) as container:
-            frames.append(next(container.decode(video=0)).to_ndarray())
-    return frames
-
-
 def manifest_items(out: Path) -> list[dict]:
     return json.loads((out / "manifest.json").read_text())["items"]
-
-
-@pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray cluster with 2 CPUs for the whole session (starting one takes seconds)."""
-    import ray
-
-    from rvmkit.batch.ray_runner import init_ray
-
-    started = init_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +32,7 @@ def inputs(tmp_path_factory, official_onnx) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("batch-inputs")
     broken = folder / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
-    return {"a": make_clip(folder / "a.mp4", "milk", 12), "b": make_clip(folder / "b.mp4", "sister", 10),
+    return {"a": real_clip(folder / "a.mp4", "milk", 12), "b": real_clip(folder / "b.mp4", "sister", 10),
             "broken": broken}
 
 
@@ -177,7 +150,7 @@ def test_output_fingerprint_changes_with_options_and_input_version(tmp_path):
 def test_rerun_redoes_items_whose_options_or_input_changed(tmp_path, ray_local):
     from rvmkit.batch import run_batch
 
-    clip = make_clip(tmp_path / "c.mp4", "milk", 4)
+    clip = real_clip(tmp_path / "c.mp4", "milk", 4)
     out, output = tmp_path / "out", tmp_path / "out" / "c.composition.mkv"
 
     def batch(background: str) -> tuple[str, int, np.ndarray]:
