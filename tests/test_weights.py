@@ -28,7 +28,9 @@ def tmp_cache(tmp_path, monkeypatch, official_onnx):
 
 def test_imported_pth_loads_strictly_into_mobilenetv3(checkpoint):
     state = torch.load(checkpoint, weights_only=True)
-    MattingNetwork("mobilenetv3").load_state_dict(state, strict=True)
+    model = MattingNetwork("mobilenetv3")
+    loaded = model.load_state_dict(state, strict=True)
+    assert not loaded.missing_keys and not loaded.unexpected_keys and set(state) == set(model.state_dict())
 
 
 def test_fetch_is_idempotent_and_works_offline_once_cached(tmp_cache, monkeypatch):
