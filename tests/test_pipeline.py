@@ -98,6 +98,24 @@ def test_seq_chunk_runs_single_steps_on_a_plain_backend():
     assert [seen for _, seen, _ in got] == list(range(5))
 
 
+class AlphaPerChannelBackend(CountingBackend):
+    """Runs like RVM but gives a 3-channel 1x1 'alpha': a model with RVM's names and another graph."""
+
+    model_label = "other.onnx"
+
+    def step(self, src, state, downsample_ratio):
+        fgr, _, state = super().step(src, state, downsample_ratio)
+        return fgr, src.mean(axis=(2, 3), keepdims=True), state
+
+
+def test_outputs_of_another_graph_are_named_at_the_first_frame():
+    backend = AlphaPerChannelBackend()
+    with pytest.raises(RvmkitError, match=r"^'other\.onnx': not an RVM matting model: a 1x3x6x8 frame gave "
+                                          r"fgr 1x3x6x8 and pha 1x3x1x1, expected 1x3x6x8 and 1x1x6x8$"):
+        collect(n=20, backend=backend)
+    assert backend.calls == [1]
+
+
 def test_decode_error_mid_stream_stops_the_run_and_is_raised():
     with pytest.raises(RvmkitError, match="frame 4 could not be decoded"):
         collect(source=frames(20, fail_at=4))

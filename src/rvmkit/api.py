@@ -7,7 +7,9 @@ renamed only when every frame is written; any failure or Ctrl-C aborts all of th
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +71,10 @@ class Target:
     sink: FrameSink | None = None
 
 
-def convert_video(source: Any = None, /, output_composition: str | os.PathLike | None = None,
+def convert_video(source: Any = None, /, *positional: Any,
+                  output_composition: str | os.PathLike | None = None,
                   output_alpha: str | os.PathLike | None = None,
-                  output_foreground: str | os.PathLike | None = None, *,
+                  output_foreground: str | os.PathLike | None = None,
                   input_source: str | os.PathLike | None = None, model: Any = None,
                   variant: str | None = None, backend: str | None = None, device: str | None = None,
                   downsample_ratio: str | float | None = "auto", input_resize: tuple[int, int] | None = None,
@@ -82,21 +85,28 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
                   dtype: Any = None) -> MatteResult:
     """Matte the input (video file, image folder or image) into any of the three outputs.
 
-    Called as `convert_video("in.mp4", "out.mp4")`, or as RVM's own converter is:
-    `convert_video(model, input_source="in.mp4", output_composition="out.mp4", ...)`, where `model` is
-    an RVM torch model (official or rvmkit's; it runs on the torch backend). `model=` also takes a
-    path: an official or TRT-ready ONNX, a .pth, or a TensorRT engine; None is the pretrained default.
+    Called as `convert_video("in.mp4", "out.mp4")` (then the alpha and foreground paths, in that order),
+    or as RVM's own converter is: `convert_video(model, "in.mp4", output_composition="out.mp4", ...)`,
+    with RVM's positional order after the model (input_source, input_resize, downsample_ratio,
+    output_type, output_composition, ...), where `model` is an RVM torch model (official or rvmkit's;
+    it runs on the torch backend). `model=` also takes a path: an official or TRT-ready ONNX, a .pth,
+    or a TensorRT engine; None is the pretrained default.
 
     backend None: onnxruntime, or torch for a .pth/torch model, tensorrt for an engine. device None:
     the torch model's device, else cpu. dtype: torch.float16 means fp16 (torch backend on CUDA).
     downsample_ratio 'auto'/None: min(1, 512 / long side). background: colour name, #RRGGBB, an
     (R, G, B) tuple, image, video, or 'transparent' (RGBA composition: PNGs, .webm, .mov); default
     RVM's green, for PNG sequences too (RVM's converter writes RGBA PNGs there: ask for 'transparent').
-    output_video_mbps None: quality-based (x264 crf 18), not RVM's fixed 1 Mbps. num_workers is
-    accepted for compatibility and unused: decoding and encoding always run in their own threads.
+    output_video_mbps None: quality-based (x264 crf 18), not RVM's fixed 1 Mbps; with output_type
+    'png_sequence' it is ignored, with a note on stderr when `progress` (RVM's CLI always passes one).
+    num_workers is accepted for compatibility and unused: decoding and encoding always run in their
+    own threads.
     Raises RvmkitError (or TypeError for a wrongly typed argument) before writing anything when an
     argument, the input or the model is wrong.
     """
+    if positional:  # bind them by name, then run with keywords only
+        keywords = {name: value for name, value in locals().items() if name not in ("source", "positional")}
+        return convert_video(source, **_bind_positional(source, positional, keywords))
     started = time.monotonic()
     input_source, model = _source_and_model(source, input_source, model)
     device, fp16 = _device_and_precision(device, fp16, dtype, model)
@@ -105,6 +115,7 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
                  input_resize=input_resize, seq_chunk=seq_chunk, crf=crf, output_video_mbps=output_video_mbps,
                  num_workers=num_workers)
     background = _background_text(background)
+    output_video_mbps = ignored_png_mbps(output_type, output_video_mbps, progress)
     requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
     if all(path is None for path in requested.values()):
         raise RvmkitError("no output requested: give output_composition, output_alpha and/or "
@@ -132,6 +143,39 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
         outputs["preview"] = preview_path
     return MatteResult(frames=frames, seconds=time.monotonic() - started, outputs=outputs,
                        downsample_ratio=ratio, backend=backend_name, notes=tuple(input_notes(info)))
+
+
+#: RVM's convert_video(model, input_source, ...) positional order, after the model
+RVM_POSITIONAL = ("input_source", "input_resize", "downsample_ratio", "output_type", "output_composition",
+                  "output_alpha", "output_foreground", "output_video_mbps", "seq_chunk", "num_workers",
+                  "progress", "device", "dtype")
+OWN_POSITIONAL = ("output_composition", "output_alpha", "output_foreground")
+
+
+def _bind_positional(source: Any, positional: tuple[Any, ...], keywords: dict[str, Any]) -> dict[str, Any]:
+    """`keywords` with the positional arguments after the first bound by name: RVM's order after a torch
+    model, rvmkit's (the three outputs) after an input path."""
+    names = RVM_POSITIONAL if is_torch_model(source) else OWN_POSITIONAL
+    if len(positional) > len(names):
+        raise TypeError(f"convert_video() takes at most {len(names) + 1} positional arguments here "
+                        f"({len(positional) + 1} given)")
+    defaults = inspect.signature(convert_video).parameters
+    for name, value in zip(names, positional):
+        if keywords[name] is not defaults[name].default:
+            raise TypeError(f"convert_video() got multiple values for argument {name!r}")
+        keywords[name] = value
+    return keywords
+
+
+def ignored_png_mbps(output_type: str | None, mbps: Any, progress: bool) -> Any:
+    """None for a bitrate asked of PNG output (output_type 'png_sequence'): RVM's CLI passes one always
+    (--output-video-mbps defaults to 1), and PNGs have no bitrate; said on stderr when `progress`."""
+    if output_type != "png_sequence" or mbps is None:
+        return mbps
+    if progress:
+        print(f"note: output_video_mbps {mbps} ignored: output_type png_sequence writes PNG images",
+              file=sys.stderr)
+    return None
 
 
 def _source_and_model(source: Any, input_source: Any, model: Any) -> tuple[str | os.PathLike, Any]:

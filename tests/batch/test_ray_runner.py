@@ -128,6 +128,24 @@ def test_batch_writes_named_videos_in_the_chosen_format(tmp_path, inputs, ray_lo
         assert source.info.frame_count == 10
 
 
+def test_worker_the_cluster_cannot_place_stops_the_run_in_one_line(tmp_path, ray_local, official_onnx,
+                                                                   monkeypatch):
+    """On a cluster that may autoscale, more CPUs per worker than any node has are asked as is: the actor
+    waits to be placed, and the run stops once none came up within the limit (never hangs)."""
+    from rvmkit.batch import ray_runner
+    from rvmkit.batch.work import MatteOptions
+    from rvmkit.errors import RvmkitError
+
+    monkeypatch.setattr(ray_runner, "_WORKER_START_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(ray_runner, "_session", {"local": False})
+    clip = real_clip(tmp_path / "c.mp4", "milk", 2, size=(64, 48))
+    run = ray_runner._ItemRun(str(clip), {"composition": str(tmp_path / "c.out.mp4")})
+    with pytest.raises(RvmkitError, match=r"no Ray worker \(3 CPU each\) came up within 3 s; the cluster has "
+                                          r"\{'CPU': 2\.0"):
+        ray_runner.run_items([run], MatteOptions().checked(), num_workers=1, cpus_per_worker=3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["c.mp4"]
+
+
 def test_output_fingerprint_changes_with_options_and_input_version(tmp_path):
     from rvmkit.batch.work import MatteOptions, output_fingerprint
 
@@ -227,6 +245,25 @@ def test_segmented_matte_checks_quality_settings_before_ray(tmp_path, no_ray):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--background", "nocolour"], "background 'nocolour': not a colour"),
+    (["--background", "missing.png"], "background 'missing.png': not a colour"),
+    (["--downsample-ratio", "0"], "downsample"),
+    (["--model", "missing.onnx"], "missing.onnx"),
+    (["--backend", "openvino", "--device", "cuda"], "backend openvino: runs on the CPU"),
+    (["--model", "__bad.pth"], "bad.pth': not a PyTorch checkpoint"),
+], ids=["colour", "background-file", "ratio", "model", "backend-device", "broken-checkpoint"])
+def test_argument_errors_stop_the_batch_up_front(tmp_path, capsys, no_ray, official_onnx, extra, message):
+    """Each would fail every item alike: exit 2, one line, no output folder, no manifest."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not looked at")
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    extra = [str(tmp_path / "bad.pth") if arg == "__bad.pth" else arg for arg in extra]
+    assert main(["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--quiet", *extra]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
 def test_duplicate_output_names_fail_before_creating_anything(tmp_path, capsys, no_ray):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
@@ -254,8 +291,21 @@ def test_unwritable_output_dir_is_a_one_line_error(tmp_path, capsys, no_ray, mon
     assert not (tmp_path / "ro" / "out").exists()
 
 
-def test_output_dir_that_cannot_be_created_is_a_one_line_error(tmp_path, capsys, no_ray, monkeypatch):
-    """What root gets on a read-only filesystem: mkdir itself fails, after the access checks passed."""
+@pytest.fixture
+def ray_up(monkeypatch):
+    """Ray 'started' (nothing to shut down) without starting it; the run must stop before any job."""
+    from rvmkit.batch import ray_runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("jobs were run")
+
+    monkeypatch.setattr(ray_runner, "init_ray", lambda *args, **kwargs: False)
+    monkeypatch.setattr(ray_runner, "run_items", refuse)
+
+
+def test_output_dir_that_cannot_be_created_is_a_one_line_error(tmp_path, capsys, ray_up, monkeypatch):
+    """What root gets on a read-only filesystem: mkdir itself fails, after the access checks passed
+    (the folder is made once Ray is up, so a failed connection leaves nothing behind)."""
     def denied(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
@@ -281,5 +331,6 @@ def test_init_ray_quiet_keeps_ray_warnings_off_stderr(monkeypatch, quiet, level)
     monkeypatch.setattr(ray_runner, "_session", {})
     assert ray_runner.init_ray(quiet=quiet) is True
     [kwargs] = calls
+    assert kwargs["address"] == "local"  # a new cluster, never the one /tmp/ray/ray_current_cluster names
     assert kwargs["logging_level"] == level and kwargs["configure_logging"] is True
     assert kwargs["log_to_driver"] is False

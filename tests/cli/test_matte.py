@@ -201,6 +201,32 @@ def test_rvm_style_call_with_a_torch_model_object(short_clip, checkpoint, tmp_pa
             np.testing.assert_array_equal(got, want)  # the very weights of the .pth
 
 
+def test_rvm_positional_order_and_a_png_bitrate_are_accepted(short_clip, checkpoint, tmp_path, capsys):
+    """RVM's convert_video(model, "in.mp4", ...) with its positional order; a bitrate with png_sequence
+    (RVM's CLI always passes one) is ignored with a note, not refused."""
+    pytest.importorskip("torch")
+    from rvmkit.weights import load_model
+
+    model = load_model(checkpoint)
+    result = convert_video(model, str(short_clip), output_type="png_sequence", output_video_mbps=1,
+                           output_alpha=str(tmp_path / "kw"), downsample_ratio=RATIO, seq_chunk=3)
+    assert result.frames == 6 and result.backend == "torch"
+    note = "note: output_video_mbps 1 ignored: output_type png_sequence writes PNG images"
+    assert note in capsys.readouterr().err
+    # input_source, input_resize, downsample_ratio, output_type, output_composition, output_alpha,
+    # output_foreground, output_video_mbps, seq_chunk, num_workers, progress
+    convert_video(model, short_clip, None, float(RATIO), "png_sequence", None, tmp_path / "pos", None, 4, 3,
+                  0, False)
+    assert capsys.readouterr().err == ""  # progress=False: no note either
+    for got, want in zip(pngs(tmp_path / "pos"), pngs(tmp_path / "kw"), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="multiple values for argument 'input_source'"):
+        convert_video(model, short_clip, input_source=short_clip, output_alpha=tmp_path / "x")
+    with pytest.raises(TypeError, match="at most 4 positional arguments"):
+        convert_video(short_clip, tmp_path / "c.mp4", tmp_path / "a", tmp_path / "f", tmp_path / "extra")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kw", "pos"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"input_resize": "640x480"}, "input_resize must be (width, height)"),
     ({"input_resize": ("160", "120")}, "input_resize must be a number"),
@@ -250,6 +276,24 @@ def _non_rvm_onnx(path: Path) -> Path:
     return path
 
 
+def _rvm_names_other_graph(path: Path) -> Path:
+    """RVM's inputs and outputs by name, but pha is [N,3,1,1]: it loads and runs, and is no matting model."""
+    def tensor(name: str, shape: list) -> onnx.ValueInfoProto:
+        return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape)
+
+    states = [f"r{i}" for i in range(1, 5)]
+    nodes = [onnx.helper.make_node("Identity", ["src"], ["fgr"]),
+             onnx.helper.make_node("GlobalAveragePool", ["src"], ["pha"])]
+    nodes += [onnx.helper.make_node("Identity", [f"{r}i"], [f"{r}o"]) for r in states]
+    inputs = [tensor("src", ["n", 3, "h", "w"]), *(tensor(f"{r}i", [1, 1, 1, 1]) for r in states),
+              tensor("downsample_ratio", [1])]
+    outputs = [tensor("fgr", ["n", 3, "h", "w"]), tensor("pha", ["n", 3, 1, 1]),
+               *(tensor(f"{r}o", [1, 1, 1, 1]) for r in states)]
+    graph = onnx.helper.make_graph(nodes, "not_rvm", inputs, outputs)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 def _truncated(path: Path) -> Path:
     data = CLIPS["book"].read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -270,6 +314,16 @@ BAD_CASES = {
                            "downsample ratio"),
     "non-RVM model": (lambda d: ["matte", str(CLIPS["milk"]), "--model", str(_non_rvm_onnx(d / "m.onnx"))],
                       "not an RVM matting ONNX"),
+    # runs, so it fails at the first frame, after the outputs opened: they go, their folder stays
+    "RVM names, another graph": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition",
+                                            str(d / "o.mp4"), "--model",
+                                            str(_rvm_names_other_graph(d / "m.onnx"))],
+                                 "m.onnx': not an RVM matting model: a 1x3x480x640 frame gave fgr "
+                                 "1x3x480x640 and pha 1x3x1x1"),
+    "RVM names, another graph, openvino": (lambda d: ["matte", str(CLIPS["milk"]), "--backend", "openvino",
+                                                      "--output-alpha", str(d / "alpha"),
+                                                      "--model", str(_rvm_names_other_graph(d / "m.onnx"))],
+                                           "m.onnx': not an RVM matting model"),
     "missing model": (lambda d: ["matte", str(CLIPS["milk"]), "--model", str(d / "m.onnx")], "no such model"),
     "unknown output type": (lambda d: ["matte", str(CLIPS["milk"]), "--output-composition", str(d / "o.avi")],
                             "unknown video type"),

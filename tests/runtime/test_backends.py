@@ -111,6 +111,22 @@ def test_openvino_backend_agrees_with_onnxruntime(official_onnx, milk_frames, mi
         assert np.abs(ours - ref).max() <= TOLERANCE
 
 
+@pytest.mark.parametrize("size, ratio", [((320, 240), 0.01), ((2, 2), 1.0), ((1, 1), 1.0)],
+                         ids=["ratio-0.01", "2x2", "1x1"])
+def test_openvino_runs_frames_downsampled_under_five_pixels(official_onnx, milk_frames, size, ratio):
+    """OpenVINO's CPU plugin refused RVM's ceil-mode pools on a side under 5 pixels (ORT and torch take
+    it); its rewritten pools give ONNX Runtime's alpha."""
+    pytest.importorskip("openvino", reason="openvino not installed (pip install 'rvmkit[openvino]')")
+    from PIL import Image
+
+    frames = [np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) for rgb in milk_frames[:2]]
+    backend = load_backend("openvino", official_onnx)
+    reference = official_alphas(official_onnx, frames, ratio)
+    for ours, ref in zip(backend_alphas(backend, frames, ratio), reference, strict=True):
+        assert ours.shape == ref.shape == (1, 1, size[1], size[0])
+        assert np.abs(ours - ref).max() <= TOLERANCE
+
+
 def test_tensorrt_backend_is_refused_off_the_gpu_and_without_a_model():
     """The checks made before TensorRT is imported: pure Python, so they run on a CPU-only machine."""
     engine = ModelSpec("engine", Path("x.engine"))

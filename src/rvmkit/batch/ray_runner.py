@@ -7,13 +7,13 @@
   return only counts, so driver memory is flat and each worker holds one bounded pipeline.
 - Failures are per item: an input that fails (or kills its worker) is recorded and the rest go on.
 
-A local Ray cluster is started when no address is given (or RAY_ADDRESS is unset); `address` joins an
-existing one, e.g. a KubeRay cluster, whose workers must have rvmkit installed.
+A new local Ray cluster is started when no address is given (nor RAY_ADDRESS set); `address` joins an
+existing one, e.g. a KubeRay cluster, whose workers must have rvmkit installed. See `connect`: no wait
+on Ray is unbounded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit import api
+from rvmkit.batch import connect, work
 from rvmkit.batch import segments as seg
-from rvmkit.batch import work
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import require_writable_output
@@ -37,6 +37,8 @@ from rvmkit.video.writer import OUTPUT_TYPES, VIDEO_SUFFIXES, check_quality
 
 FORMATS = ("mp4", "mkv", "webm", "mov", "png")
 _CANCEL_WAIT_S = 10.0
+_WORKER_START_TIMEOUT_S = 600.0  # room for an autoscaler to add a node and for the model to load
+_TICK_S = 2.0  # how often the scheduler looks up from ray.wait to check that work still moves
 _session: dict[str, bool] = {}
 Log = Callable[[str], None]
 
@@ -106,10 +108,11 @@ def _work_dir(item: _ItemRun) -> Path:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = False) -> bool:
-    """Connect to `address`, or start a local cluster; reuse a session already open. True if started here.
+    """Join `address` (else RAY_ADDRESS), or start a new local cluster; reuse a session already open.
+    True if started or joined here. Bounded: see `connect` (one-line error, never a hang).
 
-    `quiet` keeps Ray's own driver-side warnings (e.g. its token-authentication notice) off stderr:
-    ray.init's documented `logging_level` for the "ray" logger, set to ERROR."""
+    `quiet` keeps Ray's own warnings off stderr: ray.init's documented `logging_level` for the "ray"
+    logger (ERROR), and the C++ core's connection warnings while connecting."""
     try:
         import ray
     except ImportError:
@@ -120,17 +123,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                               "logging_level": logging.ERROR if quiet else logging.WARNING}
-    if address:
-        kwargs["address"] = address
-    elif num_cpus:
-        kwargs["num_cpus"] = num_cpus
-    try:
-        ray.init(**kwargs)
-        # a cluster started here (not joined) is this machine only: its size is fixed
-        _session["local"] = not address and not os.environ.get("RAY_ADDRESS") and len(ray.nodes()) == 1
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"Ray cluster at {address}" if address else "a local Ray cluster"
-        raise RvmkitError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+    target = connect.start_or_join(ray, address, quiet, num_cpus=num_cpus, **kwargs)
+    # a cluster started here (not joined) is this machine only: its size is fixed
+    _session["local"] = target == "local"
     return True
 
 
@@ -166,7 +161,9 @@ def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: f
 
 
 class _Pool:
-    """Actors created on demand; one that dies is replaced."""
+    """Actors created on demand; one that dies is replaced. A new actor gets jobs only once it is up
+    (placed and its model loaded), so no job waits on an actor the cluster cannot place; and when no
+    actor comes up within _WORKER_START_TIMEOUT_S while work waits, the run stops with one line."""
 
     def __init__(self, options: work.MatteOptions, size: int, cpus_per_worker: int,
                  gpus_per_worker: float) -> None:
@@ -174,17 +171,53 @@ class _Pool:
 
         self._cls = ray.remote(Worker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
                                                max_restarts=0, max_concurrency=1)
-        self.options, self.threads = options, cpus_per_worker
-        self.idle = [self._new() for _ in range(size)]
+        self.options, self.threads, self.gpus = options, cpus_per_worker, gpus_per_worker
+        self.idle: list[Any] = []
+        self.starting: dict[Any, Any] = {}  # the actor's ready() reference -> the actor
+        self.last_progress = time.monotonic()
+        for _ in range(size):
+            self.add()
 
-    def _new(self) -> Any:
-        return self._cls.remote(self.options, self.threads)
+    def add(self) -> None:
+        actor = self._cls.remote(self.options, self.threads)
+        self.starting[actor.ready.remote()] = actor
 
     def replace(self, dead: Any) -> None:
         import ray
 
         ray.kill(dead, no_restart=True)
-        self.idle.append(self._new())
+        self.add()
+
+    def came_up(self, ref: Any) -> str | None:
+        """Move a started actor to idle; the error's first line if it died starting (model load, memory)."""
+        import ray
+
+        actor = self.starting.pop(ref)
+        self.last_progress = time.monotonic()
+        try:
+            ray.get(ref, timeout=_CANCEL_WAIT_S)  # already resolved: ray.wait returned it
+        except ray.exceptions.RayError as exc:
+            ray.kill(actor, no_restart=True)
+            return _first_line(exc)
+        self.idle.append(actor)
+        return None
+
+    def check_stalled(self, busy: bool) -> None:
+        """One line when work waits on actors and none has come up for _WORKER_START_TIMEOUT_S."""
+        import ray
+
+        if busy or self.idle or not self.starting:
+            self.last_progress = time.monotonic()
+            return
+        if time.monotonic() - self.last_progress > _WORKER_START_TIMEOUT_S:
+            unit = "1 GPU" if self.gpus else f"{self.threads} CPU"
+            have = {key: value for key, value in ray.cluster_resources().items() if key in ("CPU", "GPU")}
+            raise RvmkitError(f"no Ray worker ({unit} each) came up within {_WORKER_START_TIMEOUT_S:.0f} s; "
+                              f"the cluster has {have or 'no resources'}: lower --cpus-per-worker, or add "
+                              "nodes")
+
+    def all_actors(self) -> list[Any]:
+        return self.idle + list(self.starting.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +279,15 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
             if run.remaining == 0:
                 finish(job.item, None)
 
+    def fail_next(error: str) -> None:
+        """An actor died starting: the next waiting job's item fails with its error (as a job would)."""
+        while pending:
+            job = pending.popleft()
+            if job.item not in results:
+                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
+                finish(job.item, f"worker failed: {error}")
+                return
+
     try:
         while pending or in_flight:
             while pending and pool.idle:
@@ -258,12 +300,24 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
                     run.started = time.monotonic()
                 ref = actor.run.remote(job, run, segments, warmup, overwrite)
                 in_flight[ref] = (job, actor)
-            if not in_flight:
+            if not pending and not in_flight:
+                break
+            if not in_flight and not pool.starting:  # every actor died starting: start another
+                pool.add()
+            ready, _ = ray.wait(list(in_flight) + list(pool.starting), num_returns=1, timeout=_TICK_S)
+            if not ready:
+                pool.check_stalled(busy=bool(in_flight))
                 continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            if ready[0] in pool.starting:
+                error = pool.came_up(ready[0])
+                if error is not None:
+                    fail_next(error)
+                    if pending:
+                        pool.add()
+                continue
             job, actor = in_flight.pop(ready[0])
             try:
-                result = ray.get(ready[0])
+                result = ray.get(ready[0], timeout=_CANCEL_WAIT_S)  # resolved: ray.wait returned it
             except ray.exceptions.RayError as exc:  # the worker died (crash, out of memory, model load)
                 pool.replace(actor)
                 items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
@@ -280,7 +334,7 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
             for ref in in_flight:
                 ray.cancel(ref)
             ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_WAIT_S)
-        for actor in pool.idle + [actor for _, actor in in_flight.values()]:
+        for actor in pool.all_actors() + [actor for _, actor in in_flight.values()]:
             ray.kill(actor, no_restart=True)
     return [results[i] for i in range(len(items))]
 
@@ -353,6 +407,30 @@ def _make_dir(folder: Path) -> list[Path]:
     return created
 
 
+def _silent(message: str) -> None:
+    """The log of a run without progress lines."""
+
+
+def _split_done(manifest: Manifest, paths: list[Path], planned: dict[Path, dict[str, str]],
+                fingerprints: dict[str, str]) -> tuple[list[Item], list[_ItemRun], set[str]]:
+    """(items still done, to record as skipped; items to run; inputs among those redone because their
+    options or input changed). Decides only: nothing is written before Ray is up."""
+    skipped: list[Item] = []
+    todo: list[_ItemRun] = []
+    redone: set[str] = set()
+    for path in paths:
+        outputs_for, fingerprint = planned[path], fingerprints[str(path)]
+        previous = manifest.get(str(path))
+        if previous is not None and previous.outputs == outputs_for and previous.finished():
+            if previous.fingerprint == fingerprint:
+                skipped.append(Item(str(path), "skipped", outputs_for, None, previous.frames,
+                                    previous.seconds, fingerprint))
+                continue
+            redone.add(str(path))
+        todo.append(_ItemRun(str(path), outputs_for))
+    return skipped, todo, redone
+
+
 def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
               outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
               num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
@@ -394,32 +472,19 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
     manifest = Manifest.load(out_dir / MANIFEST_NAME)
-    created = _make_dir(out_dir)
-    quiet = log is None
-    log = log or (lambda message: None)
-    todo: list[_ItemRun] = []
-    fingerprints: dict[str, str] = {}
-    for path in paths:
-        outputs_for = planned[path]
-        fingerprint = fingerprints[str(path)] = work.output_fingerprint(options, path, segments, warmup)
-        previous = manifest.get(str(path))
-        if previous is not None and previous.outputs == outputs_for and previous.finished():
-            if previous.fingerprint == fingerprint:
-                manifest.record(Item(str(path), "skipped", outputs_for, None, previous.frames,
-                                     previous.seconds, fingerprint))
-                log(f"skipped {path} (already done)")
-                continue
-            log(f"redoing {path} (options or input changed since it was done)")
-        _remove_leftovers(outputs_for.values())
-        todo.append(_ItemRun(str(path), outputs_for))
-    if todo:
-        try:
-            started = init_ray(address, quiet=quiet)
-        except RvmkitError:  # e.g. a wrong --address: leave no empty output folder behind
-            for folder in created:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-            raise
+    log = log or _silent
+    fingerprints = {str(path): work.output_fingerprint(options, path, segments, warmup) for path in paths}
+    skipped, todo, redone = _split_done(manifest, paths, planned, fingerprints)
+    started = init_ray(address, quiet=log is _silent) if todo else False  # create nothing before Ray is up
+    try:
+        _make_dir(out_dir)
+        for item in skipped:
+            manifest.record(item)
+            log(f"skipped {item.input} (already done)")
+        for run in todo:
+            if run.input in redone:
+                log(f"redoing {run.input} (options or input changed since it was done)")
+            _remove_leftovers(run.outputs.values())
 
         def on_item(run: _ItemRun, item: Item) -> None:
             item.fingerprint = fingerprints[run.input]
@@ -429,13 +494,13 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
             else:
                 log(f"{item.status} {run.input} ({item.frames} frames, {item.seconds:.1f} s)")
 
-        try:
+        if todo:
             _prefetch_weights(options)
             run_items(todo, options, segments=segments, warmup=warmup, overwrite=True,
                       num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item, log=log)
-        finally:
-            if started:
-                _shutdown()
+    finally:
+        if started:
+            _shutdown()
     return [manifest.get(str(path)) for path in paths]
 
 
@@ -453,6 +518,9 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     (an image) has nothing to split: it runs sequentially here, without Ray.
     """
     started_at = time.monotonic()
+    if "output_video_mbps" in matte_options:  # as convert_video: no bitrate for PNGs (RVM passes one)
+        matte_options["output_video_mbps"] = api.ignored_png_mbps(
+            matte_options.get("output_type"), matte_options["output_video_mbps"], progress)
     options = work.MatteOptions(**matte_options).checked()
     check_cluster_numbers(num_workers, cpus_per_worker)
     seg.plan_segments(1, segments, warmup)  # validates the numbers

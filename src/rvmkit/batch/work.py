@@ -50,7 +50,13 @@ class MatteOptions:
                               "in-memory one first: torch.save(model.state_dict(), 'model.pth')")
         parse_ratio(self.downsample_ratio)
         api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
-        _spec, name = api.check_model(self.model, self.backend, self.device, self.fp16, self.variant)
+        spec, name = api.check_model(self.model, self.backend, self.device, self.fp16, self.variant)
+        if spec.kind == "checkpoint" and spec.path is not None:  # a bad .pth would fail every worker alike
+            from rvmkit.weights import load_model
+
+            load_model(spec.path, self.variant)
+        with parse_background(self.background, 16, 16):  # a colour, or a readable image/video: every item
+            pass                                          # would fail alike, so it is an argument error
         model = None if self.model is None else str(Path(self.model).expanduser().absolute())
         background = self.background
         if background is not None and Path(background).expanduser().exists():

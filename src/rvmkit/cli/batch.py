@@ -27,7 +27,8 @@ manifest.json. Re-running skips inputs already done with the same options from a
 (model, background, ratio, format, bitrate, segments, ...) or input file (size, mtime) changed since are
 redone, replacing their outputs. Progress: a line per finished input, and per segment with --segments.
 A failed input is reported on stderr ("failed INPUT: error"), even with --quiet; the others go on, and
-the exit status is 1 if any input failed. Argument errors stop before anything is created (status 2).
+the exit status is 1 if any input failed. Argument errors stop before anything is created (status 2),
+and so does a Ray cluster that cannot be reached: no wait on Ray is unbounded (README: Scale out on Ray).
 With --device cuda each worker holds one GPU. On a multi-machine cluster, give paths on a filesystem
 every worker sees, and install rvmkit on the workers.
 """
@@ -49,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="png_sequence = --format png")
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--address", metavar="ADDR",
-                         help="existing Ray cluster (default: start a local one)")
+                         help="existing Ray cluster: host:port, ray://host:10001, or auto (the one "
+                              "`ray start` ran here); default: RAY_ADDRESS, else start a new local one")
     cluster.add_argument("--num-workers", type=whole_number(1), metavar="N",
                          help="model-holding workers (default: cluster CPUs / --cpus-per-worker, or "
                               "its GPUs)")

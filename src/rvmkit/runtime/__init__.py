@@ -160,8 +160,10 @@ def load_backend(name: str | None, model: Any = None, *, device: str = "cpu",
     check_backend(name, spec, device)
     cls = backend_class(name)
     if name == "torch":
-        return cls(spec.module if spec.module is not None else spec.path, device=device, variant=variant,
-                   **options)
+        backend = cls(spec.module if spec.module is not None else spec.path, device=device, variant=variant,
+                      **options)
+        backend.model_label = spec.label
+        return backend
     if name == "tensorrt":
         return cls(spec.path, **options)
     path = spec.path if spec.path is not None else official_onnx_path()
@@ -171,6 +173,7 @@ def load_backend(name: str | None, model: Any = None, *, device: str = "cpu",
         backend = cls(path, device=device, **options)
     if spec.baked_ratio is not None:
         backend.baked_ratio = spec.baked_ratio
+    backend.model_label = spec.label if spec.path is not None or spec.module is not None else str(path)
     return backend
 
 

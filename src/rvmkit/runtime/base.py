@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.runtime import pixels
 
 State = Any  # backend-native recurrent state (r1..r4); None means "start of a stream"
@@ -63,6 +64,8 @@ class Backend(ABC):
     name: str = "backend"
     #: ratio baked into the model graph (TRT-ready ONNX), or None if chosen at run time
     baked_ratio: float | None = None
+    #: the model as errors name it (its file); set by `load_backend`
+    model_label: str = "model"
 
     @abstractmethod
     def step(self, src: np.ndarray, state: State,
@@ -80,8 +83,22 @@ class Backend(ABC):
         raws = []
         for src in inputs:
             fgr, pha, state = self.step(src, state, downsample_ratio)
+            self.check_outputs(src, fgr, pha)
             raws.append((fgr, pha))
         return raws, state
+
+    def check_outputs(self, src: np.ndarray, fgr: np.ndarray, pha: np.ndarray) -> None:
+        """A model with RVM's tensor names but another graph runs, and would otherwise fail deep in
+        compositing; name the model at its first frame instead."""
+        frames, _, height, width = src.shape
+        want_fgr, want_pha = (frames, 3, height, width), (frames, 1, height, width)
+        if tuple(fgr.shape) != want_fgr or tuple(pha.shape) != want_pha:
+            def dims(shape: tuple[int, ...]) -> str:
+                return "x".join(str(size) for size in shape)
+
+            raise RvmkitError(f"{describe_path(self.model_label)}: not an RVM matting model: a "
+                              f"{dims(src.shape)} frame gave fgr {dims(fgr.shape)} and pha "
+                              f"{dims(pha.shape)}, expected {dims(want_fgr)} and {dims(want_pha)}")
 
     def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float) -> FrameResult:
         """One frame's raw output (from `infer`) as a result; `rgb` is the frame it was made from."""

@@ -29,7 +29,9 @@ class OpenVINOBackend(Backend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            compiled = core.compile_model(core.read_model(os.fspath(model_path)), "CPU", config)
+            model = core.read_model(os.fspath(model_path))
+            pad_ceil_pools(model)
+            compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
             first = first_line(exc)
             raise RvmkitError(f"{describe_path(model_path)}: OpenVINO cannot load it ({first})") from None
@@ -61,3 +63,24 @@ class OpenVINOBackend(Backend):
     def close(self) -> None:
         self.requests = []
         self.compiled = None
+
+
+def pad_ceil_pools(model: ov.Model) -> int:
+    """Rewrite RVM's ceil-mode 2x2 average pools as floor mode with one padded row and column (padding
+    excluded from the average): the same output, and OpenVINO's CPU plugin then accepts a side of 1
+    (it refuses a kernel larger than its input, which ceil mode allows, on frames that a small
+    --downsample-ratio or --input-resize shrinks under 5 pixels). Returns the number rewritten."""
+    rewritten = 0
+    for op in model.get_ops():
+        if op.get_type_name() != "AvgPool":
+            continue
+        attrs = op.get_attributes()
+        non_overlapping = attrs["kernel"] == attrs["strides"] and not any(attrs["pads_begin"])
+        if (non_overlapping and not any(attrs["pads_end"]) and attrs["exclude-pad"]
+                and str(attrs["rounding_type"]).startswith("ceil")):
+            op.set_attribute("pads_end", [size - 1 for size in attrs["kernel"]])
+            op.set_attribute("rounding_type", "floor")
+            rewritten += 1
+    if rewritten:
+        model.validate_nodes_and_infer_types()
+    return rewritten

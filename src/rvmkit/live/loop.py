@@ -1,0 +1,400 @@
+"""The live loop: the newest frame through the engine to every output, with bounded latency.
+
+    capture thread   decode -> NewestFrame (one slot; an untaken frame is replaced and counted dropped)
+    calling thread   take the newest -> FrameMatter (prepare, infer: the recurrent state carries on)
+    output thread    FrameResult -> composition / alpha (fused on the CPU fast path) -> every sink
+
+The output thread takes one frame at a time from a one-frame queue, so at most one frame waits between
+inference and output: when output is the bottleneck, inference waits and capture drops. Latency is
+therefore bounded by about one frame time per stage, whatever the run's length. Matting goes through
+`FrameMatter` (the Backend interface), the same engine as `rvmkit matte`; the state restarts when the
+source changes size or is reopened.
+
+Ending: a stop event (Ctrl-C / SIGTERM in the CLI), the end of a file, or an error. However it ends,
+every output is finalized: streams flushed and closed, recordings committed (a recording without frames
+is removed), the stats written.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.fileio import require_writable_output
+from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, parse_source
+from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
+from rvmkit.live.stats import LiveStats
+from rvmkit.runtime import parse_ratio, resolve_ratio
+from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
+from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_background, rgba
+
+WARMUP_SIZE = (640, 480)
+DEFAULT_FPS = Fraction(30)
+_POLL_S = 0.1
+_STATUS_S = 0.5
+
+
+@dataclass
+class LiveConfig:
+    """Everything `rvmkit live` takes (the CLI's options, by the same names)."""
+
+    source: str
+    outputs: Sequence[str] = ()
+    alpha_outputs: Sequence[str] = ()
+    records: Sequence[str] = ()
+    alpha_records: Sequence[str] = ()
+    virtual_camera: str | None = None  # "" = the first free loopback device
+    background: str | None = None
+    downsample_ratio: str | float | None = "auto"
+    model: str | None = None
+    variant: str | None = None
+    backend: str | None = None
+    device: str = "cpu"
+    fp16: bool = False
+    input_resize: tuple[int, int] | None = None
+    mbps: float | None = None
+    crf: int | None = None
+    source_format: str | None = None
+    source_size: tuple[int, int] | None = None
+    source_fps: float | None = None
+    source_options: dict[str, str] = field(default_factory=dict)
+    realtime: bool = False
+    loop: bool = False
+    max_fps: float | None = None
+    timeout: float = 10.0
+    reconnect: bool = False
+    stats: str | None = None
+    overwrite: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class LiveReport:
+    """How a run went: `LiveStats.totals()`, the published recordings, the notes printed."""
+
+    totals: dict[str, Any]
+    recordings: list[Path]
+    notes: list[str]
+
+
+class Console:
+    """Notes (one line each) and, on a terminal, a status line redrawn in place."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(not quiet and isatty is not None and isatty())
+        self.notes: list[str] = []
+        self._drawn = False
+        self._lock = threading.Lock()
+
+    def note(self, text: str) -> None:
+        """A line worth keeping (in the report and the stats file too)."""
+        with self._lock:
+            self.notes.append(text)
+        self.say(f"rvmkit live: {text}")
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self.clear()
+            print(text, file=self.stream, flush=True)
+
+    def status(self, text: str) -> None:
+        if self.tty:
+            with self._lock:
+                self.stream.write("\r" + text + "\x1b[K")
+                self.stream.flush()
+                self._drawn = True
+
+    def clear(self) -> None:
+        """Erase the status line (before other output, and at the end)."""
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+
+
+def run_live(config: LiveConfig, *, stop: threading.Event | None = None, backend: Backend | None = None,
+             console: Console | None = None) -> LiveReport:
+    """Run until `stop` is set, the file ends or an error; see the module docstring.
+
+    `backend` replaces the one `config` names (tests use slow doubles); it is not closed here.
+    Raises RvmkitError (one line) for a wrong option, a source or sink that fails; outputs are
+    finalized first."""
+    stop = stop if stop is not None else threading.Event()
+    console = console if console is not None else Console(quiet=config.quiet)
+    spec, plans = check_config(config)
+    engine = backend if backend is not None else _load_engine(config)
+    try:
+        return _Session(config, spec, plans, engine, stop, console).run()
+    finally:
+        if backend is None:
+            engine.close()
+
+
+def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
+    """Every option that can be checked before a model is loaded or a source opened."""
+    from rvmkit.api import check_numbers
+
+    check_numbers(1, config.mbps, config.crf, config.input_resize)
+    parse_ratio(config.downsample_ratio)
+    for name, value in (("--max-fps", config.max_fps), ("--timeout", config.timeout)):
+        if value is not None and not value > 0:
+            raise RvmkitError(f"{name} {value}: must be more than 0")
+    spec = parse_source(config.source, fmt=config.source_format, size=config.source_size,
+                        fps=config.source_fps, options=config.source_options, realtime=config.realtime,
+                        loop=config.loop)
+    with parse_background(config.background, *WARMUP_SIZE):
+        pass  # a missing image or a bad colour fails now, not at the first frame
+    plans = plan_outputs(streams=list(config.outputs), alpha_streams=list(config.alpha_outputs),
+                         records=list(config.records), alpha_records=list(config.alpha_records),
+                         virtual_camera=config.virtual_camera, transparent=is_transparent(config.background),
+                         source_label=config.source, overwrite=config.overwrite, mbps=config.mbps,
+                         crf=config.crf)
+    if not plans:
+        raise RvmkitError("no output: give --output URL, --output-alpha URL, --record PATH, "
+                          "--record-alpha PATH and/or --virtual-camera")
+    if config.stats is not None:
+        path = require_writable_output(config.stats)
+        if path.exists() and not config.overwrite:
+            raise RvmkitError(f"{describe_path(path)}: already exists; use --overwrite to replace it")
+    return spec, plans
+
+
+def _load_engine(config: LiveConfig) -> Backend:
+    from rvmkit.api import check_model
+    from rvmkit.runtime import load_backend
+
+    spec, name = check_model(config.model, config.backend, config.device, config.fp16, config.variant)
+    options: dict[str, Any] = {"fp16": True} if config.fp16 else {}
+    engine = load_backend(name, spec, device=config.device, variant=config.variant, **options)
+    if engine.baked_ratio is None and spec.baked_ratio is not None:
+        engine.baked_ratio = spec.baked_ratio
+    return engine
+
+
+class _OutputThread:
+    """Runs `consume(frame, result)` for each item of a one-frame queue, in its own thread."""
+
+    _END = object()
+
+    def __init__(self, consume: Callable[[CapturedFrame, FrameResult], None]) -> None:
+        self._consume = consume
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="rvmkit-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._END:
+            if self.error is None:
+                try:
+                    self._consume(*item)
+                except BaseException as error:  # noqa: BLE001 - raised in the calling thread
+                    self.error = error
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, frame: CapturedFrame, result: FrameResult, stop: threading.Event) -> bool:
+        """Queue a frame, waiting while the previous one is being written; False if `stop` came first."""
+        while True:
+            self.check()
+            try:
+                self._queue.put((frame, result), timeout=_POLL_S)
+                return True
+            except queue.Full:
+                if stop.is_set():
+                    return False
+
+    def close(self, wait_s: float) -> None:
+        """Write what is queued, then end the thread (bounded wait: a sink stuck past its timeout)."""
+        deadline = time.monotonic() + wait_s
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            try:
+                self._queue.put(self._END, timeout=_POLL_S)
+                break
+            except queue.Full:
+                continue
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self.check()
+
+
+class _Session:
+    """One run: capture, matting loop, outputs, stats."""
+
+    def __init__(self, config: LiveConfig, spec: SourceSpec, plans: list[OutputPlan], engine: Backend,
+                 stop: threading.Event, console: Console) -> None:
+        self.config, self.spec, self.plans, self.engine = config, spec, plans, engine
+        self.stop, self.console = stop, console
+        self.ratio_request = parse_ratio(config.downsample_ratio)
+        self.transparent = is_transparent(config.background)
+        self.stats = LiveStats()
+        self.outputs: Outputs | None = None
+        self.recordings: list[Path] = []
+        self._backgrounds: dict[tuple[int, int], Background] = {}
+        self._current: tuple[Any, ...] | None = None
+        self.capture: Capture | None = None
+
+    def ratio_for(self, width: int, height: int) -> float:
+        return resolve_ratio(self.ratio_request, width, height, self.engine.baked_ratio,
+                             getattr(self.engine, "name", "model"), self.spec.label)
+
+    def warm_up(self) -> None:
+        """Two frames at the expected size before the source opens, so the first real frames do not
+        wait for one-time work (kernel compilation, allocations) while the source keeps sending."""
+        width, height = self.config.input_resize or self.config.source_size or WARMUP_SIZE
+        matter = FrameMatter(self.engine, self.ratio_for(width, height))
+        grey = np.full((height, width, 3), 128, np.uint8)
+        for _ in range(2):
+            matter(grey).composite(grey, want_alpha=True)
+
+    def run(self) -> LiveReport:
+        self.warm_up()
+        self.stats = LiveStats()  # the clock starts when the source is opened
+        capture = Capture(self.spec, resize=self.config.input_resize, timeout=self.config.timeout,
+                          reconnect=self.config.reconnect, on_frame=self._counted, note=self.console.note)
+        self.capture = capture
+        self.console.say(f"rvmkit live: waiting for {self.spec.label}")
+        capture.start()
+        try:
+            first = self._first_frame(capture)
+            if first is not None:
+                self.outputs = self._open_outputs(capture, first)
+                newer = capture.take(0)
+                if newer is not None:
+                    self.stats.drop()
+                self._loop(capture, newer or first)
+            if capture.error is not None:
+                raise capture.error
+        except BaseException:
+            capture.stop()
+            self._finish(failed=True)
+            raise
+        capture.stop()
+        self._finish(failed=False)
+        return LiveReport(self.stats.totals(), self.recordings, list(self.console.notes))
+
+    def _counted(self, replaced: bool) -> None:
+        """Capture thread: one frame in (and one dropped when it replaced an untaken one)."""
+        self.stats.frame_in()
+        if replaced:
+            self.stats.drop()
+
+    def _first_frame(self, capture: Capture) -> CapturedFrame | None:
+        while not self.stop.is_set():
+            frame = capture.take(_POLL_S)
+            if frame is not None or capture.finished:
+                return frame
+        return None
+
+    def _open_outputs(self, capture: Capture, first: CapturedFrame) -> Outputs:
+        height, width = first.rgb.shape[:2]
+        fps = Fraction(capture.fps) if capture.fps else DEFAULT_FPS
+        outputs = open_outputs(self.plans, source_label=self.spec.label, width=width, height=height, fps=fps,
+                               time_base=first.time_base, mbps=self.config.mbps, crf=self.config.crf,
+                               overwrite=self.config.overwrite, timeout=self.config.timeout)
+        names = ", ".join(sink.label for sink in outputs.sinks)
+        self.console.note(f"{self.spec.label}: {first.native[0]}x{first.native[1]} at {float(fps):.4g} fps "
+                          f"-> {names}; Ctrl-C to stop")
+        return outputs
+
+    def _loop(self, capture: Capture, first: CapturedFrame) -> None:
+        """Matte the newest frame, hand it to the output thread, repeat, until stopped or the end."""
+        writer = _OutputThread(self._consume)
+        matter = FrameMatter(self.engine, self.ratio_for(*_size(first.rgb)))
+        period = 1 / self.config.max_fps if self.config.max_fps else 0.0
+        next_status, frame = time.monotonic(), first
+        try:
+            while frame is not None or not capture.finished:
+                if frame is not None:
+                    started = time.monotonic()
+                    self._restart_if_changed(frame, matter)
+                    if not writer.put(frame, matter(frame.rgb), self.stop):
+                        self.stats.drop()
+                    if period:
+                        self.stop.wait(max(0.0, started + period - time.monotonic()))
+                if self.stop.is_set():
+                    break
+                if time.monotonic() >= next_status:
+                    self.console.status(self.stats.status_line())
+                    next_status = time.monotonic() + _STATUS_S
+                frame = capture.take(_POLL_S)
+        except KeyboardInterrupt:
+            pass  # in-process use without the CLI's signal handlers: stop as Ctrl-C does
+        finally:
+            capture.stop()
+            if capture.slot.discard():
+                self.stats.drop()
+            writer.close(self.config.timeout + 1)
+
+    def _restart_if_changed(self, frame: CapturedFrame, matter: FrameMatter) -> None:
+        """A new size or a reopened source: restart the recurrent state (and the ratio, for a size)."""
+        key = (frame.native, frame.epoch, _size(frame.rgb))
+        if self._current is not None and key != self._current:
+            if frame.native != self._current[0]:
+                old, new = self._current[0], frame.native
+                note = f"{self.spec.label}: size changed {old[0]}x{old[1]} -> {new[0]}x{new[1]}; " \
+                       "recurrent state restarted"
+                if self.outputs is not None and _size(frame.rgb) != (self.outputs.width, self.outputs.height):
+                    note += f"; outputs stay {self.outputs.width}x{self.outputs.height} (scaled)"
+                self.console.note(note)
+            matter.reset()
+            matter.downsample_ratio = self.ratio_for(*_size(frame.rgb))
+            self.stats.resets += 1
+        self._current = key
+
+    def _consume(self, frame: CapturedFrame, result: FrameResult) -> None:
+        """Output thread: one matted frame -> composition and/or alpha -> every sink."""
+        outputs = self.outputs
+        assert outputs is not None
+        if self.transparent:
+            fgr, pha = result.arrays()
+            composition = rgba(fgr[None], pha[None]) if outputs.wants_composition else None
+            alpha = alpha_u8(pha[None], channels=1) if outputs.wants_alpha else None
+        else:
+            background = self._background(*_size(frame.rgb)).frame(frame.seq)
+            composition, alpha = result.composite(background, want_alpha=outputs.wants_alpha)
+        outputs.write(composition, alpha, frame)
+        self.stats.frame_out(frame.captured_at)
+
+    def _background(self, width: int, height: int) -> Background:
+        if (width, height) not in self._backgrounds:
+            self._backgrounds[(width, height)] = parse_background(self.config.background, width, height)
+        return self._backgrounds[(width, height)]
+
+    def _finish(self, failed: bool) -> None:
+        """Finalize outputs, close backgrounds, write the stats (also after an error, which then stays
+        the one reported)."""
+        self.stats.reconnects = self.capture.reconnects if self.capture is not None else 0
+        self.console.clear()
+        try:
+            if self.outputs is not None:
+                self.recordings = self.outputs.close()
+        except Exception:
+            if not failed:
+                raise
+        finally:
+            for background in self._backgrounds.values():
+                background.close()
+            if self.config.stats is not None:
+                self.stats.write(self.config.stats, source=self.spec.label,
+                                 outputs=[plan.target for plan in self.plans], notes=list(self.console.notes))
+            self.console.say(f"rvmkit {self.stats.summary()}")
+
+
+def _size(rgb: np.ndarray) -> tuple[int, int]:
+    return rgb.shape[1], rgb.shape[0]
