@@ -42,11 +42,13 @@ demo: install
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/rvmkit weights fetch >/dev/null
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info src/*.egg-info node_modules $(ORT_DIR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -135,3 +136,88 @@ def checkpoint() -> Path:
 @pytest.fixture(scope="session")
 def book_frames() -> list[np.ndarray]:
     return read_frames("book", 20)
+
+
+# --- shared by the backend, matte and bench tests --------------------------------------------
+
+STATES = ("r1i", "r2i", "r3i", "r4i")
+
+
+def official_alphas(onnx_path: Path, frames: list[np.ndarray], ratio: float) -> list[np.ndarray]:
+    """The reference: the official ONNX run directly in ONNX Runtime, states fed back by hand."""
+    import onnxruntime as ort
+
+    from rvmkit.runtime.base import to_input
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    alphas = []
+    for rgb in frames:
+        _, pha, *rec = session.run(None, {"src": to_input(rgb), **dict(zip(STATES, rec, strict=True)),
+                                          "downsample_ratio": np.array([ratio], np.float32)})
+        alphas.append(pha)
+    return alphas
+
+
+@pytest.fixture(scope="session")
+def baked_onnx(official_onnx, tmp_path_factory) -> Path:
+    """A TRT-ready-style RVM ONNX: the official graph with its ratio input turned into a constant 0.25."""
+    import onnx
+
+    model = onnx.load(str(official_onnx))
+    ratio = next(i for i in model.graph.input if i.name == "downsample_ratio")
+    model.graph.input.remove(ratio)
+    constant = onnx.numpy_helper.from_array(np.array([0.25], np.float32), "downsample_ratio")
+    model.graph.initializer.append(constant)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "rvmkit.downsample_ratio", "0.25"
+    path = tmp_path_factory.mktemp("baked") / "rvm_baked_trt.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+
+@pytest.fixture(scope="session")
+def trt_ready(official_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TRT-ready form of the official ONNX (ratio 0.25 baked in), as `rvmkit convert` makes it."""
+    from rvmkit.graph.bake import convert_official
+
+    return Path(convert_official(official_onnx, tmp_path_factory.mktemp("trt-ready") / "rvm_trt.onnx", 0.25))
+
+# --- shared by the batch and segment tests ---------------------------------------------------
+
+
+def real_clip(path: Path, clip: str, count: int, size: tuple[int, int] | None = (320, 240),
+              audio: bool = False) -> Path:
+    """An H.264 .mp4 of the first `count` frames of a real clip (optionally resized, with a tone track)."""
+    return write_clip(path, read_frames(clip, count), size=size, audio=audio)
+
+
+def png_frames(folder: Path) -> list[np.ndarray]:
+    """The frames of a PNG sequence, in file name order."""
+    import av
+
+    frames = []
+    for path in sorted(Path(folder).iterdir()):
+        with av.open(str(path)) as container:
+            frames.append(next(container.decode(video=0)).to_ndarray())
+    return frames
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def immutable_file(tmp_path):
+    """A file chattr +i made immutable (even root cannot replace it); skipped where chattr is missing
+    or the filesystem keeps no such flag."""
+    path = tmp_path / "locked.mp4"
+    path.write_text("immutable")
+    if not _chattr("+i", path):
+        pytest.skip("chattr +i is unavailable here (no chattr, no permission, or no such flag on this "
+                    "filesystem)")
+    yield path
+    _chattr("-i", path)

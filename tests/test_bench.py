@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from test_backends import baked_onnx as baked_onnx  # the fixture, shared
 
 from rvmkit import bench
 from rvmkit.bench import parse_size
@@ -146,7 +145,7 @@ def test_bench_fp16_applies_to_the_torch_backend_only():
 
 def test_bench_leaves_out_the_fast_variant_for_a_model_it_cannot_take(monkeypatch, capsys):
     from rvmkit import runtime
-    from rvmkit.export.optimize import UnsupportedGraph
+    from rvmkit.graph.lowres import UnsupportedGraph
 
     real = runtime.load_backend
 
@@ -162,7 +161,9 @@ def test_bench_leaves_out_the_fast_variant_for_a_model_it_cannot_take(monkeypatc
     assert "onnxruntime (fast) left out: RVM ONNX: the fast path takes float32 models only" in captured.err
 
 
-def test_official_baseline_feeds_a_float16_model_float16_inputs(tmp_path):
+def test_official_baseline_feeds_a_float16_model_float16_inputs(tmp_path, monkeypatch):
+    import onnxruntime as ort
+
     names, outputs = ["src", "r1i", "r2i", "r3i", "r4i"], ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
     inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT16, None) for name in names]
     inputs.append(helper.make_tensor_value_info("downsample_ratio", TensorProto.FLOAT, [1]))
@@ -170,9 +171,18 @@ def test_official_baseline_feeds_a_float16_model_float16_inputs(tmp_path):
     graph = helper.make_graph(nodes, "identity", inputs,
                               [helper.make_tensor_value_info(o, TensorProto.FLOAT16, None) for o in outputs])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    feeds, run = [], ort.InferenceSession.run
+
+    def recording_run(session, names, feed, *rest):
+        feeds.append({name: value.dtype for name, value in feed.items()})
+        return run(session, names, feed, *rest)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", recording_run)
     step = bench.official_stepper(tmp_path / "m.onnx", bench.synthetic_frames(8, 6, 2), 0.5)
     step(0)
     step(1)  # the returned (float16) state fed back
+    assert len(feeds) == 2 and feeds[0] == feeds[1]
+    assert feeds[1] == {**dict.fromkeys(names, np.float16), "downsample_ratio": np.float32}
 
 
 def test_parse_size_errors_are_rvmkit_errors():

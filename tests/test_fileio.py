@@ -5,7 +5,6 @@ output that cannot be replaced before any work."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -245,25 +244,6 @@ def test_output_rules_never_the_input_existing_only_with_overwrite(tmp_path):
     with pytest.raises(RvmkitError, match="already exists; use --overwrite"):
         require_new_output(tmp_path / "notes_trt.onnx", [model], overwrite=False)
     assert require_new_output(tmp_path / "notes_trt.onnx", [model, None], overwrite=True)
-
-
-def _chattr(flag: str, path: Path) -> bool:
-    if shutil.which("chattr") is None:
-        return False
-    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def immutable_file(tmp_path):
-    """A file chattr +i made immutable (even root cannot replace it); skipped where chattr is missing
-    or the filesystem keeps no such flag."""
-    path = tmp_path / "locked.mp4"
-    path.write_text("immutable")
-    if not _chattr("+i", path):
-        pytest.skip("chattr +i is unavailable here (no chattr, no permission, or no such flag on this "
-                    "filesystem)")
-    yield path
-    _chattr("-i", path)
 
 
 def test_an_immutable_file_is_reported_as_not_replaceable(immutable_file):

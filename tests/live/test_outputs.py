@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from streaming import Datagrams
+from live.streaming import Datagrams
 
 from conftest import read_frames
 from rvmkit.errors import RvmkitError

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -60,8 +59,8 @@ def check_args(args: argparse.Namespace) -> tuple[dict[str, ModelSpec], list[tup
     ({backend: model spec}, [(width, height, ratio)])."""
     from rvmkit import bench
     from rvmkit.api import check_model
+    from rvmkit.contract import resolve_ratio, same_ratio
     from rvmkit.errors import RvmkitError, describe_path
-    from rvmkit.runtime import resolve_ratio
 
     if args.frames < 1:
         raise RvmkitError(f"--frames {args.frames}: must be at least 1")
@@ -78,8 +77,7 @@ def check_args(args: argparse.Namespace) -> tuple[dict[str, ModelSpec], list[tup
     sizes = []
     for text in texts:
         width, height, ratio = bench.parse_size(text)
-        if baked is not None and ratio is not None and not math.isclose(ratio, baked, rel_tol=1e-4,
-                                                                         abs_tol=1e-6):
+        if baked is not None and ratio is not None and not same_ratio(ratio, baked):
             raise RvmkitError(f"size {text!r}: {describe_path(spec.label)} has downsample ratio {baked:g} "
                               f"baked in; use {width}x{height}@{baked:g} or {width}x{height}")
         auto = ratio is None and baked is None
@@ -91,10 +89,10 @@ def check_args(args: argparse.Namespace) -> tuple[dict[str, ModelSpec], list[tup
 def _model_rows(args: argparse.Namespace, specs: dict[str, ModelSpec], width: int, height: int,
                 ratio: float) -> list[dict]:
     from rvmkit import bench
+    from rvmkit.cache import official_onnx_path
     from rvmkit.errors import first_line
-    from rvmkit.export.optimize import UnsupportedGraph
+    from rvmkit.graph.lowres import UnsupportedGraph
     from rvmkit.runtime import load_backend
-    from rvmkit.weights import official_onnx_path
 
     frames = bench.load_frames(args.input, width, height, args.frames + 2)
     spec = next(iter(specs.values()))

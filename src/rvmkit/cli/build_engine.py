@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rvmkit.export.engine import build_engine, validate_workspace
+    from rvmkit.trt.engine import build_engine, validate_workspace
 
     if args.workspace is not None:
         validate_workspace(args.workspace)  # before the model is read or TensorRT imported

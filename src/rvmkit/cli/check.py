@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rvmkit.export.check import check_model, format_report
+from rvmkit.trt.check import check_model, format_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rvmkit.export.convert import convert_official
+    from rvmkit.graph.bake import convert_official
 
     output = convert_official(Path(args.source), Path(args.output), args.downsample_ratio,
                               overwrite=args.overwrite)

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from rvmkit.export.profile import FORMATS, compute_profile, format_profile, parse_batch, parse_size
+from rvmkit.trt.profile import FORMATS, compute_profile, format_profile, parse_batch, parse_size
 
 TRADE = ("By default each state's minimum is [1,1,1,1], so the usual all-zero [1,1,1,1] initial state is "
          "accepted; the cost is a loose profile (channels 1..C). --full-states fixes the channels and sets "
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rvmkit.export.interface import has_ratio_input, load_onnx
+    from rvmkit.graph.io import has_ratio_input, load_onnx
 
     profile = profile_from_args(args.model, args)
     print(format_profile(profile, args.format, args.model, args.engine))

@@ -41,8 +41,8 @@ def _torch_model(args: argparse.Namespace, variant: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from rvmkit import weights
-    from rvmkit.export.interface import require_rvm_onnx, variant_of
     from rvmkit.export.verify import check_clip, validate_frames, verify_model
+    from rvmkit.graph.io import require_rvm_onnx, variant_of
 
     validate_frames(args.frames)
     variant = variant_of(require_rvm_onnx(args.model))

@@ -5,7 +5,7 @@ ratio), so the export equals the official model at every ratio. One formulation 
 the plain model, with identical numbers: the decoder crops its 2x upsampled maps to sizes
 computed explicitly as floor((n + 1) / 2) chains from the downsampled frame, instead of to the
 skip tensors' shapes (nested ceil()), which ONNX Runtime's symbolic shape inference cannot
-handle (see shapes.py).
+handle (see rvmkit.trt.shapes).
 """
 
 from __future__ import annotations
@@ -20,18 +20,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from rvmkit.contract import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, STATE_CHANNELS, validate_ratio
 from rvmkit.errors import RvmkitError
-from rvmkit.export.interface import (
-    DYNAMIC_AXES,
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    STATE_CHANNELS,
-    apply_dynamic_axes,
-    set_ratio_metadata,
-    trt_path_for,
-    validate_ratio,
-)
 from rvmkit.fileio import require_new_output, require_writable_output, write_all_atomically
+from rvmkit.graph.fp16 import KEEP_FLOAT32, convert_to_float16
+from rvmkit.graph.io import apply_dynamic_axes, set_ratio_metadata, trt_path_for
 from rvmkit.model import MattingNetwork
 from rvmkit.model.common import resize_by_factor
 
@@ -135,8 +128,6 @@ def simplify_model(model: Any, source: str) -> Any:
 
 
 def _finish(model: Any, ratio: float, precision: str, variant: str) -> Any:
-    from rvmkit.export.fp16 import KEEP_FLOAT32, convert_to_float16
-
     if precision == "float16":
         model = convert_to_float16(model, KEEP_FLOAT32[variant])
     apply_dynamic_axes(model, STATE_CHANNELS[variant])

@@ -17,17 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.contract import INPUT_NAMES, OUTPUT_NAMES, RATIO_INPUT, same_ratio, validate_ratio
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.export.interface import (
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    RATIO_INPUT,
-    baked_ratio,
-    has_ratio_input,
-    precision_of,
-    require_rvm_onnx,
-    validate_ratio,
-)
+from rvmkit.graph.io import baked_ratio, has_ratio_input, precision_of, require_rvm_onnx
 
 # (width, height): an odd size, a portrait and a landscape 1080p frame.
 SIZES: tuple[tuple[int, int], ...] = ((641, 479), (1080, 1920), (1920, 1080))
@@ -231,7 +223,7 @@ def model_ratio(model_path: str | os.PathLike, downsample_ratio: float | None = 
     model = require_rvm_onnx(model_path)
     baked = baked_ratio(model)
     if baked is not None:
-        if downsample_ratio is not None and abs(downsample_ratio - baked) > 1e-9:
+        if downsample_ratio is not None and not same_ratio(downsample_ratio, baked):
             raise RvmkitError(f"{describe_path(model_path)}: ratio {baked:g} is baked into the model; "
                               f"cannot verify at {downsample_ratio:g}")
         return baked
@@ -278,7 +270,7 @@ def verify_model(model_path: str | os.PathLike, *, reference: str | os.PathLike 
     runners: list[Runner] = [OrtRunner(model_path, "model", ratio)]
     if reference is not None:
         ref_baked = baked_ratio(require_rvm_onnx(reference))
-        if ref_baked is not None and abs(ref_baked - ratio) > 1e-9:
+        if ref_baked is not None and not same_ratio(ref_baked, ratio):
             raise RvmkitError(f"{describe_path(reference)}: reference has ratio {ref_baked:g} baked in, "
                               f"the model {ratio:g}")
         runners.append(OrtRunner(reference, "reference", ratio))

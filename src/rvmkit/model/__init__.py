@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-VARIANTS = ("mobilenetv3", "resnet50")
+from rvmkit.contract import VARIANTS
+
 REFINERS = ("deep_guided_filter", "fast_guided_filter")
 
 __all__ = ["MattingNetwork", "VARIANTS", "REFINERS"]

@@ -8,13 +8,16 @@ imports only the backend module asked for, so torch/openvino/tensorrt stay optio
 from __future__ import annotations
 
 import importlib
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rvmkit.cache import official_onnx_path
+from rvmkit.contract import auto_downsample_ratio, is_torch_model, parse_ratio, resolve_ratio
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
+from rvmkit.graph.io import baked_ratio, has_ratio_input, require_rvm_onnx
+from rvmkit.graph.lowres import UnsupportedGraph
 from rvmkit.runtime.base import Backend
 
 BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
@@ -34,9 +37,6 @@ ONNX_SUFFIXES = (".onnx",)
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
-#: `auto` ratio: the downsampled long side is at most this many pixels (RVM's convert_video rule)
-AUTO_RATIO_LONG_SIDE = 512
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -53,55 +53,6 @@ class ModelSpec:
         if self.module is not None:
             return "in-memory model"
         return str(self.path) if self.path is not None else "pretrained mobilenetv3"
-
-
-def auto_downsample_ratio(width: int, height: int) -> float:
-    """RVM's rule (its convert_video with downsample_ratio=None): min(1, 512 / max(W, H)), so the
-    downsampled long side is about 512 px and inputs up to 512 px run at full resolution.
-    E.g. 3840x2160 -> 0.133, 1920x1080 -> 0.267, 1280x720 -> 0.4, 640x480 -> 0.8, 512x512 -> 1."""
-    if width <= 0 or height <= 0:
-        raise RvmkitError(f"frame size {width}x{height}: must be positive")
-    return min(1.0, AUTO_RATIO_LONG_SIDE / max(width, height))
-
-
-def parse_ratio(value: str | float | None) -> float | None:
-    """'auto'/None -> None (decided per input), else a float in (0, 1] or a one-line RvmkitError."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise RvmkitError(f"downsample ratio {value!r}: expected 'auto' or a number in (0, 1]") from None
-    if not math.isfinite(ratio) or not 0.0 < ratio <= 1.0:
-        raise RvmkitError(f"downsample ratio {value}: must be > 0 and <= 1 (or 'auto')")
-    return ratio
-
-
-def resolve_ratio(requested: str | float | None, width: int, height: int, baked: float | None = None,
-                  model_label: str = "model", input_label: str | os.PathLike = "input") -> float:
-    """The ratio to run at: `baked` (a TRT-ready ONNX's or an engine's) when there is one, and asking
-    for another is an error; else the requested one; else `auto_downsample_ratio`. A ratio that leaves
-    no pixel of the `input_label` frame is an error."""
-    ratio = parse_ratio(requested)
-    if baked is not None:
-        if ratio is not None and not math.isclose(ratio, baked, rel_tol=1e-4, abs_tol=1e-6):
-            raise RvmkitError(f"{describe_path(model_label)}: downsample ratio {baked:g} is baked into this "
-                              f"model; cannot run it at {ratio:g} (use --downsample-ratio auto or {baked:g}, "
-                              "or export the model again for that ratio)")
-        ratio = float(baked)
-    elif ratio is None:
-        ratio = auto_downsample_ratio(width, height)
-    from rvmkit.export.profile import downsampled
-
-    if downsampled(width, ratio) < 1 or downsampled(height, ratio) < 1:
-        if baked is not None:
-            remedy = "this model's ratio is baked in: use --input-resize, or export it with a larger ratio"
-        else:
-            remedy = "use a larger ratio (up to 1)" if parse_ratio(requested) is None else \
-                "use a larger ratio, or auto"
-        raise RvmkitError(f"{describe_path(input_label)}: downsample ratio {ratio:g} shrinks its "
-                          f"{width}x{height} frames to nothing; {remedy}")
-    return ratio
 
 
 def _suffix(path: Path) -> str:
@@ -129,8 +80,6 @@ def resolve_model(model: str | os.PathLike | None, backend: str | None = None) -
         return ModelSpec("checkpoint", path)
     if suffix not in ONNX_SUFFIXES and backend == "tensorrt":
         return ModelSpec("engine", path)
-    from rvmkit.export.interface import baked_ratio, has_ratio_input, require_rvm_onnx
-
     onnx_model = require_rvm_onnx(path)
     if has_ratio_input(onnx_model):
         return ModelSpec("onnx", path)
@@ -139,11 +88,6 @@ def resolve_model(model: str | os.PathLike | None, backend: str | None = None) -
         raise RvmkitError(f"{describe_path(path)}: RVM ONNX without a downsample_ratio input and no "
                           "baked ratio found; re-export it with `rvmkit export`")
     return ModelSpec("onnx_baked", path, float(ratio))
-
-
-def is_torch_model(value: Any) -> bool:
-    """An in-memory model (torch.nn.Module or alike), told apart without importing torch."""
-    return hasattr(value, "state_dict") and not isinstance(value, (str, os.PathLike))
 
 
 def _looks_like_zip_or_pickle(path: Path) -> bool:
@@ -222,7 +166,7 @@ def load_backend(name: str | None, model: Any = None, *, device: str = "cpu",
         return backend
     if name == "tensorrt":
         return cls(spec.path, **options)
-    path = spec.path if spec.path is not None else _official_onnx()
+    path = spec.path if spec.path is not None else official_onnx_path()
     fast = options.pop("fast", None)
     backend = _fast_onnxruntime(path, fast, options) if name == "onnxruntime" and device == "cpu" else None
     if backend is None:
@@ -247,8 +191,7 @@ def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) ->
         return None
     if fast is False:
         return None
-    from rvmkit.export.optimize import UnsupportedGraph
-    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend  # imports onnxruntime: only when used
 
     try:
         return FastOnnxRuntimeBackend(path, **options)
@@ -256,12 +199,6 @@ def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) ->
         if fast:
             raise
         return None
-
-
-def _official_onnx() -> Path:
-    from rvmkit import weights
-
-    return weights.official_onnx_path()
 
 
 __all__ = ["BACKENDS", "DEVICES", "Backend", "ModelSpec", "auto_downsample_ratio", "backend_class",

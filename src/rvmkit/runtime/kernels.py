@@ -1,7 +1,7 @@
 """The full-resolution ends of the fast path, each one pass over the frame (numba, numpy fallback).
 
 `downsample`: uint8 frame -> float32 [1,3,h,w] in 0..1, the bilinear (half-pixel) Resize the official
-graph starts with, so the low-res graph (`rvmkit.export.optimize`) never sees a full-size float tensor.
+graph starts with, so the low-res graph (`rvmkit.graph.lowres`) never sees a full-size float tensor.
 
 `tail_*`: the refiner's full-resolution tail the graph no longer runs: upsample its coefficients A, b
 ([4,h,w]) bilinearly to the frame, out = A * [src, mean(src)] + b, fgr = clamp(out[:3] + src),
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rvmkit.export.profile import downsampled
+from rvmkit.contract import downsampled
 
 try:  # a core dependency; the numpy fallback keeps platforms without numba wheels working
     import numba

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime.base import Backend, State
 
 

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import openvino as ov
 
+from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.runtime.base import Backend, State
 
 

@@ -2,7 +2,7 @@
 
     uint8 frame --kernels.downsample--> src_sm --ORT (low-res graph)--> A, b --kernels.tail_*--> outputs
 
-The graph (`rvmkit.export.optimize.low_res_model`) is built once from the official (or TRT-ready) ONNX
+The graph (`rvmkit.graph.lowres.low_res_model`) is built once from the official (or TRT-ready) ONNX
 and cached; the two kernels replace the full-resolution Resize/Mul/Add/Clip work the graph did, and the
 composition and alpha come out of the tail kernel directly as uint8. The recurrent states stay
 OrtValues bound with IO binding, never copied. `step` keeps the plain Backend contract (float src in,
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
+from rvmkit.graph.lowres import low_res_model_path
 from rvmkit.runtime import kernels
 from rvmkit.runtime.base import Backend, FrameResult, State
 
@@ -54,8 +55,6 @@ class FastOnnxRuntimeBackend(Backend):
                  opt_level: str = "all", kernel_threads: int | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
-        from rvmkit.export.optimize import low_res_model_path
-
         self.source = Path(model_path)
         self.path = low_res_model_path(self.source, pad_channels=pad_channels, split_convs=split_convs)
         try:

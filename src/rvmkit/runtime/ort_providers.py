@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rvmkit.export.profile import ShapeProfile
+from rvmkit.trt.profile import ShapeProfile
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"

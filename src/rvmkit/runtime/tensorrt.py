@@ -22,9 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS, same_ratio, state_sizes
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
-from rvmkit.export.interface import STATE_INPUTS, STATE_OUTPUTS
+from rvmkit.graph.io import baked_ratio as read_baked_ratio
+from rvmkit.graph.io import require_rvm_onnx
 from rvmkit.runtime.base import Backend, State
+from rvmkit.trt.engine import import_tensorrt, read_sidecar, require_ready, serialize_engine
+from rvmkit.trt.profile import compute_profile
 
 CUDA_NOT_INSTALLED = ("cuda-python is not installed: pip install 'rvmkit[tensorrt]' on a machine with an "
                       "NVIDIA GPU")
@@ -115,8 +119,6 @@ class TensorRTBackend(Backend):
 
     def __init__(self, engine_path: str | os.PathLike, *, baked_ratio: float | None = None,
                  device_id: int = 0, fp16: bool = False, verbose: bool = False, **_ignored: Any) -> None:
-        from rvmkit.export.engine import import_tensorrt, read_sidecar
-
         self.path = Path(require_readable_file(engine_path, "engine"))
         self._trt = import_tensorrt()
         self._logger = self._trt.Logger(self._trt.Logger.VERBOSE if verbose else self._trt.Logger.WARNING)
@@ -138,21 +140,16 @@ class TensorRTBackend(Backend):
     # -- engine ---------------------------------------------------------------------------------
 
     def _onnx_ratio(self, override: float | None) -> float:
-        from rvmkit.export.interface import baked_ratio, require_rvm_onnx
-
-        ratio = baked_ratio(require_rvm_onnx(self.path))
+        ratio = read_baked_ratio(require_rvm_onnx(self.path))
         if ratio is None:
             raise RvmkitError(f"{describe_path(self.path)}: TensorRT needs a TRT-ready ONNX with the ratio "
                               "baked in; convert it with `rvmkit convert` (or `rvmkit export`)")
-        if override is not None and abs(override - ratio) > 1e-6:
+        if override is not None and not same_ratio(override, ratio):
             raise RvmkitError(f"{describe_path(self.path)}: ratio {ratio:g} is baked in, not {override:g}")
         return ratio
 
     def _build_for(self, shape: tuple[int, ...]) -> None:
         """TRT-ready ONNX given: build an in-memory engine whose profile is exactly this frame size."""
-        from rvmkit.export.engine import require_ready, serialize_engine
-        from rvmkit.export.profile import compute_profile
-
         require_ready(self.path)
         size, batch = (shape[3], shape[2]), (shape[0],) * 3
         profile = compute_profile(self.path, size, size, size, batch=batch)  # type: ignore[arg-type]
@@ -184,8 +181,6 @@ class TensorRTBackend(Backend):
         return all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True))
 
     def _state_shapes(self, shape: tuple[int, ...], ratio: float) -> list[tuple[int, ...]]:
-        from rvmkit.export.profile import state_sizes
-
         channels = [self._profiles[n][2][1] for n in STATE_INPUTS]  # max channels = the real count
         return [(shape[0], c, h, w) for c, (h, w) in zip(channels, state_sizes(shape[2], shape[3], ratio),
                                                           strict=True)]
@@ -229,7 +224,7 @@ class TensorRTBackend(Backend):
     # -- stepping -------------------------------------------------------------------------------
 
     def _check_ratio(self, ratio: float) -> float:
-        if self.baked_ratio is not None and abs(float(ratio) - float(self.baked_ratio)) > 1e-6:
+        if self.baked_ratio is not None and not same_ratio(ratio, self.baked_ratio):
             raise RvmkitError(f"{describe_path(self.path)}: engine has downsample ratio "
                               f"{self.baked_ratio:g} baked in; cannot run it at {float(ratio):g}")
         return float(self.baked_ratio if self.baked_ratio is not None else ratio)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.export.check import check_model
-from rvmkit.export.profile import ShapeProfile
 from rvmkit.fileio import require_new_output, require_writable_output, write_all_atomically
+from rvmkit.trt.check import check_model
+from rvmkit.trt.profile import ShapeProfile
 
 NOT_INSTALLED = "TensorRT is not installed: pip install 'rvmkit[tensorrt]' on a machine with an NVIDIA GPU"
 SIDECAR_SUFFIX = ".json"

@@ -12,9 +12,10 @@ import pytest
 
 from conftest import CLIPS
 from rvmkit.cli import main
-from rvmkit.export.interface import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, baked_ratio, dim_names
-from rvmkit.export.shapes import symbolic_shape_check
+from rvmkit.contract import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
 from rvmkit.export.verify import verify_model
+from rvmkit.graph.io import baked_ratio, dim_names
+from rvmkit.trt.shapes import symbolic_shape_check
 
 BIG_SIZES = ((1080, 1920), (1920, 1080))
 

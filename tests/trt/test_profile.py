@@ -1,4 +1,4 @@
-"""`rvmkit profile`: shapes equal what ONNX Runtime really produces, formats, errors, ORT EP options."""
+"""`rvmkit profile`: shapes equal what ONNX Runtime really produces, formats, errors."""
 
 from __future__ import annotations
 
@@ -12,19 +12,11 @@ import onnxruntime as ort
 import pytest
 
 from rvmkit.cli import main
-from rvmkit.export.profile import compute_profile, format_profile, state_channels
-from rvmkit.runtime.ort_providers import providers, tensorrt_provider_options
+from rvmkit.trt.profile import compute_profile, state_channels
 
 # (W, H); 645 -> 161 after downsampling: odd sizes exercise the ceil rounding
 SIZES = {"min": (160, 120), "opt": (320, 240), "max": (645, 479)}
 STATES = ["r1i", "r2i", "r3i", "r4i"]
-
-
-@pytest.fixture(scope="session")
-def trt_ready(official_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rvmkit.export.convert import convert_official
-
-    return Path(convert_official(official_onnx, tmp_path_factory.mktemp("profile") / "rvm_trt.onnx", 0.25))
 
 
 @pytest.fixture(scope="session")
@@ -117,12 +109,3 @@ def test_profile_of_official_model_needs_the_ratio(official_onnx, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["r1i"]["opt"] == [1, 16, 60, 80]
     assert err.startswith("note: ") and "rvmkit convert" in err and "--downsample-ratio 0.5" in err
-
-
-def test_ort_provider_options_use_the_same_profile(trt_ready, tmp_path):
-    profile = compute_profile(trt_ready, SIZES["min"], SIZES["opt"], SIZES["max"])
-    options = tensorrt_provider_options(profile, fp16=True, cache_dir=tmp_path)
-    assert options["trt_profile_opt_shapes"] == format_profile(profile, "trtexec").split()[3].split("=", 1)[1]
-    assert options["trt_fp16_enable"] == "True" and options["trt_engine_cache_path"] == str(tmp_path)
-    names = [p if isinstance(p, str) else p[0] for p in providers(profile)]
-    assert names == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import CLIPS, read_frames, write_clip
+from conftest import CLIPS, png_frames, real_clip
 
 pytest.importorskip("ray")
 
@@ -23,35 +23,8 @@ from rvmkit.cli import main  # noqa: E402
 ROLES = ("composition", "alpha")
 
 
-def make_clip(path: Path, clip: str, count: int, size: tuple[int, int] | None = (320, 240),
-              audio: bool = False) -> Path:
-    """An H.264 .mp4 of the first `count` frames of a real clip (optionally resized, with a tone track)."""
-    return write_clip(path, read_frames(clip, count), size=size, audio=audio)
-
-
-def png_frames(folder: Path) -> list[np.ndarray]:
-    frames = []
-    for path in sorted(Path(folder).iterdir()):
-        with av.open(str(path)) as container:
-            frames.append(next(container.decode(video=0)).to_ndarray())
-    return frames
-
-
 def manifest_items(out: Path) -> list[dict]:
     return json.loads((out / "manifest.json").read_text())["items"]
-
-
-@pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray cluster with 2 CPUs for the whole session (starting one takes seconds)."""
-    import ray
-
-    from rvmkit.batch.ray_runner import init_ray
-
-    started = init_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +32,7 @@ def inputs(tmp_path_factory, official_onnx) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("batch-inputs")
     broken = folder / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
-    return {"a": make_clip(folder / "a.mp4", "milk", 12), "b": make_clip(folder / "b.mp4", "sister", 10),
+    return {"a": real_clip(folder / "a.mp4", "milk", 12), "b": real_clip(folder / "b.mp4", "sister", 10),
             "broken": broken}
 
 
@@ -165,7 +138,7 @@ def test_worker_the_cluster_cannot_place_stops_the_run_in_one_line(tmp_path, ray
 
     monkeypatch.setattr(ray_runner, "_WORKER_START_TIMEOUT_S", 3.0)
     monkeypatch.setattr(ray_runner, "_session", {"local": False})
-    clip = make_clip(tmp_path / "c.mp4", "milk", 2, size=(64, 48))
+    clip = real_clip(tmp_path / "c.mp4", "milk", 2, size=(64, 48))
     run = ray_runner._ItemRun(str(clip), {"composition": str(tmp_path / "c.out.mp4")})
     with pytest.raises(RvmkitError, match=r"no Ray worker \(3 CPU each\) came up within 3 s; the cluster has "
                                           r"\{'CPU': 2\.0"):
@@ -195,7 +168,7 @@ def test_output_fingerprint_changes_with_options_and_input_version(tmp_path):
 def test_rerun_redoes_items_whose_options_or_input_changed(tmp_path, ray_local):
     from rvmkit.batch import run_batch
 
-    clip = make_clip(tmp_path / "c.mp4", "milk", 4)
+    clip = real_clip(tmp_path / "c.mp4", "milk", 4)
     out, output = tmp_path / "out", tmp_path / "out" / "c.composition.mkv"
 
     def batch(background: str) -> tuple[str, int, np.ndarray]:
@@ -417,7 +390,7 @@ def test_an_unrelated_file_at_an_output_name_needs_overwrite(tmp_path, capsys, n
 
 
 def test_overwrite_lets_a_batch_replace_an_unrelated_file(tmp_path, ray_local):
-    clip = make_clip(tmp_path / "a.mp4", "milk", 3)
+    clip = real_clip(tmp_path / "a.mp4", "milk", 3)
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.alpha").mkdir()

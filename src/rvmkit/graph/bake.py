@@ -5,7 +5,7 @@ the seed's axis names are applied, and the result is simplified with onnxsim whe
 `convert` writes exactly OUTPUT (simplified; no `_trt` twin: there is no unsimplified export to
 keep). No torch. The decoder's crop sizes are rewritten as `(n + 1) // 2` chains from the
 downsampled frame's size (same numbers, as our export computes them) so that the result passes
-ONNX Runtime's symbolic shape inference (see shapes.py).
+ONNX Runtime's symbolic shape inference (see rvmkit.trt.shapes).
 """
 
 from __future__ import annotations
@@ -16,19 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.contract import RATIO_INPUT, validate_ratio
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.export.interface import (
-    RATIO_INPUT,
-    apply_dynamic_axes,
-    constant_values,
-    consumers,
-    has_ratio_input,
-    producers,
-    require_rvm_onnx,
-    set_ratio_metadata,
-    validate_ratio,
-)
 from rvmkit.fileio import require_new_output, require_writable_output, write_atomically
+from rvmkit.graph.edit import constant_values, consumers, producers
+from rvmkit.graph.io import apply_dynamic_axes, has_ratio_input, require_rvm_onnx, set_ratio_metadata
 
 
 def _fold_constant_concats(graph: Any) -> None:

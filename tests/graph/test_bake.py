@@ -12,16 +12,11 @@ from onnx import TensorProto, helper
 
 from conftest import CLIPS
 from rvmkit.cli import main
-from rvmkit.export.convert import bake_ratio, rewrite_crop_sizes
-from rvmkit.export.interface import (
-    DYNAMIC_AXES,
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    baked_ratio,
-    dim_names,
-)
-from rvmkit.export.shapes import symbolic_shape_check
+from rvmkit.contract import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
 from rvmkit.export.verify import verify_model
+from rvmkit.graph.bake import bake_ratio, rewrite_crop_sizes
+from rvmkit.graph.io import baked_ratio, dim_names
+from rvmkit.trt.shapes import symbolic_shape_check
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +75,7 @@ def test_convert_works_without_torch(tmp_path, official_onnx):
     torch), convert still bakes the ratio and the result equals the official model."""
     out = tmp_path / "c.onnx"
     code = ("import sys; sys.modules['torch'] = None; from pathlib import Path; "
-            "from rvmkit.export.convert import convert_official; "
+            "from rvmkit.graph.bake import convert_official; "
             f"convert_official(Path({str(official_onnx)!r}), Path({str(out)!r}), 0.25)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.cache import cache_dir
+from rvmkit.contract import RATIO_INPUT, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError
-from rvmkit.export.interface import RATIO_INPUT, STATE_OUTPUTS, consumers, load_onnx, producers
 from rvmkit.fileio import write_atomically
+from rvmkit.graph.edit import consumers, producers
+from rvmkit.graph.io import load_onnx
 
 SMALL_INPUT = "src_sm"
 COEF_OUTPUTS = ("coef_a", "coef_b")
@@ -275,8 +278,6 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, spli
     """
     source = Path(source)
     if cache is None:
-        from rvmkit.weights import cache_dir
-
         cache = cache_dir() / "fast"
     pad = (f"_pad{pad_channels}" if pad_channels else "") + ("" if split_convs else "_nosplit")
     stat = source.stat()

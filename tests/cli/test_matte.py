@@ -11,11 +11,8 @@ import av
 import numpy as np
 import onnx
 import pytest
-from test_backends import baked_onnx as baked_onnx  # the fixture, shared
-from test_backends import official_alphas
-from test_fileio import immutable_file as immutable_file  # the fixture, shared
 
-from conftest import CLIPS, read_frames, write_clip
+from conftest import CLIPS, official_alphas, read_frames, write_clip
 from rvmkit import convert_video
 from rvmkit.cli import main
 from rvmkit.errors import RvmkitError

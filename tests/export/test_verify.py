@@ -16,7 +16,7 @@ from rvmkit.export.verify import generated_frames, verify_model
 
 @pytest.fixture(scope="session")
 def baked(tmp_path_factory, official_onnx) -> Path:
-    from rvmkit.export.convert import convert_official
+    from rvmkit.graph.bake import convert_official
 
     return convert_official(official_onnx, tmp_path_factory.mktemp("verify") / "baked.onnx", 0.25)
 

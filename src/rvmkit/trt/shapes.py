@@ -13,7 +13,7 @@ import logging
 import os
 
 from rvmkit.errors import first_line
-from rvmkit.export.interface import load_onnx
+from rvmkit.graph.io import load_onnx
 
 
 def symbolic_shape_check(model_path: str | os.PathLike) -> tuple[bool, str]:

@@ -89,21 +89,6 @@ def test_ambiguous_or_wrong_layouts_are_refused(matte) -> None:
         composite(fgr, pha[0], bg)  # 3-D 1xHxW alpha
 
 
-def test_fallback_kernel_composite_on_a_3_pixel_wide_frame(monkeypatch) -> None:
-    """The numpy fallback of the fused tail hands composite() NCHW arrays, and agrees with the fused one."""
-    from rvmkit.runtime import kernels
-
-    rng = np.random.default_rng(0)
-    geometry = kernels.Geometry(8, 3, 0.5)
-    frame, bg = rng.integers(0, 256, (2, 8, 3, 3), dtype=np.uint8)
-    coef_a, coef_b = rng.normal(0, 0.3, (2, 1, 4, *geometry.small)).astype(np.float32)
-    fused = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
-    monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
-    comp, alpha = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
-    assert comp.shape == (8, 3, 3) and alpha.shape == (8, 3)
-    assert np.abs(comp.astype(int) - fused[0]).max() <= 1 and np.abs(alpha.astype(int) - fused[1]).max() <= 1
-
-
 @pytest.mark.parametrize("spec,colour", [
     (None, DEFAULT_GREEN), ("green", DEFAULT_GREEN), ("White", (255, 255, 255)), ("#1020ff", (16, 32, 255)),
     ("0,128,255", (0, 128, 255)),

@@ -11,7 +11,7 @@ import pytest
 from onnx import helper
 
 from rvmkit.cli import main
-from rvmkit.export.check import (
+from rvmkit.trt.check import (
     FAIL,
     ORT_TRT,
     PASS,
@@ -26,14 +26,9 @@ from rvmkit.export.check import (
 
 def make_trt_ready(official: Path, target: Path) -> Path:
     """The TRT-ready form of the official ONNX (ratio 0.25 baked in), as `rvmkit convert` makes it."""
-    from rvmkit.export.convert import convert_official
+    from rvmkit.graph.bake import convert_official
 
     return Path(convert_official(official, target, 0.25))
-
-
-@pytest.fixture(scope="session")
-def trt_ready(official_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_trt_ready(official_onnx, tmp_path_factory.mktemp("check") / "rvm_trt.onnx")
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +57,9 @@ def test_check_passes_converted_model_for_tensorrt_and_ort_trt_ep(trt_ready):
 def test_check_reports_symbolic_inference_at_its_own_level(official_onnx, tmp_path, monkeypatch):
     """Without the crop rewrite the official graph's nested-ceil Slice crops are fine for TensorRT,
     not for ORT's symbolic shape inference: ready for TensorRT but not for ORT's TensorRT EP."""
-    from rvmkit.export import convert
+    from rvmkit.graph import bake
 
-    monkeypatch.setattr(convert, "rewrite_crop_sizes", lambda graph: 0)
+    monkeypatch.setattr(bake, "rewrite_crop_sizes", lambda graph: 0)
     monkeypatch.setitem(sys.modules, "onnxsim", None)  # not needed here; saves its time
     report = check_model(make_trt_ready(official_onnx, tmp_path / "kept_crops.onnx"))
     assert report.ready_for_tensorrt, report.failures()

@@ -22,15 +22,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from rvmkit.contract import INPUT_NAMES, OUTPUT_NAMES
 from rvmkit.errors import first_line
-from rvmkit.export.interface import (
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    baked_ratio,
-    graph_input_names,
-    is_rvm_onnx,
-    load_onnx,
-)
+from rvmkit.graph.io import baked_ratio, graph_input_names, is_rvm_onnx, load_onnx
+from rvmkit.trt.shapes import symbolic_shape_check
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 TENSORRT, ORT_TRT = "tensorrt", "ort-trt"
@@ -91,7 +86,7 @@ class Report:
 @lru_cache(maxsize=1)
 def trt_op_table() -> dict[str, Any]:
     """The packaged TensorRT ONNX-parser op table (trt_ops.json), with the TensorRT version it describes."""
-    text = resources.files("rvmkit.export").joinpath("trt_ops.json").read_text(encoding="utf-8")
+    text = resources.files("rvmkit.trt").joinpath("trt_ops.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -282,10 +277,6 @@ def check_interface(model: Any) -> CheckResult:
 
 def check_symbolic_shapes(path: str) -> CheckResult:
     name = "ORT symbolic shape inference"
-    try:
-        from rvmkit.export.shapes import symbolic_shape_check
-    except ImportError:
-        return CheckResult(name, WARN, "rvmkit.export.shapes is unavailable; not checked", ORT_TRT)
     ok, detail = symbolic_shape_check(path)
     if ok:
         return CheckResult(name, PASS, detail or "all shapes inferred", ORT_TRT)

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import test_batch
-from test_batch import make_clip, png_frames
+
+from conftest import png_frames, real_clip
 
 pytest.importorskip("ray")
 
@@ -18,7 +18,6 @@ from rvmkit.batch.segments import Segment, plan_segments  # noqa: E402
 from rvmkit.cli import main  # noqa: E402
 from rvmkit.errors import RvmkitError  # noqa: E402
 
-ray_local = test_batch.ray_local  # the one local Ray cluster of the session
 FRAMES, SEGMENTS, WARMUP = 24, 2, 8
 # Seam error bounds in 8-bit alpha levels (|alpha - sequential| * 255) for W=8, from
 # benchmarks/segments_seam.json, where the seam sits 160 frames into the video (the worst case: more
@@ -41,7 +40,7 @@ def test_plan_segments_covers_every_frame_once_with_warmup():
 def long_clip(tmp_path_factory) -> Path:
     """24 real 640x480 frames with an AAC track (the seam bound was measured at this size)."""
     folder = tmp_path_factory.mktemp("segments-in")
-    return make_clip(folder / "talk.mp4", "book", FRAMES, size=None, audio=True)
+    return real_clip(folder / "talk.mp4", "book", FRAMES, size=None, audio=True)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +98,7 @@ def test_seam_error_is_within_measured_bound(runs):
 
 
 def test_segments_print_a_line_per_finished_segment(tmp_path, official_onnx, ray_local, capsys):
-    clip = make_clip(tmp_path / "short.mp4", "milk", 6)
+    clip = real_clip(tmp_path / "short.mp4", "milk", 6)
     assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha.mkv"), "--segments", "2",
                  "--warmup", "2"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("segment ")]
@@ -110,7 +109,7 @@ def test_segments_print_a_line_per_finished_segment(tmp_path, official_onnx, ray
 
 
 def test_segments_refuse_preview_in_one_line_saying_why(tmp_path, capsys):
-    clip = make_clip(tmp_path / "short.mp4", "milk", 2)
+    clip = real_clip(tmp_path / "short.mp4", "milk", 2)
     assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha.mkv"), "--segments", "2",
                  "--preview", str(tmp_path / "sheet.png")]) == 2
     err = capsys.readouterr().err.strip()

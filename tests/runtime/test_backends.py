@@ -1,8 +1,8 @@
-"""Backends and model resolution: ratio rules, model classification, agreement with the official ONNX."""
+"""Backends and model resolution (`rvmkit.runtime`): model classification, backend/model/device checks,
+agreement with the official ONNX. The ratio rules themselves are tested in test_contract.py."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,33 +10,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from conftest import read_frames
+from conftest import official_alphas, read_frames
 from rvmkit.errors import RvmkitError
-from rvmkit.runtime import (
-    ModelSpec,
-    auto_downsample_ratio,
-    check_backend,
-    load_backend,
-    parse_ratio,
-    resolve_model,
-    resolve_ratio,
-)
+from rvmkit.runtime import ModelSpec, check_backend, load_backend, resolve_model, resolve_ratio
 from rvmkit.runtime.base import to_input
 
 TOLERANCE = 2 / 255
-STATES = ("r1i", "r2i", "r3i", "r4i")
-
-
-def official_alphas(onnx_path: Path, frames: list[np.ndarray], ratio: float) -> list[np.ndarray]:
-    """The reference: the official ONNX run directly in ONNX Runtime, states fed back by hand."""
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    alphas = []
-    for rgb in frames:
-        _, pha, *rec = session.run(None, {"src": to_input(rgb), **dict(zip(STATES, rec, strict=True)),
-                                          "downsample_ratio": np.array([ratio], np.float32)})
-        alphas.append(pha)
-    return alphas
 
 
 def backend_alphas(backend, frames: list[np.ndarray], ratio: float) -> list[np.ndarray]:
@@ -55,52 +34,6 @@ def milk_frames() -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def milk_reference(official_onnx, milk_frames) -> list[np.ndarray]:
     return official_alphas(official_onnx, milk_frames, 0.25)
-
-
-@pytest.fixture(scope="session")
-def baked_onnx(official_onnx, tmp_path_factory) -> Path:
-    """A TRT-ready-style RVM ONNX: the official graph with its ratio input turned into a constant 0.25."""
-    model = onnx.load(str(official_onnx))
-    ratio = next(i for i in model.graph.input if i.name == "downsample_ratio")
-    model.graph.input.remove(ratio)
-    constant = onnx.numpy_helper.from_array(np.array([0.25], np.float32), "downsample_ratio")
-    model.graph.initializer.append(constant)
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "rvmkit.downsample_ratio", "0.25"
-    path = tmp_path_factory.mktemp("baked") / "rvm_baked_trt.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
-@pytest.mark.parametrize(("size", "expected"), [
-    ((3840, 2160), 512 / 3840), ((1920, 1080), 512 / 1920), ((1080, 1920), 512 / 1920), ((1280, 720), 0.4),
-    ((640, 480), 0.8), ((512, 512), 1.0), ((320, 240), 1.0), ((513, 100), 512 / 513)])
-def test_auto_ratio_puts_the_long_side_near_512(size, expected):
-    ratio = auto_downsample_ratio(*size)
-    assert math.isclose(ratio, expected)
-    assert max(size) * ratio <= 512 + 1e-9
-
-
-@pytest.mark.parametrize("bad", ["0", "-0.5", "1.5", "nan", "inf", "fast", ""])
-def test_bad_ratio_is_a_one_line_error(bad):
-    with pytest.raises(RvmkitError, match="downsample ratio") as info:
-        parse_ratio(bad)
-    assert "\n" not in str(info.value)
-
-
-def test_ratio_auto_and_numbers():
-    assert parse_ratio("auto") is None and parse_ratio(None) is None
-    assert parse_ratio("0.25") == 0.25 and parse_ratio(1) == 1.0
-    assert resolve_ratio("auto", 1920, 1080) == pytest.approx(0.2667, abs=1e-4)
-    assert resolve_ratio(0.5, 1920, 1080) == 0.5
-
-
-def test_a_ratio_that_leaves_no_pixel_is_refused_auto_included():
-    with pytest.raises(RvmkitError, match="shrinks its 2048x2 frames to nothing; use a larger ratio"):
-        resolve_ratio("auto", 2048, 2, input_label="strip.png")  # auto: 0.25 of 2 rows is none
-    with pytest.raises(RvmkitError, match="ratio is baked in"):
-        resolve_ratio(None, 3, 2, baked=0.25)
-    assert resolve_ratio(1, 2048, 2) == 1.0
 
 
 def test_baked_ratio_is_used_for_auto_and_another_ratio_is_refused(baked_onnx):
@@ -143,7 +76,7 @@ def test_backend_model_and_device_mismatches_are_refused(checkpoint, official_on
 
 def test_onnxruntime_backend_equals_the_official_session_and_keeps_states_native(
         official_onnx, milk_frames, milk_reference):
-    backend = load_backend("onnxruntime", official_onnx, fast=False)  # the plain path (fast: test_fast.py)
+    backend = load_backend("onnxruntime", official_onnx, fast=False)  # plain path (fast: test_ort_fast.py)
     state, alphas = None, []
     for rgb in milk_frames:
         _, pha, state = backend.step(to_input(rgb), state, 0.25)
@@ -194,7 +127,13 @@ def test_openvino_runs_frames_downsampled_under_five_pixels(official_onnx, milk_
         assert np.abs(ours - ref).max() <= TOLERANCE
 
 
-def test_tensorrt_backend_needs_a_gpu():
-    pytest.importorskip("tensorrt", reason="TensorRT not installed (needs an NVIDIA GPU)")
-    with pytest.raises(RvmkitError, match="--device cuda"):
-        check_backend("tensorrt", ModelSpec("engine", Path("x.engine")), "cpu")
+def test_tensorrt_backend_is_refused_off_the_gpu_and_without_a_model():
+    """The checks made before TensorRT is imported: pure Python, so they run on a CPU-only machine."""
+    engine = ModelSpec("engine", Path("x.engine"))
+    with pytest.raises(RvmkitError, match="runs on an NVIDIA GPU only; add --device cuda"):
+        check_backend("tensorrt", engine, "cpu")
+    with pytest.raises(RvmkitError, match="backend tensorrt: needs --model"):
+        check_backend("tensorrt", ModelSpec("onnx_baked", None), "cuda")
+    with pytest.raises(RvmkitError, match="cannot run on the tensorrt backend"):
+        check_backend("tensorrt", ModelSpec("checkpoint", Path("x.pth")), "cuda")
+    assert check_backend("tensorrt", engine, "cuda") is None  # an engine on the GPU is accepted

@@ -1,8 +1,8 @@
-"""The TensorRT-ready RVM ONNX interface: tensor names, dynamic axis names, the baked ratio.
+"""Reading and labelling RVM ONNX files: load, is it an RVM graph, its baked ratio, variant and metadata.
 
-TensorRT needs every dynamic dimension named distinctly per tensor (the seed recipe's names),
-and the downsample ratio baked into the graph instead of a float input. No torch here: the
-runtime path and `convert` use this module.
+TensorRT needs every dynamic dimension named distinctly per tensor (the seed recipe's names, in
+`rvmkit.contract`), and the downsample ratio baked into the graph instead of a float input. Pure onnx,
+no torch: the runtime path and `convert` use this module.
 """
 
 from __future__ import annotations
@@ -11,27 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rvmkit.contract import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, RATIO_INPUT, RATIO_METADATA_KEY
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
-
-INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i"]
-OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
-STATE_INPUTS = tuple(INPUT_NAMES[1:])  # r1i..r4i
-STATE_OUTPUTS = tuple(OUTPUT_NAMES[2:])  # r1o..r4o
-RATIO_INPUT = "downsample_ratio"  # the official models' extra float input
-RATIO_METADATA_KEY = "rvmkit.downsample_ratio"
-
-# Exactly the seed's dynamic_axes (../shared/seed): one distinct set of names per tensor.
-DYNAMIC_AXES: dict[str, dict[int, str]] = {
-    "src": {0: "batch_size0", 2: "height0", 3: "width0"},
-    "fgr": {0: "batch_size1", 2: "height1", 3: "width1"},
-    "pha": {0: "batch_size2", 2: "height2", 3: "width2"},
-    **{f"r{k}i": {0: f"batch_size{k + 2}", 1: f"channels{k + 2}", 2: f"height{k + 2}", 3: f"width{k + 2}"}
-       for k in range(1, 5)},
-    **{f"r{k}o": {0: f"batch_size{k + 6}", 2: f"height{k + 6}", 3: f"width{k + 6}"} for k in range(1, 5)},
-}
-
-# Recurrent state channels per variant (r1..r4), for building full-size states.
-STATE_CHANNELS = {"mobilenetv3": (16, 20, 40, 64), "resnet50": (16, 32, 64, 128)}
+from rvmkit.graph.edit import constant_values
 
 
 def load_onnx(path: str | os.PathLike, what: str = "model file") -> Any:
@@ -129,33 +111,6 @@ def dim_names(model: Any) -> dict[str, list[str | int]]:
     return result
 
 
-def producers(graph: Any) -> dict[str, Any]:
-    """tensor name -> the node that outputs it."""
-    return {out: node for node in graph.node for out in node.output}
-
-
-def consumers(graph: Any) -> dict[str, list[Any]]:
-    """tensor name -> the nodes that read it, in graph order."""
-    users: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
-
-
-def constant_values(graph: Any) -> dict[str, Any]:
-    """tensor name -> numpy value, for initializers and Constant nodes' `value` outputs."""
-    from onnx import numpy_helper
-
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
-
-
 def _ratio_from_graph(model: Any) -> float | None:
     """The scale of the first Resize fed (through Casts) by `src`: the baked downsample ratio."""
     graph = model.graph
@@ -190,14 +145,6 @@ def baked_ratio(model_or_path: Any) -> float | None:
 def trt_path_for(output: Path) -> Path:
     """`<stem>_trt.onnx` beside `output` (the seed's step 4 name)."""
     return output.with_name(f"{output.stem}_trt{output.suffix or '.onnx'}")
-
-
-def validate_ratio(ratio: float) -> float:
-    """0 < ratio <= 1, else a one-line RvmkitError."""
-    ratio = float(ratio)
-    if not (0.0 < ratio <= 1.0):
-        raise RvmkitError(f"downsample ratio {ratio:g}: must be > 0 and <= 1")
-    return ratio
 
 
 def variant_of(model: Any) -> str | None:

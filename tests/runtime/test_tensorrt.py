@@ -1,5 +1,6 @@
-"""`rvmkit build-engine` and the TensorRT backend. The build and the backend need TensorRT, cuda-python
-and an NVIDIA GPU: those tests skip elsewhere; the error paths run everywhere."""
+"""The TensorRT backend (`rvmkit.runtime.tensorrt`). A real engine needs TensorRT, cuda-python and an
+NVIDIA GPU (that test skips elsewhere); the error paths and the state-buffer logic (on a simulated
+runtime) run everywhere. Building engines is tested in tests/trt/test_engine.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from rvmkit.cli import main
 from rvmkit.errors import RvmkitError
-from rvmkit.export.engine import NOT_INSTALLED, read_sidecar
+from rvmkit.trt.engine import read_sidecar
 
 SIZES = ["--min", "160x120", "--opt", "320x240", "--max", "645x479"]
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -32,55 +33,6 @@ def _has_gpu() -> bool:
 needs_tensorrt_gpu = pytest.mark.skipif(
     not (HAS_TENSORRT and _has_gpu()),
     reason="needs TensorRT, cuda-python and an NVIDIA GPU (not available on CPU-only CI)")
-
-
-@pytest.fixture(scope="session")
-def trt_ready(official_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rvmkit.export.convert import convert_official
-
-    return Path(convert_official(official_onnx, tmp_path_factory.mktemp("engine") / "rvm_trt.onnx", 0.25))
-
-
-@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
-def test_build_engine_without_tensorrt_is_one_clear_line(trt_ready, tmp_path, capsys):
-    output = tmp_path / "rvm.engine"
-    assert main(["build-engine", str(trt_ready), *SIZES, "--output", str(output)]) == 2
-    assert capsys.readouterr().err.strip() == f"rvmkit: error: {NOT_INSTALLED}"
-    assert list(tmp_path.iterdir()) == []  # nothing half-written
-
-
-@pytest.mark.parametrize("clash", ["model", "existing"])
-def test_build_engine_never_writes_over_its_model_or_an_existing_file(clash, trt_ready, tmp_path, capsys):
-    """Checked before the model is read or TensorRT imported: the same rules as every output."""
-    model = tmp_path / "rvm.onnx"
-    model.write_bytes(trt_ready.read_bytes())
-    output = model if clash == "model" else tmp_path / "rvm.engine.json"
-    if clash == "existing":
-        output.write_text("notes")
-        output = tmp_path / "rvm.engine"  # its sidecar would be rvm.engine.json
-    assert main(["build-engine", str(model), *SIZES, "--output", str(output)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0
-    assert ("output is the input" if clash == "model" else "already exists; use --overwrite") in err
-    assert model.read_bytes() == trt_ready.read_bytes()
-    assert clash == "model" or (tmp_path / "rvm.engine.json").read_text() == "notes"
-
-
-def test_build_engine_refuses_official_model_naming_the_failed_check(official_onnx, tmp_path, capsys):
-    output = tmp_path / "rvm.engine"
-    args = ["build-engine", str(official_onnx), *SIZES, "--downsample-ratio", "0.25", "--output", str(output)]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0
-    assert "not ready for TensorRT" in err and "no float input feeds a shape" in err and "Resize_3" in err
-    assert not output.exists()
-
-
-def test_build_engine_rejects_bad_profile_before_anything_else(trt_ready, tmp_path, capsys):
-    args = ["build-engine", str(trt_ready), "--min", "640x480", "--opt", "320x240", "--max", "645x479",
-            "--output", str(tmp_path / "x.engine")]
-    assert main(args) == 2
-    assert "min <= opt <= max" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
@@ -251,9 +203,9 @@ def test_tensorrt_backend_state_buffers_with_simulated_runtime(trt_ready, tmp_pa
     import sys
     import types
 
-    from rvmkit.export.profile import compute_profile
     from rvmkit.runtime.onnxruntime import OnnxRuntimeBackend
     from rvmkit.runtime.tensorrt import TensorRTBackend
+    from rvmkit.trt.profile import compute_profile
 
     profile = compute_profile(trt_ready, (160, 120), (320, 240), (645, 479))
     fake_trt, cudart = _FakeTensorRT(trt_ready, profile), _FakeCudart()
@@ -288,15 +240,3 @@ def test_tensorrt_backend_state_buffers_with_simulated_runtime(trt_ready, tmp_pa
     backend.close()
     backend.close()
     assert cudart.memory == {}
-
-
-@pytest.mark.parametrize("workspace", ["nan", "inf", "-1", "0"])
-def test_build_engine_rejects_a_non_positive_or_non_finite_workspace_first(workspace, tmp_path, capsys):
-    """Checked before the model is read (it does not exist here) and before TensorRT is imported."""
-    output = tmp_path / "rvm.engine"
-    args = ["build-engine", str(tmp_path / "missing.onnx"), *SIZES, "--workspace", workspace,
-            "--output", str(output)]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"rvmkit: error: --workspace {workspace}: must be a positive number of GiB"
-    assert list(tmp_path.iterdir()) == []

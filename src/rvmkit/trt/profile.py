@@ -18,7 +18,6 @@ zeros). Use it when you control the runtime (rvmkit's TensorRT backend does this
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shlex
@@ -26,20 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.export.interface import (
+from rvmkit.contract import (
     INPUT_NAMES,
     STATE_CHANNELS,
-    baked_ratio,
-    require_rvm_onnx,
+    STATE_LEVELS,
+    downsampled,
+    same_ratio,
+    state_sizes,
     validate_ratio,
-    variant_of,
 )
+from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.graph.io import baked_ratio, require_rvm_onnx, variant_of
 
 FORMATS = ("json", "trtexec", "ort-trt", "fastdeploy")
-STATE_LEVELS = 4
 Shape = tuple[int, ...]
 
 
@@ -104,23 +102,6 @@ def _check_order(sizes: dict[str, tuple[int, int]]) -> None:
 # Shapes the network produces
 
 
-def downsampled(size: int, ratio: float) -> int:
-    """floor(size * ratio) in float32, as Resize with scales computes it; unchanged at ratio 1."""
-    if ratio == 1.0:
-        return size
-    return int(math.floor(np.float32(size) * np.float32(ratio)))
-
-
-def state_sizes(height: int, width: int, ratio: float) -> list[tuple[int, int]]:
-    """(h, w) of r1..r4 for a frame of height x width."""
-    h, w = downsampled(height, ratio), downsampled(width, ratio)
-    sizes = []
-    for _ in range(STATE_LEVELS):
-        h, w = -(-h // 2), -(-w // 2)
-        sizes.append((h, w))
-    return sizes
-
-
 def state_channels(model: Any) -> tuple[int, ...]:
     """Channels of r1..r4: fixed dims of r1o..r4o when the graph has them, else the variant's table."""
     outputs = {o.name: o for o in model.graph.output}
@@ -139,10 +120,10 @@ def model_ratio(model: Any, path: str | os.PathLike, override: float | None) -> 
     baked = baked_ratio(model)
     if override is not None:
         override = validate_ratio(override)
-        if baked is not None and abs(baked - override) > 1e-6:
+        if baked is not None and not same_ratio(baked, override):
             raise RvmkitError(f"{describe_path(path)}: downsample ratio {baked:g} is baked in; "
                               f"--downsample-ratio {override:g} disagrees")
-        return override
+        return baked if baked is not None else override
     if baked is None:
         raise RvmkitError(f"{describe_path(path)}: no baked downsample ratio (official model?); pass "
                           "--downsample-ratio or export a TensorRT-ready model with `rvmkit convert`")

@@ -1,0 +1,135 @@
+"""What every room agrees on about an RVM model: tensor names and axes, state channels, variants, and
+every downsample-ratio rule (parse, auto, resolve, the downsampled size, the state sizes).
+
+Names and numbers only (numpy, no torch, no onnx), so the graph tools, the TensorRT tools, the backends
+and the front-ends cannot disagree: each rule is written once, with one ratio tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from rvmkit.errors import RvmkitError, describe_path
+
+VARIANTS = ("mobilenetv3", "resnet50")
+
+INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i"]
+OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
+STATE_INPUTS = tuple(INPUT_NAMES[1:])  # r1i..r4i
+STATE_OUTPUTS = tuple(OUTPUT_NAMES[2:])  # r1o..r4o
+STATE_LEVELS = 4
+RATIO_INPUT = "downsample_ratio"  # the official models' extra float input
+RATIO_METADATA_KEY = "rvmkit.downsample_ratio"
+
+# Exactly the seed's dynamic_axes (../shared/seed): one distinct set of names per tensor.
+DYNAMIC_AXES: dict[str, dict[int, str]] = {
+    "src": {0: "batch_size0", 2: "height0", 3: "width0"},
+    "fgr": {0: "batch_size1", 2: "height1", 3: "width1"},
+    "pha": {0: "batch_size2", 2: "height2", 3: "width2"},
+    **{f"r{k}i": {0: f"batch_size{k + 2}", 1: f"channels{k + 2}", 2: f"height{k + 2}", 3: f"width{k + 2}"}
+       for k in range(1, 5)},
+    **{f"r{k}o": {0: f"batch_size{k + 6}", 2: f"height{k + 6}", 3: f"width{k + 6}"} for k in range(1, 5)},
+}
+
+# Recurrent state channels per variant (r1..r4), for building full-size states.
+STATE_CHANNELS = {"mobilenetv3": (16, 20, 40, 64), "resnet50": (16, 32, 64, 128)}
+
+
+def is_torch_model(value: Any) -> bool:
+    """An in-memory model (torch.nn.Module or alike), told apart without importing torch."""
+    return hasattr(value, "state_dict") and not isinstance(value, (str, os.PathLike))
+
+
+# ---------------------------------------------------------------------------------------------
+# Downsample ratio
+
+#: relative tolerance under which two ratios are the same one (a ratio baked into a graph as float32,
+#: or typed by a user with fewer digits, still matches the model's)
+RATIO_TOLERANCE = 1e-4
+
+#: `auto` ratio: the downsampled long side is at most this many pixels (RVM's convert_video rule)
+AUTO_RATIO_LONG_SIDE = 512
+
+
+def same_ratio(a: float, b: float) -> bool:
+    """True when ratios `a` and `b` are the same within RATIO_TOLERANCE."""
+    return math.isclose(float(a), float(b), rel_tol=RATIO_TOLERANCE)
+
+
+def _checked_ratio(ratio: float, shown: object, alternative: str = "") -> float:
+    if not math.isfinite(ratio) or not 0.0 < ratio <= 1.0:
+        raise RvmkitError(f"downsample ratio {shown}: must be > 0 and <= 1{alternative}")
+    return ratio
+
+
+def validate_ratio(ratio: float) -> float:
+    """0 < ratio <= 1 (a number, never 'auto': a ratio to bake into a graph), else a one-line RvmkitError."""
+    ratio = float(ratio)
+    return _checked_ratio(ratio, f"{ratio:g}")
+
+
+def parse_ratio(value: str | float | None) -> float | None:
+    """'auto'/None -> None (decided per input), else a float in (0, 1] or a one-line RvmkitError."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise RvmkitError(f"downsample ratio {value!r}: expected 'auto' or a number in (0, 1]") from None
+    return _checked_ratio(ratio, value, " (or 'auto')")
+
+
+def auto_downsample_ratio(width: int, height: int) -> float:
+    """RVM's rule (its convert_video with downsample_ratio=None): min(1, 512 / max(W, H)), so the
+    downsampled long side is about 512 px and inputs up to 512 px run at full resolution.
+    E.g. 3840x2160 -> 0.133, 1920x1080 -> 0.267, 1280x720 -> 0.4, 640x480 -> 0.8, 512x512 -> 1."""
+    if width <= 0 or height <= 0:
+        raise RvmkitError(f"frame size {width}x{height}: must be positive")
+    return min(1.0, AUTO_RATIO_LONG_SIDE / max(width, height))
+
+
+def downsampled(size: int, ratio: float) -> int:
+    """floor(size * ratio) in float32, as Resize with scales computes it; unchanged at ratio 1."""
+    if ratio == 1.0:
+        return size
+    return int(math.floor(np.float32(size) * np.float32(ratio)))
+
+
+def state_sizes(height: int, width: int, ratio: float) -> list[tuple[int, int]]:
+    """(h, w) of r1..r4 for a frame of height x width: ceil(d / 2) per level from the downsampled frame
+    (the encoder's stride-2 convolutions and the decoder's ceil_mode AvgPool all round up)."""
+    h, w = downsampled(height, ratio), downsampled(width, ratio)
+    sizes = []
+    for _ in range(STATE_LEVELS):
+        h, w = -(-h // 2), -(-w // 2)
+        sizes.append((h, w))
+    return sizes
+
+
+def resolve_ratio(requested: str | float | None, width: int, height: int, baked: float | None = None,
+                  model_label: str = "model", input_label: str | os.PathLike = "input") -> float:
+    """The ratio to run at: `baked` (a TRT-ready ONNX's or an engine's) when there is one, and asking
+    for another is an error; else the requested one; else `auto_downsample_ratio`. A ratio that leaves
+    no pixel of the `input_label` frame is an error."""
+    ratio = parse_ratio(requested)
+    if baked is not None:
+        if ratio is not None and not same_ratio(ratio, baked):
+            raise RvmkitError(f"{describe_path(model_label)}: downsample ratio {baked:g} is baked into this "
+                              f"model; cannot run it at {ratio:g} (use --downsample-ratio auto or {baked:g}, "
+                              "or export the model again for that ratio)")
+        ratio = float(baked)
+    elif ratio is None:
+        ratio = auto_downsample_ratio(width, height)
+    if downsampled(width, ratio) < 1 or downsampled(height, ratio) < 1:
+        if baked is not None:
+            remedy = "this model's ratio is baked in: use --input-resize, or export it with a larger ratio"
+        else:
+            remedy = "use a larger ratio (up to 1)" if parse_ratio(requested) is None else \
+                "use a larger ratio, or auto"
+        raise RvmkitError(f"{describe_path(input_label)}: downsample ratio {ratio:g} shrinks its "
+                          f"{width}x{height} frames to nothing; {remedy}")
+    return ratio

@@ -1,0 +1,36 @@
+"""The progress line (`rvmkit.progress`): silent off a terminal, frames, fps and ETA on one."""
+
+from __future__ import annotations
+
+import io
+
+from rvmkit.progress import Progress
+
+
+def test_progress_is_silent_when_not_a_terminal():
+    stream = io.StringIO()
+    with Progress(10, stream=stream) as bar:
+        for done in range(1, 11):
+            bar.update(done)
+    assert stream.getvalue() == ""
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_frames_fps_and_eta_on_a_terminal():
+    stream = FakeTTY()
+    with Progress(100, stream=stream) as bar:
+        bar.update(100)
+    text = stream.getvalue()
+    assert "100/100 frames" in text and "fps" in text and "ETA" in text and text.endswith("\n")
+    quiet = FakeTTY()
+    with Progress(100, stream=quiet, enabled=False) as bar:
+        bar.update(50)
+    assert quiet.getvalue() == ""
+    bar = Progress(200, stream=io.StringIO())
+    bar.done = 50
+    assert "50/200" in bar.line(now=bar._start + 2.0) and "25.0 fps" in bar.line(now=bar._start + 2.0)
+    assert "ETA 0:06" in bar.line(now=bar._start + 2.0)
