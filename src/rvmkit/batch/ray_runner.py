@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit import api
+from rvmkit.batch import FORMATS, work
 from rvmkit.batch import segments as seg
-from rvmkit.batch import work
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import require_writable_output
@@ -35,7 +35,6 @@ from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
 from rvmkit.video.writer import OUTPUT_TYPES, VIDEO_SUFFIXES, check_quality
 
-FORMATS = ("mp4", "mkv", "webm", "mov", "png")
 _CANCEL_WAIT_S = 10.0
 _session: dict[str, bool] = {}
 Log = Callable[[str], None]
@@ -64,33 +63,59 @@ class _ItemRun:
     failed: bool = False
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run uses Ray: which cluster (`address`; None: a local one), how many workers of how many
+    CPUs, and how each video is cut (`segments` in time, each starting `warmup` frames early)."""
+
+    address: str | None = None
+    num_workers: int | None = None
+    cpus_per_worker: int = 1
+    segments: int = 1
+    warmup: int = seg.DEFAULT_WARMUP
+
+    def checked(self) -> RunOptions:
+        """One-line errors for bad numbers, before anything is created or Ray starts."""
+        check_cluster_numbers(self.num_workers, self.cpus_per_worker)
+        seg.plan_segments(1, self.segments, self.warmup)  # validates the numbers
+        return self
+
+    @classmethod
+    def pop_from(cls, options: dict[str, Any]) -> RunOptions:
+        """The RunOptions fields among keyword `options` (removed from it), e.g. run_batch(segments=8)."""
+        return cls(**{name: options.pop(name) for name in RUN_FIELDS if name in options})
+
+
+RUN_FIELDS = ("address", "num_workers", "cpus_per_worker", "segments", "warmup")
+
+
 class Worker:
     """Ray actor body: holds one loaded model and runs jobs with it. Returns small dicts, never frames."""
 
     def __init__(self, options: work.MatteOptions, threads: int | None) -> None:
         self.options = options
-        self.engine = work.load_engine(options, threads)
+        self.backend = work.load_worker_backend(options, threads)
 
     def ready(self) -> bool:
         return True
 
-    def run(self, job: Job, item: _ItemRun, segments: int, warmup: int, overwrite: bool) -> dict[str, Any]:
+    def run(self, job: Job, item: _ItemRun, run: RunOptions, overwrite: bool) -> dict[str, Any]:
         try:
-            return {"ok": True, **self._run(job, item, segments, warmup, overwrite)}
+            return {"ok": True, **self._run(job, item, run, overwrite)}
         except Exception as exc:  # noqa: BLE001 - recorded in the manifest; the batch goes on
             message = str(exc) if isinstance(exc, RvmkitError) else f"{type(exc).__name__}: {exc}"
             return {"ok": False, "error": message}
 
-    def _run(self, job: Job, item: _ItemRun, segments: int, warmup: int, overwrite: bool) -> dict[str, Any]:
+    def _run(self, job: Job, item: _ItemRun, run: RunOptions, overwrite: bool) -> dict[str, Any]:
         options = self.options
         if job.kind == "video":
-            return {"frames": work.matte_video(self.engine, item.input, item.outputs, options, overwrite)}
+            return {"frames": work.matte_video(self.backend, item.input, item.outputs, options, overwrite)}
         if job.kind == "plan":
-            return {"plan": seg.plan_segments(work.probe(item.input, options), segments, warmup)}
+            return {"plan": seg.plan_segments(work.probe(item.input, options), run.segments, run.warmup)}
         work_dir = str(_work_dir(item))
         if job.kind == "segment":
             key = options.fingerprint(item.input)
-            return {"frames": work.run_segment(self.engine, item.input, item.outputs, options, job.segment,
+            return {"frames": work.run_segment(self.backend, item.input, item.outputs, options, job.segment,
                                                work_dir, key)}
         return {"frames": work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
                                              overwrite)}
@@ -191,98 +216,135 @@ class _Pool:
 # The scheduler
 
 
-def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
-              warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = True, num_workers: int | None = None,
-              cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None,
-              log: Log | None = None) -> list[Item]:
+def run_items(items: list[_ItemRun], options: work.MatteOptions, run: RunOptions, *, overwrite: bool = True,
+              on_item: Callable[[_ItemRun, Item], None] | None = None, log: Log | None = None) -> list[Item]:
     """Run every item on the current Ray session; `on_item` is called as each one finishes and `log`
     gets a line per finished segment (segments take long: that is the progress of a segmented run)."""
-    import ray
+    return _Scheduler(items, options, run, overwrite, on_item, log).run()
 
-    gpus = 1.0 if options.device == "cuda" else 0.0
-    size = _pool_size(num_workers, cpus_per_worker, gpus, len(items) * max(1, segments))
-    pool = _Pool(options, size, cpus_per_worker, gpus)
-    pending: deque[Job] = deque(Job("video" if segments <= 1 else "plan", i) for i in range(len(items)))
-    in_flight: dict[Any, tuple[Job, Any]] = {}
-    results: dict[int, Item] = {}
 
-    def finish(index: int, error: str | None) -> None:
-        run = items[index]
-        if index in results:
+class _Scheduler:
+    """Jobs to actors, results to follow-up jobs: a video is one job, or with segments a plan, one job
+    per segment, then one stitch per output. An item's first failure finishes it; its other jobs are
+    dropped."""
+
+    def __init__(self, items: list[_ItemRun], options: work.MatteOptions, run: RunOptions, overwrite: bool,
+                 on_item: Callable[[_ItemRun, Item], None] | None, log: Log | None) -> None:
+        self.items, self.options, self.run_options, self.overwrite = items, options, run, overwrite
+        self.on_item, self.log = on_item, log
+        first = "video" if run.segments <= 1 else "plan"
+        self.pending: deque[Job] = deque(Job(first, i) for i in range(len(items)))
+        self.in_flight: dict[Any, tuple[Job, Any]] = {}
+        self.results: dict[int, Item] = {}
+
+    def run(self) -> list[Item]:
+        import ray
+
+        run = self.run_options
+        gpus = 1.0 if self.options.device == "cuda" else 0.0
+        size = _pool_size(run.num_workers, run.cpus_per_worker, gpus, len(self.items) * max(1, run.segments))
+        self.pool = _Pool(self.options, size, run.cpus_per_worker, gpus)
+        try:
+            while self.pending or self.in_flight:
+                self._submit()
+                if self.in_flight:
+                    ready, _ = ray.wait(list(self.in_flight), num_returns=1)
+                    self._collect(ready[0])
+        finally:
+            self._stop()
+        return [self.results[i] for i in range(len(self.items))]
+
+    def _submit(self) -> None:
+        """Hand pending jobs to idle actors."""
+        while self.pending and self.pool.idle:
+            job = self.pending.popleft()
+            if job.item in self.results:  # the item already failed: drop its other jobs
+                continue
+            actor = self.pool.idle.pop()
+            run = self.items[job.item]
+            if not run.started:
+                run.started = time.monotonic()
+            ref = actor.run.remote(job, run, self.run_options, self.overwrite)
+            self.in_flight[ref] = (job, actor)
+
+    def _collect(self, ref: Any) -> None:
+        """One finished job: its actor back to the pool (or replaced if it died), its item moved on."""
+        import ray
+
+        job, actor = self.in_flight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the worker died (crash, out of memory, model load)
+            self.pool.replace(actor)
+            self._fail(job, f"worker failed: {_first_line(exc)}")
+            return
+        self.pool.idle.append(actor)
+        if not result["ok"]:
+            self._fail(job, result["error"])
+        elif job.item not in self.results:
+            follow_up = {"video": self._after_video, "plan": self._after_plan, "segment": self._after_segment,
+                         "stitch": self._after_stitch}
+            follow_up[job.kind](job, result)
+
+    def _fail(self, job: Job, error: str) -> None:
+        self.items[job.item].remaining = sum(1 for j, _ in self.in_flight.values() if j.item == job.item)
+        self._finish(job.item, error)
+
+    def _finish(self, index: int, error: str | None) -> None:
+        run = self.items[index]
+        if index in self.results:
             return
         run.failed = error is not None
         item = Item(run.input, "failed" if error else "done", dict(run.outputs), error,
                     None if error else run.frames, round(time.monotonic() - run.started, 3))
-        if segments > 1 and (error is None or not run.remaining):
+        if self.run_options.segments > 1 and (error is None or not run.remaining):
             seg.remove_work_dir(_work_dir(run))
-        results[index] = item
-        if on_item is not None:
-            on_item(run, item)
+        self.results[index] = item
+        if self.on_item is not None:
+            self.on_item(run, item)
 
-    def follow_up(job: Job, result: dict[str, Any]) -> None:
-        run = items[job.item]
-        if job.kind == "video":
-            run.frames = result["frames"]
-            finish(job.item, None)
-        elif job.kind == "plan" and len(result["plan"]) == 1:  # one frame: nothing to split or stitch
-            pending.appendleft(Job("video", job.item))
-        elif job.kind == "plan":
-            run.plan = result["plan"]
-            run.remaining = len(run.plan)
-            pending.extendleft(reversed([Job("segment", job.item, segment=s) for s in run.plan]))
-        elif job.kind == "segment":
-            run.remaining -= 1
-            if log is not None:
-                done = len(run.plan) - run.remaining
-                log(f"segment {job.segment.index + 1} of {Path(run.input).name} done: frames "
-                    f"{job.segment.start}-{job.segment.stop - 1} ({done}/{len(run.plan)} segments)")
-            if run.remaining == 0:
-                roles = [role for role in api.ROLES if role in run.outputs]
-                run.remaining = len(roles)
-                pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
-        else:
-            run.frames = result["frames"]
-            run.remaining -= 1
-            if run.remaining == 0:
-                finish(job.item, None)
+    def _after_video(self, job: Job, result: dict[str, Any]) -> None:
+        self.items[job.item].frames = result["frames"]
+        self._finish(job.item, None)
 
-    try:
-        while pending or in_flight:
-            while pending and pool.idle:
-                job = pending.popleft()
-                if job.item in results:  # the item already failed: drop its other jobs
-                    continue
-                actor = pool.idle.pop()
-                run = items[job.item]
-                if not run.started:
-                    run.started = time.monotonic()
-                ref = actor.run.remote(job, run, segments, warmup, overwrite)
-                in_flight[ref] = (job, actor)
-            if not in_flight:
-                continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            job, actor = in_flight.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except ray.exceptions.RayError as exc:  # the worker died (crash, out of memory, model load)
-                pool.replace(actor)
-                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
-                finish(job.item, f"worker failed: {_first_line(exc)}")
-                continue
-            pool.idle.append(actor)
-            if not result["ok"]:
-                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
-                finish(job.item, result["error"])
-            elif job.item not in results:
-                follow_up(job, result)
-    finally:
-        if in_flight:  # interrupted: let running jobs abort their sinks (no temp files left), then kill
-            for ref in in_flight:
+    def _after_plan(self, job: Job, result: dict[str, Any]) -> None:
+        run = self.items[job.item]
+        if len(result["plan"]) == 1:  # one frame: nothing to split or stitch
+            self.pending.appendleft(Job("video", job.item))
+            return
+        run.plan = result["plan"]
+        run.remaining = len(run.plan)
+        self.pending.extendleft(reversed([Job("segment", job.item, segment=s) for s in run.plan]))
+
+    def _after_segment(self, job: Job, result: dict[str, Any]) -> None:
+        run = self.items[job.item]
+        run.remaining -= 1
+        if self.log is not None:
+            done = len(run.plan) - run.remaining
+            self.log(f"segment {job.segment.index + 1} of {Path(run.input).name} done: frames "
+                     f"{job.segment.start}-{job.segment.stop - 1} ({done}/{len(run.plan)} segments)")
+        if run.remaining == 0:
+            roles = [role for role in api.ROLES if role in run.outputs]
+            run.remaining = len(roles)
+            self.pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
+
+    def _after_stitch(self, job: Job, result: dict[str, Any]) -> None:
+        run = self.items[job.item]
+        run.frames = result["frames"]
+        run.remaining -= 1
+        if run.remaining == 0:
+            self._finish(job.item, None)
+
+    def _stop(self) -> None:
+        """Interrupted: let running jobs abort their sinks (no temp files left), then kill every actor."""
+        import ray
+
+        if self.in_flight:
+            for ref in self.in_flight:
                 ray.cancel(ref)
-            ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_WAIT_S)
-        for actor in pool.idle + [actor for _, actor in in_flight.values()]:
+            ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=_CANCEL_WAIT_S)
+        for actor in self.pool.idle + [actor for _, actor in self.in_flight.values()]:
             ray.kill(actor, no_restart=True)
-    return [results[i] for i in range(len(items))]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -354,29 +416,28 @@ def _make_dir(folder: Path) -> list[Path]:
 
 
 def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
-              outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
-              num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
-              warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, on_failure: Log | None = None,
-              **matte_options: Any) -> list[Item]:
+              outputs: Sequence[str] = ("composition",), fmt: str = "mp4", run: RunOptions | None = None,
+              log: Log | None = None, on_failure: Log | None = None, **options: Any) -> list[Item]:
     """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
 
-    `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
-    Inputs already done (manifest says so, the files exist and their fingerprint, of the options and
-    the input's size + mtime, still matches) are recorded as skipped; failed, partial or stale ones are
-    redone, replacing their outputs. `output_dir/manifest.json` holds the same records (and earlier
-    runs' ones). Every argument is checked (one-line RvmkitError) before anything is created or Ray
-    starts. `log` gets a progress line per input (and segment); `on_failure`, when given, gets the line
-    of each failed input instead of `log`, so a run without progress still reports its failures.
-    Ray's own warnings are kept quiet when `log` is None.
+    `options` are `convert_video`'s matte options (model, backend, background, downsample_ratio, ...),
+    and may hold `RunOptions`' fields (address, num_workers, cpus_per_worker, segments, warmup) instead
+    of `run`. Inputs already done (manifest says so, the files exist and their fingerprint, of the
+    options and the input's size + mtime, still matches) are recorded as skipped; failed, partial or
+    stale ones are redone, replacing their outputs. `output_dir/manifest.json` holds the same records
+    (and earlier runs' ones). Every argument is checked (one-line RvmkitError) before anything is
+    created or Ray starts. `log` gets a progress line per input (and segment); `on_failure`, when given,
+    gets the line of each failed input instead of `log`, so a run without progress still reports its
+    failures. Ray's own warnings are kept quiet when `log` is None.
     """
     roles = _check_roles(outputs)
-    output_type = matte_options.get("output_type")
-    options = work.MatteOptions(**matte_options).checked()
-    fmt = _check_format(fmt, output_type, options, roles)
+    run = _run_options(run, options)
+    output_type = options.get("output_type")
+    matte = work.MatteOptions(**options).checked()
+    fmt = _check_format(fmt, output_type, matte, roles)
     if fmt == "png":
-        options = work.MatteOptions(**{**options.__dict__, "output_type": "png_sequence"})
-    check_cluster_numbers(num_workers, cpus_per_worker)
-    seg.plan_segments(1, segments, warmup)  # validates the numbers
+        matte = work.MatteOptions(**{**matte.__dict__, "output_type": "png_sequence"})
+    run.checked()
     if not inputs:
         raise RvmkitError("no inputs given")
     out_dir = Path(output_dir).expanduser().absolute()
@@ -384,6 +445,58 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
         raise RvmkitError(f"{describe_path(out_dir)}: is not a folder")
     require_writable_output(out_dir / MANIFEST_NAME)
     paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
+    planned = _plan_outputs(paths, out_dir, roles, fmt)
+    manifest = Manifest.load(out_dir / MANIFEST_NAME)
+    created = _make_dir(out_dir)
+    quiet = log is None
+    log = log or (lambda message: None)
+    fingerprints = {str(path): work.output_fingerprint(matte, path, run.segments, run.warmup)
+                    for path in paths}
+    todo = _todo(paths, planned, fingerprints, manifest, log)
+    if todo:
+        try:
+            started = init_ray(run.address, quiet=quiet)
+        except RvmkitError:  # e.g. a wrong --address: leave no empty output folder behind
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+        try:
+            _prefetch_weights(matte)
+            run_items(todo, matte, run, overwrite=True, log=log,
+                      on_item=_recorder(manifest, fingerprints, log, on_failure or log))
+        finally:
+            if started:
+                _shutdown()
+    return [manifest.get(str(path)) for path in paths]
+
+
+def _recorder(manifest: Manifest, fingerprints: dict[str, str], log: Log,
+              on_failure: Log) -> Callable[[_ItemRun, Item], None]:
+    """on_item for run_items: each finished item into the manifest (with its fingerprint), and a line."""
+    def on_item(item_run: _ItemRun, item: Item) -> None:
+        item.fingerprint = fingerprints[item_run.input]
+        manifest.record(item)
+        if item.error is not None:
+            on_failure(f"failed {item_run.input}: {first_line(item.error)}")
+        else:
+            log(f"{item.status} {item_run.input} ({item.frames} frames, {item.seconds:.1f} s)")
+
+    return on_item
+
+
+def _run_options(run: RunOptions | None, options: dict[str, Any]) -> RunOptions:
+    """`run`, or the RunOptions fields given as keywords among `options` (taken out of it)."""
+    if run is None:
+        return RunOptions.pop_from(options)
+    given = [name for name in RUN_FIELDS if name in options]
+    if given:
+        raise TypeError(f"run_batch(): {', '.join(given)} given both in run= and as keywords")
+    return run
+
+
+def _plan_outputs(paths: list[Path], out_dir: Path, roles: list[str], fmt: str) -> dict[Path, dict[str, str]]:
+    """Each input's output paths; two inputs that would write the same file are refused."""
     planned: dict[Path, dict[str, str]] = {}
     claimed: dict[str, str] = {}
     for path in paths:
@@ -393,15 +506,16 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                 raise RvmkitError(f"{describe_path(path)}: same output name as "
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
-    manifest = Manifest.load(out_dir / MANIFEST_NAME)
-    created = _make_dir(out_dir)
-    quiet = log is None
-    log = log or (lambda message: None)
+    return planned
+
+
+def _todo(paths: list[Path], planned: dict[Path, dict[str, str]], fingerprints: dict[str, str],
+          manifest: Manifest, log: Log) -> list[_ItemRun]:
+    """The inputs to (re)do; those done earlier with the same fingerprint are recorded as skipped."""
     todo: list[_ItemRun] = []
-    fingerprints: dict[str, str] = {}
     for path in paths:
         outputs_for = planned[path]
-        fingerprint = fingerprints[str(path)] = work.output_fingerprint(options, path, segments, warmup)
+        fingerprint = fingerprints[str(path)]
         previous = manifest.get(str(path))
         if previous is not None and previous.outputs == outputs_for and previous.finished():
             if previous.fingerprint == fingerprint:
@@ -412,31 +526,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
             log(f"redoing {path} (options or input changed since it was done)")
         _remove_leftovers(outputs_for.values())
         todo.append(_ItemRun(str(path), outputs_for))
-    if todo:
-        try:
-            started = init_ray(address, quiet=quiet)
-        except RvmkitError:  # e.g. a wrong --address: leave no empty output folder behind
-            for folder in created:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-            raise
-
-        def on_item(run: _ItemRun, item: Item) -> None:
-            item.fingerprint = fingerprints[run.input]
-            manifest.record(item)
-            if item.error is not None:
-                (on_failure or log)(f"failed {run.input}: {first_line(item.error)}")
-            else:
-                log(f"{item.status} {run.input} ({item.frames} frames, {item.seconds:.1f} s)")
-
-        try:
-            _prefetch_weights(options)
-            run_items(todo, options, segments=segments, warmup=warmup, overwrite=True,
-                      num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item, log=log)
-        finally:
-            if started:
-                _shutdown()
-    return [manifest.get(str(path)) for path in paths]
+    return todo
 
 
 def convert_segmented(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
@@ -454,8 +544,7 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     """
     started_at = time.monotonic()
     options = work.MatteOptions(**matte_options).checked()
-    check_cluster_numbers(num_workers, cpus_per_worker)
-    seg.plan_segments(1, segments, warmup)  # validates the numbers
+    run = RunOptions(address, num_workers, cpus_per_worker, segments, warmup).checked()
     input_path = Path(input_source).expanduser().absolute()
     requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
     outputs, info = _check_outputs(input_path, requested, options, overwrite)
@@ -465,8 +554,7 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     started = init_ray(address, quiet=not progress)
     try:
         _prefetch_weights(options)
-        [item] = run_items([_ItemRun(str(input_path), outputs)], options, segments=segments, warmup=warmup,
-                           overwrite=overwrite, num_workers=num_workers, cpus_per_worker=cpus_per_worker,
+        [item] = run_items([_ItemRun(str(input_path), outputs)], options, run, overwrite=overwrite,
                            log=stderr_log if progress else None)
     finally:
         if started:
