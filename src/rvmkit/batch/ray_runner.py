@@ -261,10 +261,10 @@ class _Scheduler:
             if job.item in self.results:  # the item already failed: drop its other jobs
                 continue
             actor = self.pool.idle.pop()
-            run = self.items[job.item]
-            if not run.started:
-                run.started = time.monotonic()
-            ref = actor.run.remote(job, run, self.run_options, self.overwrite)
+            item = self.items[job.item]
+            if not item.started:
+                item.started = time.monotonic()
+            ref = actor.run.remote(job, item, self.run_options, self.overwrite)
             self.in_flight[ref] = (job, actor)
 
     def _collect(self, ref: Any) -> None:

@@ -38,10 +38,7 @@ FP16_GATED = ("fgr", "pha")
 
 @dataclass
 class Runner:
-    """A runtime backend under comparison: its name in the table and the precision it computes in.
-
-    Every runner is a `rvmkit.runtime` backend run through `step` (the ONNX models with plain ONNX
-    Runtime, the PyTorch model with the torch backend), its recurrent state read back with `states`."""
+    """A runtime backend under comparison: its name in the table and the precision it computes in."""
 
     name: str
     backend: Backend
