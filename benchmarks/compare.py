@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from rvmkit import bench
     from rvmkit.fileio import write_atomically
 
-    sizes = [bench.parse_size(text) for text in args.sizes] if args.sizes else SIZES
+    sizes = [bench.parse_size_ratio(text) for text in args.sizes] if args.sizes else SIZES
     command = "python benchmarks/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
     results: dict = {"machine": bench.machine(), "loadavg_start": _loadavg(),
                      "started": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -11,9 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from rvmkit import bench
-from rvmkit.bench import parse_size
+from rvmkit.bench import check_options, parse_size_ratio
 from rvmkit.cli import build_parser, main
-from rvmkit.cli.bench import check_args
+from rvmkit.cli.bench import bench_options
 from rvmkit.errors import RvmkitError
 
 
@@ -45,8 +45,9 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
 
 
 def test_bench_refuses_bad_sizes_and_frame_counts(capsys):
-    assert parse_size("1920x1080@0.25") == (1920, 1080, 0.25) and parse_size("640x480") == (640, 480, None)
-    assert parse_size("640x480@auto") == (640, 480, None)
+    assert parse_size_ratio("1920x1080@0.25") == (1920, 1080, 0.25)
+    assert parse_size_ratio("640x480") == (640, 480, None)
+    assert parse_size_ratio("640x480@auto") == (640, 480, None)
     assert main(["bench", "--sizes", "big", "--frames", "2"]) == 2
     assert "size 'big'" in capsys.readouterr().err
     assert main(["bench", "--frames", "0"]) == 2
@@ -112,7 +113,7 @@ def test_bench_baked_model_runs_at_its_ratio_and_refuses_another(baked_onnx, cap
     assert main(["bench", "--model", str(baked_onnx), "--sizes", "64x48@0.5", "--frames", "1"]) == 2
     assert "has downsample ratio 0.25 baked in; use 64x48@0.25 or 64x48" in one_line_error(capsys)
     args = build_parser().parse_args(["bench", "--model", str(baked_onnx)])
-    _specs, sizes = check_args(args)  # the default sizes take the baked ratio
+    _specs, sizes = check_options(bench_options(args))  # the default sizes take the baked ratio
     assert sizes == [(640, 480, 0.25), (1280, 720, 0.25), (1920, 1080, 0.25)]
     assert main(["bench", "--model", str(baked_onnx), "--sizes", "64x48", "--frames", "1"]) == 0
     table = capsys.readouterr().out
@@ -139,7 +140,7 @@ def test_bench_refuses_fp16_without_torch_and_threads_below_one(flags, message, 
 
 def test_bench_fp16_applies_to_the_torch_backend_only():
     args = build_parser().parse_args(["bench", "--backend", "onnxruntime", "torch", "--fp16"])
-    specs, _sizes = check_args(args)  # fp16 is torch's, so onnxruntime beside it is fine
+    specs, _sizes = check_options(bench_options(args))  # fp16 is torch's: onnxruntime beside it is fine
     assert list(specs) == ["onnxruntime", "torch"]
 
 
@@ -187,4 +188,4 @@ def test_official_baseline_feeds_a_float16_model_float16_inputs(tmp_path, monkey
 
 def test_parse_size_errors_are_rvmkit_errors():
     with pytest.raises(RvmkitError, match="expected WxH or WxH@RATIO"):
-        parse_size("64by48")
+        parse_size_ratio("64by48")

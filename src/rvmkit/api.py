@@ -11,6 +11,7 @@ import inspect
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from rvmkit.runtime import (
     resolve_model,
     resolve_ratio,
 )
-from rvmkit.runtime.base import FrameResult
+from rvmkit.runtime.base import Backend, FrameResult
 from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.preview import sample_indices
 from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
@@ -116,33 +117,47 @@ def convert_video(source: Any = None, /, *positional: Any,
                  num_workers=num_workers)
     background = _background_text(background)
     output_video_mbps = ignored_png_mbps(output_type, output_video_mbps, progress)
-    requested = {"composition": output_composition, "alpha": output_alpha, "foreground": output_foreground}
-    if all(path is None for path in requested.values()):
-        raise RvmkitError("no output requested: give output_composition, output_alpha and/or "
-                          "output_foreground (--output-composition, --output-alpha, --output-foreground)")
+    requested = _requested_outputs(output_composition, output_alpha, output_foreground)
     ratio_request = parse_ratio(downsample_ratio)
     check_numbers(seq_chunk, output_video_mbps, crf, input_resize)
     resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
     with open_source(input_source, resize=resize) as source:
         info = source.info
-        spec, backend_name = check_model(model, backend, device, fp16, variant)
+        spec, backend_name = check_model_fit(model, backend, device, fp16, variant)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
         with parse_background(background, info.width, info.height) as bg:
             targets = plan_targets(requested, info, output_type, bg.transparent, overwrite, output_video_mbps,
                                    crf)
             preview_path = _check_preview(preview, info, targets, overwrite)
+            job = MatteJob(source, info, targets, bg, ratio, output_type=output_type, mbps=output_video_mbps,
+                           crf=crf, overwrite=overwrite, seq_chunk=seq_chunk, progress=progress,
+                           preview=preview_path)
             options: dict[str, Any] = {"fp16": True} if fp16 else {}
-            with load_backend(backend_name, spec, device=device, variant=variant, **options) as engine:
-                if engine.baked_ratio is not None and spec.baked_ratio is None:  # an engine's metadata
-                    ratio = resolve_ratio(ratio_request, info.width, info.height, engine.baked_ratio,
-                                          spec.label, info.path)
-                frames = render(source, engine, ratio, targets, bg, info, output_type, output_video_mbps, crf,
-                              overwrite, seq_chunk, progress, preview_path)
-    outputs = {target.role: target.path for target in targets}
-    if preview_path is not None:
-        outputs["preview"] = preview_path
+            frames = _load_and_render(job, backend_name, spec, ratio_request, device=device, variant=variant,
+                                      **options)
+    outputs: dict[str, Path] = {target.role: target.path for target in targets}
+    outputs.update({"preview": preview_path} if preview_path is not None else {})
     return MatteResult(frames=frames, seconds=time.monotonic() - started, outputs=outputs,
-                       downsample_ratio=ratio, backend=backend_name, notes=tuple(input_notes(info)))
+                       downsample_ratio=job.ratio, backend=backend_name, notes=tuple(input_notes(info)))
+
+
+def _load_and_render(job: MatteJob, name: str, spec: ModelSpec, ratio_request: float | None,
+                     **loading: Any) -> int:
+    """Load the backend, take a TensorRT engine's baked ratio (read once it is loaded), render `job`."""
+    with load_backend(name, spec, **loading) as loaded:
+        if loaded.baked_ratio is not None and spec.baked_ratio is None:  # an engine's metadata
+            job.ratio = resolve_ratio(ratio_request, job.info.width, job.info.height, loaded.baked_ratio,
+                                      spec.label, job.info.path)
+        return render(job, loaded)
+
+
+def _requested_outputs(composition: Any, alpha: Any, foreground: Any) -> dict[str, Any]:
+    """{role: path or None}; at least one output must be asked for."""
+    requested = {"composition": composition, "alpha": alpha, "foreground": foreground}
+    if all(path is None for path in requested.values()):
+        raise RvmkitError("no output requested: give output_composition, output_alpha and/or "
+                          "output_foreground (--output-composition, --output-alpha, --output-foreground)")
+    return requested
 
 
 #: RVM's convert_video(model, input_source, ...) positional order, after the model
@@ -257,8 +272,8 @@ def _background_text(background: Any) -> str | None:
                     f"0-255, an image or video path, or 'transparent'; not {background!r}")
 
 
-def check_model(model: str | os.PathLike | None, backend: str | None, device: str,
-                fp16: bool, variant: str | None = None) -> tuple[ModelSpec, str]:
+def check_model_fit(model: str | os.PathLike | None, backend: str | None, device: str,
+                    fp16: bool, variant: str | None = None) -> tuple[ModelSpec, str]:
     """(model spec, backend name) once the model, backend, device, fp16 and variant are known to fit
     together, so a mismatch is a one-line error before anything is loaded."""
     spec = resolve_model(model, backend)
@@ -275,6 +290,9 @@ def check_model(model: str | os.PathLike | None, backend: str | None, device: st
         raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
                           "(export one with rvmkit export)")
     return spec, name
+
+
+check_model = check_model_fit  # the earlier name (not TensorRT readiness: that is `rvmkit check`)
 
 
 def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
@@ -357,39 +375,68 @@ def _abort(targets: list[Target]) -> None:
                 pass
 
 
-def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target], bg: Background,
-         info: VideoInfo, output_type: str | None, mbps: float | None, crf: int | None, overwrite: bool,
-         seq_chunk: int, progress: bool, preview: Path | None, *, start: int = 0, stop: int | None = None,
-         warmup: int = 0, open_sinks: Any = None) -> int:
-    """Open the sinks, stream every frame through the pipeline, render the preview, then commit all
-    (or abort all on any error: nothing is published unless everything succeeded).
+@dataclass
+class MatteJob:
+    """One input matted into its targets, as `render` runs it (for `convert_video` and for every batch
+    or segment worker). start/stop/warmup pick a time segment (the warmup frames are inferred, not
+    written); open_sinks(targets), when given, sets each target.sink instead of the final writers
+    (segments write lossless parts)."""
 
-    start/stop/warmup and open_sinks(targets) (sets each target.sink) let `rvmkit.batch.segments`
-    write one time segment, rendered exactly as here, into its own intermediate sinks."""
-    from rvmkit import pipeline
+    source: FrameSource
+    info: VideoInfo
+    targets: list[Target]
+    background: Background
+    ratio: float
+    output_type: str | None = None
+    mbps: float | None = None
+    crf: int | None = None
+    overwrite: bool = False
+    seq_chunk: int = 1
+    progress: bool = False
+    preview: Path | None = None
+    start: int = 0
+    stop: int | None = None
+    warmup: int = 0
+    open_sinks: Callable[[list[Target]], None] | None = None
 
-    by_role = {target.role: target for target in targets}
-    keep = set(sample_indices(info.frame_count or 1, PREVIEW_FRAMES)) if preview is not None else set()
-    previews: list[tuple[np.ndarray, ...]] = []
+    @property
+    def expected_frames(self) -> int | None:
+        """How many frames the run must write, when the input's frame count is known."""
+        if self.info.frame_count is None:
+            return None
+        return (self.info.frame_count if self.stop is None else self.stop) - self.start
 
-    # composition over an opaque background and/or alpha come out of one pass (fused on the fast path)
-    fused = "composition" in by_role and not bg.transparent and "foreground" not in by_role
 
-    def consume(frame: Frame, result: FrameResult) -> None:
-        if fused and frame.index not in keep:
-            composition, alpha = result.composite(bg.frame(frame.index), want_alpha="alpha" in by_role)
-            by_role["composition"].sink.write(composition, frame)
+class _FrameWriter:
+    """The pipeline's consumer: each frame's result into the targets' sinks, and the preview samples."""
+
+    def __init__(self, job: MatteJob) -> None:
+        self.job = job
+        self.by_role = {target.role: target for target in job.targets}
+        self.keep = set(sample_indices(job.info.frame_count or 1, PREVIEW_FRAMES)) \
+            if job.preview is not None else set()
+        self.previews: list[tuple[np.ndarray, ...]] = []
+        bg = job.background
+        # composition over an opaque background and/or alpha come out of one pass (fused on the fast path)
+        self.fused = "composition" in self.by_role and not bg.transparent and "foreground" not in self.by_role
+
+    def __call__(self, frame: Frame, result: FrameResult) -> None:
+        if self.fused and frame.index not in self.keep:
+            background = self.job.background.frame(frame.index)
+            composition, alpha = result.composite(background, want_alpha="alpha" in self.by_role)
+            self.by_role["composition"].sink.write(composition, frame)
             if alpha is not None:
-                by_role["alpha"].sink.write(alpha, frame)  # HxW grey: video sinks encode it as gray
+                self.by_role["alpha"].sink.write(alpha, frame)  # HxW grey: video sinks encode it as gray
             return
         fgr, pha = result.arrays()
-        write_arrays(frame, fgr[None], pha[None])
+        self.write_arrays(frame, fgr[None], pha[None])
 
-    def write_arrays(frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
+    def write_arrays(self, frame: Frame, fgr: np.ndarray, pha: np.ndarray) -> None:
+        bg = self.job.background
         composition = None
-        if "composition" in by_role or frame.index in keep:
+        if "composition" in self.by_role or frame.index in self.keep:
             composition = rgba(fgr, pha) if bg.transparent else composite(fgr, pha, bg.frame(frame.index))
-        for role, target in by_role.items():
+        for role, target in self.by_role.items():
             if role == "composition":
                 image = composition
             elif role == "alpha":
@@ -397,29 +444,36 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
             else:
                 image = foreground_u8(fgr)
             target.sink.write(image, frame)
-        if frame.index in keep:
-            shown = composition if not bg.transparent else composite(fgr, pha, _checkerboard(info))
-            previews.append((frame.rgb, alpha_u8(pha, channels=3), shown))
+        if frame.index in self.keep:
+            shown = composition if not bg.transparent else composite(fgr, pha, _checkerboard(self.job.info))
+            self.previews.append((frame.rgb, alpha_u8(pha, channels=3), shown))
 
-    if open_sinks is None:
-        _open_sinks(targets, info, output_type, mbps, crf, overwrite)
+
+def render(job: MatteJob, backend: Backend) -> int:
+    """Open the sinks, stream every frame through the pipeline on `backend`, render the preview, then
+    commit all (or abort all on any error: nothing is published unless everything succeeded)."""
+    from rvmkit import pipeline
+
+    writer = _FrameWriter(job)
+    if job.open_sinks is None:
+        _open_sinks(job.targets, job.info, job.output_type, job.mbps, job.crf, job.overwrite)
     else:
-        open_sinks(targets)
-    expected = (info.frame_count if stop is None else stop) - start if info.frame_count is not None else None
+        job.open_sinks(job.targets)
     preview_temp: Path | None = None
     try:
-        with Progress(info.frame_count, enabled=progress) as bar:
-            frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update,
-                                  start=start, stop=stop, warmup=warmup)
+        with Progress(job.info.frame_count, enabled=job.progress) as bar:
+            frames = pipeline.run(job.source, backend, job.ratio, writer, seq_chunk=job.seq_chunk,
+                                  on_frame=bar.update, start=job.start, stop=job.stop, warmup=job.warmup)
+        expected = job.expected_frames
         if expected is not None and frames != expected:
-            raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {expected} frames "
+            raise RvmkitError(f"{describe_path(job.info.path)}: only {frames} of {expected} frames "
                               "were matted")
-        if preview is not None:
-            preview_temp = _render_preview(previews, preview)
-        _publish(targets, preview_temp, preview, overwrite)
+        if job.preview is not None:
+            preview_temp = _render_preview(writer.previews, job.preview)
+        _publish(job.targets, preview_temp, job.preview, job.overwrite)
         preview_temp = None
     except BaseException:
-        _abort(targets)
+        _abort(job.targets)
         raise
     finally:
         if preview_temp is not None and os.path.exists(preview_temp):

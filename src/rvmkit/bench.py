@@ -17,12 +17,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rvmkit.runtime.base import to_input
+from rvmkit.runtime.base import Backend, to_input
 from rvmkit.video.reader import MAX_SIDE  # the largest frame side, as for --input-resize
+
+if TYPE_CHECKING:
+    from rvmkit.runtime import ModelSpec
 
 GREEN = (120, 255, 155)
 NAIVE_MBPS = 4.0
@@ -50,7 +53,7 @@ class Timing:
         return {**asdict(self), "fps": round(self.fps, 3)}
 
 
-def parse_size(text: str) -> tuple[int, int, float | None]:
+def parse_size_ratio(text: str) -> tuple[int, int, float | None]:
     """'1920x1080' or '1920x1080@0.25' -> (1920, 1080, 0.25 or None for auto); a one-line RvmkitError
     unless both sides are from 1 to MAX_SIDE and the ratio is one `runtime.parse_ratio` takes ((0, 1]).
     Whether the ratio leaves a pixel is `runtime.resolve_ratio`'s check (it knows a model's baked ratio)."""
@@ -101,38 +104,26 @@ def load_frames(clip: str | os.PathLike | None, width: int, height: int, count: 
 
 def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: float,
                      threads: int | None = None) -> Stepper:
-    """`sess.run` of the official ONNX with default session options, on prepared float inputs (float16
-    for a float16 model)."""
-    import onnxruntime as ort
+    """The official ONNX as its examples run it (`sess.run` with default session options: the runtime's
+    `OrtReferenceBackend`), on float inputs prepared before timing (float16 for a float16 model)."""
+    from rvmkit.runtime.ort_reference import OrtReferenceBackend
 
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    types = {item.name: item.type for item in session.get_inputs()}
-    dtype = np.float16 if types.get("src") == "tensor(float16)" else np.float32
-    inputs = [to_input(frame).astype(dtype, copy=False) for frame in frames]
-    state = [np.zeros((1, 1, 1, 1), dtype)] * 4
-    ratio_in = np.array([ratio], np.float32)
-
-    def step(i: int) -> None:
-        nonlocal state
-        feed = {"src": inputs[i], "downsample_ratio": ratio_in,
-                **{f"r{k + 1}i": state[k] for k in range(4)}}
-        state = session.run(None, feed)[2:]
-
-    return step
+    return backend_stepper(OrtReferenceBackend(model, threads=threads), frames, ratio, prepared=True)
 
 
-def backend_stepper(backend: Any, frames: list[np.ndarray], ratio: float) -> Stepper:
+def backend_stepper(backend: Backend, frames: list[np.ndarray], ratio: float,
+                    prepared: bool = False) -> Stepper:
     """A rvmkit backend through its three stages, from the uint8 frame to float fgr/pha, as the pipeline
     runs it (whatever the backend: the fast path's prepare is its downsampling, a plain backend's the
-    float conversion)."""
+    float conversion). `prepared`: every frame's `prepare` runs up front, untimed (the baseline's input
+    conversion is not part of its model time)."""
+    inputs = [backend.prepare(frame, ratio) for frame in frames] if prepared else None
     state = None
 
     def step(i: int) -> None:
         nonlocal state
-        raws, state = backend.infer([backend.prepare(frames[i], ratio)], state, ratio)
+        src = inputs[i] if inputs is not None else backend.prepare(frames[i], ratio)
+        raws, state = backend.infer([src], state, ratio)
         backend.finish(frames[i], raws[0], ratio).arrays()
 
     return step
@@ -294,3 +285,183 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     for r in cells:
         out.append("  ".join(c.rjust(w) if c[:1].isdigit() else c.ljust(w) for c, w in zip(r, widths)))
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# `rvmkit bench`: model-only and end-to-end rows per backend and size
+
+DEFAULT_SIZES = ("640x480@0.5", "1280x720@0.375", "1920x1080@0.25")
+TABLE_COLUMNS = ["mode", "variant", "size", "ratio", "ms/frame", "fps", "vs official"]
+
+
+@dataclass
+class BenchOptions:
+    """What `rvmkit bench` times: `sizes` as 'WxH@R' (None: DEFAULT_SIZES), `frames` timed per size,
+    `mode` 'model', 'e2e' or 'both'; `json` is where the rows go too (checked before any timing)."""
+
+    input: str | None = None
+    backends: tuple[str, ...] = ("onnxruntime",)
+    device: str = "cpu"
+    fp16: bool = False
+    model: str | None = None
+    sizes: tuple[str, ...] | None = None
+    frames: int = 12
+    mode: str = "model"
+    threads: int | None = None
+    json: str | None = None
+
+
+def check_options(options: BenchOptions) -> tuple[dict[str, ModelSpec], list[tuple[int, int, float]]]:
+    """Everything given checked before any frame is timed, as `rvmkit matte` checks it (one-line errors):
+    ({backend: model spec}, [(width, height, ratio)])."""
+    from rvmkit.api import check_model_fit
+    from rvmkit.errors import RvmkitError
+
+    if options.frames < 1:
+        raise RvmkitError(f"--frames {options.frames}: must be at least 1")
+    if options.threads is not None and options.threads < 1:
+        raise RvmkitError(f"--threads {options.threads}: must be at least 1 (leave it out to use all cores)")
+    specs = {}
+    for name in dict.fromkeys(options.backends):
+        # fp16 is the torch backend's; without torch among the backends it is refused as matte refuses it
+        fp16 = options.fp16 and (name == "torch" or "torch" not in options.backends)
+        specs[name] = check_model_fit(options.model, name, options.device, fp16)[0]
+    spec = next(iter(specs.values()))
+    baked = spec.baked_ratio
+    texts = options.sizes or [text.partition("@")[0] if baked is not None else text for text in DEFAULT_SIZES]
+    return specs, [_check_size(text, spec) for text in texts]
+
+
+def _check_size(text: str, spec: ModelSpec) -> tuple[int, int, float]:
+    """(width, height, ratio) of one --sizes entry, the ratio resolved as `rvmkit matte` resolves it."""
+    from rvmkit.contract import resolve_ratio, same_ratio
+    from rvmkit.errors import RvmkitError, describe_path
+
+    width, height, ratio = parse_size_ratio(text)
+    baked = spec.baked_ratio
+    if baked is not None and ratio is not None and not same_ratio(ratio, baked):
+        raise RvmkitError(f"size {text!r}: {describe_path(spec.label)} has downsample ratio {baked:g} "
+                          f"baked in; use {width}x{height}@{baked:g} or {width}x{height}")
+    auto = ratio is None and baked is None
+    ratio = resolve_ratio(ratio, width, height, baked, spec.label, text)  # refuses one leaving no pixel
+    return width, height, round(ratio, 4) if auto else ratio
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+def _timed_backends(options: BenchOptions, specs: dict[str, ModelSpec],
+                    log: Callable[[str], None]) -> dict[str, Backend]:
+    """{row title: loaded backend} for the model-only rows; onnxruntime on the CPU twice (fast, plain)."""
+    from rvmkit import runtime
+    from rvmkit.errors import first_line
+    from rvmkit.graph.lowres import UnsupportedGraph
+
+    backends: dict[str, Backend] = {}
+    for name, spec in specs.items():
+        loading: dict[str, Any] = {"threads": options.threads} if options.threads and name != "torch" else {}
+        fp16 = options.fp16 and name == "torch"
+        if fp16:
+            loading["fp16"] = True
+        variants = [("fast", {"fast": True}), ("plain", {"fast": False})] if name == "onnxruntime" \
+            and options.device == "cpu" else [("", {})]
+        for label, extra in variants:
+            try:
+                backend = runtime.load_backend(name, spec, device=options.device, **loading, **extra)
+            except UnsupportedGraph as exc:  # a float16 model, or a graph the fast path does not know
+                log(f"rvmkit bench: {name} ({label}) left out: {first_line(exc)}")
+                continue
+            title = f"{name} ({label})" if label else f"{name} ({options.device}{', fp16' if fp16 else ''})"
+            backends[title] = backend
+    return backends
+
+
+def model_rows(options: BenchOptions, specs: dict[str, ModelSpec], width: int, height: int, ratio: float,
+               log: Callable[[str], None] = _stderr) -> list[dict]:
+    """Model-only rows: the official ONNX baseline and every backend, interleaved frame by frame."""
+    from rvmkit.cache import official_onnx_path
+
+    frames = load_frames(options.input, width, height, options.frames + 2)
+    spec = next(iter(specs.values()))
+    official = spec.path if spec.kind == "onnx" and spec.path is not None else official_onnx_path()
+    steppers = {"official ONNX (ORT)": official_stepper(official, frames, ratio, options.threads)}
+    backends = _timed_backends(options, specs, log)
+    try:
+        for title, backend in backends.items():
+            steppers[title] = backend_stepper(backend, frames, ratio)
+        times = time_interleaved(steppers, len(frames))
+    finally:
+        for backend in backends.values():
+            backend.close()
+    reference = summarize("official", times["official ONNX (ORT)"], width, height, ratio).median_ms
+    rows = []
+    for name, seconds in times.items():
+        timing = summarize(name, seconds, width, height, ratio)
+        rows.append({"mode": "model", "variant": name, "size": f"{width}x{height}", "ratio": ratio,
+                     "ms/frame": timing.median_ms, "fps": round(timing.fps, 2),
+                     "vs official": f"{reference / timing.median_ms:.2f}x"})
+    return rows
+
+
+def _input_clip(options: BenchOptions, clip: Path, width: int, height: int) -> None:
+    """The e2e input: the first frames of `options.input` scaled, or synthetic frames, as H.264."""
+    import av
+
+    if options.input:
+        make_clip(options.input, clip, width, height, options.frames)
+        return
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in synthetic_frames(width, height, options.frames):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame))))
+        out.mux(stream.encode(None))
+
+
+def e2e_rows(options: BenchOptions, specs: dict[str, ModelSpec], width: int, height: int,
+             ratio: float) -> list[dict]:
+    """End-to-end rows: `rvmkit matte` (composition + alpha, H.264 at 4 Mbps) per backend."""
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rvmkit-bench-") as tmp:
+        clip = Path(tmp) / "input.mp4"
+        _input_clip(options, clip, width, height)
+        for name in specs:
+            frames, seconds = rvmkit_e2e(clip, Path(tmp) / f"c_{name}.mp4", Path(tmp) / f"a_{name}.mp4",
+                                         ratio, backend=name, device=options.device, model=options.model,
+                                         fp16=options.fp16 and name == "torch")
+            ms = 1000 * seconds / frames
+            rows.append({"mode": "e2e", "variant": f"rvmkit matte ({name})", "size": f"{width}x{height}",
+                         "ratio": ratio, "ms/frame": round(ms, 2), "fps": round(1000 / ms, 2),
+                         "vs official": ""})
+    return rows
+
+
+def run_bench(options: BenchOptions) -> list[dict]:
+    """Check everything (the JSON path too), then time every size: the rows of `rvmkit bench`'s table."""
+    specs, sizes = check_options(options)
+    if options.json:  # before the timings, not after them
+        from rvmkit.fileio import require_writable_output
+
+        require_writable_output(options.json)
+    rows: list[dict] = []
+    for width, height, ratio in sizes:
+        if options.mode in ("model", "both"):
+            rows += model_rows(options, specs, width, height, ratio)
+        if options.mode in ("e2e", "both"):
+            rows += e2e_rows(options, specs, width, height, ratio)
+    return rows
+
+
+def write_json(path: str | os.PathLike, rows: list[dict]) -> None:
+    """The rows with the machine they were measured on, written atomically."""
+    import json
+
+    from rvmkit.fileio import write_atomically
+
+    text = json.dumps({"machine": machine(), "rows": rows}, indent=2)
+    write_atomically(Path(path), lambda tmp: tmp.write_text(text))

@@ -236,6 +236,18 @@ def test_run_batch_checks_every_number_before_creating_anything(tmp_path, offici
     assert not (tmp_path / "out").exists()
 
 
+def test_run_options_are_checked_like_the_keywords_and_not_taken_twice(tmp_path, official_onnx, no_ray):
+    from rvmkit.batch import run_batch
+    from rvmkit.batch.ray_runner import RunOptions
+    from rvmkit.errors import RvmkitError
+
+    with pytest.raises(RvmkitError, match="num workers 0"):
+        run_batch([tmp_path / "clip.mp4"], tmp_path / "out", run=RunOptions(num_workers=0))
+    with pytest.raises(TypeError, match="segments given both in run= and as keywords"):
+        run_batch([tmp_path / "clip.mp4"], tmp_path / "out", run=RunOptions(), segments=2)
+    assert not (tmp_path / "out").exists()
+
+
 def test_segmented_matte_checks_quality_settings_before_ray(tmp_path, no_ray):
     from rvmkit.batch.ray_runner import convert_segmented
     from rvmkit.errors import RvmkitError

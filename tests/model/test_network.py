@@ -91,3 +91,28 @@ def test_fast_guided_filter_refiner_runs(variant):
     with torch.no_grad():
         fgr, pha, *_ = model(torch.rand(1, 3, 120, 160), downsample_ratio=0.5)
     assert pha.shape == (1, 1, 120, 160)
+
+
+def test_time_chunk_runs_the_decoder_in_time_and_equals_frame_by_frame(pretrained, book_frames):
+    frames = torch.from_numpy(np.stack(book_frames[:3]).astype(np.float32) / 255).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        fgr_chunk, pha_chunk, *states_chunk = pretrained.forward_frame(frames, *[None] * 4, 0.25,
+                                                                       always_refine=True, time_chunk=True)
+        states = [None] * 4
+        for t in range(3):
+            fgr, pha, *states = pretrained.forward_frame(frames[t:t + 1], *states, 0.25, always_refine=True)
+            assert torch.allclose(pha_chunk[t:t + 1], pha, atol=1e-5)
+            assert torch.allclose(fgr_chunk[t:t + 1], fgr, atol=1e-5)
+    assert states_chunk[0].shape[0] == 1  # one stream: the state is the last frame's
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(states_chunk, states, strict=True))
+
+
+@pytest.mark.parametrize("size", [(479, 641), (97, 61), (1, 3), (270, 480)])
+def test_decoder_crop_sizes_are_the_pooled_skip_sizes(pretrained, size):
+    from rvmkit.model.common import crop_sizes
+
+    s0 = torch.rand(1, 3, *size)
+    pooled = [s0]
+    for _ in range(3):
+        pooled.append(pretrained.decoder.avgpool(pooled[-1]))
+    assert crop_sizes(s0) == [tuple(s.shape[2:]) for s in pooled]

@@ -99,9 +99,26 @@ def test_torch_backend_agrees_with_onnxruntime(checkpoint, milk_frames, milk_ref
     assert backend.name == "torch"
     for ours, ref in zip(backend_alphas(backend, milk_frames, 0.25), milk_reference, strict=True):
         assert np.abs(ours - ref).max() <= TOLERANCE
-    fgr, pha, _ = backend.step_chunk(np.concatenate([to_input(rgb) for rgb in milk_frames]), None, 0.25)
+    fgr, pha, state = backend.step_chunk(np.concatenate([to_input(rgb) for rgb in milk_frames]), None, 0.25)
     assert pha.shape == (len(milk_frames), 1, 480, 640) and fgr.shape == (len(milk_frames), 3, 480, 640)
     assert np.abs(pha - np.concatenate(milk_reference)).max() <= TOLERANCE
+    states = backend.states(state)  # the last frame's, at 1/2 .. 1/16 of the 120x160 downsampled frame
+    assert [s.shape for s in states] == [(1, 16, 60, 80), (1, 20, 30, 40), (1, 40, 15, 20), (1, 64, 8, 10)]
+    assert all(s.dtype == np.float32 for s in states)
+
+
+def test_a_backend_that_cannot_read_its_state_back_says_so():
+    from rvmkit.runtime.base import Backend
+
+    class Opaque(Backend):
+        name = "opaque"
+
+        def step(self, src, state, downsample_ratio):
+            return src, src[:, :1], object()
+
+    _, _, state = Opaque().step(np.zeros((1, 3, 2, 2), np.float32), None, 1.0)
+    with pytest.raises(NotImplementedError, match="opaque backend does not expose its recurrent state"):
+        Opaque().states(state)
 
 
 def test_openvino_backend_agrees_with_onnxruntime(official_onnx, milk_frames, milk_reference):

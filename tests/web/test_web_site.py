@@ -35,7 +35,7 @@ def real_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_site_holds_page_runtime_and_one_baked_model_per_ratio(real_site: Path) -> None:
-    from rvmkit.export.interface import baked_ratio, require_rvm_onnx
+    from rvmkit.graph.io import baked_ratio, require_rvm_onnx
 
     out = real_site
     manifest = json.loads((out / "models.json").read_text())
@@ -78,7 +78,7 @@ def test_overwrite_refuses_a_folder_that_is_not_an_earlier_site(tmp_path: Path) 
 
 def test_overwrite_replaces_an_earlier_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    monkeypatch.setattr("rvmkit.export.convert.convert_official", fake_converter(calls))
+    monkeypatch.setattr("rvmkit.graph.bake.convert_official", fake_converter(calls))
     site = web.write_site(tmp_path / "site", ratios=(0.25,))
     (site / "models" / "stale.onnx").write_text("old")
     web.write_site(site, ratios=(0.4,), overwrite=True)
@@ -87,14 +87,14 @@ def test_overwrite_replaces_an_earlier_site(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_empty_folder_is_filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rvmkit.export.convert.convert_official", fake_converter([]))
+    monkeypatch.setattr("rvmkit.graph.bake.convert_official", fake_converter([]))
     (tmp_path / "site").mkdir()
     assert (web.write_site(tmp_path / "site", ratios=(0.5,)) / "index.html").is_file()
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    monkeypatch.setattr("rvmkit.export.convert.convert_official", fake_converter(calls, fail_at=0.5))
+    monkeypatch.setattr("rvmkit.graph.bake.convert_official", fake_converter(calls, fail_at=0.5))
     with pytest.raises(RvmkitError, match="conversion failed"):
         web.write_site(tmp_path / "site", ratios=(0.25, 0.5))
     assert calls == [0.25, 0.5] and list(tmp_path.iterdir()) == []

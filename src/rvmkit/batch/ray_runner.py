@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit import api
-from rvmkit.batch import connect, work
+from rvmkit.batch import FORMATS, connect, work
 from rvmkit.batch import segments as seg
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.errors import RvmkitError, describe_path, first_line
@@ -36,7 +36,6 @@ from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
 from rvmkit.video.writer import OUTPUT_TYPES, VIDEO_SUFFIXES, check_quality
 
-FORMATS = ("mp4", "mkv", "webm", "mov", "png")
 _CANCEL_WAIT_S = 10.0
 _WORKER_START_TIMEOUT_S = 600.0  # room for an autoscaler to add a node and for the model to load
 _TICK_S = 2.0  # how often the scheduler looks up from ray.wait to check that work still moves
@@ -492,14 +491,36 @@ def _split_done(manifest: Manifest, paths: list[Path], planned: dict[Path, dict[
     return skipped, todo, redone
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run uses Ray: which cluster (`address`; None: a local one), how many workers of how many
+    CPUs, and how each video is cut (`segments` in time, each starting `warmup` frames early)."""
+
+    address: str | None = None
+    num_workers: int | None = None
+    cpus_per_worker: int = 1
+    segments: int = 1
+    warmup: int = seg.DEFAULT_WARMUP
+
+
+def _run_options(run: RunOptions | None, options: dict[str, Any]) -> RunOptions:
+    """`run`, or RunOptions from the keywords of the same names (taken out of `options`); not both."""
+    given = {name: options.pop(name) for name in RunOptions.__dataclass_fields__ if name in options}
+    if run is None:
+        return RunOptions(**given)
+    if given:
+        raise TypeError(f"run_batch(): {', '.join(given)} given both in run= and as keywords")
+    return run
+
+
 def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
-              outputs: Sequence[str] = ("composition",), fmt: str = "mp4", address: str | None = None,
-              num_workers: int | None = None, cpus_per_worker: int = 1, segments: int = 1,
-              warmup: int = seg.DEFAULT_WARMUP, log: Log | None = None, on_failure: Log | None = None,
-              overwrite: bool = False, **matte_options: Any) -> list[Item]:
+              outputs: Sequence[str] = ("composition",), fmt: str = "mp4", run: RunOptions | None = None,
+              log: Log | None = None, on_failure: Log | None = None, overwrite: bool = False,
+              **matte_options: Any) -> list[Item]:
     """Matte every input into `output_dir`, resuming a previous run; return this run's manifest items.
 
-    `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...).
+    `matte_options` are `convert_video`'s (model, backend, background, downsample_ratio, ...); `run` says
+    how Ray is used (or its fields are given as keywords of the same names).
     Inputs already done (manifest says so, the files exist and their fingerprint, of the options and
     the input's size + mtime, still matches) are recorded as skipped; failed, partial or stale ones are
     redone, replacing their outputs. Any other existing file at an output name is replaced only with
@@ -509,6 +530,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
     of each failed input instead of `log`, so a run without progress still reports its failures.
     Ray's own warnings are kept quiet when `log` is None.
     """
+    run = _run_options(run, matte_options)
+    address, num_workers, cpus_per_worker = run.address, run.num_workers, run.cpus_per_worker
+    segments, warmup = run.segments, run.warmup
     roles = _check_roles(outputs)
     output_type = matte_options.get("output_type")
     options = work.MatteOptions(**matte_options).checked()

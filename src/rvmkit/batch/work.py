@@ -52,7 +52,7 @@ class MatteOptions:
                               "in-memory one first: torch.save(model.state_dict(), 'model.pth')")
         parse_ratio(self.downsample_ratio)
         api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
-        spec, name = api.check_model(self.model, self.backend, self.device, self.fp16, self.variant)
+        spec, name = api.check_model_fit(self.model, self.backend, self.device, self.fp16, self.variant)
         if spec.kind == "checkpoint" and spec.path is not None:  # a bad .pth would fail every worker alike
             from rvmkit.weights import load_model
 
@@ -96,7 +96,7 @@ def output_fingerprint(options: MatteOptions, input_path: str | os.PathLike, seg
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_engine(options: MatteOptions, threads: int | None = None) -> Backend:
+def load_worker_backend(options: MatteOptions, threads: int | None = None) -> Backend:
     """The worker's one model. `threads` caps intra-op threads so workers sharing a machine don't fight."""
     spec = resolve_model(options.model, options.backend)
     name = options.backend or default_backend(spec)
@@ -113,8 +113,8 @@ def load_engine(options: MatteOptions, threads: int | None = None) -> Backend:
     return load_backend(name, spec, device=options.device, variant=options.variant, **extra)
 
 
-def _ratio(options: MatteOptions, info: VideoInfo, engine: Backend) -> float:
-    return resolve_ratio(options.downsample_ratio, info.width, info.height, engine.baked_ratio,
+def _ratio(options: MatteOptions, info: VideoInfo, backend: Backend) -> float:
+    return resolve_ratio(options.downsample_ratio, info.width, info.height, backend.baked_ratio,
                          options.model or "pretrained model", info.path)
 
 
@@ -125,17 +125,18 @@ def _targets(outputs: dict[str, str], info: VideoInfo, options: MatteOptions, tr
                             options.output_video_mbps, options.crf)
 
 
-def matte_video(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
+def matte_video(backend: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
                 overwrite: bool) -> int:
     """The whole video, exactly as `rvmkit matte` does it (its own code path), with a loaded model."""
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
-        ratio = _ratio(options, info, engine)
+        ratio = _ratio(options, info, backend)
         with parse_background(options.background, info.width, info.height) as bg:
             targets = _targets(outputs, info, options, bg.transparent, overwrite)
-            return api.render(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
-                            output_type=options.output_type, mbps=options.output_video_mbps, crf=options.crf,
-                            overwrite=overwrite, seq_chunk=options.seq_chunk, progress=False, preview=None)
+            job = api.MatteJob(source, info, targets, bg, ratio, output_type=options.output_type,
+                               mbps=options.output_video_mbps, crf=options.crf, overwrite=overwrite,
+                               seq_chunk=options.seq_chunk)
+            return api.render(job, backend)
 
 
 def probe(input_path: str, options: MatteOptions) -> int:
@@ -146,7 +147,7 @@ def probe(input_path: str, options: MatteOptions) -> int:
         return source.info.frame_count
 
 
-def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
+def run_segment(backend: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,
                 segment: seg.Segment, work_dir: str, key: str) -> int:
     """Matte one segment into lossless parts in `work_dir` (skipped if an earlier run finished it).
 
@@ -166,13 +167,13 @@ def run_segment(engine: Backend, input_path: str, outputs: dict[str, str], optio
 
     with open_source(input_path, resize=options.input_resize) as source:
         info = source.info
-        ratio = _ratio(options, info, engine)
+        ratio = _ratio(options, info, backend)
         with parse_background(options.background, info.width, info.height) as bg:
             targets = _targets(outputs, info, options, bg.transparent, overwrite=True)
-            frames = api.render(source=source, engine=engine, ratio=ratio, targets=targets, bg=bg, info=info,
-                              output_type=options.output_type, mbps=None, crf=None, overwrite=True,
-                              seq_chunk=options.seq_chunk, progress=False, preview=None, start=segment.start,
-                              stop=segment.stop, warmup=segment.warmup, open_sinks=open_sinks)
+            job = api.MatteJob(source, info, targets, bg, ratio, output_type=options.output_type,
+                               overwrite=True, seq_chunk=options.seq_chunk, start=segment.start,
+                               stop=segment.stop, warmup=segment.warmup, open_sinks=open_sinks)
+            frames = api.render(job, backend)
     times.save(segment, key)
     return frames
 

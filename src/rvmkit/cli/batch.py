@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from rvmkit.cli.matte import (
+from rvmkit.batch import FORMATS
+from rvmkit.cli.options import (
     add_model_options,
     add_render_options,
     add_segment_options,
     matte_options,
     whole_number,
 )
+from rvmkit.video.writer import OUTPUT_TYPES
 
 EPILOG = """\
 examples:
@@ -44,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where outputs and manifest.json go")
     parser.add_argument("--outputs", default="composition", metavar="LIST",
                         help="comma-separated: composition, alpha, foreground (default: composition)")
-    parser.add_argument("--format", default="mp4", choices=("mp4", "mkv", "webm", "mov", "png"),
+    parser.add_argument("--format", default="mp4", choices=FORMATS,
                         help="output container (png: a folder of PNGs per output); default mp4")
-    parser.add_argument("--output-type", choices=("video", "png_sequence"),
+    parser.add_argument("--output-type", choices=OUTPUT_TYPES,
                         help="png_sequence = --format png")
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--address", metavar="ADDR",
@@ -69,11 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rvmkit.batch.manifest import MANIFEST_NAME
-    from rvmkit.batch.ray_runner import run_batch, stderr_log
+    from rvmkit.batch.ray_runner import RunOptions, run_batch, stderr_log
 
-    items = run_batch(args.inputs, args.output_dir, outputs=args.outputs.split(","), fmt=args.format,
-                      address=args.address, num_workers=args.num_workers,
-                      cpus_per_worker=args.cpus_per_worker, segments=args.segments, warmup=args.warmup,
+    run = RunOptions(address=args.address, num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker,
+                     segments=args.segments, warmup=args.warmup)
+    items = run_batch(args.inputs, args.output_dir, outputs=args.outputs.split(","), fmt=args.format, run=run,
                       log=None if args.quiet else stderr_log, on_failure=stderr_log, overwrite=args.overwrite,
                       **matte_options(args))
     counts = {status: sum(item.status == status for item in items)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from rvmkit.export import PRECISIONS
 from rvmkit.model import VARIANTS
+from rvmkit.runtime import DEVICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,9 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-variant", choices=VARIANTS, default="mobilenetv3")
     parser.add_argument("--checkpoint",
                         help="RVM .pth (default: the cached pretrained weights, fetched if missing)")
-    parser.add_argument("--precision", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--opset", type=int, default=12, help="ONNX opset, 11 to 17 (default 12)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--output", required=True,
                         help="OUT.onnx (must end in .onnx); the simplified model goes to OUT_trt.onnx")
     parser.add_argument("--downsample-ratio", type=float, default=0.25,

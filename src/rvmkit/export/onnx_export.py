@@ -1,11 +1,10 @@
 """TensorRT-ready ONNX export (the seed recipe): ratio baked in, distinct dynamic axes, simplified.
 
 The graph always runs the refiner, like the official ONNX models (a graph cannot branch on the
-ratio), so the export equals the official model at every ratio. One formulation differs from
-the plain model, with identical numbers: the decoder crops its 2x upsampled maps to sizes
-computed explicitly as floor((n + 1) / 2) chains from the downsampled frame, instead of to the
-skip tensors' shapes (nested ceil()), which ONNX Runtime's symbolic shape inference cannot
-handle (see rvmkit.trt.shapes).
+ratio), so the export equals the official model at every ratio. The traced forward is the model's
+own: its decoder crops its 2x upsampled maps to sizes computed as floor((n + 1) / 2) chains from
+the downsampled frame (`model.common.half_up`), not to the skip tensors' shapes (nested ceil()),
+which ONNX Runtime's symbolic shape inference cannot handle (see rvmkit.trt.shapes).
 """
 
 from __future__ import annotations
@@ -18,49 +17,23 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from rvmkit.contract import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, STATE_CHANNELS, validate_ratio
 from rvmkit.errors import RvmkitError
+from rvmkit.export import OPSETS, PRECISIONS
 from rvmkit.fileio import require_new_output, require_writable_output, write_all_atomically
 from rvmkit.graph.fp16 import KEEP_FLOAT32, convert_to_float16
 from rvmkit.graph.io import apply_dynamic_axes, set_ratio_metadata, trt_path_for
 from rvmkit.model import MattingNetwork
-from rvmkit.model.common import resize_by_factor
+from rvmkit.runtime import DEVICES
 
-OPSETS = range(11, 18)  # 11..17; 12 is the seed's (and the official models') opset
-PRECISIONS = ("float32", "float16")
-DEVICES = ("cpu", "cuda")
 # The seed exports with a portrait 1080x1920 frame; any size traces the same graph.
 EXAMPLE_SIZE = (1920, 1080)
 
 
-def _half_up(n: Any) -> Any:
-    """ceil(n / 2) written as (n + 1) // 2, the form symbolic shape inference can reason about."""
-    if isinstance(n, Tensor):
-        return torch.div(n + 1, 2, rounding_mode="trunc")
-    return (n + 1) // 2
-
-
-def _upsample_crop(x: Tensor, size: tuple[Any, Any]) -> Tensor:
-    """Upsample by 2 (scale, not size, maps coordinates) and crop: as `upsample2x_cropped`."""
-    x = F.interpolate(x, scale_factor=(2.0, 2.0), mode="bilinear", align_corners=False)
-    return x[:, :, : size[0], : size[1]]
-
-
-def _upsampling_block(block: nn.Module, x: Tensor, f: Tensor, s: Tensor, r: Tensor,
-                      size: tuple[Any, Any]) -> tuple[Tensor, Tensor]:
-    x = block.conv(torch.cat([_upsample_crop(x, size), f, s], dim=1))
-    a, b = x.split(block.out_channels // 2, dim=1)
-    r = block.gru(b, r)
-    return torch.cat([a, r], dim=1), r
-
-
 class ExportWrapper(nn.Module):
-    """forward(src, r1i..r4i) -> (fgr, pha, r1o..r4o) with the ratio baked in.
-
-    Same computation as `MattingNetwork.forward_frame(..., ratio, always_refine=True)`.
-    """
+    """forward(src, r1i..r4i) -> (fgr, pha, r1o..r4o) with the ratio baked in: the model's own
+    `forward_frame(..., ratio, always_refine=True)`, traced."""
 
     def __init__(self, model: MattingNetwork, downsample_ratio: float) -> None:
         super().__init__()
@@ -68,25 +41,7 @@ class ExportWrapper(nn.Module):
         self.ratio = float(downsample_ratio)
 
     def forward(self, src: Tensor, r1: Tensor, r2: Tensor, r3: Tensor, r4: Tensor) -> tuple[Tensor, ...]:
-        m, dec = self.model, self.model.decoder
-        src_sm = resize_by_factor(src, self.ratio)
-        f1, f2, f3, f4 = m.backbone(src_sm)
-        f4 = m.aspp(f4)
-        sizes = [(src_sm.shape[2], src_sm.shape[3])]
-        for _ in range(3):
-            sizes.append((_half_up(sizes[-1][0]), _half_up(sizes[-1][1])))
-        s1 = dec.avgpool(src_sm)
-        s2 = dec.avgpool(s1)
-        s3 = dec.avgpool(s2)
-        x4, r4 = dec.decode4(f4, r4)
-        x3, r3 = _upsampling_block(dec.decode3, x4, f3, s3, r3, sizes[3])
-        x2, r2 = _upsampling_block(dec.decode2, x3, f2, s2, r2, sizes[2])
-        x1, r1 = _upsampling_block(dec.decode1, x2, f1, s1, r1, sizes[1])
-        hid = dec.decode0.conv(torch.cat([_upsample_crop(x1, sizes[0]), src_sm], dim=1))
-        fgr_residual, pha = m.project_mat(hid).split([3, 1], dim=1)
-        fgr_residual, pha = m.refiner(src, src_sm, fgr_residual, pha, hid)
-        fgr = (fgr_residual + src).clamp(0.0, 1.0)
-        return fgr, pha.clamp(0.0, 1.0), r1, r2, r3, r4
+        return tuple(self.model.forward_frame(src, r1, r2, r3, r4, self.ratio, always_refine=True))
 
 
 def validate_options(*, downsample_ratio: float, precision: str, opset: int, device: str) -> None:

@@ -1,25 +1,26 @@
 """Numerical verification of an exported model, after Polygraphy's comparator.
 
-Each *runner* (ONNX Runtime on the model, ONNX Runtime on the reference ONNX, the PyTorch
-model) runs the same recurrent frames from its own zero state; every pair of runners is compared
-output by output (fgr, pha, r1o..r4o) frame after frame, and the max abs error per size is kept.
-No torch import at module level: the torch runner is optional.
+Each *runner* is a runtime backend (plain ONNX Runtime on the model and on the reference ONNX, the
+torch backend on the PyTorch model) running the same recurrent frames from its own zero state; every
+pair of runners is compared output by output (fgr, pha, r1o..r4o, the states read back with
+`Backend.states`) frame after frame, and the max abs error per size is kept. No torch import at
+module level: the torch runner is optional.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rvmkit.contract import INPUT_NAMES, OUTPUT_NAMES, RATIO_INPUT, same_ratio, validate_ratio
+from rvmkit.contract import OUTPUT_NAMES, same_ratio, validate_ratio
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.graph.io import baked_ratio, has_ratio_input, precision_of, require_rvm_onnx
+from rvmkit.runtime.base import Backend, State, to_input
 
 # (width, height): an odd size, a portrait and a landscape 1080p frame.
 SIZES: tuple[tuple[int, int], ...] = ((641, 479), (1080, 1920), (1920, 1080))
@@ -29,69 +30,33 @@ TOLERANCE = {"float32": 1e-4, "float16": 3e-2}
 FP16_GATED = ("fgr", "pha")
 
 
-class Runner(ABC):
-    """Runs frames in order, carrying its own recurrent state; outputs as float32 numpy."""
+@dataclass
+class Runner:
+    """A runtime backend under comparison: its name in the table and the precision it computes in."""
 
-    name: str = "runner"
+    name: str
+    backend: Backend
     precision: str = "float32"
 
-    @abstractmethod
-    def reset(self) -> None:
-        """Start a new stream (zero [1,1,1,1] states)."""
-
-    @abstractmethod
-    def step(self, src: np.ndarray) -> list[np.ndarray]:
-        """src float32 [1,3,H,W] in 0..1 -> [fgr, pha, r1o, r2o, r3o, r4o] as float32."""
+    def run(self, src: np.ndarray, state: State, ratio: float) -> tuple[list[np.ndarray], State]:
+        """One frame -> ([fgr, pha, r1o, r2o, r3o, r4o] as float32, the next state)."""
+        fgr, pha, state = self.backend.step(src, state, ratio)
+        return [fgr, pha, *self.backend.states(state)], state
 
 
-class OrtRunner(Runner):
+def onnx_runner(path: str | os.PathLike, name: str) -> Runner:
     """ONNX Runtime (CPU) on an RVM ONNX, official (ratio input) or TRT-ready (ratio baked)."""
+    from rvmkit.runtime.ort_reference import OrtReferenceBackend
 
-    def __init__(self, path: str | os.PathLike, name: str, ratio: float) -> None:
-        import onnxruntime as ort
-
-        model = require_rvm_onnx(path)
-        self.name = name
-        self.precision = precision_of(model)
-        self.dtype = np.float16 if self.precision == "float16" else np.float32
-        self.ratio_feed = {RATIO_INPUT: np.array([ratio], np.float32)} if has_ratio_input(model) else {}
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # fp16 models on CPU log a warning per inserted Cast
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = [np.zeros((1, 1, 1, 1), self.dtype)] * 4
-
-    def step(self, src: np.ndarray) -> list[np.ndarray]:
-        feed = dict(zip(INPUT_NAMES, [src.astype(self.dtype), *self.state], strict=True))
-        outputs = self.session.run(OUTPUT_NAMES, {**feed, **self.ratio_feed})
-        self.state = outputs[2:]
-        return [np.asarray(o, np.float32) for o in outputs]
+    precision = precision_of(require_rvm_onnx(path))
+    return Runner(name, OrtReferenceBackend(path), precision)
 
 
-class TorchRunner(Runner):
-    """The PyTorch model at the same ratio, always refining like the ONNX graphs."""
+def torch_runner(model: Any, name: str = "torch") -> Runner:
+    """The PyTorch model on the torch backend (CPU, float32), refining at every ratio like the graphs."""
+    from rvmkit.runtime import load_backend
 
-    def __init__(self, model: Any, ratio: float, name: str = "torch") -> None:
-        self.model = model.eval().float().cpu()
-        self.ratio = ratio
-        self.name = name
-        self.reset()
-
-    def reset(self) -> None:
-        import torch
-
-        self.state = [torch.zeros(1, 1, 1, 1)] * 4
-
-    def step(self, src: np.ndarray) -> list[np.ndarray]:
-        import torch
-
-        with torch.no_grad():
-            outputs = self.model.forward_frame(torch.from_numpy(src), *self.state, self.ratio,
-                                               always_refine=True)
-        self.state = outputs[2:]
-        return [o.numpy() for o in outputs]
+    return Runner(name, load_backend("torch", model, device="cpu"))
 
 
 @dataclass
@@ -209,11 +174,6 @@ def generated_frames(count: int, width: int, height: int) -> list[np.ndarray]:
     return frames
 
 
-def to_src(frame: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> float32 [1,3,H,W] in 0..1."""
-    return np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
-
-
 # ---------------------------------------------------------------------------------------------
 # Comparison
 
@@ -233,17 +193,20 @@ def model_ratio(model_path: str | os.PathLike, downsample_ratio: float | None = 
                       "pass --downsample-ratio")
 
 
-def compare_runners(runners: list[Runner], frames: list[np.ndarray],
-                    size: tuple[int, int]) -> list[Comparison]:
-    """Run every runner over `frames` (already at `size`) and compare all pairs per output."""
+def compare_runners(runners: list[Runner], frames: list[np.ndarray], size: tuple[int, int],
+                    ratio: float) -> list[Comparison]:
+    """Run every runner over `frames` (already at `size`), each from its own zero state, and compare
+    all pairs per output."""
     label = f"{size[0]}x{size[1]}"
-    for runner in runners:
-        runner.reset()
+    states: list[State] = [None] * len(runners)
     pairs = list(itertools.combinations(range(len(runners)), 2))
     worst = {(p, o): 0.0 for p in pairs for o in range(len(OUTPUT_NAMES))}
     for frame in frames:
-        src = to_src(frame)
-        outputs = [runner.step(src) for runner in runners]
+        src = to_input(frame)
+        outputs = []
+        for k, runner in enumerate(runners):
+            result, states[k] = runner.run(src, states[k], ratio)
+            outputs.append(result)
         for (i, j), o in worst:
             diff = np.abs(outputs[i][o] - outputs[j][o]).max() if outputs[i][o].shape == outputs[j][o].shape \
                 else np.inf
@@ -267,35 +230,58 @@ def verify_model(model_path: str | os.PathLike, *, reference: str | os.PathLike 
     None, not both) over `frames` recurrent frames at each (width, height) in `sizes`."""
     validate_frames(frames)
     ratio = model_ratio(model_path, downsample_ratio)
-    runners: list[Runner] = [OrtRunner(model_path, "model", ratio)]
-    if reference is not None:
-        ref_baked = baked_ratio(require_rvm_onnx(reference))
-        if ref_baked is not None and not same_ratio(ref_baked, ratio):
-            raise RvmkitError(f"{describe_path(reference)}: reference has ratio {ref_baked:g} baked in, "
-                              f"the model {ratio:g}")
-        runners.append(OrtRunner(reference, "reference", ratio))
-    if torch_model is not None:
-        runners.append(TorchRunner(torch_model, ratio))
-    if len(runners) < 2:
-        raise RvmkitError(f"{describe_path(model_path)}: nothing to compare with (give a reference ONNX "
-                          "or a checkpoint)")
-    source = read_clip(video, frames) if video is not None else None
-    described = f"{frames} frames of {Path(video).name}" if video is not None \
-        else f"{frames} generated frames"
-    report = VerifyReport(str(model_path), ratio, described)
-    if source is not None and len(source) < frames:
-        report.notes.append(f"the clip has only {len(source)} frames; used those")
-    for width, height in sizes:
-        clip = [resize_rgb(f, width, height) for f in source] if source is not None \
-            else generated_frames(frames, width, height)
-        report.rows += compare_runners(runners, clip, (width, height))
+    runners: list[Runner] = []
+    try:
+        runners += _runners(model_path, reference, torch_model, ratio)
+        source = read_clip(video, frames) if video is not None else None
+        described = f"{frames} frames of {Path(video).name}" if video is not None \
+            else f"{frames} generated frames"
+        report = VerifyReport(str(model_path), ratio, described)
+        if source is not None and len(source) < frames:
+            report.notes.append(f"the clip has only {len(source)} frames; used those")
+        for width, height in sizes:
+            clip = [resize_rgb(f, width, height) for f in source] if source is not None \
+                else generated_frames(frames, width, height)
+            report.rows += compare_runners(runners, clip, (width, height), ratio)
+    finally:
+        _close(runners)
     return report
+
+
+def _runners(model_path: str | os.PathLike, reference: str | os.PathLike | None, torch_model: Any,
+             ratio: float) -> list[Runner]:
+    """The model's runner, then the reference's and the PyTorch model's (at least one of them)."""
+    runners = [onnx_runner(model_path, "model")]
+    try:
+        if reference is not None:
+            ref_baked = baked_ratio(require_rvm_onnx(reference))
+            if ref_baked is not None and not same_ratio(ref_baked, ratio):
+                raise RvmkitError(f"{describe_path(reference)}: reference has ratio {ref_baked:g} baked in, "
+                                  f"the model {ratio:g}")
+            runners.append(onnx_runner(reference, "reference"))
+        if torch_model is not None:
+            runners.append(torch_runner(torch_model))
+        if len(runners) < 2:
+            raise RvmkitError(f"{describe_path(model_path)}: nothing to compare with (give a reference ONNX "
+                              "or a checkpoint)")
+    except BaseException:
+        _close(runners)
+        raise
+    return runners
+
+
+def _close(runners: list[Runner]) -> None:
+    for runner in runners:
+        runner.backend.close()
 
 
 def torch_matches_reference(torch_model: Any, reference: str | os.PathLike, ratio: float) -> bool:
     """Quick probe (one small frame): are these the reference's weights? Decides whether an
     export from a custom checkpoint should be compared with the official model at all."""
     frame = generated_frames(1, 160, 128)
-    rows = compare_runners([OrtRunner(reference, "reference", ratio), TorchRunner(torch_model, ratio)],
-                           frame, (160, 128))
+    runners = [onnx_runner(reference, "reference"), torch_runner(torch_model)]
+    try:
+        rows = compare_runners(runners, frame, (160, 128), ratio)
+    finally:
+        _close(runners)
     return all(row.ok for row in rows)

@@ -174,7 +174,7 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
 
 
 def _load_engine(config: LiveConfig) -> Backend:
-    from rvmkit.api import check_model
+    from rvmkit.api import check_model_fit as check_model
     from rvmkit.runtime import load_backend
 
     spec, name = check_model(config.model, config.backend, config.device, config.fp16, config.variant)

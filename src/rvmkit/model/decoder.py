@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from rvmkit.model.common import upsample2x_cropped
+from rvmkit.model.common import crop_sizes, upsample2x_cropped
 
 
 class LRASPP(nn.Module):
@@ -54,8 +56,9 @@ class UpsamplingBlock(nn.Module):
         )
         self.gru = ConvGRU(cout // 2)
 
-    def forward(self, x: Tensor, f: Tensor, s: Tensor, r: Tensor | None) -> tuple[Tensor, Tensor]:
-        x = self.conv(torch.cat([upsample2x_cropped(x, s), f, s], dim=1))
+    def forward(self, x: Tensor, f: Tensor, s: Tensor, r: Tensor | None,
+                size: tuple[Any, Any]) -> tuple[Tensor, Tensor]:
+        x = self.conv(torch.cat([upsample2x_cropped(x, size), f, s], dim=1))
         a, b = x.split(self.out_channels // 2, dim=1)
         r = self.gru(b, r)
         return torch.cat([a, r], dim=1), r
@@ -69,8 +72,8 @@ class OutputBlock(nn.Module):
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
         )
 
-    def forward(self, x: Tensor, s: Tensor) -> Tensor:
-        return self.conv(torch.cat([upsample2x_cropped(x, s), s], dim=1))
+    def forward(self, x: Tensor, s: Tensor, size: tuple[Any, Any]) -> Tensor:
+        return self.conv(torch.cat([upsample2x_cropped(x, size), s], dim=1))
 
 
 class RecurrentDecoder(nn.Module):
@@ -85,14 +88,17 @@ class RecurrentDecoder(nn.Module):
 
     def forward(self, s0: Tensor, f1: Tensor, f2: Tensor, f3: Tensor, f4: Tensor,
                 r1: Tensor | None, r2: Tensor | None, r3: Tensor | None, r4: Tensor | None):
+        # The upsampled maps are cropped to sizes computed from s0 (equal to the skip tensors' sizes),
+        # so the exported graph passes symbolic shape inference (see common.half_up).
+        sizes = crop_sizes(s0)
         s1 = self.avgpool(s0)
         s2 = self.avgpool(s1)
         s3 = self.avgpool(s2)
         x4, r4 = self.decode4(f4, r4)
-        x3, r3 = self.decode3(x4, f3, s3, r3)
-        x2, r2 = self.decode2(x3, f2, s2, r2)
-        x1, r1 = self.decode1(x2, f1, s1, r1)
-        return self.decode0(x1, s0), r1, r2, r3, r4
+        x3, r3 = self.decode3(x4, f3, s3, r3, sizes[3])
+        x2, r2 = self.decode2(x3, f2, s2, r2, sizes[2])
+        x1, r1 = self.decode1(x2, f1, s1, r1, sizes[1])
+        return self.decode0(x1, s0, sizes[0]), r1, r2, r3, r4
 
 
 class Projection(nn.Module):

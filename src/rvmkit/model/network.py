@@ -66,9 +66,12 @@ class MattingNetwork(nn.Module):
 
     def forward_frame(self, src: Tensor, r1: Tensor | None, r2: Tensor | None, r3: Tensor | None,
                       r4: Tensor | None, downsample_ratio: float = 1.0, segmentation_pass: bool = False,
-                      always_refine: bool = False) -> list[Tensor]:
-        """One [B,3,H,W] frame. `always_refine` runs the refiner even at ratio 1, as the official
-        ONNX graphs do (they cannot branch on the ratio)."""
+                      always_refine: bool = False, time_chunk: bool = False) -> list[Tensor]:
+        """One [B,3,H,W] frame: the network's one forward (the export and the torch backend call it).
+
+        `always_refine` runs the refiner even at ratio 1, as the official ONNX graphs do (they cannot
+        branch on the ratio). `time_chunk` reads the batch axis as T consecutive frames of one stream:
+        the encoder, heads and refiner run on all T at once, the recurrent decoder frame by frame."""
         if segmentation_pass and not self.has_segmentation:
             raise ValueError("segmentation_pass needs a checkpoint with a trained project_seg; weights "
                              "imported from the official ONNX have none (use the official .pth)")
@@ -76,7 +79,11 @@ class MattingNetwork(nn.Module):
         src_sm = resize_by_factor(src, downsample_ratio) if resized else src
         f1, f2, f3, f4 = self.backbone(src_sm)
         f4 = self.aspp(f4)
-        hid, *rec = self.decoder(src_sm, f1, f2, f3, f4, r1, r2, r3, r4)
+        features = (src_sm, f1, f2, f3, f4)
+        if time_chunk:
+            hid, *rec = self._decode_in_time(features, [r1, r2, r3, r4])
+        else:
+            hid, *rec = self.decoder(*features, r1, r2, r3, r4)
         if segmentation_pass:
             return [self.project_seg(hid), *rec]
         fgr_residual, pha = self.project_mat(hid).split([3, 1], dim=1)
@@ -84,3 +91,12 @@ class MattingNetwork(nn.Module):
             fgr_residual, pha = self.refiner(src, src_sm, fgr_residual, pha, hid)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         return [fgr, pha.clamp(0.0, 1.0), *rec]
+
+    def _decode_in_time(self, features: tuple[Tensor, ...], states: list[Tensor | None]) -> list[Tensor]:
+        """The recurrent decoder over T frames (the batch axis) in order, carrying the state."""
+        hids = []
+        for t in range(features[0].size(0)):
+            frame = slice(t, t + 1)
+            hid, *states = self.decoder(*(feature[frame] for feature in features), *states)
+            hids.append(hid)
+        return [torch.cat(hids), *states]

@@ -105,6 +105,11 @@ class Backend(ABC):
         fgr, pha = raw
         return ArrayResult(fgr[0], pha[0])
 
+    def states(self, state: State) -> list[np.ndarray]:
+        """Host float32 copies of the recurrent state r1..r4 that `step`/`infer` returned, for
+        comparators (`rvmkit verify`). A backend whose state cannot be read back need not offer it."""
+        raise NotImplementedError(f"the {self.name} backend does not expose its recurrent state")
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Release sessions and device memory. Safe to call twice."""
 

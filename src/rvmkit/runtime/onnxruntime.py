@@ -88,5 +88,8 @@ class OnnxRuntimeBackend(Backend):
         return (fgr.numpy().astype(np.float32, copy=False), pha.numpy().astype(np.float32, copy=False),
                 next_state)
 
+    def states(self, state: State) -> list[np.ndarray]:
+        return [np.asarray(value.numpy(), np.float32) for value in state]
+
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]

@@ -132,6 +132,9 @@ class FastOnnxRuntimeBackend(Backend):
         fgr, pha = self.finish_float(src, coef_a, coef_b, downsample_ratio)
         return fgr, pha, state
 
+    def states(self, state: State) -> list[np.ndarray]:
+        return [np.asarray(value.numpy(), np.float32) for value in state]
+
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
 

@@ -1,21 +1,20 @@
 """PyTorch backend: a `.pth` checkpoint (or an official ONNX's imported weights, or the cached default).
 
-States stay torch tensors on the device between frames. `step_chunk` batches time: the encoder,
-LR-ASPP, projection and refiner run on T frames at once; only the recurrent decoder goes frame by
-frame. The refiner also runs at ratio 1, as every ONNX/TensorRT graph does, so all backends agree.
+States stay torch tensors on the device between frames. `step_chunk` batches time (the model's
+`forward_frame(..., time_chunk=True)`): the encoder, LR-ASPP, projection and refiner run on T frames at
+once; only the recurrent decoder goes frame by frame. The refiner also runs at ratio 1, as every
+ONNX/TensorRT graph does, so all backends agree.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
 from rvmkit.errors import RvmkitError
-from rvmkit.model.common import resize_by_factor
 from rvmkit.runtime.base import Backend, State
 
 
@@ -25,7 +24,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module | None = None, *, device: str = "cpu",
-                 variant: str | None = None, fp16: bool = False, refiner: str = "deep_guided_filter") -> None:
+                 variant: str | None = None, fp16: bool = False, refiner: str | None = None) -> None:
+        """`refiner` None: a model object's own refiner kind, else the deep guided filter."""
         from rvmkit.weights import load_model
 
         if device == "cuda" and not torch.cuda.is_available():
@@ -34,6 +34,7 @@ class TorchBackend(Backend):
             raise RvmkitError("fp16: the torch backend runs half precision on --device cuda only")
         self.device = torch.device(device)
         self.dtype = torch.float16 if fp16 else torch.float32
+        refiner = refiner or _refiner_of(checkpoint)
         self.model = load_model(checkpoint, variant, refiner).to(self.device, self.dtype)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -62,23 +63,20 @@ class TorchBackend(Backend):
     def step_chunk(self, src: np.ndarray, state: State, downsample_ratio: float
                    ) -> tuple[np.ndarray, np.ndarray, State]:
         """T frames of one stream at once: src [T,3,H,W] -> fgr [T,3,H,W], pha [T,1,H,W], state."""
-        model = self.model
-        states: list[Any] = list(state) if state is not None else [None] * 4
+        states = state if state is not None else [None] * 4
         with torch.inference_mode():
-            x = self._tensor(src)
-            x_sm = resize_by_factor(x, float(downsample_ratio))
-            f1, f2, f3, f4 = model.backbone(x_sm)
-            f4 = model.aspp(f4)
-            hids = []
-            for t in range(x.size(0)):
-                frame = slice(t, t + 1)
-                hid, *states = model.decoder(x_sm[frame], f1[frame], f2[frame], f3[frame], f4[frame], *states)
-                hids.append(hid)
-            hid = torch.cat(hids)
-            fgr_residual, pha = model.project_mat(hid).split([3, 1], dim=1)
-            fgr_residual, pha = model.refiner(x, x_sm, fgr_residual, pha, hid)
-            fgr = (fgr_residual + x).clamp(0.0, 1.0)
-        return self._host(fgr), self._host(pha.clamp(0.0, 1.0)), states
+            fgr, pha, *rec = self.model.forward_frame(self._tensor(src), *states, float(downsample_ratio),
+                                                      always_refine=True, time_chunk=True)
+        return self._host(fgr), self._host(pha), rec
+
+    def states(self, state: State) -> list[np.ndarray]:
+        return [self._host(value) for value in state]
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+
+
+def _refiner_of(model: object) -> str:
+    """The refiner a model object runs (rvmkit's and the official classes share the names)."""
+    kind = type(getattr(model, "refiner", None)).__name__
+    return "fast_guided_filter" if kind == "FastGuidedFilterRefiner" else "deep_guided_filter"

@@ -90,7 +90,7 @@ def _umask() -> int:
 
 
 def _checked_ratios(ratios: Iterable[float]) -> tuple[float, ...]:
-    from rvmkit.export.interface import validate_ratio
+    from rvmkit.contract import validate_ratio
 
     unique = tuple(dict.fromkeys(validate_ratio(float(ratio)) for ratio in ratios))
     if not unique:
@@ -101,7 +101,7 @@ def _checked_ratios(ratios: Iterable[float]) -> tuple[float, ...]:
 def _source_model(model: str | Path | None) -> Path:
     """An official ONNX to convert: `model`, or the cached pretrained one."""
     from rvmkit.errors import require_readable_file
-    from rvmkit.export.interface import has_ratio_input, require_rvm_onnx
+    from rvmkit.graph.io import has_ratio_input, require_rvm_onnx
 
     if model is None:
         from rvmkit import weights
@@ -142,8 +142,8 @@ def _check_replaceable(out_dir: Path) -> None:
 
 def _fill(folder: Path, source: Path, ratios: tuple[float, ...], runtime: Path) -> None:
     """Page, runtime, one model per ratio, manifest and host headers into `folder`."""
-    from rvmkit.export.convert import convert_official
-    from rvmkit.export.interface import load_onnx, variant_of
+    from rvmkit.graph.bake import convert_official
+    from rvmkit.graph.io import load_onnx, variant_of
 
     for name in PAGE_FILES:
         shutil.copyfile(STATIC / name, folder / name)
