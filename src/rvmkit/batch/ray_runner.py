@@ -73,7 +73,7 @@ class Worker:
 
     def __init__(self, options: work.MatteOptions, threads: int | None) -> None:
         self.options = options
-        self.engine = work.load_engine(options, threads)
+        self.backend = work.load_worker_backend(options, threads)
 
     def ready(self) -> bool:
         return True
@@ -89,13 +89,13 @@ class Worker:
         options = self.options
         overwrite = overwrite or item.overwrite
         if job.kind == "video":
-            return {"frames": work.matte_video(self.engine, item.input, item.outputs, options, overwrite)}
+            return {"frames": work.matte_video(self.backend, item.input, item.outputs, options, overwrite)}
         if job.kind == "plan":
             return {"plan": seg.plan_segments(work.probe(item.input, options), segments, warmup)}
         work_dir = str(_work_dir(item))
         if job.kind == "segment":
             key = options.fingerprint(item.input)
-            return {"frames": work.run_segment(self.engine, item.input, item.outputs, options, job.segment,
+            return {"frames": work.run_segment(self.backend, item.input, item.outputs, options, job.segment,
                                                work_dir, key)}
         frames, staged = work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
                                             overwrite)
