@@ -111,16 +111,10 @@ def convert_video(source: Any = None, /, *positional: Any,
     started = time.monotonic()
     input_source, model = _source_and_model(source, input_source, model)
     device, fp16 = _device_and_precision(device, fp16, dtype, model)
-    _check_types(output_composition=output_composition, output_alpha=output_alpha,
-                 output_foreground=output_foreground, preview=preview, progress=progress, overwrite=overwrite,
-                 input_resize=input_resize, seq_chunk=seq_chunk, crf=crf, output_video_mbps=output_video_mbps,
-                 num_workers=num_workers)
-    background = _background_text(background)
-    output_video_mbps = ignored_png_mbps(output_type, output_video_mbps, progress)
-    requested = _requested_outputs(output_composition, output_alpha, output_foreground)
-    ratio_request = parse_ratio(downsample_ratio)
-    check_numbers(seq_chunk, output_video_mbps, crf, input_resize)
-    resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
+    requested, background, output_video_mbps, ratio_request, resize = _check_arguments(
+        (output_composition, output_alpha, output_foreground), background, output_type, output_video_mbps,
+        downsample_ratio, seq_chunk, crf, input_resize, progress=progress, overwrite=overwrite,
+        preview=preview, num_workers=num_workers)
     with open_source(input_source, resize=resize) as source:
         info = source.info
         spec, backend_name = check_model_fit(model, backend, device, fp16, variant)
@@ -132,13 +126,37 @@ def convert_video(source: Any = None, /, *positional: Any,
             job = MatteJob(source, info, targets, bg, ratio, output_type=output_type, mbps=output_video_mbps,
                            crf=crf, overwrite=overwrite, seq_chunk=seq_chunk, progress=progress,
                            preview=preview_path)
-            options: dict[str, Any] = {"fp16": True} if fp16 else {}
             frames = _load_and_render(job, backend_name, spec, ratio_request, device=device, variant=variant,
-                                      **options)
-    outputs: dict[str, Path] = {target.role: target.path for target in targets}
-    outputs.update({"preview": preview_path} if preview_path is not None else {})
-    return MatteResult(frames=frames, seconds=time.monotonic() - started, outputs=outputs,
-                       downsample_ratio=job.ratio, backend=backend_name, notes=tuple(input_notes(info)))
+                                      **({"fp16": True} if fp16 else {}))
+    return _result(job, frames, time.monotonic() - started, backend_name)
+
+
+def _check_arguments(outputs: tuple[Any, Any, Any], background: Any, output_type: str | None, mbps: Any,
+                     downsample_ratio: Any, seq_chunk: Any, crf: Any, input_resize: Any, *, progress: Any,
+                     **others: Any) -> tuple[dict[str, Any], str | None, Any, float | None,
+                                             tuple[int, int] | None]:
+    """convert_video's arguments checked, types first (TypeError), then values (RvmkitError): (requested
+    outputs, background text, bitrate (None for PNGs), ratio request, input resize). `others` are the
+    preview, overwrite and num_workers, whose types only are checked here."""
+    composition, alpha, foreground = outputs
+    _check_types(output_composition=composition, output_alpha=alpha, output_foreground=foreground,
+                 progress=progress, input_resize=input_resize, seq_chunk=seq_chunk, crf=crf,
+                 output_video_mbps=mbps, **others)
+    background = _background_text(background)
+    mbps = ignored_png_mbps(output_type, mbps, progress)
+    requested = _requested_outputs(composition, alpha, foreground)
+    ratio_request = parse_ratio(downsample_ratio)
+    check_numbers(seq_chunk, mbps, crf, input_resize)
+    resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
+    return requested, background, mbps, ratio_request, resize
+
+
+def _result(job: MatteJob, frames: int, seconds: float, backend: str) -> MatteResult:
+    """What `convert_video` returns: the published paths by role (the preview's too, if any)."""
+    outputs: dict[str, Path] = {target.role: target.path for target in job.targets}
+    outputs.update({"preview": job.preview} if job.preview is not None else {})
+    return MatteResult(frames=frames, seconds=seconds, outputs=outputs, downsample_ratio=job.ratio,
+                       backend=backend, notes=tuple(input_notes(job.info)))
 
 
 def _load_and_render(job: MatteJob, name: str, spec: ModelSpec, ratio_request: float | None,

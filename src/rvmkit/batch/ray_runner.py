@@ -234,126 +234,181 @@ def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: in
               log: Log | None = None) -> list[Item]:
     """Run every item on the current Ray session; `on_item` is called as each one finishes and `log`
     gets a line per finished segment (segments take long: that is the progress of a segmented run)."""
-    import ray
-
     gpus = 1.0 if options.device == "cuda" else 0.0
     size = _pool_size(num_workers, cpus_per_worker, gpus, len(items) * max(1, segments))
     pool = _Pool(options, size, cpus_per_worker, gpus)
-    pending: deque[Job] = deque(Job("video" if segments <= 1 else "plan", i) for i in range(len(items)))
-    in_flight: dict[Any, tuple[Job, Any]] = {}
-    results: dict[int, Item] = {}
+    return _Scheduler(items, pool, segments=segments, warmup=warmup, overwrite=overwrite, on_item=on_item,
+                      log=log).run()
 
-    def finish(index: int, error: str | None) -> None:
-        run = items[index]
-        if index in results:
+
+class _Scheduler:
+    """Hands the items' jobs to the pool's idle actors; each finished job queues its item's next ones
+    (plan -> segments -> stitches, see the `_after_<kind>` methods). An item that fails drops its other
+    jobs; its staged outputs are discarded, so an item publishes all its outputs or none."""
+
+    def __init__(self, items: list[_ItemRun], pool: _Pool, *, segments: int, warmup: int, overwrite: bool,
+                 on_item: Callable[[_ItemRun, Item], None] | None, log: Log | None) -> None:
+        self.items, self.pool = items, pool
+        self.segments, self.warmup, self.overwrite = segments, warmup, overwrite
+        self.on_item, self.log = on_item, log
+        first = "video" if segments <= 1 else "plan"
+        self.pending: deque[Job] = deque(Job(first, i) for i in range(len(items)))
+        self.in_flight: dict[Any, tuple[Job, Any]] = {}  # the job's result reference -> (job, actor)
+        self.results: dict[int, Item] = {}
+        self.after: dict[str, Callable[[Job, dict[str, Any]], None]] = {
+            "video": self._after_video, "plan": self._after_plan, "segment": self._after_segment,
+            "stitch": self._after_stitch}
+
+    def run(self) -> list[Item]:
+        """Every item's manifest record, in order; on any way out, no job or actor is left running."""
+        try:
+            while self.pending or self.in_flight:
+                self._submit()
+                if not self.pending and not self.in_flight:
+                    break
+                ref = self._wait()
+                if ref is None:
+                    continue
+                if ref in self.pool.starting:
+                    self._came_up(ref)
+                else:
+                    self._collect(ref)
+        finally:
+            self._stop()
+        return [self.results[i] for i in range(len(self.items))]
+
+    def _submit(self) -> None:
+        """Give waiting jobs to idle actors."""
+        while self.pending and self.pool.idle:
+            job = self.pending.popleft()
+            if job.item in self.results:  # the item already failed: drop its other jobs
+                continue
+            actor = self.pool.idle.pop()
+            run = self.items[job.item]
+            if not run.started:
+                run.started = time.monotonic()
+            ref = actor.run.remote(job, run, self.segments, self.warmup, self.overwrite)
+            self.in_flight[ref] = (job, actor)
+
+    def _wait(self) -> Any | None:
+        """The next job or starting actor that resolved; None after a tick with none (bounded wait)."""
+        import ray
+
+        if not self.in_flight and not self.pool.starting:  # every actor died starting: start another
+            self.pool.add()
+        ready, _ = ray.wait(list(self.in_flight) + list(self.pool.starting), num_returns=1, timeout=_TICK_S)
+        if not ready:
+            self.pool.check_stalled(busy=bool(self.in_flight))
+            return None
+        return ready[0]
+
+    def _came_up(self, ref: Any) -> None:
+        error = self.pool.came_up(ref)
+        if error is not None:
+            self._fail_next(error)
+            if self.pending:
+                self.pool.add()
+
+    def _fail_next(self, error: str) -> None:
+        """An actor died starting: the next waiting job's item fails with its error (as a job would)."""
+        while self.pending:
+            job = self.pending.popleft()
+            if job.item not in self.results:
+                self._fail(job.item, f"worker failed: {error}")
+                return
+
+    def _collect(self, ref: Any) -> None:
+        """Take a finished job's result: its actor back to idle (or replaced if it died), then the
+        item's next step."""
+        import ray
+
+        job, actor = self.in_flight.pop(ref)
+        try:
+            result = ray.get(ref, timeout=_CANCEL_WAIT_S)  # resolved: ray.wait returned it
+        except ray.exceptions.RayError as exc:  # the worker died (crash, out of memory, model load)
+            self.pool.replace(actor)
+            self._fail(job.item, f"worker failed: {_first_line(exc)}")
+            return
+        self.pool.idle.append(actor)
+        if not result["ok"]:
+            self._fail(job.item, result["error"])
+        elif job.item not in self.results:
+            self.after[job.kind](job, result)
+        elif result.get("staged"):  # a stitch that finished after its item failed
+            work.discard_staged({job.role or "": result["staged"]})
+
+    def _fail(self, index: int, error: str) -> None:
+        """Fail an item; its work folder stays while its other jobs still run (they write there)."""
+        self.items[index].remaining = sum(1 for job, _ in self.in_flight.values() if job.item == index)
+        self._finish(index, error)
+
+    def _finish(self, index: int, error: str | None) -> None:
+        run = self.items[index]
+        if index in self.results:
             return
         run.failed = error is not None
         if error is not None:
             work.discard_staged(run.staged)
         item = Item(run.input, "failed" if error else "done", dict(run.outputs), error,
                     None if error else run.frames, round(time.monotonic() - run.started, 3))
-        if segments > 1 and (error is None or not run.remaining):
+        if self.segments > 1 and (error is None or not run.remaining):
             seg.remove_work_dir(_work_dir(run))
-        results[index] = item
-        if on_item is not None:
-            on_item(run, item)
+        self.results[index] = item
+        if self.on_item is not None:
+            self.on_item(run, item)
 
-    def follow_up(job: Job, result: dict[str, Any]) -> None:
-        run = items[job.item]
-        if job.kind == "video":
-            run.frames = result["frames"]
-            finish(job.item, None)
-        elif job.kind == "plan" and len(result["plan"]) == 1:  # one frame: nothing to split or stitch
-            pending.appendleft(Job("video", job.item))
-        elif job.kind == "plan":
-            run.plan = result["plan"]
-            run.remaining = len(run.plan)
-            pending.extendleft(reversed([Job("segment", job.item, segment=s) for s in run.plan]))
-        elif job.kind == "segment":
-            run.remaining -= 1
-            if log is not None:
-                done = len(run.plan) - run.remaining
-                log(f"segment {job.segment.index + 1} of {Path(run.input).name} done: frames "
-                    f"{job.segment.start}-{job.segment.stop - 1} ({done}/{len(run.plan)} segments)")
-            if run.remaining == 0:
-                roles = [role for role in api.ROLES if role in run.outputs]
-                run.remaining = len(roles)
-                pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
-        else:
-            run.frames = result["frames"]
-            if result.get("staged"):
-                run.staged[job.role] = result["staged"]
-            run.remaining -= 1
-            if run.remaining == 0:  # every output stitched: publish them together, or none
-                try:
-                    work.publish_stitched(run.staged, run.outputs, overwrite or run.overwrite)
-                except RvmkitError as exc:
-                    finish(job.item, str(exc))
-                    return
-                finish(job.item, None)
+    def _after_video(self, job: Job, result: dict[str, Any]) -> None:
+        self.items[job.item].frames = result["frames"]
+        self._finish(job.item, None)
 
-    def fail_next(error: str) -> None:
-        """An actor died starting: the next waiting job's item fails with its error (as a job would)."""
-        while pending:
-            job = pending.popleft()
-            if job.item not in results:
-                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
-                finish(job.item, f"worker failed: {error}")
-                return
+    def _after_plan(self, job: Job, result: dict[str, Any]) -> None:
+        if len(result["plan"]) == 1:  # one frame: nothing to split or stitch
+            self.pending.appendleft(Job("video", job.item))
+            return
+        run = self.items[job.item]
+        run.plan = result["plan"]
+        run.remaining = len(run.plan)
+        self.pending.extendleft(reversed([Job("segment", job.item, segment=s) for s in run.plan]))
 
-    try:
-        while pending or in_flight:
-            while pending and pool.idle:
-                job = pending.popleft()
-                if job.item in results:  # the item already failed: drop its other jobs
-                    continue
-                actor = pool.idle.pop()
-                run = items[job.item]
-                if not run.started:
-                    run.started = time.monotonic()
-                ref = actor.run.remote(job, run, segments, warmup, overwrite)
-                in_flight[ref] = (job, actor)
-            if not pending and not in_flight:
-                break
-            if not in_flight and not pool.starting:  # every actor died starting: start another
-                pool.add()
-            ready, _ = ray.wait(list(in_flight) + list(pool.starting), num_returns=1, timeout=_TICK_S)
-            if not ready:
-                pool.check_stalled(busy=bool(in_flight))
-                continue
-            if ready[0] in pool.starting:
-                error = pool.came_up(ready[0])
-                if error is not None:
-                    fail_next(error)
-                    if pending:
-                        pool.add()
-                continue
-            job, actor = in_flight.pop(ready[0])
+    def _after_segment(self, job: Job, result: dict[str, Any]) -> None:
+        run = self.items[job.item]
+        run.remaining -= 1
+        if self.log is not None:
+            done = len(run.plan) - run.remaining
+            self.log(f"segment {job.segment.index + 1} of {Path(run.input).name} done: frames "
+                     f"{job.segment.start}-{job.segment.stop - 1} ({done}/{len(run.plan)} segments)")
+        if run.remaining == 0:
+            roles = [role for role in api.ROLES if role in run.outputs]
+            run.remaining = len(roles)
+            self.pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
+
+    def _after_stitch(self, job: Job, result: dict[str, Any]) -> None:
+        run = self.items[job.item]
+        run.frames = result["frames"]
+        if result.get("staged"):
+            run.staged[job.role] = result["staged"]
+        run.remaining -= 1
+        if run.remaining == 0:  # every output stitched: publish them together, or none
             try:
-                result = ray.get(ready[0], timeout=_CANCEL_WAIT_S)  # resolved: ray.wait returned it
-            except ray.exceptions.RayError as exc:  # the worker died (crash, out of memory, model load)
-                pool.replace(actor)
-                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
-                finish(job.item, f"worker failed: {_first_line(exc)}")
-                continue
-            pool.idle.append(actor)
-            if not result["ok"]:
-                items[job.item].remaining = sum(1 for j, _ in in_flight.values() if j.item == job.item)
-                finish(job.item, result["error"])
-            elif job.item not in results:
-                follow_up(job, result)
-            elif result.get("staged"):  # a stitch that finished after its item failed
-                work.discard_staged({job.role or "": result["staged"]})
-    finally:
-        if in_flight:  # interrupted: let running jobs abort their sinks (no temp files left), then kill
-            for ref in in_flight:
+                work.publish_stitched(run.staged, run.outputs, self.overwrite or run.overwrite)
+            except RvmkitError as exc:
+                self._finish(job.item, str(exc))
+                return
+            self._finish(job.item, None)
+
+    def _stop(self) -> None:
+        """Interrupted (or done): let running jobs abort their sinks (no temp files left), kill every
+        actor, and discard stitched outputs not yet published."""
+        import ray
+
+        if self.in_flight:
+            for ref in self.in_flight:
                 ray.cancel(ref)
-            ray.wait(list(in_flight), num_returns=len(in_flight), timeout=_CANCEL_WAIT_S)
-        for actor in pool.all_actors() + [actor for _, actor in in_flight.values()]:
+            ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=_CANCEL_WAIT_S)
+        for actor in self.pool.all_actors() + [actor for _, actor in self.in_flight.values()]:
             ray.kill(actor, no_restart=True)
-        for run in items:
-            work.discard_staged(run.staged)  # interrupted: stitched outputs not yet published
-    return [results[i] for i in range(len(items))]
+        for run in self.items:
+            work.discard_staged(run.staged)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -531,23 +586,59 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
     Ray's own warnings are kept quiet when `log` is None.
     """
     run = _run_options(run, matte_options)
-    address, num_workers, cpus_per_worker = run.address, run.num_workers, run.cpus_per_worker
-    segments, warmup = run.segments, run.warmup
+    roles, options, fmt = _checked_options(outputs, fmt, run, matte_options)
+    if not inputs:
+        raise RvmkitError("no inputs given")
+    out_dir = _checked_output_dir(output_dir)
+    paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
+    planned = _plan_outputs(paths, out_dir, roles, fmt)
+    _check_outputs_spare_inputs(planned)
+    manifest = Manifest.load(out_dir / MANIFEST_NAME)
+    replaceable = _check_existing_outputs(planned, manifest, overwrite)
+    log = log or _silent
+    fingerprints = {str(path): work.output_fingerprint(options, path, run.segments, run.warmup)
+                    for path in paths}
+    skipped, todo, redone = _split_done(manifest, paths, planned, fingerprints, replaceable)
+    started = init_ray(run.address, quiet=log is _silent) if todo else False  # nothing made before Ray is up
+    try:
+        _prepare_output_dir(out_dir, manifest, skipped, todo, redone, log)
+        if todo:
+            _prefetch_weights(options)
+            run_items(todo, options, segments=run.segments, warmup=run.warmup, overwrite=False,
+                      num_workers=run.num_workers, cpus_per_worker=run.cpus_per_worker,
+                      on_item=_recorder(manifest, fingerprints, log, on_failure), log=log)
+    finally:
+        if started:
+            _shutdown()
+    return [manifest.get(str(path)) for path in paths]
+
+
+def _checked_options(outputs: Sequence[str], fmt: str, run: RunOptions,
+                     matte_options: dict[str, Any]) -> tuple[list[str], work.MatteOptions, str]:
+    """(roles, the workers' options, format) once outputs, format, options and Ray numbers are checked."""
     roles = _check_roles(outputs)
     output_type = matte_options.get("output_type")
     options = work.MatteOptions(**matte_options).checked()
     fmt = _check_format(fmt, output_type, options, roles)
     if fmt == "png":
         options = work.MatteOptions(**{**options.__dict__, "output_type": "png_sequence"})
-    check_cluster_numbers(num_workers, cpus_per_worker)
-    seg.plan_segments(1, segments, warmup)  # validates the numbers
-    if not inputs:
-        raise RvmkitError("no inputs given")
+    check_cluster_numbers(run.num_workers, run.cpus_per_worker)
+    seg.plan_segments(1, run.segments, run.warmup)  # validates the numbers
+    return roles, options, fmt
+
+
+def _checked_output_dir(output_dir: str | os.PathLike) -> Path:
+    """The output folder, absolute, once it is known to be a folder (or none yet) the manifest can go in."""
     out_dir = Path(output_dir).expanduser().absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise RvmkitError(f"{describe_path(out_dir)}: is not a folder")
     require_writable_output(out_dir / MANIFEST_NAME)
-    paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
+    return out_dir
+
+
+def _plan_outputs(paths: list[Path], out_dir: Path, roles: Sequence[str], fmt: str
+                  ) -> dict[Path, dict[str, str]]:
+    """Each input's output paths by role; two inputs that would write the same file are refused."""
     planned: dict[Path, dict[str, str]] = {}
     claimed: dict[str, str] = {}
     for path in paths:
@@ -557,39 +648,35 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
                 raise RvmkitError(f"{describe_path(path)}: same output name as "
                                   f"{describe_path(claimed[target])} ({Path(target).name}); rename one")
             claimed[target] = str(path)
-    _check_outputs_spare_inputs(planned)
-    manifest = Manifest.load(out_dir / MANIFEST_NAME)
-    replaceable = _check_existing_outputs(planned, manifest, overwrite)
-    log = log or _silent
-    fingerprints = {str(path): work.output_fingerprint(options, path, segments, warmup) for path in paths}
-    skipped, todo, redone = _split_done(manifest, paths, planned, fingerprints, replaceable)
-    started = init_ray(address, quiet=log is _silent) if todo else False  # create nothing before Ray is up
-    try:
-        _make_dir(out_dir)
-        for item in skipped:
-            manifest.record(item)
-            log(f"skipped {item.input} (already done)")
-        for run in todo:
-            if run.input in redone:
-                log(f"redoing {run.input} (options or input changed since it was done)")
-            _remove_leftovers(run.outputs.values())
+    return planned
 
-        def on_item(run: _ItemRun, item: Item) -> None:
-            item.fingerprint = fingerprints[run.input]
-            manifest.record(item)
-            if item.error is not None:
-                (on_failure or log)(f"failed {run.input}: {first_line(item.error)}")
-            else:
-                log(f"{item.status} {run.input} ({item.frames} frames, {item.seconds:.1f} s)")
 
-        if todo:
-            _prefetch_weights(options)
-            run_items(todo, options, segments=segments, warmup=warmup, overwrite=False,
-                      num_workers=num_workers, cpus_per_worker=cpus_per_worker, on_item=on_item, log=log)
-    finally:
-        if started:
-            _shutdown()
-    return [manifest.get(str(path)) for path in paths]
+def _prepare_output_dir(out_dir: Path, manifest: Manifest, skipped: list[Item], todo: list[_ItemRun],
+                        redone: set[str], log: Log) -> None:
+    """Once Ray is up: create the folder, record the skipped inputs, clear killed runs' leftovers."""
+    _make_dir(out_dir)
+    for item in skipped:
+        manifest.record(item)
+        log(f"skipped {item.input} (already done)")
+    for run in todo:
+        if run.input in redone:
+            log(f"redoing {run.input} (options or input changed since it was done)")
+        _remove_leftovers(run.outputs.values())
+
+
+def _recorder(manifest: Manifest, fingerprints: dict[str, str], log: Log,
+              on_failure: Log | None) -> Callable[[_ItemRun, Item], None]:
+    """`run_items`'s on_item: record each finished input in the manifest and say how it went."""
+
+    def on_item(run: _ItemRun, item: Item) -> None:
+        item.fingerprint = fingerprints[run.input]
+        manifest.record(item)
+        if item.error is not None:
+            (on_failure or log)(f"failed {run.input}: {first_line(item.error)}")
+        else:
+            log(f"{item.status} {run.input} ({item.frames} frames, {item.seconds:.1f} s)")
+
+    return on_item
 
 
 def convert_segmented(input_source: str | os.PathLike, output_composition: str | os.PathLike | None = None,
