@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
                   output_video_mbps: float | None = None, crf: int | None = None, seq_chunk: int = 1,
                   num_workers: int = 0, progress: bool = True, overwrite: bool = False,
                   preview: str | os.PathLike | None = None, fp16: bool = False,
-                  dtype: Any = None) -> MatteResult:
+                  dtype: Any = None, on_progress: Callable[[int, int | None], None] | None = None
+                  ) -> MatteResult:
     """Matte the input (video file, image folder or image) into any of the three outputs.
 
     Called as `convert_video("in.mp4", "out.mp4")`, or as RVM's own converter is:
@@ -93,6 +95,8 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
     RVM's green, for PNG sequences too (RVM's converter writes RGBA PNGs there: ask for 'transparent').
     output_video_mbps None: quality-based (x264 crf 18), not RVM's fixed 1 Mbps. num_workers is
     accepted for compatibility and unused: decoding and encoding always run in their own threads.
+    `on_progress(frames_written, frames_total)` is called after each frame (from the pipeline's writer
+    thread; total None when unknown), for front-ends that show their own progress (`rvmkit serve`).
     Raises RvmkitError (or TypeError for a wrongly typed argument) before writing anything when an
     argument, the input or the model is wrong.
     """
@@ -125,7 +129,7 @@ def convert_video(source: Any = None, /, output_composition: str | os.PathLike |
                     ratio = resolve_ratio(ratio_request, info.width, info.height, engine.baked_ratio,
                                           spec.label, info.path)
                 frames = render(source, engine, ratio, targets, bg, info, output_type, output_video_mbps, crf,
-                              overwrite, seq_chunk, progress, preview_path)
+                              overwrite, seq_chunk, progress, preview_path, on_progress=on_progress)
     outputs = {target.role: target.path for target in targets}
     if preview_path is not None:
         outputs["preview"] = preview_path
@@ -315,12 +319,14 @@ def _abort(targets: list[Target]) -> None:
 def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target], bg: Background,
          info: VideoInfo, output_type: str | None, mbps: float | None, crf: int | None, overwrite: bool,
          seq_chunk: int, progress: bool, preview: Path | None, *, start: int = 0, stop: int | None = None,
-         warmup: int = 0, open_sinks: Any = None) -> int:
+         warmup: int = 0, open_sinks: Any = None,
+         on_progress: Callable[[int, int | None], None] | None = None) -> int:
     """Open the sinks, stream every frame through the pipeline, render the preview, then commit all
     (or abort all on any error: nothing is published unless everything succeeded).
 
     start/stop/warmup and open_sinks(targets) (sets each target.sink) let `rvmkit.batch.segments`
-    write one time segment, rendered exactly as here, into its own intermediate sinks."""
+    write one time segment, rendered exactly as here, into its own intermediate sinks; `on_progress`
+    is convert_video's."""
     from rvmkit import pipeline
 
     by_role = {target.role: target for target in targets}
@@ -364,7 +370,12 @@ def render(source: FrameSource, engine: Any, ratio: float, targets: list[Target]
     preview_temp: str | None = None
     try:
         with Progress(info.frame_count, enabled=progress) as bar:
-            frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=bar.update,
+            def on_frame(done: int) -> None:
+                bar.update(done)
+                if on_progress is not None:
+                    on_progress(done, info.frame_count)
+
+            frames = pipeline.run(source, engine, ratio, consume, seq_chunk=seq_chunk, on_frame=on_frame,
                                   consume_low_res=consume_low_res, start=start, stop=stop, warmup=warmup)
         if expected is not None and frames != expected:
             raise RvmkitError(f"{describe_path(info.path)}: only {frames} of {expected} frames "
