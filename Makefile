@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[export,test,batch,openvino]"
+	$(PIP) install -q -e ".[export,test,batch,openvino,serve]"
 	touch $@
 
 demo: install

@@ -3,7 +3,9 @@ tiny clips the serve tests upload. Every wait is bounded."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 
@@ -83,12 +86,23 @@ class Server:
             self.process.wait()
 
     def worker_pids(self) -> list[int]:
-        """The server's worker processes (its children)."""
+        """The server's worker processes (its children: the job workers and the spare)."""
         pids = []
         for task in Path(f"/proc/{self.process.pid}/task").iterdir():
             text = (task / "children").read_text().split()
             pids += [int(pid) for pid in text]
         return pids
+
+    def worker_of(self, job_id: str) -> int | None:
+        """The worker process running `job_id`: the one writing that job's worker.log."""
+        log = str(self.data_dir / "jobs" / job_id / "worker.log")
+        for pid in self.worker_pids():
+            try:
+                if os.readlink(f"/proc/{pid}/fd/2") == log:
+                    return pid
+            except OSError:
+                continue
+        return None
 
 
 def submit(client: httpx.Client, clip: Path, name: str | None = None, **fields: str) -> httpx.Response:
@@ -134,6 +148,14 @@ def make_clip(path: Path, count: int, size: tuple[int, int] = (160, 120), fps: i
     frames = read_frames("book", min(count, 109))
     cycle = frames + frames[-2:0:-1]
     return write_clip(path, [cycle[i % len(cycle)] for i in range(count)], fps=fps, size=size, audio=audio)
+
+
+def decoded(data: bytes) -> tuple[int, tuple[int, int], bool]:
+    """Frame count, size and audio presence of a downloaded video."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return count, (stream.width, stream.height), bool(container.streams.audio)
 
 
 def files_under(folder: Path) -> list[str]:

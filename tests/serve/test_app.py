@@ -3,16 +3,14 @@ SSE progress, Range downloads, cancel, crash isolation, refusals, token, CORS an
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import threading
 from pathlib import Path
 
-import av
 import httpx
 import pytest
-from serving import RATIO, Server, files_under, finished, make_clip, submit, wait_for
+from serving import RATIO, Server, decoded, files_under, finished, make_clip, submit, wait_for
 from serving import clips as clips  # the fixture, shared
 from serving import events as sse
 
@@ -45,14 +43,6 @@ def small(tmp_path_factory) -> dict[str, Path]:
             "frames": make_clip(folder / "frames.mp4", 20, size=(64, 48), audio=False),
             "duration": make_clip(folder / "duration.mp4", 8, size=(64, 48), fps=5, audio=False),
             "pixels": make_clip(folder / "pixels.mp4", 2, size=(160, 120), audio=False)}
-
-
-def decoded(data: bytes) -> tuple[int, tuple[int, int], bool]:
-    """Frame count, size and audio presence of a downloaded video."""
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        count = sum(1 for _ in container.decode(stream))
-        return count, (stream.width, stream.height), bool(container.streams.audio)
 
 
 def test_sse_progress_rises_monotonically_and_ends_in_done(server, clips):
@@ -118,12 +108,12 @@ def test_cancel_stops_the_running_job_and_deletes_its_files(server, clips):
     client = server.client()
     job = submit(client, clips["long"]).json()
     wait_for(client, job["id"], lambda j: j["progress"]["frames_done"] > 0)
-    workers = server.worker_pids()
-    assert workers
+    worker = server.worker_of(job["id"])
+    assert worker is not None
     response = client.delete(f"/api/jobs/{job['id']}")
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     assert not (server.data_dir / "jobs" / job["id"]).exists()
-    assert server.worker_pids() == []
+    assert worker not in server.worker_pids()
     assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "cancelled"
     assert client.delete(f"/api/jobs/{job['id']}").status_code == 204  # an ended job: record removed
     assert client.get(f"/api/jobs/{job['id']}").status_code == 404
@@ -133,8 +123,7 @@ def test_a_worker_killed_mid_job_fails_that_job_alone(server, clips):
     client = server.client()
     job = submit(client, clips["long"]).json()
     wait_for(client, job["id"], lambda j: j["progress"]["frames_done"] > 0)
-    [worker] = server.worker_pids()
-    os.kill(worker, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    os.kill(server.worker_of(job["id"]), signal.SIGKILL)  # what the kernel's out-of-memory killer does
     failed = finished(client, job["id"])
     assert failed["state"] == "failed" and "SIGKILL" in failed["error"]
     assert failed["outputs"] == {}

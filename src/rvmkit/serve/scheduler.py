@@ -1,7 +1,8 @@
 """Runs queued jobs in worker processes, `workers` at a time, oldest first, and sweeps old jobs away.
 
-Each job is one `python -m rvmkit.serve.worker` process (see worker.py); a thread per running job reads
-its progress lines and records them. The server only ever waits on pipes, so a job that crashes, is
+Each job is one `python -m rvmkit.serve.worker` process (see worker.py), started ahead as a spare so
+its imports are done when the job comes; a thread per running job reads its progress lines and
+records them. The server only ever waits on pipes, so a job that crashes, is
 killed by the kernel for memory, or fills the disk ends as `failed` with a reason, and the server and
 the other jobs go on.
 """
@@ -99,10 +100,12 @@ class JobRun:
         outputs_dir.mkdir(parents=True)
         spec_path = job_dir / "job.json"
         spec_path.write_text(json.dumps(self.spec()))
-        with open(job_dir / "worker.log", "ab") as log_file:
-            self.process = subprocess.Popen([sys.executable, "-m", "rvmkit.serve.worker", str(spec_path)],
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file,
-                                            env=self.scheduler.worker_env())
+        self.process = self.scheduler.take_spare()
+        try:
+            self.process.stdin.write(f"{spec_path}\n".encode())
+            self.process.stdin.close()
+        except OSError:  # the spare died meanwhile: the job's thread reports how
+            pass
         self.thread.start()
 
     def _follow(self) -> None:
@@ -168,6 +171,21 @@ class Scheduler:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rvmkit-scheduler", daemon=True)
         self._swept = 0.0
+        self._spare: subprocess.Popen | None = None
+
+    def take_spare(self) -> subprocess.Popen:
+        """The waiting worker process (a new one if it is gone); another is started to wait."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            spare = self._new_worker()
+        if not self._stopped.is_set():
+            self._spare = self._new_worker()
+        return spare
+
+    def _new_worker(self) -> subprocess.Popen:
+        with open(Path(self.store.data_dir) / "workers.log", "ab") as log_file:  # until it has a job
+            return subprocess.Popen([sys.executable, "-m", "rvmkit.serve.worker"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=log_file, env=self.worker_env())
 
     def worker_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -180,6 +198,8 @@ class Scheduler:
         requeued = self.store.recover()
         if requeued:
             log.warning("re-queued %d interrupted job(s): %s", len(requeued), ", ".join(requeued))
+        with self._lock:
+            self._spare = self._new_worker()
         self._thread.start()
         return requeued
 
@@ -262,3 +282,12 @@ class Scheduler:
             run.thread.join(STOP_WAIT_S)
         if self._thread.is_alive():
             self._thread.join(STOP_WAIT_S)
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.stdin.close()  # EOF: the spare exits
+            try:
+                spare.wait(STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+            spare.stdout.close()

@@ -1,14 +1,16 @@
-"""One job in its own process: `python -m rvmkit.serve.worker JOB.json`.
+"""One job in its own process: `python -m rvmkit.serve.worker`, given the path of its JOB.json on stdin.
 
 A process per job is the isolation the service promises: a job that crashes, runs out of memory or is
 cancelled (killed) takes nothing else with it. The job runs through rvmkit's own entry points:
 `rvmkit.api.convert_video` (the same code and options as `rvmkit matte`) on this machine, or
 `rvmkit.batch.run_batch` (the code of `rvmkit batch`) on a Ray cluster when the spec has an address.
 
-The process reports to the server as JSON lines on its original stdout: `{"done": n, "total": t}` as
-frames are written, then one `{"ok": true, "frames": n, "outputs": {...}}` or `{"ok": false, "error":
-"..."}`. Anything else printed goes to stderr (the job's worker.log). A broken pipe (the server died)
-ends the job, whose partial outputs are aborted by the engine.
+The server keeps one such process started ahead ("spare"): it imports the engine (numpy, PyAV, ONNX
+Runtime, numba: seconds of a short job) while it waits, then reads its job's spec path as one line
+on stdin (EOF: nothing to do, it exits). It reports to the server as JSON lines on its original
+stdout: `{"done": n, "total": t}` as frames are written, then one `{"ok": true, "frames": n,
+"outputs": {...}}` or `{"ok": false, "error": "..."}`. Anything else printed goes to the job's
+worker.log. A broken pipe (the server died) ends the job, whose partial outputs the engine aborts.
 """
 
 from __future__ import annotations
@@ -119,13 +121,34 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # the engine aborts its outputs (no temporary files left) and re-raises
 
 
+def preload() -> None:
+    """Import what every job needs, before there is a job."""
+    import onnxruntime  # noqa: F401
+
+    import rvmkit.api  # noqa: F401
+    import rvmkit.pipeline  # noqa: F401
+    from rvmkit.runtime import kernels, ort_fast  # noqa: F401
+
+
+def _log_to(path: Path) -> None:
+    """From now on stderr (and stray prints) go to the job's log."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.dup2(fd, 1)
+    os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     channel = Channel(os.fdopen(os.dup(1), "w"))
     os.dup2(2, 1)  # stray prints from libraries go to the log, not into the protocol
     signal.signal(signal.SIGTERM, _stop)
     try:
-        spec = json.loads(Path(argv[0]).read_text())
+        preload()
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0  # the server let this spare go
+        _log_to(Path(line).with_name("worker.log"))
+        spec = json.loads(Path(line).read_text())
         message = run_job(spec, channel.progress)
     except KeyboardInterrupt:
         return 130
