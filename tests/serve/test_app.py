@@ -3,16 +3,21 @@ SSE progress, Range downloads, cancel, crash isolation, refusals, token, CORS an
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
 from pathlib import Path
 
+import av
 import httpx
+import numpy as np
 import pytest
 from serving import RATIO, Server, decoded, files_under, finished, make_clip, submit, wait_for
 from serving import clips as clips  # the fixture, shared
 from serving import events as sse
+
+from rvmkit.video.writer import encode_png
 
 TOKEN = "s3cret-token"
 
@@ -290,3 +295,26 @@ def test_health_reports_ready(server):
     body = server.client().get("/api/health").json()
     assert body["status"] == "ok" and body["workers"] == 1
 
+
+
+def test_an_uploaded_background_image_goes_behind_the_subject(server, clips, tmp_path):
+    red = encode_png(np.full((30, 40, 3), (220, 20, 20), np.uint8))
+    client = server.client()
+    with open(clips["short"], "rb") as video:
+        response = client.post("/api/jobs", data={"downsample_ratio": RATIO},
+                               files={"file": ("clip.mp4", video), "background_file": ("red.png", red)})
+    assert response.status_code == 202, response.text
+    assert response.json()["options"]["background"] == "image"
+    job = finished(client, response.json()["id"])
+    assert job["state"] == "done", job["error"]
+    with av.open(io.BytesIO(client.get(job["outputs"]["composition"]).content)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    corner = first[:8, :8].reshape(-1, 3).mean(0)  # wall behind the subject: alpha ~0
+    assert abs(corner - (220, 20, 20)).max() < 30, corner
+
+
+def test_a_background_file_that_is_not_an_image_is_422(server, clips):
+    with open(clips["short"], "rb") as video:
+        response = server.client().post("/api/jobs", data={"downsample_ratio": RATIO}, files={
+            "file": ("clip.mp4", video), "background_file": ("bg.png", b"not an image at all")})
+    assert response.status_code == 422 and "background image" in response.json()["detail"]

@@ -60,7 +60,7 @@ def test_upload_progress_to_100_play_and_download(server, browser, tmp_path):
     assert page.text_content("#job-state") == "done"
     assert "45 / 45 frames" in page.text_content("#progress-text")
     page.wait_for_function("document.getElementById('preview').complete", timeout=TIMEOUT_MS)
-    page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=TIMEOUT_MS)
 
     with page.expect_download() as info:
         page.click("#downloads a[data-output=composition]")

@@ -32,6 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 
 import rvmkit
 from rvmkit.serve.checks import FORMATS, check_upload, job_options
@@ -44,6 +45,7 @@ from rvmkit.serve.worker import ROLES
 log = logging.getLogger("rvmkit.serve")
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
+STORED_AS = {"file": "input", "background_file": "background"}  # upload fields -> names in the job folder
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin",
                      "Cross-Origin-Embedder-Policy": "require-corp",
                      "Cross-Origin-Resource-Policy": "same-origin"}
@@ -299,8 +301,11 @@ async def _accept(request: Request, config: ServeConfig, store: JobStore) -> Job
     folder = store.job_dir(job_id)
     folder.mkdir()
     try:
-        upload = await receive(request.stream(), request.headers.get("content-type", ""), folder,
-                               {"file": "input", "background_file": "background"}, config.max_upload_bytes)
+        try:
+            upload = await receive(request.stream(), request.headers.get("content-type", ""), folder,
+                                   STORED_AS, config.max_upload_bytes)
+        except ClientDisconnect:
+            raise UploadError(400, "the upload was interrupted") from None
         video, image = upload.files.get("file"), upload.files.get("background_file")
         if video is None:
             raise UploadError(422, "no video in the upload: send it as the multipart file field 'file'")
