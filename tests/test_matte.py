@@ -420,3 +420,10 @@ def test_interlaced_input_is_matted_whole_with_a_note(tmp_path, capsys):
     assert "interlaced" not in capsys.readouterr().err  # the real (progressive) clips get no note
     plain = main(["matte", str(clip), "--output-alpha", str(tmp_path / "again.mp4"), *QUIET])
     assert plain == 0 and capsys.readouterr().err == ""  # --quiet: no note either
+
+
+def test_on_progress_reports_every_frame_written_with_the_total(short_clip, tmp_path):
+    reports: list[tuple[int, int | None]] = []
+    result = convert_video(short_clip, tmp_path / "out.mp4", downsample_ratio=float(RATIO), progress=False,
+                           on_progress=lambda done, total: reports.append((done, total)))
+    assert reports == [(done, 6) for done in range(1, 7)] and result.frames == 6
