@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import threading
+import zipfile
 from pathlib import Path
 
 import av
@@ -83,6 +84,15 @@ def test_outputs_download_whole_and_by_range(server, clips):
     preview = client.get(job["preview"])
     assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
     assert client.get(f"/api/jobs/{job['id']}/outputs/foreground").status_code == 404
+
+
+def test_png_job_downloads_as_a_zip_of_every_frame(server, clips):
+    client = server.client()
+    job = finished(client, submit(client, clips["short"], outputs="alpha", format="png").json()["id"])
+    assert job["state"] == "done", job["error"]
+    data = client.get(job["outputs"]["alpha"]).content
+    with zipfile.ZipFile(io.BytesIO(data)) as opened:
+        assert len(opened.namelist()) == 12 and all(n.endswith(".png") for n in opened.namelist())
 
 
 def test_two_concurrent_uploads_are_both_accepted_and_run_in_order(server, clips):

@@ -92,7 +92,7 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_server_stays_up(tmp_path):
     if not _mount_tmpfs(disk, "4m"):
         pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
     try:
-        clip = make_clip(tmp_path / "clip.mp4", 60, size=(320, 240))
+        clip = make_clip(tmp_path / "clip.mp4", 30, size=(320, 240))
         server = Server(disk / "data", "--min-free-mb", "0").start()
         try:
             client = server.client()
@@ -106,7 +106,8 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_server_stays_up(tmp_path):
             assert files_under(server.data_dir / "jobs" / job["id"] / "outputs") == []
             assert client.get("/api/health").status_code == 200
             filler.unlink()  # space again: the next job goes through
-            assert finished(client, submit(client, clip).json()["id"])["state"] == "done"
+            small = make_clip(tmp_path / "small.mp4", 6, audio=False)
+            assert finished(client, submit(client, small).json()["id"])["state"] == "done"
         finally:
             server.stop()
     finally:

@@ -40,7 +40,7 @@ def browser():
 
 
 def test_upload_progress_to_100_play_and_download(server, browser, tmp_path):
-    clip = make_clip(tmp_path / "book clip.mp4", 45, size=(320, 240), audio=True)
+    clip = make_clip(tmp_path / "book clip.mp4", 30, size=(320, 240), audio=True)
     page = browser.new_page(viewport=LAPTOP, accept_downloads=True)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -58,7 +58,7 @@ def test_upload_progress_to_100_play_and_download(server, browser, tmp_path):
     page.wait_for_function("document.getElementById('progress').value === 100", timeout=TIMEOUT_MS)
     page.wait_for_selector("#downloads a[data-output=composition]", timeout=TIMEOUT_MS)
     assert page.text_content("#job-state") == "done"
-    assert "45 / 45 frames" in page.text_content("#progress-text")
+    assert "30 / 30 frames" in page.text_content("#progress-text")
     page.wait_for_function("document.getElementById('preview').complete", timeout=TIMEOUT_MS)
     page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=TIMEOUT_MS)
 
@@ -68,7 +68,7 @@ def test_upload_progress_to_100_play_and_download(server, browser, tmp_path):
     assert download.suggested_filename == "book clip.composition.mp4"
     saved = tmp_path / "downloaded.mp4"
     download.save_as(saved)
-    assert decoded(saved.read_bytes()) == (45, (320, 240), True)
+    assert decoded(saved.read_bytes()) == (30, (320, 240), True)
     assert page.locator("#job-list li").count() == 1
     assert errors == [] and outside == []
     _screenshots(page, Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path))

@@ -43,20 +43,6 @@ def test_output_paths_are_named_by_the_service():
     assert output_paths(Path("/d"), ["alpha"], "png")["alpha"] == Path("/d/alpha")  # a folder, zipped later
 
 
-def test_png_job_downloads_as_a_zip_of_every_frame(tmp_path):
-    clip = make_clip(tmp_path / "clip.mp4", 6, size=(96, 64), audio=False)
-    server = Server(tmp_path / "data").start()
-    try:
-        client = server.client()
-        job = finished(client, submit(client, clip, outputs="alpha", format="png").json()["id"])
-        assert job["state"] == "done", job["error"]
-        data = client.get(job["outputs"]["alpha"]).content
-        with zipfile.ZipFile(io.BytesIO(data)) as opened:
-            assert len(opened.namelist()) == 6 and all(n.endswith(".png") for n in opened.namelist())
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A local Ray cluster (2 CPUs) the server's jobs join by address, as they would a remote one; the
