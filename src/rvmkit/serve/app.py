@@ -224,6 +224,8 @@ def _api(config: ServeConfig, store: JobStore, scheduler: Scheduler, changes: Ch
             raise HTTPException(404, f"no job {job_id!r}")
         return job
 
+    _file_routes(router, store, found)
+
     @router.get("/health", summary="200 once the server is ready")
     def health(request: Request) -> JSONResponse:
         if not request.app.state.ready:
@@ -253,6 +255,24 @@ def _api(config: ServeConfig, store: JobStore, scheduler: Scheduler, changes: Ch
         return StreamingResponse(_events(store, changes, job_id), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    @router.delete("/jobs/{job_id}", summary="cancel a job and delete its files",
+                   responses={200: {"description": "the job was queued or running: now cancelled"},
+                              204: {"description": "the job had ended: record and files deleted"}})
+    async def delete_job(job_id: str) -> Response:
+        found(job_id)
+        if await run_in_threadpool(scheduler.cancel, job_id):
+            shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+            return JSONResponse(job_json(found(job_id)))
+        store.remove(job_id)
+        changes.notify()
+        return Response(status_code=204)
+
+    return router
+
+
+def _file_routes(router: APIRouter, store: JobStore, found: Any) -> None:
+    """Downloads: the outputs (with Range) and the contact sheet."""
+
     @router.get("/jobs/{job_id}/outputs/{name}", summary="download an output (HTTP Range supported)",
                 response_class=FileResponse)
     def get_output(job_id: str, name: str) -> FileResponse:
@@ -269,20 +289,6 @@ def _api(config: ServeConfig, store: JobStore, scheduler: Scheduler, changes: Ch
         if job.state != "done" or "preview" not in job.outputs:
             raise HTTPException(404, f"job {job_id} has no preview")
         return FileResponse(store.outputs_dir(job.id) / job.outputs["preview"], media_type="image/png")
-
-    @router.delete("/jobs/{job_id}", summary="cancel a job and delete its files",
-                   responses={200: {"description": "the job was queued or running: now cancelled"},
-                              204: {"description": "the job had ended: record and files deleted"}})
-    async def delete_job(job_id: str) -> Response:
-        found(job_id)
-        if await run_in_threadpool(scheduler.cancel, job_id):
-            shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
-            return JSONResponse(job_json(found(job_id)))
-        store.remove(job_id)
-        changes.notify()
-        return Response(status_code=204)
-
-    return router
 
 
 async def _accept(request: Request, config: ServeConfig, store: JobStore) -> Job:
