@@ -67,12 +67,11 @@ def test_sse_progress_rises_monotonically_and_ends_in_done(server, clips):
     assert any(data["state"] == "running" for data in seen)
     assert set(seen[-1]["outputs"]) == {"composition", "alpha"}
     assert seen[-1]["outputs"]["alpha"] == f"/api/jobs/{job['id']}/outputs/alpha"
+    _check_downloads(client, seen[-1])
 
 
-def test_outputs_download_whole_and_by_range(server, clips):
-    client = server.client()
-    job = finished(client, submit(client, clips["short"], outputs="composition").json()["id"])
-    assert job["state"] == "done", job["error"]
+def _check_downloads(client: httpx.Client, job: dict) -> None:
+    """Whole files, HTTP Range, the contact sheet, and 404 for an output not asked for."""
     whole = client.get(job["outputs"]["composition"])
     assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
     assert 'filename="short.composition.mp4"' in whole.headers["content-disposition"]
@@ -84,15 +83,6 @@ def test_outputs_download_whole_and_by_range(server, clips):
     preview = client.get(job["preview"])
     assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
     assert client.get(f"/api/jobs/{job['id']}/outputs/foreground").status_code == 404
-
-
-def test_png_job_downloads_as_a_zip_of_every_frame(server, clips):
-    client = server.client()
-    job = finished(client, submit(client, clips["short"], outputs="alpha", format="png").json()["id"])
-    assert job["state"] == "done", job["error"]
-    data = client.get(job["outputs"]["alpha"]).content
-    with zipfile.ZipFile(io.BytesIO(data)) as opened:
-        assert len(opened.namelist()) == 12 and all(n.endswith(".png") for n in opened.namelist())
 
 
 def test_two_concurrent_uploads_are_both_accepted_and_run_in_order(server, clips):
@@ -152,10 +142,11 @@ def test_client_file_name_is_shown_but_never_used_in_a_path(server, clips):
     client = server.client()
     root = server.data_dir.parent
     before = set(root.parent.iterdir())
-    response = submit(client, clips["short"], name="../../x.mp4")
+    with open(clips["short"], "rb") as handle:  # no downsample_ratio field: the server's default
+        response = client.post("/api/jobs", files={"file": ("../../x.mp4", handle)})
     assert response.status_code == 202
     job = response.json()
-    assert job["name"] == "x.mp4"
+    assert job["name"] == "x.mp4" and job["options"]["downsample_ratio"] == RATIO
     assert client.delete(f"/api/jobs/{job['id']}").status_code == 200
     assert set(root.parent.iterdir()) == before
     assert not [path for path in root.rglob("*x.mp4*")]
@@ -293,34 +284,10 @@ def test_cors_answers_the_allowed_origin_only(strict):
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_ratio_is_the_servers_default_when_not_given(server, clips):
-    client = server.client()
-    with open(clips["short"], "rb") as handle:
-        job = client.post("/api/jobs", files={"file": ("a.mp4", handle)}).json()
-    assert job["options"]["downsample_ratio"] == RATIO
-    client.delete(f"/api/jobs/{job['id']}")
-
-
 def test_health_reports_ready(server):
     body = server.client().get("/api/health").json()
     assert body["status"] == "ok" and body["workers"] == 1
 
-
-
-def test_an_uploaded_background_image_goes_behind_the_subject(server, clips, tmp_path):
-    red = encode_png(np.full((30, 40, 3), (220, 20, 20), np.uint8))
-    client = server.client()
-    with open(clips["short"], "rb") as video:
-        response = client.post("/api/jobs", data={"downsample_ratio": RATIO},
-                               files={"file": ("clip.mp4", video), "background_file": ("red.png", red)})
-    assert response.status_code == 202, response.text
-    assert response.json()["options"]["background"] == "image"
-    job = finished(client, response.json()["id"])
-    assert job["state"] == "done", job["error"]
-    with av.open(io.BytesIO(client.get(job["outputs"]["composition"]).content)) as container:
-        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    corner = first[:8, :8].reshape(-1, 3).mean(0)  # wall behind the subject: alpha ~0
-    assert abs(corner - (220, 20, 20)).max() < 30, corner
 
 
 def test_a_background_file_that_is_not_an_image_is_422(server, clips):
@@ -328,3 +295,22 @@ def test_a_background_file_that_is_not_an_image_is_422(server, clips):
         response = server.client().post("/api/jobs", data={"downsample_ratio": RATIO}, files={
             "file": ("clip.mp4", video), "background_file": ("bg.png", b"not an image at all")})
     assert response.status_code == 422 and "background image" in response.json()["detail"]
+
+
+def test_an_uploaded_background_image_goes_behind_the_subject_and_png_comes_zipped(server, clips):
+    red = encode_png(np.full((30, 40, 3), (220, 20, 20), np.uint8))
+    client = server.client()
+    with open(clips["short"], "rb") as video:
+        response = client.post("/api/jobs", data={"downsample_ratio": RATIO, "format": "png"},
+                               files={"file": ("clip.mp4", video), "background_file": ("red.png", red)})
+    assert response.status_code == 202, response.text
+    assert response.json()["options"]["background"] == "image"
+    job = finished(client, response.json()["id"])
+    assert job["state"] == "done", job["error"]
+    with zipfile.ZipFile(io.BytesIO(client.get(job["outputs"]["composition"]).content)) as opened:
+        names = opened.namelist()
+        assert len(names) == 12 and all(name.endswith(".png") for name in names)
+        with av.open(io.BytesIO(opened.read(names[0]))) as image:
+            first = next(image.decode(video=0)).to_ndarray(format="rgb24")
+    corner = first[:8, :8].reshape(-1, 3).mean(0)  # the wall behind the subject: alpha ~0
+    assert abs(corner - (220, 20, 20)).max() < 30, corner

@@ -109,8 +109,10 @@ class JobRun:
         self.thread.start()
 
     def _follow(self) -> None:
-        result: dict[str, Any] | None = None
+        """Record the reports; the job ends with its result line (its outputs are complete then; the
+        process may take a moment more to exit), or with the process when it dies without one."""
         rate = Rate()
+        ended = False
         for line in self.process.stdout:
             try:
                 message = json.loads(line)
@@ -120,12 +122,13 @@ class JobRun:
                 fps, eta = rate.update(message["done"], message.get("total"))
                 self.scheduler.record(lambda s, m=message, f=fps, e=eta:
                                       s.progress(self.job.id, m["done"], m.get("total"), f, e))
-            else:
-                result = message
+            elif not self.stopping and not ended:
+                ended = True
+                self._finish(message, 0)
         returncode = self.process.wait()
         self.process.stdout.close()
-        if not self.stopping:
-            self._finish(result, returncode)
+        if not self.stopping and not ended:
+            self._finish(None, returncode)
         self.scheduler.ended(self)
 
     def _finish(self, result: dict[str, Any] | None, returncode: int) -> None:
