@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
 import threading
+import types
 import zipfile
 from pathlib import Path
 
@@ -314,3 +316,32 @@ def test_an_uploaded_background_image_goes_behind_the_subject_and_png_comes_zipp
             first = next(image.decode(video=0)).to_ndarray(format="rgb24")
     corner = first[:8, :8].reshape(-1, 3).mean(0)  # the wall behind the subject: alpha ~0
     assert abs(corner - (220, 20, 20)).max() < 30, corner
+
+
+def test_live_without_rvmkit_web_answers_404_with_the_reason(tmp_path, monkeypatch):
+    from fastapi import HTTPException
+
+    from rvmkit.serve.app import Live
+    from rvmkit.serve.config import ServeConfig
+
+    monkeypatch.setitem(sys.modules, "rvmkit.web", None)  # import fails, as without the export-web code
+    live = Live(ServeConfig(data_dir=tmp_path))
+    live.build()
+    with pytest.raises(HTTPException) as missing:
+        live.file("index.html")
+    assert missing.value.status_code == 404 and "rvmkit.web" in missing.value.detail
+
+
+def test_live_is_built_with_rvmkit_web_when_it_is_there(tmp_path, monkeypatch):
+    from rvmkit.serve.app import Live
+    from rvmkit.serve.config import ServeConfig
+
+    def write_site(out_dir, *, overwrite=False):
+        out_dir.mkdir(parents=True, exist_ok=overwrite)
+        (out_dir / "index.html").write_text("<!doctype html>")
+        return out_dir
+
+    monkeypatch.setitem(sys.modules, "rvmkit.web", types.SimpleNamespace(write_site=write_site))
+    live = Live(ServeConfig(data_dir=tmp_path))
+    live.build()
+    assert live.file("") == (tmp_path / "live" / "index.html").resolve()
