@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(ORT_STAMP) | $(PY)
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[export,test,batch,openvino]"
+	$(PIP) install -q -e ".[export,test,batch,openvino,serve]"
 	touch $@
 
 web: $(ORT_STAMP)

@@ -83,7 +83,8 @@ def convert_video(source: Any = None, /, *positional: Any,
                   output_video_mbps: float | None = None, crf: int | None = None, seq_chunk: int = 1,
                   num_workers: int = 0, progress: bool = True, overwrite: bool = False,
                   preview: str | os.PathLike | None = None, fp16: bool = False,
-                  dtype: Any = None) -> MatteResult:
+                  dtype: Any = None, on_progress: Callable[[int, int | None], None] | None = None
+                  ) -> MatteResult:
     """Matte the input (video file, image folder or image) into any of the three outputs.
 
     Called as `convert_video("in.mp4", "out.mp4")` (then the alpha and foreground paths, in that order),
@@ -102,6 +103,8 @@ def convert_video(source: Any = None, /, *positional: Any,
     'png_sequence' it is ignored, with a note on stderr when `progress` (RVM's CLI always passes one).
     num_workers is accepted for compatibility and unused: decoding and encoding always run in their
     own threads.
+    `on_progress(frames_written, frames_total)` is called after each frame (from the pipeline's writer
+    thread; total None when unknown), for front-ends that show their own progress (`rvmkit serve`).
     Raises RvmkitError (or TypeError for a wrongly typed argument) before writing anything when an
     argument, the input or the model is wrong.
     """
@@ -125,7 +128,7 @@ def convert_video(source: Any = None, /, *positional: Any,
             preview_path = _check_preview(preview, info, targets, overwrite)
             job = MatteJob(source, info, targets, bg, ratio, output_type=output_type, mbps=output_video_mbps,
                            crf=crf, overwrite=overwrite, seq_chunk=seq_chunk, progress=progress,
-                           preview=preview_path)
+                           preview=preview_path, on_progress=on_progress)
             frames = _load_and_render(job, backend_name, spec, ratio_request, device=device, variant=variant,
                                       **({"fp16": True} if fp16 else {}))
     return _result(job, frames, time.monotonic() - started, backend_name)
@@ -416,6 +419,7 @@ class MatteJob:
     stop: int | None = None
     warmup: int = 0
     open_sinks: Callable[[list[Target]], None] | None = None
+    on_progress: Callable[[int, int | None], None] | None = None  # (frames written, total)
 
     @property
     def expected_frames(self) -> int | None:
@@ -480,8 +484,13 @@ def render(job: MatteJob, backend: Backend) -> int:
     preview_temp: Path | None = None
     try:
         with Progress(job.info.frame_count, enabled=job.progress) as bar:
+            def on_frame(done: int) -> None:
+                bar.update(done)
+                if job.on_progress is not None:
+                    job.on_progress(done, job.info.frame_count)
+
             frames = pipeline.run(job.source, backend, job.ratio, writer, seq_chunk=job.seq_chunk,
-                                  on_frame=bar.update, start=job.start, stop=job.stop, warmup=job.warmup)
+                                  on_frame=on_frame, start=job.start, stop=job.stop, warmup=job.warmup)
         expected = job.expected_frames
         if expected is not None and frames != expected:
             raise RvmkitError(f"{describe_path(job.info.path)}: only {frames} of {expected} frames "

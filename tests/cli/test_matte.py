@@ -604,3 +604,10 @@ def test_a_full_disk_mid_run_is_one_line_and_leaves_the_disk_empty(short_clip, t
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"{tiny_disk / output}'" in err and "No space left on device" in err, err
     assert files_under(tiny_disk) == []
+
+
+def test_on_progress_reports_every_frame_written_with_the_total(short_clip, tmp_path):
+    reports: list[tuple[int, int | None]] = []
+    result = convert_video(short_clip, tmp_path / "out.mp4", downsample_ratio=float(RATIO), progress=False,
+                           on_progress=lambda done, total: reports.append((done, total)))
+    assert reports == [(done, 6) for done in range(1, 7)] and result.frames == 6

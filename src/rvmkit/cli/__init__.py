@@ -20,7 +20,7 @@ from rvmkit.errors import RvmkitError
 # Subcommand modules, in the order `rvmkit --help` lists them. Each imports its heavy dependencies
 # (torch, tensorrt, ray) only when run, so a missing extra is reported by the command that needs it.
 COMMANDS = ["weights", "export", "convert", "verify", "check", "profile", "build-engine", "matte",
-            "bench", "batch", "live", "export-web"]
+            "bench", "batch", "serve", "live", "export-web"]
 
 
 def _version() -> str:

@@ -1,0 +1,124 @@
+"""`rvmkit serve`: matting as a web service (API + browser UI), on the engine and options of `matte`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from rvmkit.cli.matte import add_model_options, whole_number
+from rvmkit.errors import RvmkitError
+
+EPILOG = """\
+examples:
+  rvmkit serve                                    # http://127.0.0.1:8000 (UI at /, API docs at /docs)
+  rvmkit serve --workers 2 --data-dir /srv/rvmkit --retention 3d
+  rvmkit serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"   # other machines: bearer token required
+  rvmkit serve --address ray://head:10001        # jobs run on a Ray cluster (rvmkit batch's code)
+
+Jobs and their files live in --data-dir (SQLite + one folder per job); a restart keeps finished jobs and
+runs interrupted ones again. API: POST /api/jobs (multipart 'file' + outputs, background,
+downsample_ratio, format), GET /api/jobs/{id}[/events], /outputs/{name}, /preview, DELETE /api/jobs/{id}.
+"""
+
+
+def _parsed(parse: Any) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{text}: must be more than 0")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from rvmkit.serve.config import parse_duration, parse_pixels
+
+    parser = subparsers.add_parser(
+        "serve", help="matting as a web service with a browser UI",
+        description="Serve matting over HTTP: a browser UI at /, a JSON API at /api (OpenAPI at /docs). "
+                    "Needs the 'serve' extra: pip install 'rvmkit[serve]'.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other "
+                        "needs --token)")
+    server.add_argument("--port", type=whole_number(1), default=8000, help="default 8000")
+    server.add_argument("--data-dir", type=Path, default=Path("rvmkit-serve"), metavar="DIR",
+                        help="jobs database and files (default ./rvmkit-serve)")
+    server.add_argument("--workers", type=whole_number(1), default=1, metavar="N",
+                        help="jobs run at the same time, each in its own process (default 1)")
+    server.add_argument("--token", default=os.environ.get("RVMKIT_SERVE_TOKEN"), metavar="T",
+                        help="bearer token every API call must present (default $RVMKIT_SERVE_TOKEN)")
+    server.add_argument("--address", metavar="RAY", help="run jobs on this Ray cluster (as rvmkit batch)")
+    server.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow this origin to call the API from a browser (repeatable; default none)")
+    server.add_argument("--live-dir", type=Path, metavar="DIR",
+                        help="static site to serve at /live (default: built with rvmkit.web when available)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-upload-mb", type=_parsed(_positive), default=2048.0, metavar="MB")
+    limits.add_argument("--max-duration", type=_parsed(_positive), default=600.0, metavar="S",
+                        help="seconds of video (default 600)")
+    limits.add_argument("--max-frames", type=whole_number(1), default=36_000, metavar="N")
+    limits.add_argument("--max-pixels", type=_parsed(parse_pixels), default=3840 * 2160, metavar="WxH|N",
+                        help="largest frame (default 3840x2160)")
+    limits.add_argument("--max-queued", type=whole_number(1), default=32, metavar="N",
+                        help="jobs waiting before new uploads get 429 (default 32)")
+    limits.add_argument("--min-free-mb", type=_parsed(float), default=256.0, metavar="MB",
+                        help="free disk space an upload must leave (default 256)")
+    limits.add_argument("--retention", type=_parsed(parse_duration), default=7 * 86400.0, metavar="AGE",
+                        help="remove ended jobs older than this: 30m, 12h, 7d (default); 0 keeps them")
+    add_model_options(parser.add_argument_group("model (for every job; jobs choose the ratio)"))
+    parser.set_defaults(func=run)
+
+
+def config_from(args: argparse.Namespace) -> Any:
+    from rvmkit.serve.config import MB, ServeConfig
+
+    model = str(Path(args.model).expanduser().absolute()) if args.model else None
+    matte = {"model": model, "variant": args.variant, "backend": args.backend, "device": args.device,
+             "fp16": args.fp16, "seq_chunk": args.seq_chunk, "downsample_ratio": args.downsample_ratio}
+    return ServeConfig(data_dir=args.data_dir.expanduser().absolute(), host=args.host, port=args.port,
+                       workers=args.workers, token=args.token or None, address=args.address,
+                       max_upload_bytes=int(args.max_upload_mb * MB), max_duration_s=args.max_duration,
+                       max_frames=args.max_frames, max_pixels=args.max_pixels, max_queued=args.max_queued,
+                       retention_s=args.retention, min_free_bytes=int(args.min_free_mb * MB),
+                       cors_origins=tuple(args.cors_origin), live_dir=args.live_dir,
+                       matte={key: value for key, value in matte.items() if value is not None}).checked()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from rvmkit.serve.app import create_app
+    except ImportError as exc:
+        raise RvmkitError(f"rvmkit serve needs the 'serve' extra ({exc.name} is missing): "
+                          "pip install 'rvmkit[serve]'") from None
+    from rvmkit.api import check_model
+    from rvmkit.runtime import parse_ratio
+
+    config = config_from(args)
+    parse_ratio(args.downsample_ratio)
+    check_model(args.model, args.backend, args.device, args.fp16, args.variant)  # one line now, not per job
+    if args.model is None:  # fetch the default weights once here, not in the first jobs at the same time
+        from rvmkit import weights
+
+        weights.default_checkpoint_path() if args.backend == "torch" else weights.official_onnx_path()
+    app = create_app(config)
+    where = f"http://{_shown(config.host)}:{config.port}/"
+    print(f"rvmkit serve: {where} (data in {config.data_dir})", flush=True)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
+    return 0
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,347 @@
+"""The job API against a real `rvmkit serve` (subprocess, 127.0.0.1): the contract's fields and codes,
+SSE progress, Range downloads, cancel, crash isolation, refusals, token, CORS and /live headers."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+import types
+import zipfile
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+from serve.serving import RATIO, Server, decoded, files_under, finished, make_clip, submit, wait_for
+from serve.serving import clips as clips  # the fixture, shared
+from serve.serving import events as sse
+
+from rvmkit.video.writer import encode_png
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = Server(tmp_path_factory.mktemp("serve") / "data", "--workers", "1").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory):
+    """Small limits, a token, one waiting job at most, and CORS for one origin."""
+    running = Server(tmp_path_factory.mktemp("strict") / "data", "--max-upload-mb", "0.1",
+                     "--max-frames", "15", "--max-duration", "1", "--max-pixels", "80x60",
+                     "--max-queued", "1",
+                     "--cors-origin", "http://example.test", token=TOKEN).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> dict[str, Path]:
+    """Clips within the strict server's pixel limit (64x48), each over one other limit or none."""
+    folder = tmp_path_factory.mktemp("small")
+    return {"ok": make_clip(folder / "ok.mp4", 10, size=(64, 48), audio=False),
+            "frames": make_clip(folder / "frames.mp4", 20, size=(64, 48), audio=False),
+            "duration": make_clip(folder / "duration.mp4", 8, size=(64, 48), fps=5, audio=False),
+            "pixels": make_clip(folder / "pixels.mp4", 2, size=(160, 120), audio=False)}
+
+
+def test_sse_progress_rises_monotonically_and_ends_in_done(server, clips):
+    client = server.client()
+    response = submit(client, clips["short"], outputs="composition,alpha")
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/api/jobs/{job['id']}"
+    assert {"id", "state", "progress", "error", "outputs"} <= set(job)
+    assert job["state"] in ("queued", "running") and job["outputs"] == {} and job["error"] is None
+    assert job["progress"]["frames_total"] == 12
+    seen = [data for event, data in sse(client, job["id"]) if event == "job"]
+    done = [data["progress"]["frames_done"] for data in seen]
+    assert done == sorted(done), f"frames_done went backwards: {done}"
+    assert seen[-1]["state"] == "done" and done[-1] == 12
+    assert any(data["state"] == "running" for data in seen)
+    assert set(seen[-1]["outputs"]) == {"composition", "alpha"}
+    assert seen[-1]["outputs"]["alpha"] == f"/api/jobs/{job['id']}/outputs/alpha"
+    _check_downloads(client, seen[-1])
+
+
+def _check_downloads(client: httpx.Client, job: dict) -> None:
+    """Whole files, HTTP Range, the contact sheet, and 404 for an output not asked for."""
+    whole = client.get(job["outputs"]["composition"])
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    assert 'filename="short.composition.mp4"' in whole.headers["content-disposition"]
+    assert decoded(whole.content) == (12, (160, 120), True)  # every frame, the input's size, its audio
+    part = client.get(job["outputs"]["composition"], headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    assert part.content == whole.content[100:200]
+    preview = client.get(job["preview"])
+    assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+    assert client.get(f"/api/jobs/{job['id']}/outputs/foreground").status_code == 404
+
+
+def test_two_concurrent_uploads_are_both_accepted_and_run_in_order(server, clips):
+    client = server.client()
+    answers: list[httpx.Response] = []
+
+    def upload() -> None:
+        with server.client() as own:
+            answers.append(submit(own, clips["short"], background="#0000ff"))
+
+    threads = [threading.Thread(target=upload) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [answer.status_code for answer in answers] == [202, 202]
+    first, second = sorted((answer.json() for answer in answers), key=lambda job: job["created_at"])
+    assert first["id"] != second["id"]
+    first, second = finished(client, first["id"]), finished(client, second["id"])
+    assert first["state"] == second["state"] == "done"
+    assert first["started_at"] <= second["started_at"]  # FIFO with one worker
+    assert second["started_at"] >= first["finished_at"] - 0.5
+    listed = [job["id"] for job in client.get("/api/jobs").json()["jobs"]]
+    assert listed.index(second["id"]) < listed.index(first["id"])  # newest first
+
+
+def test_cancel_stops_the_running_job_and_deletes_its_files(server, clips):
+    client = server.client()
+    job = submit(client, clips["long"]).json()
+    wait_for(client, job["id"], lambda j: j["progress"]["frames_done"] > 0)
+    worker = server.worker_of(job["id"])
+    assert worker is not None
+    response = client.delete(f"/api/jobs/{job['id']}")
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    assert not (server.data_dir / "jobs" / job["id"]).exists()
+    assert worker not in server.worker_pids()
+    assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "cancelled"
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 204  # an ended job: record removed
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+
+
+def test_a_worker_killed_mid_job_fails_that_job_alone(server, clips):
+    client = server.client()
+    job = submit(client, clips["long"]).json()
+    wait_for(client, job["id"], lambda j: j["progress"]["frames_done"] > 0)
+    os.kill(server.worker_of(job["id"]), signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    failed = finished(client, job["id"])
+    assert failed["state"] == "failed" and "SIGKILL" in failed["error"]
+    assert failed["outputs"] == {}
+    assert files_under(server.data_dir / "jobs" / job["id"] / "outputs") == []  # nothing half-made stays
+    assert client.get("/api/health").status_code == 200
+    after = finished(client, submit(client, clips["short"]).json()["id"])
+    assert after["state"] == "done"
+
+
+def test_client_file_name_is_shown_but_never_used_in_a_path(server, clips):
+    client = server.client()
+    root = server.data_dir.parent
+    before = set(root.parent.iterdir())
+    with open(clips["short"], "rb") as handle:  # no downsample_ratio field: the server's default
+        response = client.post("/api/jobs", files={"file": ("../../x.mp4", handle)})
+    assert response.status_code == 202
+    job = response.json()
+    assert job["name"] == "x.mp4" and job["options"]["downsample_ratio"] == RATIO
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 200
+    assert set(root.parent.iterdir()) == before
+    assert not [path for path in root.rglob("*x.mp4*")]
+
+
+@pytest.mark.parametrize("content, detail", [(b"", "empty (0 bytes)"),
+                                             (b"hello, not a video\n" * 50, "Invalid data found")])
+def test_an_empty_or_non_video_upload_is_422_with_the_reason(server, content, detail):
+    response = server.client().post("/api/jobs", files={"file": ("notes.mp4", content)})
+    assert response.status_code == 422
+    assert detail in response.json()["detail"] and "'notes.mp4'" in response.json()["detail"]
+    assert str(server.data_dir) not in response.text
+
+
+@pytest.mark.parametrize("fields, detail", [
+    ({"outputs": "composition,bogus"}, "outputs"),
+    ({"format": "avi"}, "format 'avi'"),
+    ({"background": "/etc/hostname"}, "background '/etc/hostname'"),  # never a server path
+    ({"downsample_ratio": "2"}, "downsample ratio"),
+    ({"background": "transparent", "format": "mp4"}, "cannot carry transparency"),
+])
+def test_bad_options_are_422_saying_which(server, clips, fields, detail):
+    response = submit(server.client(), clips["short"], **fields)
+    assert response.status_code == 422, response.text
+    assert detail in response.json()["detail"]
+
+
+def test_no_file_field_is_422(server):
+    response = server.client().post("/api/jobs", data={"outputs": "alpha"}, files={"other": ("a", b"x")})
+    assert response.status_code == 422 and "'file'" in response.json()["detail"]
+
+
+def test_unknown_job_is_404_json(server):
+    response = server.client().get("/api/jobs/0123abcd")
+    assert response.status_code == 404 and "no job" in response.json()["detail"]
+
+
+def test_cors_is_off_by_default(server):
+    client = server.client()
+    response = client.get("/api/health", headers={"Origin": "http://example.test"})
+    assert "access-control-allow-origin" not in response.headers
+    preflight = client.options("/api/jobs", headers={"Origin": "http://example.test",
+                                                     "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_live_is_served_cross_origin_isolated(server):
+    live = server.data_dir.parent / f"{server.data_dir.name}-live"
+    (live / "index.html").write_text("<!doctype html><title>live</title>")
+    (live / "ort.wasm").write_bytes(b"\0asm\1\0\0\0")
+    client = server.client()
+    assert client.get("/live").status_code in (301, 302, 307, 308)
+    for path, kind in (("/live/", "text/html"), ("/live/ort.wasm", "application/wasm")):
+        response = client.get(path)
+        assert response.status_code == 200 and response.headers["content-type"].startswith(kind)
+        assert response.headers["cross-origin-opener-policy"] == "same-origin"
+        assert response.headers["cross-origin-embedder-policy"] == "require-corp"
+    assert client.get("/live/%2e%2e/data/jobs.sqlite3").status_code == 404
+    assert client.get("/live/missing.js").status_code == 404
+
+
+def test_openapi_documents_the_upload_contract(server):
+    client = server.client()
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events", "/api/health",
+            "/api/jobs/{job_id}/outputs/{name}", "/api/jobs/{job_id}/preview"} <= set(spec["paths"])
+    upload = spec["paths"]["/api/jobs"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert {"file", "outputs", "background", "downsample_ratio", "format"} <= set(form)
+    assert "202" in upload["responses"]
+
+
+# --------------------------------------------------------------------------- the strict server
+
+
+def test_upload_over_the_size_limit_is_413(strict):
+    client = strict.client()
+    body = os.urandom(300 * 1024)
+    declared = client.post("/api/jobs", files={"file": ("big.mp4", body)})
+    assert declared.status_code == 413 and declared.json()["limit"] == "upload_size"
+
+    def chunks():  # no Content-Length: refused while streaming, as the limit is passed
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'
+        for start in range(0, len(body), 16384):
+            yield body[start:start + 16384]
+        yield b"\r\n--B--\r\n"
+
+    streamed = client.post("/api/jobs", content=chunks(),
+                           headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert streamed.status_code == 413 and streamed.json()["limit"] == "upload_size"
+    assert files_under(strict.data_dir / "jobs") == []
+
+
+@pytest.mark.parametrize("clip, limit", [("pixels", "pixels"), ("frames", "frames"),
+                                         ("duration", "duration")])
+def test_inputs_over_a_limit_are_422_naming_it(strict, small, clip, limit):
+    response = submit(strict.client(), small[clip])
+    assert response.status_code == 422
+    assert response.json()["limit"] == limit and "limit" in response.json()["detail"]
+
+
+def test_a_full_queue_is_429(strict, small):
+    client = strict.client()
+    first = submit(client, small["ok"]).json()
+    wait_for(client, first["id"], lambda job: job["state"] != "queued")
+    second = submit(client, small["ok"])
+    assert second.status_code == 202
+    third = submit(client, small["ok"])
+    assert third.status_code == 429 and third.json()["limit"] == "queue"
+    for job in (first, second.json()):
+        client.delete(f"/api/jobs/{job['id']}")
+
+
+def test_api_calls_need_the_token_when_one_is_set(strict, small):
+    anonymous = strict.client(token="")
+    anonymous.headers.pop("Authorization", None)
+    for path in ("/api/health", "/api/jobs"):
+        response = anonymous.get(path)
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert strict.client(token="wrong").get("/api/jobs").status_code == 401
+    upload = anonymous.post("/api/jobs", files={"file": ("ok.mp4", small["ok"].read_bytes())})
+    assert upload.status_code == 401
+    assert strict.client().get("/api/jobs").status_code == 200
+    assert anonymous.get(f"/api/jobs?access_token={TOKEN}").status_code == 200  # EventSource, <video src>
+    assert anonymous.get("/").status_code == 200  # the page itself asks for the token
+    assert anonymous.get("/docs").status_code == 200
+
+
+def test_cors_answers_the_allowed_origin_only(strict):
+    client = strict.client()
+    allowed = client.get("/api/health", headers={"Origin": "http://example.test"})
+    assert allowed.headers["access-control-allow-origin"] == "http://example.test"
+    other = client.get("/api/health", headers={"Origin": "http://elsewhere.test"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_health_reports_ready(server):
+    body = server.client().get("/api/health").json()
+    assert body["status"] == "ok" and body["workers"] == 1
+
+
+
+def test_a_background_file_that_is_not_an_image_is_422(server, clips):
+    with open(clips["short"], "rb") as video:
+        response = server.client().post("/api/jobs", data={"downsample_ratio": RATIO}, files={
+            "file": ("clip.mp4", video), "background_file": ("bg.png", b"not an image at all")})
+    assert response.status_code == 422 and "background image" in response.json()["detail"]
+
+
+def test_an_uploaded_background_image_goes_behind_the_subject_and_png_comes_zipped(server, clips):
+    red = encode_png(np.full((30, 40, 3), (220, 20, 20), np.uint8))
+    client = server.client()
+    with open(clips["short"], "rb") as video:
+        response = client.post("/api/jobs", data={"downsample_ratio": RATIO, "format": "png"},
+                               files={"file": ("clip.mp4", video), "background_file": ("red.png", red)})
+    assert response.status_code == 202, response.text
+    assert response.json()["options"]["background"] == "image"
+    job = finished(client, response.json()["id"])
+    assert job["state"] == "done", job["error"]
+    with zipfile.ZipFile(io.BytesIO(client.get(job["outputs"]["composition"]).content)) as opened:
+        names = opened.namelist()
+        assert len(names) == 12 and all(name.endswith(".png") for name in names)
+        with av.open(io.BytesIO(opened.read(names[0]))) as image:
+            first = next(image.decode(video=0)).to_ndarray(format="rgb24")
+    corner = first[:8, :8].reshape(-1, 3).mean(0)  # the wall behind the subject: alpha ~0
+    assert abs(corner - (220, 20, 20)).max() < 30, corner
+
+
+def test_live_without_rvmkit_web_answers_404_with_the_reason(tmp_path, monkeypatch):
+    from fastapi import HTTPException
+
+    from rvmkit.serve.app import Live
+    from rvmkit.serve.config import ServeConfig
+
+    monkeypatch.setitem(sys.modules, "rvmkit.web", None)  # import fails, as without the export-web code
+    live = Live(ServeConfig(data_dir=tmp_path))
+    live.build()
+    with pytest.raises(HTTPException) as missing:
+        live.file("index.html")
+    assert missing.value.status_code == 404 and "rvmkit.web" in missing.value.detail
+
+
+def test_live_is_built_with_rvmkit_web_when_it_is_there(tmp_path, monkeypatch):
+    from rvmkit.serve.app import Live
+    from rvmkit.serve.config import ServeConfig
+
+    def write_site(out_dir, *, overwrite=False):
+        out_dir.mkdir(parents=True, exist_ok=overwrite)
+        (out_dir / "index.html").write_text("<!doctype html>")
+        return out_dir
+
+    monkeypatch.setitem(sys.modules, "rvmkit.web", types.SimpleNamespace(write_site=write_site))
+    live = Live(ServeConfig(data_dir=tmp_path))
+    live.build()
+    assert live.file("") == (tmp_path / "live" / "index.html").resolve()
