@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from rvmkit.cli.matte import add_model_options, add_render_options
+from rvmkit.cli.options import add_model_options, add_render_options
 
 EPILOG = """\
 examples:

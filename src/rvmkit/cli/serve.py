@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rvmkit.cli.matte import add_model_options, whole_number
+from rvmkit.cli.options import add_model_options, whole_number
 from rvmkit.errors import RvmkitError
 
 EPILOG = """\
