@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import BARS, CLIPS, bar_colours, read_frames, with_colour_bars, write_clip
+from fuzz_media import Segment, Video, write_video
 from rvmkit.errors import RvmkitError
 from rvmkit.video import Frame, VideoInfo, encode_png, open_sink, open_source
 
@@ -165,6 +166,19 @@ def test_folder_with_images_of_different_sizes_is_refused(tmp_path: Path,
     _write_images(tmp_path / "mixed", [book_frames[0], book_frames[1][:240, :320]], ["a.png", "b.png"])
     message = _error(tmp_path / "mixed")
     assert "b.png" in message and "320x240" in message and "same size" in message
+
+
+@pytest.mark.parametrize("suffix,fmt,codec", [(".h264", "h264", "libx264"), (".hevc", "hevc", "libx265")])
+def test_elementary_stream_without_timestamps_is_read_whole(tmp_path: Path, suffix: str, fmt: str,
+                                                            codec: str) -> None:
+    """Annex B streams have no timestamps at all: every packet counts, not only timed ones."""
+    quiet = (("x265-params", "log-level=none"),) if codec == "libx265" else ()
+    path = write_video(tmp_path / f"clip{suffix}", Video(suffix, fmt, codec, (Segment(96, 64, "yuv420p", 5),),
+                                                         options=quiet))
+    with open_source(path) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == 5
+    assert frames[4].rgb.shape == (64, 96, 3)
 
 
 def test_truncated_file_is_refused_before_any_frame(tmp_path: Path) -> None:

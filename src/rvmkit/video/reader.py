@@ -234,8 +234,8 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
     count, end, first = 0, None, None
     try:
         for packet in container.demux():
-            if packet.dts is None and packet.pts is None:
-                continue  # flush packet
+            if packet.size == 0:
+                continue  # the demuxer's final flush packet (elementary streams have no timestamps)
             if packet.pts is not None and packet.time_base is not None:
                 stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 end = stop if end is None else max(end, stop)
