@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import BARS, CLIPS, bar_colours, read_frames, with_colour_bars, write_clip
-from fuzz_media import Segment, Video, write_video
+from fuzz_media import Segment, Video, real_frames, write_video
 from rvmkit.errors import RvmkitError
 from rvmkit.video import Frame, VideoInfo, encode_png, open_sink, open_source
 
@@ -179,6 +179,21 @@ def test_elementary_stream_without_timestamps_is_read_whole(tmp_path: Path, suff
         frames = list(source)
     assert source.info.frame_count == len(frames) == 5
     assert frames[4].rgb.shape == (64, 96, 3)
+
+
+@pytest.mark.parametrize("suffix,fmt,codec,pix_fmts", [(".ts", "mpegts", "libx264", ("yuv420p", "yuv444p")),
+                                                        (".mkv", "matroska", "mjpeg", ("yuvj420p", "yuvj444p"))])
+def test_size_change_mid_stream_is_scaled_to_the_first_size(tmp_path: Path, suffix: str, fmt: str, codec: str,
+                                                             pix_fmts: tuple[str, str]) -> None:
+    """A spliced stream that changes size (and pixel format) keeps every frame, at the first size."""
+    segments = (Segment(96, 64, pix_fmts[0], 3), Segment(160, 120, pix_fmts[1], 3))
+    path = write_video(tmp_path / f"spliced{suffix}", Video(suffix, fmt, codec, segments))
+    with open_source(path) as source:
+        frames = list(source)
+    assert (source.info.width, source.info.height, source.info.frame_count) == (96, 64, 6)
+    assert [frame.rgb.shape for frame in frames] == [(64, 96, 3)] * 6
+    expected = real_frames(3, 96, 64)  # the second segment restarts at the clip's first frame
+    assert np.abs(frames[4].rgb.astype(int) - expected[1]).mean() < 8
 
 
 def test_truncated_file_is_refused_before_any_frame(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ Orientation: phone videos store the picture sideways with a display matrix that 
 applies it too (as FFmpeg does by default), so the network sees an upright person and every output is
 upright, sized as the input is displayed, with no display matrix left to apply.
 
+Format changes mid-stream (a spliced stream whose size or pixel format changes): every frame comes out
+at the first frame's size, a later size scaled to it as ffmpeg's own conversion does, so the outputs
+keep one size and every frame.
+
 Damaged input policy: rvmkit stops rather than skipping. A file that ends before its declared duration
 (truncated download or copy) is refused when it is opened; a frame that fails to decode, is flagged
 corrupt by the decoder, or goes missing mid-stream raises `RvmkitError` naming the file and the frame
@@ -186,6 +190,8 @@ class VideoFileSource(FrameSource):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
             count, first = _count_frames(path, probe, stream)
             self.turns = _quarter_turns(first) if first is not None else 0
+            if first is not None:
+                coded = (first.width, first.height)
             width, height = resize or (coded[::-1] if self.turns % 2 else coded)
             colorspace = first.colorspace if first is not None else None
             fps = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -214,7 +220,8 @@ class VideoFileSource(FrameSource):
             if frame.is_corrupt:
                 raise RvmkitError(f"{describe_path(self.path)}: frame {index} is corrupt; "
                                   "the file is damaged")
-            yield Frame(index=index, rgb=_to_rgb(frame, self.resize, self.turns), pts=frame.pts,
+            size = (self.info.width, self.info.height)
+            yield Frame(index=index, rgb=_to_rgb(frame, size, self.turns), pts=frame.pts,
                         time_base=Fraction(frame.time_base) if frame.time_base else self.info.time_base)
             index += 1
         if self.info.frame_count is not None and index != self.info.frame_count:
