@@ -116,6 +116,18 @@ def test_single_image_and_jpeg(tmp_path: Path, book_frames: list[np.ndarray]) ->
     assert np.abs(frame.rgb.astype(int) - book_frames[0]).mean() < 4
 
 
+@pytest.mark.parametrize("name,fmt,codec,pix_fmt", [("anim.png", "apng", "apng", "rgb24"),
+                                                      ("clip.jpg", "mp4", "libx264", "yuv420p")])
+def test_animation_under_an_image_name_is_read_whole(tmp_path: Path, name: str, fmt: str, codec: str,
+                                                      pix_fmt: str) -> None:
+    """An animated PNG named .png (or a video named .jpg) is what FFmpeg reads it as: every frame."""
+    path = write_video(tmp_path / name, Video(Path(name).suffix, fmt, codec, (Segment(96, 64, pix_fmt, 5),)))
+    with open_source(path) as source:
+        frames = list(source)
+    assert not source.info.is_image_sequence
+    assert source.info.frame_count == len(frames) == 5
+
+
 def _error(path: Path | str) -> str:
     with pytest.raises(RvmkitError) as caught:
         with open_source(path) as source:

@@ -97,9 +97,17 @@ def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, 
     if path.is_dir():
         return ImageSource(path, _list_images(path), resize, Fraction(image_fps))
     require_readable_file(path, "input file")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES and _is_still_image(path):
         return ImageSource(path, [path], resize, Fraction(image_fps))
     return VideoFileSource(path, resize)
+
+
+def _is_still_image(path: Path) -> bool:
+    """True when FFmpeg reads the file with an image demuxer (image2, png_pipe, ...). An animated PNG
+    (apng demuxer), or a video under an image name, is read whole, as the video FFmpeg sees."""
+    with _open_container(path) as probe:
+        name = probe.format.name
+    return name == "image2" or name.endswith("_pipe")
 
 
 def check_resize(resize: tuple[int, int]) -> None:
