@@ -8,9 +8,11 @@ RVMKIT_FUZZ_EXAMPLES=500 (say) for a longer, still reproducible, run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -201,10 +203,20 @@ def tree(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in Path(folder).rglob("*")}
 
 
+@contextlib.contextmanager
+def working_directory(folder: Path) -> Iterator[None]:
+    """chdir for the duration (contextlib.chdir is Python 3.11+)."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def run_rvmkit(args: list[str]) -> tuple[int, str]:
     """`rvmkit ARGS` in-process: (exit status, stderr). An exception that escapes `main` (what a user
     would see as a traceback) is not caught: the test fails on it."""
-    import contextlib
     import io
 
     from rvmkit.cli import main

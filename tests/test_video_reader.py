@@ -10,9 +10,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from fuzz_media import Segment, Video, real_frames, write_video
 
 from conftest import BARS, CLIPS, bar_colours, read_frames, with_colour_bars, write_clip
-from fuzz_media import Segment, Video, real_frames, write_video
 from rvmkit.errors import RvmkitError
 from rvmkit.video import Frame, VideoInfo, encode_png, open_sink, open_source
 
@@ -128,6 +128,14 @@ def test_animation_under_an_image_name_is_read_whole(tmp_path: Path, name: str, 
     assert source.info.frame_count == len(frames) == 5
 
 
+def test_a_name_with_a_colon_is_a_file_not_a_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'a:b.mp4' typed relative is read as the file, not as a URL of protocol 'a'."""
+    write_clip(tmp_path / "a:b.mp4", read_frames("book", 3))
+    monkeypatch.chdir(tmp_path)
+    with open_source("a:b.mp4") as source:
+        assert source.info.frame_count == len(list(source)) == 3
+
+
 def _error(path: Path | str) -> str:
     with pytest.raises(RvmkitError) as caught:
         with open_source(path) as source:
@@ -193,8 +201,11 @@ def test_elementary_stream_without_timestamps_is_read_whole(tmp_path: Path, suff
     assert frames[4].rgb.shape == (64, 96, 3)
 
 
-@pytest.mark.parametrize("suffix,fmt,codec,pix_fmts", [(".ts", "mpegts", "libx264", ("yuv420p", "yuv444p")),
-                                                        (".mkv", "matroska", "mjpeg", ("yuvj420p", "yuvj444p"))])
+SPLICED = [(".ts", "mpegts", "libx264", ("yuv420p", "yuv444p")),
+           (".mkv", "matroska", "mjpeg", ("yuvj420p", "yuvj444p"))]
+
+
+@pytest.mark.parametrize("suffix,fmt,codec,pix_fmts", SPLICED)
 def test_size_change_mid_stream_is_scaled_to_the_first_size(tmp_path: Path, suffix: str, fmt: str, codec: str,
                                                              pix_fmts: tuple[str, str]) -> None:
     """A spliced stream that changes size (and pixel format) keeps every frame, at the first size."""

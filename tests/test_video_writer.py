@@ -385,3 +385,16 @@ def test_overwrite_rechecks_the_folder_before_replacing_it(tmp_path: Path, clip)
     sink.abort()
     assert (target / "notes.txt").read_text() == "written during the run"
     assert _leftovers(tmp_path) == []
+
+
+def test_names_with_a_colon_are_files_not_urls(tmp_path: Path, clip, clip_with_audio: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """'c:d.mp4' typed relative is a file here, not a URL of protocol 'c' (nor is its '.c:d...' temp)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a:b.mp4").write_bytes(clip_with_audio.read_bytes())
+    info = dataclasses.replace(clip[0], path=Path("a:b.mp4"))
+    for name in ("c:d.mp4", "e:f.webm"):
+        written = _write(Path(name), (info, clip[1]), audio_from=Path("a:b.mp4"))
+        with av.open(str(tmp_path / written)) as container:
+            assert container.streams.audio and sum(1 for _ in container.decode(video=0)) == COUNT
+    assert _leftovers(tmp_path) == []

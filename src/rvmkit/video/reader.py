@@ -135,9 +135,15 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(images, key=lambda entry: natural_key(entry.name))
 
 
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """A local file's name as FFmpeg must be given it: absolute, so that a name such as 'a:b.mp4' (or
+    the hidden temp name '.a:b.mp4...') is not taken for a URL of protocol 'a'."""
+    return os.path.abspath(path)
+
+
 def _open_container(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r")
+        return av.open(ffmpeg_path(path), mode="r")
     except av.FFmpegError as error:
         reason = _reason(error)
         raise RvmkitError(f"{describe_path(path)}: not a readable video or image ({reason})") from None

@@ -38,7 +38,7 @@ import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import require_creatable
-from rvmkit.video.reader import Frame, VideoInfo
+from rvmkit.video.reader import Frame, VideoInfo, ffmpeg_path
 
 VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
                   ".webm": ("libvpx-vp9", "webm"), ".mov": ("prores_ks", "mov")}
@@ -270,7 +270,7 @@ class VideoSink(FrameSink):
         self._committed = False
         try:
             options = _MUXER_OPTIONS.get(fmt, {})
-            self._container = av.open(str(self._temp), mode="w", format=fmt, options=options)
+            self._container = av.open(ffmpeg_path(self._temp), mode="w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as error:
             raise RvmkitError(f"{describe_path(path)}: cannot create output ({error})") from None
         try:
@@ -389,7 +389,7 @@ class _AudioCopy:
 
     @classmethod
     def open(cls, path: Path, output: av.container.OutputContainer) -> _AudioCopy | None:
-        source = av.open(str(path))
+        source = av.open(ffmpeg_path(path))
         if not source.streams.audio:
             source.close()
             return None
