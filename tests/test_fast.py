@@ -142,3 +142,19 @@ def test_fast_cache_keeps_one_variant_per_model_and_drops_unused_ones(official_o
     second = low_res_model_path(model, cache=cache)
     assert second != first and sorted(cache.iterdir()) == [second]
     assert low_res_model_path(model, cache=cache) == second  # unchanged: reused, not rebuilt
+
+
+def test_a_cache_that_cannot_be_written_still_runs_the_fast_path(official_onnx, frames, official_outputs,
+                                                                  tmp_path, monkeypatch):
+    """A read-only or full cache (here: a file where its fast/ folder goes) costs the cache, not the run."""
+    from rvmkit import weights
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "fast").write_bytes(b"not a folder")
+    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
+    backend = load_backend("onnxruntime", official_onnx)
+    assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path is None  # built in memory
+    _, pha, _ = backend.step_u8(frames[0], None, RATIO)
+    assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+    assert sorted(p.name for p in cache.iterdir()) == ["fast"]

@@ -22,7 +22,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -273,7 +273,19 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, spli
     Cached in `cache` (default: the rvmkit weights cache), keyed by the source file and the options,
     written atomically, so concurrent runs and interrupted builds never leave a broken file.
     """
-    source = Path(source)
+    return cast(Path, _cached_low_res_model(Path(source), pad_channels, split_convs, cache, must_cache=True))
+
+
+def low_res_model_for_session(source: str | os.PathLike, *, pad_channels: int = 0,
+                              split_convs: bool = True) -> Path | bytes:
+    """The cached low-res variant's path, or, when the cache cannot be written (read-only, full disk, a
+    file in the way), the serialized model itself: onnxruntime loads either, so the fast path then runs
+    uncached (rebuilt each run) rather than failing the run."""
+    return _cached_low_res_model(Path(source), pad_channels, split_convs, None, must_cache=False)
+
+
+def _cached_low_res_model(source: Path, pad_channels: int, split_convs: bool, cache: str | os.PathLike | None,
+                          must_cache: bool) -> Path | bytes:
     if cache is None:
         from rvmkit.weights import cache_dir
 
@@ -286,7 +298,13 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, spli
         with contextlib.suppress(OSError):
             os.utime(target)  # last used: what the age limit counts from
         return target
-    model = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs)
-    write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
+    data = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs
+                         ).SerializeToString()
+    try:
+        write_atomically(target, lambda tmp: tmp.write_bytes(data))
+    except RvmkitError:
+        if must_cache:
+            raise
+        return data
     _prune_cache(Path(cache), prefix, target)
     return target

@@ -53,12 +53,14 @@ class FastOnnxRuntimeBackend(Backend):
                  opt_level: str = "all", kernel_threads: int | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
-        from rvmkit.export.optimize import low_res_model_path
+        from rvmkit.export.optimize import low_res_model_for_session
 
         self.source = Path(model_path)
-        self.path = low_res_model_path(self.source, pad_channels=pad_channels, split_convs=split_convs)
+        model = low_res_model_for_session(self.source, pad_channels=pad_channels, split_convs=split_convs)
+        self.path = model if isinstance(model, Path) else None  # None: built in memory, cache not writable
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning, opt_level),
+            loadable = str(model) if isinstance(model, Path) else model
+            self.session = ort.InferenceSession(loadable, session_options(threads, spinning, opt_level),
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             first = first_line(exc)
