@@ -54,6 +54,8 @@ def _leftovers(folder: Path) -> list[str]:
     ("out.MKV", "video", ("video", "libx264")),
     ("out.webm", None, ("video", "libvpx-vp9")),
     ("out.mov", None, ("video", "prores_ks")),
+    ("frames.v2/", None, ("png_sequence", "png")),  # a trailing slash names a folder, whatever its suffix
+    ("out.mp4/", None, ("png_sequence", "png")),
 ])
 def test_resolve_output_picks_kind_and_codec(path: str, output_type: str | None, expected: tuple) -> None:
     assert resolve_output(path, output_type) == expected

@@ -60,11 +60,14 @@ _MUXER_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}, "webm": {"avoid
 
 
 def resolve_output(path: str | os.PathLike, output_type: str | None) -> tuple[str, str]:
-    """Return (kind, codec): kind is "video" or "png_sequence", from `output_type` or the path."""
+    """Return (kind, codec): kind is "video" or "png_sequence", from `output_type` or the path (a
+    trailing slash, as in 'frames.v2/', names a folder whatever its suffix)."""
+    folder = os.fspath(path).endswith(("/", os.sep))
     path = Path(path)
     if output_type not in (None, *OUTPUT_TYPES):
         raise RvmkitError(f"output type {output_type!r}: expected one of {', '.join(OUTPUT_TYPES)}")
-    if output_type == "png_sequence" or (output_type is None and (path.is_dir() or not path.suffix)):
+    folder = folder or path.is_dir() or not path.suffix
+    if output_type == "png_sequence" or (output_type is None and folder):
         return "png_sequence", "png"
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
