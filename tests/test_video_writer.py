@@ -400,3 +400,15 @@ def test_names_with_a_colon_are_files_not_urls(tmp_path: Path, clip, clip_with_a
         with av.open(str(tmp_path / written)) as container:
             assert container.streams.audio and sum(1 for _ in container.decode(video=0)) == COUNT
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["n" * 251 + ".mp4", "ü" * 125 + ".webm", "f" * 255])
+def test_names_at_the_length_limit_get_their_temporary_sibling(tmp_path: Path, clip, name: str) -> None:
+    """A 255-byte name is valid; its hidden temporary name is cut to fit, never refused or a crash."""
+    written = _write(tmp_path / name, clip)
+    assert written.name == name and _leftovers(tmp_path) == []
+    if written.is_dir():
+        assert len(list(written.iterdir())) == COUNT
+    else:
+        with av.open(str(written)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == COUNT

@@ -20,12 +20,25 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()
 
 
+#: the longest file name (bytes) common filesystems take (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units)
+NAME_MAX = 255
+
+
+def hidden_name(name: str, tag: str, reserve: int = 0) -> str:
+    """'.{name}{tag}', the name cut (at a character boundary) so the whole, plus `reserve` bytes the
+    caller appends, fits in NAME_MAX: a user's name that is itself near the limit must still get its
+    temporary or hidden sibling."""
+    room = NAME_MAX - 1 - len(tag.encode()) - reserve
+    return f".{name.encode()[:max(room, 0)].decode(errors='ignore')}{tag}"
+
+
 def temp_beside(target: Path, suffix: str = ".part") -> Path:
     """An empty temporary file next to `target` (same filesystem, so os.replace is atomic) with the
     permissions an ordinary new file gets, not mkstemp's private 0600."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    prefix = hidden_name(target.name, ".", reserve=8 + len(suffix.encode()))  # mkstemp adds 8 characters
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     os.chmod(tmp, _FILE_MODE)
     return Path(tmp)

@@ -28,6 +28,7 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.fileio import hidden_name
 from rvmkit.video.reader import Frame, ffmpeg_path
 from rvmkit.video.writer import FrameSink
 
@@ -66,7 +67,7 @@ def plan_segments(frame_count: int, segments: int, warmup: int = DEFAULT_WARMUP)
 def work_dir_for(output: Path) -> Path:
     """Hidden per-output work folder beside it (same filesystem as the output, visible to all workers)."""
     output = Path(output).absolute()
-    return output.with_name(f".{output.name}.rvmkit-segments")
+    return output.with_name(hidden_name(output.name, ".rvmkit-segments"))
 
 
 def part_path(work_dir: Path, segment: int, kind: str) -> Path:

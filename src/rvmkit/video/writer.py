@@ -26,6 +26,7 @@ Outputs are written under a hidden temporary name in the target folder and renam
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -37,7 +38,7 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import require_creatable
+from rvmkit.fileio import hidden_name, require_creatable
 from rvmkit.video.reader import Frame, VideoInfo, ffmpeg_path
 
 VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
@@ -194,7 +195,7 @@ def _check_replaceable(path: Path, kind: str) -> None:
 
 
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.rvmkit-tmp{path.suffix}")
+    return path.with_name(hidden_name(path.name, f".{os.getpid()}.rvmkit-tmp{path.suffix}"))
 
 
 def _publish(temp: Path, path: Path) -> None:
@@ -202,7 +203,7 @@ def _publish(temp: Path, path: Path) -> None:
     checked again: files put there during the run are never deleted."""
     if path.is_dir() and not path.is_symlink():
         _check_replaceable(path, "png_sequence")
-        trash = path.with_name(f".{path.name}.{os.getpid()}.rvmkit-old")
+        trash = path.with_name(hidden_name(path.name, f".{os.getpid()}.rvmkit-old"))
         os.replace(path, trash)
         os.replace(temp, path)
         shutil.rmtree(trash, ignore_errors=True)
@@ -376,7 +377,8 @@ class VideoSink(FrameSink):
                     closable.close()
             except Exception:  # noqa: BLE001 - we are cleaning up after a failure already
                 pass
-        self._temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never hide the error that made us abort
+            self._temp.unlink(missing_ok=True)
 
 
 class _AudioCopy:
