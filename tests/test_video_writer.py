@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from fuzz_media import Audio, Segment, Video, audio_languages, write_video
 
 from conftest import BARS, CLIPS, bar_colours, with_colour_bars
 from rvmkit.errors import RvmkitError
@@ -412,3 +413,17 @@ def test_names_at_the_length_limit_get_their_temporary_sibling(tmp_path: Path, c
     else:
         with av.open(str(written)) as container:
             assert sum(1 for _ in container.decode(video=0)) == COUNT
+
+
+@pytest.mark.parametrize("language", ["fre", "deu", "zho", "eng"])
+def test_mov_keeps_languages_quicktime_has_no_number_for(tmp_path: Path, language: str) -> None:
+    """FFmpeg's mov muxer drops tags outside the Macintosh language list ('fre', 'deu', 'zho'); rvmkit
+    writes them as packed ISO 639-2 codes, as mp4 does. 'eng' keeps its Macintosh number."""
+    video = (Segment(64, 48, "yuv420p", 3),)
+    source = write_video(tmp_path / "talk.mkv", Video(".mkv", "matroska", "libx264", video,
+                                                      audio=Audio("aac", 1, language)))
+    with open_source(source) as reader:
+        sink = open_sink(tmp_path / "out.mov", reader.info, alpha=False, audio_from=source)
+        for frame in reader:
+            sink.write(frame.rgb, frame)
+    assert audio_languages(sink.commit()) == [language]

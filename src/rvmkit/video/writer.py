@@ -33,6 +33,7 @@ import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -360,7 +361,11 @@ class VideoSink(FrameSink):
             if self._audio is not None:
                 self._audio.copy_until(None)
                 self._audio.close()
+            streams, mov = self._container.streams, self._container.format.name == "mov"
+            languages = {stream.index + 1: stream.metadata.get("language") for stream in streams}
             self._container.close()
+            if mov:
+                _keep_iso_languages(self._temp, languages)
         except (av.FFmpegError, OSError) as error:
             self.abort()
             raise RvmkitError(f"{describe_path(self.path)}: finishing the video failed ({error})") from None
@@ -379,6 +384,57 @@ class VideoSink(FrameSink):
                 pass
         with contextlib.suppress(OSError):  # never hide the error that made us abort
             self._temp.unlink(missing_ok=True)
+
+
+def _keep_iso_languages(path: Path, languages: dict[int, str | None]) -> None:
+    """Write, in a QuickTime file, the language tags FFmpeg's mov muxer dropped.
+
+    A track's `mdhd` language is a Macintosh language number or a packed ISO 639-2 code (three letters,
+    five bits each); FFmpeg's mov muxer writes only the former and marks every language without one
+    (e.g. 'fre', 'deu', 'zho') 'unspecified' (0x7FFF). Where it did, the packed code goes in, as mp4 has
+    it and as FFmpeg and QuickTime read it. `languages` maps track ID (stream index + 1) to tag.
+    """
+    with open(path, "r+b") as handle:
+        for offset, size in _boxes(handle, 0, os.fstat(handle.fileno()).st_size, b"moov"):
+            for trak, trak_size in _boxes(handle, offset, offset + size, b"trak"):
+                _pack_language(handle, trak, trak + trak_size, languages)
+
+
+def _boxes(handle: Any, start: int, end: int, kind: bytes) -> list[tuple[int, int]]:
+    """(content offset, content size) of each `kind` box in [start, end) of an ISO-BMFF file."""
+    found, position = [], start
+    while position + 8 <= end:
+        handle.seek(position)
+        size, name = int.from_bytes(handle.read(4), "big"), handle.read(4)
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(handle.read(8), "big"), 16
+        elif size == 0:
+            size = end - position
+        if size < header:
+            break
+        if name == kind:
+            found.append((position + header, size - header))
+        position += size
+    return found
+
+
+def _pack_language(handle: Any, start: int, end: int, languages: dict[int, str | None]) -> None:
+    tkhd, mdia = _boxes(handle, start, end, b"tkhd"), _boxes(handle, start, end, b"mdia")
+    if not tkhd or not mdia:
+        return
+    handle.seek(tkhd[0][0])
+    version = handle.read(4)[0]
+    handle.seek(tkhd[0][0] + (20 if version == 1 else 12))
+    language = languages.get(int.from_bytes(handle.read(4), "big")) or ""
+    for mdhd, _ in _boxes(handle, mdia[0][0], sum(mdia[0]), b"mdhd"):
+        handle.seek(mdhd)
+        field = mdhd + (32 if handle.read(1)[0] == 1 else 20)  # after version, flags, times, timescale
+        handle.seek(field)
+        if re.fullmatch("[a-z]{3}", language) and handle.read(2) == b"\x7f\xff":
+            packed = sum((ord(letter) - 0x60) << shift for letter, shift in zip(language, (10, 5, 0)))
+            handle.seek(field)
+            handle.write(packed.to_bytes(2, "big"))
 
 
 class _AudioCopy:
