@@ -78,6 +78,7 @@ class Video:
     fps: int = 25
     audio: Audio | None = None
     options: tuple[tuple[str, str], ...] = ()
+    trim: int = 0  # frames moved before time 0: an MP4/MOV edit list hides them (a cut, not re-encoded)
 
     @property
     def frame_count(self) -> int:
@@ -121,15 +122,17 @@ def _encode_segment(container: av.container.OutputContainer, stream: av.video.Vi
     for offset, rgb in enumerate(real_frames(segment.count, segment.width, segment.height)):
         picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=segment.pix_fmt)
         picture.pts, picture.time_base = start + offset, Fraction(1, spec.fps)
-        _mux(container, stream, stream.encode(picture) if own else encoder.encode(picture), own)
-    _mux(container, stream, stream.encode(None) if own else encoder.encode(None), own)
+        _mux(container, stream, stream.encode(picture) if own else encoder.encode(picture), own, spec.trim)
+    _mux(container, stream, stream.encode(None) if own else encoder.encode(None), own, spec.trim)
 
 
 def _mux(container: av.container.OutputContainer, stream: av.video.VideoStream, packets: list[av.Packet],
-         own: bool) -> None:
+         own: bool, trim: int) -> None:
     for packet in packets:
         if not own:
             packet.stream = stream
+        if trim:
+            packet.pts, packet.dts = packet.pts - trim, packet.dts - trim  # in 1/fps, the frames' time base
         container.mux(packet)
 
 

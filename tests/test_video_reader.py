@@ -128,6 +128,18 @@ def test_animation_under_an_image_name_is_read_whole(tmp_path: Path, name: str, 
     assert source.info.frame_count == len(frames) == 5
 
 
+@pytest.mark.parametrize("suffix,fmt", [(".mp4", "mp4"), (".mov", "mov")])
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, fmt: str) -> None:
+    """A clip cut without re-encoding starts mid-GOP: its edit list hides the first frames, which FFmpeg
+    decodes as references only. The count is the frames shown, not refused as damaged."""
+    spec = Video(suffix, fmt, "libx264", (Segment(96, 64, "yuv420p", 8),), trim=3)
+    with open_source(write_video(tmp_path / f"cut{suffix}", spec)) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == 5
+    assert [float(f.pts * f.time_base) for f in frames] == pytest.approx([0, 0.04, 0.08, 0.12, 0.16])
+    assert np.abs(frames[0].rgb.astype(int) - real_frames(8, 96, 64)[3]).mean() < 8  # the 4th shows first
+
+
 def test_a_name_with_a_colon_is_a_file_not_a_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """'a:b.mp4' typed relative is read as the file, not as a URL of protocol 'a'."""
     write_clip(tmp_path / "a:b.mp4", read_frames("book", 3))

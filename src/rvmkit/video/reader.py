@@ -251,8 +251,12 @@ class VideoFileSource(FrameSource):
 def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream
                   ) -> tuple[int, av.VideoFrame | None]:
     """Count the video packets (decoding only until the first frame, whose display matrix and colour
-    tags describe the stream) and refuse a file that stops before its declared end."""
-    count, end, first = 0, None, None
+    tags describe the stream) and refuse a file that stops before its declared end.
+
+    Packets flagged discard are stored but not shown (an MP4/MOV edit list that starts after them, as
+    in a clip trimmed without re-encoding): FFmpeg decodes them only as references, so they are no
+    frames of the video."""
+    count, discarded, end, first = 0, 0, None, None
     try:
         for packet in container.demux():
             if packet.size == 0:
@@ -262,12 +266,13 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
                 end = stop if end is None else max(end, stop)
             if packet.stream.index == stream.index:
                 count += 1
+                discarded += packet.is_discard
                 if first is None:
                     first = _decoded(stream, packet)
     except av.FFmpegError as error:
         raise RvmkitError(f"{describe_path(path)}: cannot read packet {count} ({_reason(error)}); "
                           "the file is damaged") from None
-    if count == 0:
+    if count == discarded:
         raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
     declared = stream.frames or 0
     if declared > count:
@@ -279,7 +284,7 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
         if end < declared_end - _TRUNCATION_SLACK_S:
             raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
                               f"{declared_end:.2f} s")
-    return count, first if first is not None else _decoded(stream, None)
+    return count - discarded, first if first is not None else _decoded(stream, None)
 
 
 class ImageSource(FrameSource):
