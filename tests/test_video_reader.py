@@ -140,6 +140,14 @@ def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, 
     assert np.abs(frames[0].rgb.astype(int) - real_frames(8, 96, 64)[3]).mean() < 8  # the 4th shows first
 
 
+def test_a_leading_tilde_is_the_home_folder_as_for_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    write_clip(tmp_path / "talk.mp4", read_frames("book", 3))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with open_source("~/talk.mp4") as source:
+        assert source.info.path == tmp_path / "talk.mp4" and len(list(source)) == 3
+
+
 def test_a_name_with_a_colon_is_a_file_not_a_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """'a:b.mp4' typed relative is read as the file, not as a URL of protocol 'a'."""
     write_clip(tmp_path / "a:b.mp4", read_frames("book", 3))

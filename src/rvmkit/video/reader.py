@@ -90,8 +90,9 @@ def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, 
     """Open a video file, an image folder (natural sort order) or a single image.
 
     `resize=(W, H)` scales every frame; `image_fps` is the rate given to image inputs, which have none.
+    A leading '~' is the home folder, as in output paths (Python callers have no shell to expand it).
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if resize is not None:
         check_resize(resize)
     if path.is_dir():
