@@ -76,7 +76,7 @@ class Video:
     codec: str
     segments: tuple[Segment, ...]
     fps: int = 25
-    audio: Audio | None = None
+    audio: tuple[Audio, ...] = ()  # one stream each
     options: tuple[tuple[str, str], ...] = ()
     trim: int = 0  # frames moved before time 0: an MP4/MOV edit list hides them (a cut, not re-encoded)
 
@@ -103,7 +103,7 @@ def write_video(path: Path, spec: Video) -> Path:
         stream = container.add_stream(spec.codec, rate=spec.fps)
         stream.width, stream.height, stream.pix_fmt = first.width, first.height, first.pix_fmt
         stream.options = dict(spec.options)
-        sound = _add_audio(container, spec.audio) if spec.audio else None
+        sounds = [_add_audio(container, audio) for audio in spec.audio]
         if len(spec.segments) == 1:
             _encode_segment(container, stream, stream.codec_context, first, spec, 0)
         else:
@@ -111,7 +111,7 @@ def write_video(path: Path, spec: Video) -> Path:
             for segment in spec.segments:
                 _encode_segment(container, stream, _encoder(spec, segment), segment, spec, start)
                 start += segment.count
-        if sound is not None:
+        for sound in sounds:
             _encode_tone(container, sound, spec.frame_count / spec.fps)
     return path
 
@@ -164,7 +164,7 @@ class Decoded:
     """What FFmpeg (PyAV's defaults, as ffmpeg/ffprobe decode) gets from a file's first video stream."""
 
     count: int
-    first_size: tuple[int, int]  # of the first frame, as stored (before any display rotation)
+    first_size: tuple[int, int]  # of the first frame, upright (its display matrix applied, as ffmpeg does)
     times: tuple[float | None, ...]
     error: str | None  # FFmpeg's own decode or open error, None when every packet decoded
 
@@ -175,7 +175,8 @@ def ffmpeg_decode(path: Path) -> Decoded:
         with av.open(str(Path(path).absolute())) as container:
             for frame in container.decode(video=0):
                 if count == 0:
-                    size = (frame.width, frame.height)
+                    size = (frame.height, frame.width) if round(frame.rotation / 90) % 2 else (
+                        frame.width, frame.height)
                 times.append(float(frame.time) if frame.time is not None else None)
                 count += 1
     except (av.FFmpegError, IndexError, ValueError) as error:

@@ -421,7 +421,7 @@ def test_mov_keeps_languages_quicktime_has_no_number_for(tmp_path: Path, languag
     writes them as packed ISO 639-2 codes, as mp4 does. 'eng' keeps its Macintosh number."""
     video = (Segment(64, 48, "yuv420p", 3),)
     source = write_video(tmp_path / "talk.mkv", Video(".mkv", "matroska", "libx264", video,
-                                                      audio=Audio("aac", 1, language)))
+                                                      audio=(Audio("aac", 1, language),)))
     with open_source(source) as reader:
         sink = open_sink(tmp_path / "out.mov", reader.info, alpha=False, audio_from=source)
         for frame in reader:
