@@ -79,6 +79,7 @@ class Video:
     audio: tuple[Audio, ...] = ()  # one stream each
     options: tuple[tuple[str, str], ...] = ()
     trim: int = 0  # frames moved before time 0: an MP4/MOV edit list hides them (a cut, not re-encoded)
+    cut: int = 0  # packets dropped from the start: the stream then starts before a keyframe (a cut)
 
     @property
     def frame_count(self) -> int:
@@ -105,35 +106,31 @@ def write_video(path: Path, spec: Video) -> Path:
         stream.options = dict(spec.options)
         sounds = [_add_audio(container, audio) for audio in spec.audio]
         if len(spec.segments) == 1:
-            _encode_segment(container, stream, stream.codec_context, first, spec, 0)
+            packets = _encode_segment(stream, stream.codec_context, first, spec, 0)
         else:
-            start = 0
+            packets, start = [], 0
             for segment in spec.segments:
-                _encode_segment(container, stream, _encoder(spec, segment), segment, spec, start)
+                packets += _encode_segment(stream, _encoder(spec, segment), segment, spec, start)
                 start += segment.count
+        for packet in packets[spec.cut:]:
+            packet.stream = stream
+            if spec.trim:
+                packet.pts, packet.dts = packet.pts - spec.trim, packet.dts - spec.trim  # 1/fps units
+            container.mux(packet)
         for sound in sounds:
             _encode_tone(container, sound, spec.frame_count / spec.fps)
     return path
 
 
-def _encode_segment(container: av.container.OutputContainer, stream: av.video.VideoStream,
-                    encoder: av.CodecContext, segment: Segment, spec: Video, start: int) -> None:
-    own = encoder is stream.codec_context
+def _encode_segment(stream: av.video.VideoStream, encoder: av.CodecContext, segment: Segment, spec: Video,
+                    start: int) -> list[av.Packet]:
+    encode = stream.encode if encoder is stream.codec_context else encoder.encode
+    packets = []
     for offset, rgb in enumerate(real_frames(segment.count, segment.width, segment.height)):
         picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=segment.pix_fmt)
         picture.pts, picture.time_base = start + offset, Fraction(1, spec.fps)
-        _mux(container, stream, stream.encode(picture) if own else encoder.encode(picture), own, spec.trim)
-    _mux(container, stream, stream.encode(None) if own else encoder.encode(None), own, spec.trim)
-
-
-def _mux(container: av.container.OutputContainer, stream: av.video.VideoStream, packets: list[av.Packet],
-         own: bool, trim: int) -> None:
-    for packet in packets:
-        if not own:
-            packet.stream = stream
-        if trim:
-            packet.pts, packet.dts = packet.pts - trim, packet.dts - trim  # in 1/fps, the frames' time base
-        container.mux(packet)
+        packets += encode(picture)
+    return packets + encode(None)
 
 
 def _add_audio(container: av.container.OutputContainer, audio: Audio) -> av.audio.AudioStream:

@@ -140,6 +140,18 @@ def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, 
     assert np.abs(frames[0].rgb.astype(int) - real_frames(8, 96, 64)[3]).mean() < 8  # the 4th shows first
 
 
+@pytest.mark.parametrize("codec,shown", [("libx264", 4), ("mpeg4", 7)])
+def test_a_stream_cut_before_a_keyframe_counts_the_frames_ffmpeg_shows(tmp_path: Path, codec: str,
+                                                                        shown: int) -> None:
+    """A copy cut that starts after a keyframe: H.264 skips the frames up to the next one, MPEG-4
+    part 2 shows them; rvmkit counts what FFmpeg shows instead of refusing the file as damaged."""
+    gop = (("g", "4"), ("bf", "0"))
+    spec = Video(".mkv", "matroska", codec, (Segment(96, 64, "yuv420p", 8),), options=gop, cut=1)
+    with open_source(write_video(tmp_path / "cut.mkv", spec)) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == shown
+
+
 def test_a_leading_tilde_is_the_home_folder_as_for_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     write_clip(tmp_path / "talk.mp4", read_frames("book", 3))

@@ -20,6 +20,7 @@ removes its partial outputs when this happens.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
@@ -251,13 +252,14 @@ class VideoFileSource(FrameSource):
 
 def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream
                   ) -> tuple[int, av.VideoFrame | None]:
-    """Count the video packets (decoding only until the first frame, whose display matrix and colour
-    tags describe the stream) and refuse a file that stops before its declared end.
+    """Count the frames FFmpeg will show, from the video packets (decoding only until the first frame,
+    whose display matrix and colour tags describe the stream); refuse a file that stops early.
 
-    Packets flagged discard are stored but not shown (an MP4/MOV edit list that starts after them, as
-    in a clip trimmed without re-encoding): FFmpeg decodes them only as references, so they are no
-    frames of the video."""
+    Not shown, so not counted: packets flagged discard (an MP4/MOV edit list starting after them), and
+    those of the packets before the first keyframe (a stream cut without re-encoding) that the decoder
+    skips (H.264 and MPEG-2 skip them, MPEG-4 part 2 shows them)."""
     count, discarded, end, first = 0, 0, None, None
+    leading, keyed = 0, False  # packets before the first keyframe, and whether one came
     try:
         for packet in container.demux():
             if packet.size == 0:
@@ -267,14 +269,43 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
                 end = stop if end is None else max(end, stop)
             if packet.stream.index == stream.index:
                 count += 1
-                discarded += packet.is_discard
+                keyed = keyed or packet.is_keyframe
+                leading += not keyed
+                discarded += keyed and packet.is_discard  # the leading ones are decoded, flags and all
                 if first is None:
                     first = _decoded(stream, packet)
     except av.FFmpegError as error:
         raise RvmkitError(f"{describe_path(path)}: cannot read packet {count} ({_reason(error)}); "
                           "the file is damaged") from None
-    if count == discarded:
+    if not keyed:  # no keyframe flags at all (nothing to skip to): every packet is a frame
+        leading = 0
+    shown = count - leading - discarded + (_leading_frames_shown(path, leading) if leading else 0)
+    if shown <= 0:
         raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
+    _check_complete(path, container, stream, count, end)
+    return shown, first if first is not None else _decoded(stream, None)
+
+
+def _leading_frames_shown(path: Path, leading: int) -> int:
+    """How many frames FFmpeg shows from the first `leading` video packets (those before the first
+    keyframe), decoded on their own; a frame that cannot be decoded is not shown."""
+    shown = 0
+    with _open_container(path) as container:
+        stream = container.streams.video[0]
+        packets = (packet for packet in container.demux(stream) if packet.size)
+        try:
+            for packet in itertools.islice(packets, leading):
+                shown += len(stream.decode(packet))
+            shown += len(stream.decode(None))
+        except av.FFmpegError:
+            pass
+    return shown
+
+
+def _check_complete(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream,
+                    count: int, end: float | None) -> None:
+    """Refuse a file with fewer packets than its header declares, or whose data stops before its
+    declared duration (a truncated download or copy)."""
     declared = stream.frames or 0
     if declared > count:
         raise RvmkitError(f"{describe_path(path)}: truncated or damaged: only {count} of {declared} "
@@ -285,7 +316,6 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
         if end < declared_end - _TRUNCATION_SLACK_S:
             raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
                               f"{declared_end:.2f} s")
-    return count - discarded, first if first is not None else _decoded(stream, None)
 
 
 class ImageSource(FrameSource):
