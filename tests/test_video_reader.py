@@ -128,11 +128,15 @@ def test_animation_under_an_image_name_is_read_whole(tmp_path: Path, name: str, 
     assert source.info.frame_count == len(frames) == 5
 
 
-@pytest.mark.parametrize("suffix,fmt", [(".mp4", "mp4"), (".mov", "mov")])
-def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, fmt: str) -> None:
-    """A clip cut without re-encoding starts mid-GOP: its edit list hides the first frames, which FFmpeg
-    decodes as references only. The count is the frames shown, not refused as damaged."""
-    spec = Video(suffix, fmt, "libx264", (Segment(96, 64, "yuv420p", 8),), trim=3)
+@pytest.mark.parametrize("suffix,fmt,codec,pix_fmt", [(".mp4", "mp4", "libx264", "yuv420p"),
+                                                       (".mov", "mov", "libx264", "yuv420p"),
+                                                       (".mov", "mov", "prores_ks", "yuv422p10le")])
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, fmt: str, codec: str,
+                                                   pix_fmt: str) -> None:
+    """A clip cut without re-encoding: its edit list hides the first frames, which FFmpeg decodes as
+    references only (H.264) or leaves out (ProRes: the header still counts them). The count is the
+    frames shown, not refused as damaged or truncated."""
+    spec = Video(suffix, fmt, codec, (Segment(96, 64, pix_fmt, 8),), trim=3)
     with open_source(write_video(tmp_path / f"cut{suffix}", spec)) as source:
         frames = list(source)
     assert source.info.frame_count == len(frames) == 5
@@ -140,14 +144,17 @@ def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, 
     assert np.abs(frames[0].rgb.astype(int) - real_frames(8, 96, 64)[3]).mean() < 8  # the 4th shows first
 
 
-@pytest.mark.parametrize("codec,shown", [("libx264", 4), ("mpeg4", 7)])
-def test_a_stream_cut_before_a_keyframe_counts_the_frames_ffmpeg_shows(tmp_path: Path, codec: str,
-                                                                        shown: int) -> None:
+@pytest.mark.parametrize("suffix,fmt,codec,shown", [(".mkv", "matroska", "libx264", 4),
+                                                     (".mkv", "matroska", "mpeg4", 7),
+                                                     (".avi", "avi", "mpeg4", 7)])
+def test_a_stream_cut_before_a_keyframe_counts_the_frames_ffmpeg_shows(tmp_path: Path, suffix: str, fmt: str,
+                                                                        codec: str, shown: int) -> None:
     """A copy cut that starts after a keyframe: H.264 skips the frames up to the next one, MPEG-4
-    part 2 shows them; rvmkit counts what FFmpeg shows instead of refusing the file as damaged."""
+    part 2 shows them; rvmkit counts what FFmpeg shows instead of refusing the file as damaged. (The
+    AVI also keeps an empty chunk for the frame cut away, which its header counts.)"""
     gop = (("g", "4"), ("bf", "0"))
-    spec = Video(".mkv", "matroska", codec, (Segment(96, 64, "yuv420p", 8),), options=gop, cut=1)
-    with open_source(write_video(tmp_path / "cut.mkv", spec)) as source:
+    spec = Video(suffix, fmt, codec, (Segment(96, 64, "yuv420p", 8),), options=gop, cut=1)
+    with open_source(write_video(tmp_path / f"cut{suffix}", spec)) as source:
         frames = list(source)
     assert source.info.frame_count == len(frames) == shown
 

@@ -258,7 +258,7 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
     Not shown, so not counted: packets flagged discard (an MP4/MOV edit list starting after them), and
     those of the packets before the first keyframe (a stream cut without re-encoding) that the decoder
     skips (H.264 and MPEG-2 skip them, MPEG-4 part 2 shows them)."""
-    count, discarded, end, first = 0, 0, None, None
+    count, discarded, first, ends = 0, 0, None, {}  # ends: where each stream's data stops (s)
     leading, keyed = 0, False  # packets before the first keyframe, and whether one came
     try:
         for packet in container.demux():
@@ -266,7 +266,7 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
                 continue  # the demuxer's final flush packet (elementary streams have no timestamps)
             if packet.pts is not None and packet.time_base is not None:
                 stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                end = stop if end is None else max(end, stop)
+                ends[packet.stream.index] = max(ends.get(packet.stream.index, stop), stop)
             if packet.stream.index == stream.index:
                 count += 1
                 keyed = keyed or packet.is_keyframe
@@ -282,7 +282,7 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
     shown = count - leading - discarded + (_leading_frames_shown(path, leading) if leading else 0)
     if shown <= 0:
         raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
-    _check_complete(path, container, stream, count, end)
+    _check_complete(path, container, stream, count, ends)
     return shown, first if first is not None else _decoded(stream, None)
 
 
@@ -303,19 +303,28 @@ def _leading_frames_shown(path: Path, leading: int) -> int:
 
 
 def _check_complete(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream,
-                    count: int, end: float | None) -> None:
-    """Refuse a file with fewer packets than its header declares, or whose data stops before its
-    declared duration (a truncated download or copy)."""
+                    count: int, ends: dict[int, float]) -> None:
+    """Refuse a file whose data stops before its declared duration (a truncated download or copy), or
+    with fewer video packets than its header declares, unless they still reach the stream's declared
+    end (samples an edit list leaves out; an AVI's empty dropped-frame chunks)."""
     declared = stream.frames or 0
-    if declared > count:
+    if declared > count and not _reaches_declared_end(stream, ends.get(stream.index)):
         raise RvmkitError(f"{describe_path(path)}: truncated or damaged: only {count} of {declared} "
                           "frames present")
+    end = max(ends.values(), default=None)
     if container.duration and end is not None:
         start = (container.start_time or 0) / av.time_base
         declared_end = start + container.duration / av.time_base
         if end < declared_end - _TRUNCATION_SLACK_S:
             raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
                               f"{declared_end:.2f} s")
+
+
+def _reaches_declared_end(stream: av.video.VideoStream, video_end: float | None) -> bool:
+    if video_end is None or not stream.duration or not stream.time_base:
+        return False
+    declared_end = ((stream.start_time or 0) + stream.duration) * stream.time_base
+    return video_end >= float(declared_end) - 1e-3
 
 
 class ImageSource(FrameSource):
