@@ -175,6 +175,15 @@ def test_a_name_with_a_colon_is_a_file_not_a_url(tmp_path: Path, monkeypatch: py
         assert source.info.frame_count == len(list(source)) == 3
 
 
+def test_a_codec_ffmpeg_cannot_decode_is_one_line(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.mp4", read_frames("book", 2))
+    path.write_bytes(path.read_bytes().replace(b"avc1", b"zzzz"))  # a codec tag FFmpeg does not know
+    assert "no decoder" in _error(path)
+    image = tmp_path / "photo.png"
+    image.write_bytes(path.read_bytes())
+    assert "no decoder" in _error(image)
+
+
 def _error(path: Path | str) -> str:
     with pytest.raises(RvmkitError) as caught:
         with open_source(path) as source:

@@ -167,6 +167,14 @@ def _to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None, turns: int = 0
     return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
 
 
+def _require_decoder(path: Path, stream: av.video.VideoStream) -> None:
+    """FFmpeg opens a stream whose codec it cannot identify (a damaged header) or has no decoder for,
+    and gives it no codec context."""
+    if stream.codec_context is None:
+        raise RvmkitError(f"{describe_path(path)}: no decoder for its video stream (damaged, or a codec "
+                          "this FFmpeg cannot decode)")
+
+
 def _quarter_turns(frame: av.VideoFrame) -> int:
     """Counter-clockwise quarter turns that make the frame upright, from its display matrix."""
     return round(frame.rotation / 90) % 4
@@ -201,6 +209,7 @@ class VideoFileSource(FrameSource):
             if not probe.streams.video:
                 raise RvmkitError(f"{describe_path(path)}: no video stream")
             stream = probe.streams.video[0]
+            _require_decoder(path, stream)
             coded = (stream.codec_context.width, stream.codec_context.height)
             if not all(coded):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
@@ -363,6 +372,7 @@ def _image_size(image: Path) -> tuple[int, int]:
     with _open_container(image) as container:
         if not container.streams.video:
             raise RvmkitError(f"{describe_path(image)}: not an image")
+        _require_decoder(image, container.streams.video[0])
         context = container.streams.video[0].codec_context
         if not context.width or not context.height:
             raise RvmkitError(f"{describe_path(image)}: not a readable image")
