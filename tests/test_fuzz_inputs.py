@@ -1,8 +1,8 @@
 """Property/fuzz suite over generated inputs: every file FFmpeg decodes is matted into exactly the frames
 FFmpeg decodes from it (count, size, timestamps), whatever its container, codec, elementary stream,
-animated image format, mid-stream size or pixel-format change, edit list, or file name; an input
-FFmpeg cannot decode gets one line and exit 2 with nothing written; the input is never changed; no
-traceback.
+animated image format, mid-stream size or pixel-format change, edit list, cut before a keyframe, or
+file name; an input FFmpeg cannot decode gets one line and exit 2 with nothing written; the input is
+never changed; no traceback.
 
 Fast in CI (fixed seed, few examples); RVMKIT_FUZZ_EXAMPLES=500 runs longer. `rvmkit matte` runs
 in-process (`rvmkit.cli.main`).
@@ -85,6 +85,7 @@ CHANGING = [
     (".avi", "avi", "mjpeg", ("yuvj420p", "yuvj422p")),
     (".ivf", "ivf", "libvpx-vp9", ("yuv420p", "yuv444p", "gbrp")),
 ]
+GOP_CODECS = ("libx264", "libx265", "mpeg4", "mpeg2video", "mpeg1video", "libvpx", "libvpx-vp9")
 QUIET_OPTIONS = {"libx265": (("x265-params", "log-level=none"),)}
 _EVEN_ONLY = ("420", "422", "411", "nv12", "flv", "mpeg")
 NAMES = ["in", "in put", "clip ü ñ", "a:b", "x%d", "-dash", "#1 [a]", "日本"]
@@ -109,7 +110,9 @@ def inputs(draw: st.DrawFn, table: list[tuple], parts: int = 1) -> Video:
     drawn = tuple(draw(segments(pix_fmts, count, codec)) for count in counts)
     fps = draw(st.sampled_from((24, 25, 30)))
     trim = draw(st.integers(0, 2)) if fmt in ("mp4", "mov") and parts == 1 else 0  # an edit list hides some
-    return Video(suffix, fmt, codec, drawn, fps=fps, options=QUIET_OPTIONS.get(codec, ()), trim=trim)
+    cut = draw(st.sampled_from((0, 0, 1, 2))) if parts == 1 else 0  # starts before a keyframe
+    options = QUIET_OPTIONS.get(codec, ()) + ((("g", "3"),) if cut and codec in GOP_CODECS else ())
+    return Video(suffix, fmt, codec, drawn, fps=fps, options=options, trim=trim, cut=cut)
 
 
 def _output_frames(path: Path) -> tuple[int, tuple[int, int], tuple[float | None, ...]]:
