@@ -158,3 +158,21 @@ def test_a_cache_that_cannot_be_written_still_runs_the_fast_path(official_onnx, 
     _, pha, _ = backend.step_u8(frames[0], None, RATIO)
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
     assert sorted(p.name for p in cache.iterdir()) == ["fast"]
+
+
+def test_a_damaged_cached_graph_is_built_again(official_onnx, frames, official_outputs, tmp_path,
+                                               monkeypatch):
+    """A cached fast graph cut short (disk error, partial copy of the cache) is rebuilt, not fatal."""
+    from rvmkit import weights
+
+    cached = low_res_model_path(official_onnx)  # the same model's graph has the same name in any cache
+    cache = tmp_path / "cache"
+    (cache / "fast").mkdir(parents=True)
+    damaged = cache / "fast" / cached.name
+    damaged.write_bytes(cached.read_bytes()[:1000])
+    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
+    backend = load_backend("onnxruntime", official_onnx)
+    assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path == damaged
+    assert damaged.read_bytes() == cached.read_bytes()
+    _, pha, _ = backend.step_u8(frames[0], None, RATIO)
+    assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE

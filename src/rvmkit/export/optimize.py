@@ -276,16 +276,17 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, spli
     return cast(Path, _cached_low_res_model(Path(source), pad_channels, split_convs, cache, must_cache=True))
 
 
-def low_res_model_for_session(source: str | os.PathLike, *, pad_channels: int = 0,
-                              split_convs: bool = True) -> Path | bytes:
+def low_res_model_for_session(source: str | os.PathLike, *, pad_channels: int = 0, split_convs: bool = True,
+                              rebuild: bool = False) -> Path | bytes:
     """The cached low-res variant's path, or, when the cache cannot be written (read-only, full disk, a
     file in the way), the serialized model itself: onnxruntime loads either, so the fast path then runs
-    uncached (rebuilt each run) rather than failing the run."""
-    return _cached_low_res_model(Path(source), pad_channels, split_convs, None, must_cache=False)
+    uncached (rebuilt each run) rather than failing the run. `rebuild` replaces a cached file."""
+    return _cached_low_res_model(Path(source), pad_channels, split_convs, None, must_cache=False,
+                                 rebuild=rebuild)
 
 
 def _cached_low_res_model(source: Path, pad_channels: int, split_convs: bool, cache: str | os.PathLike | None,
-                          must_cache: bool) -> Path | bytes:
+                          must_cache: bool, rebuild: bool = False) -> Path | bytes:
     if cache is None:
         from rvmkit.weights import cache_dir
 
@@ -294,7 +295,7 @@ def _cached_low_res_model(source: Path, pad_channels: int, split_convs: bool, ca
     stat = source.stat()
     prefix = f"{source.stem}.lowres{pad}.{_digest(str(source.resolve()))}."
     target = Path(cache) / f"{prefix}{_digest(f'{stat.st_size}|{stat.st_mtime_ns}|v{REWRITE_VERSION}')}.onnx"
-    if target.is_file():
+    if target.is_file() and not rebuild:
         with contextlib.suppress(OSError):
             os.utime(target)  # last used: what the age limit counts from
         return target
