@@ -144,16 +144,22 @@ def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, 
     assert np.abs(frames[0].rgb.astype(int) - real_frames(8, 96, 64)[3]).mean() < 8  # the 4th shows first
 
 
-@pytest.mark.parametrize("suffix,fmt,codec,shown", [(".mkv", "matroska", "libx264", 4),
-                                                     (".mkv", "matroska", "mpeg4", 7),
-                                                     (".avi", "avi", "mpeg4", 7)])
+CLOSED_GOP = (("g", "4"), ("bf", "0"))
+OPEN_GOP = (("g", "3"), ("x265-params", "log-level=none"))  # x265: open GOPs, B-frames
+
+
+@pytest.mark.parametrize("suffix,fmt,codec,options,shown", [(".mkv", "matroska", "libx264", CLOSED_GOP, 4),
+                                                             (".mkv", "matroska", "mpeg4", CLOSED_GOP, 7),
+                                                             (".avi", "avi", "mpeg4", CLOSED_GOP, 7),
+                                                             (".mkv", "matroska", "libx265", OPEN_GOP, 5)])
 def test_a_stream_cut_before_a_keyframe_counts_the_frames_ffmpeg_shows(tmp_path: Path, suffix: str, fmt: str,
-                                                                        codec: str, shown: int) -> None:
+                                                                        codec: str, options: tuple, shown: int
+                                                                        ) -> None:
     """A copy cut that starts after a keyframe: H.264 skips the frames up to the next one, MPEG-4
-    part 2 shows them; rvmkit counts what FFmpeg shows instead of refusing the file as damaged. (The
-    AVI also keeps an empty chunk for the frame cut away, which its header counts.)"""
-    gop = (("g", "4"), ("bf", "0"))
-    spec = Video(suffix, fmt, codec, (Segment(96, 64, "yuv420p", 8),), options=gop, cut=1)
+    part 2 shows them, HEVC also skips the open GOP's leading pictures (RASL) shown before it; rvmkit
+    counts what FFmpeg shows instead of refusing the file as damaged. (The AVI also keeps an empty
+    chunk for the frame cut away, which its header counts.)"""
+    spec = Video(suffix, fmt, codec, (Segment(96, 64, "yuv420p", 8),), options=options, cut=1)
     with open_source(write_video(tmp_path / f"cut{suffix}", spec)) as source:
         frames = list(source)
     assert source.info.frame_count == len(frames) == shown

@@ -262,13 +262,8 @@ class VideoFileSource(FrameSource):
 def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream
                   ) -> tuple[int, av.VideoFrame | None]:
     """Count the frames FFmpeg will show, from the video packets (decoding only until the first frame,
-    whose display matrix and colour tags describe the stream); refuse a file that stops early.
-
-    Not shown, so not counted: packets flagged discard (an MP4/MOV edit list starting after them), and
-    those of the packets before the first keyframe (a stream cut without re-encoding) that the decoder
-    skips (H.264 and MPEG-2 skip them, MPEG-4 part 2 shows them)."""
-    count, discarded, first, ends = 0, 0, None, {}  # ends: where each stream's data stops (s)
-    leading, keyed = 0, False  # packets before the first keyframe, and whether one came
+    whose display matrix and colour tags describe the stream); refuse a file that stops early."""
+    tally, first, ends = _Tally(), None, {}  # ends: where each stream's data stops (s)
     try:
         for packet in container.demux():
             if packet.size == 0:
@@ -277,33 +272,55 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
                 stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 ends[packet.stream.index] = max(ends.get(packet.stream.index, stop), stop)
             if packet.stream.index == stream.index:
-                count += 1
-                keyed = keyed or packet.is_keyframe
-                leading += not keyed
-                discarded += keyed and packet.is_discard  # the leading ones are decoded, flags and all
+                tally.add(packet)
                 if first is None:
                     first = _decoded(stream, packet)
     except av.FFmpegError as error:
-        raise RvmkitError(f"{describe_path(path)}: cannot read packet {count} ({_reason(error)}); "
+        raise RvmkitError(f"{describe_path(path)}: cannot read packet {tally.count} ({_reason(error)}); "
                           "the file is damaged") from None
-    if not keyed:  # no keyframe flags at all (nothing to skip to): every packet is a frame
-        leading = 0
-    shown = count - leading - discarded + (_leading_frames_shown(path, leading) if leading else 0)
+    shown = tally.shown(path)
     if shown <= 0:
         raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
-    _check_complete(path, container, stream, count, ends)
+    _check_complete(path, container, stream, tally.count, ends)
     return shown, first if first is not None else _decoded(stream, None)
 
 
-def _leading_frames_shown(path: Path, leading: int) -> int:
-    """How many frames FFmpeg shows from the first `leading` video packets (those before the first
-    keyframe), decoded on their own; a frame that cannot be decoded is not shown."""
+class _Tally:
+    """Which video packets FFmpeg shows as frames: all but those flagged discard (an MP4/MOV edit list
+    starts after them) and, when the stream was cut without re-encoding, those of its first stretch
+    the decoder skips: packets before the first keyframe (H.264 and MPEG-2 skip them, MPEG-4 part 2
+    shows them), and open-GOP leading pictures shown before that keyframe (HEVC's RASL). That stretch
+    is decoded on its own to see which it shows."""
+
+    def __init__(self) -> None:
+        self.count, self.prefix, self.discards = 0, 0, []
+        self.keyed, self.key_pts = False, None
+
+    def add(self, packet: av.Packet) -> None:
+        index, self.count = self.count, self.count + 1
+        if packet.is_discard:
+            self.discards.append(index)
+        if not self.keyed and packet.is_keyframe:
+            self.keyed, self.key_pts = True, packet.pts
+        shown_before_key = self.key_pts is not None and packet.pts is not None and packet.pts < self.key_pts
+        if not self.keyed or shown_before_key:
+            self.prefix = index + 1
+
+    def shown(self, path: Path) -> int:
+        prefix = self.prefix if self.keyed else 0  # no keyframe flags at all: nothing to skip to
+        rest = self.count - prefix - sum(index >= prefix for index in self.discards)
+        return rest + (_frames_shown(path, prefix) if prefix else 0)
+
+
+def _frames_shown(path: Path, packets: int) -> int:
+    """How many frames FFmpeg shows from the first `packets` video packets, decoded on their own; a
+    frame that cannot be decoded is not shown."""
     shown = 0
     with _open_container(path) as container:
         stream = container.streams.video[0]
-        packets = (packet for packet in container.demux(stream) if packet.size)
+        video = (packet for packet in container.demux(stream) if packet.size)
         try:
-            for packet in itertools.islice(packets, leading):
+            for packet in itertools.islice(video, packets):
                 shown += len(stream.decode(packet))
             shown += len(stream.decode(None))
         except av.FFmpegError:
