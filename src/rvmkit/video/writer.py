@@ -33,7 +33,7 @@ import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -400,7 +400,7 @@ def _keep_iso_languages(path: Path, languages: dict[int, str | None]) -> None:
                 _pack_language(handle, trak, trak + trak_size, languages)
 
 
-def _boxes(handle: Any, start: int, end: int, kind: bytes) -> list[tuple[int, int]]:
+def _boxes(handle: BinaryIO, start: int, end: int, kind: bytes) -> list[tuple[int, int]]:
     """(content offset, content size) of each `kind` box in [start, end) of an ISO-BMFF file."""
     found, position = [], start
     while position + 8 <= end:
@@ -419,15 +419,17 @@ def _boxes(handle: Any, start: int, end: int, kind: bytes) -> list[tuple[int, in
     return found
 
 
-def _pack_language(handle: Any, start: int, end: int, languages: dict[int, str | None]) -> None:
+def _pack_language(handle: BinaryIO, start: int, end: int, languages: dict[int, str | None]) -> None:
+    """In one `trak` box [start, end): its track ID from `tkhd`, its language in `mdia/mdhd`."""
     tkhd, mdia = _boxes(handle, start, end, b"tkhd"), _boxes(handle, start, end, b"mdia")
     if not tkhd or not mdia:
         return
     handle.seek(tkhd[0][0])
     version = handle.read(4)[0]
-    handle.seek(tkhd[0][0] + (20 if version == 1 else 12))
+    handle.seek(tkhd[0][0] + (20 if version == 1 else 12))  # after version, flags, creation, modification
     language = languages.get(int.from_bytes(handle.read(4), "big")) or ""
-    for mdhd, _ in _boxes(handle, mdia[0][0], sum(mdia[0]), b"mdhd"):
+    mdia_start, mdia_size = mdia[0]
+    for mdhd, _ in _boxes(handle, mdia_start, mdia_start + mdia_size, b"mdhd"):
         handle.seek(mdhd)
         field = mdhd + (32 if handle.read(1)[0] == 1 else 20)  # after version, flags, times, timescale
         handle.seek(field)
