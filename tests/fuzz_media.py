@@ -93,6 +93,7 @@ def _encoder(spec: Video, segment: Segment) -> av.CodecContext:
     context.time_base = Fraction(1, spec.fps)
     context.framerate = Fraction(spec.fps)
     context.options = dict(spec.options)
+    context.max_b_frames = 0  # B-frames would start each segment's DTS before the last one's end
     return context
 
 

@@ -151,7 +151,8 @@ OPEN_GOP = (("g", "3"), ("x265-params", "log-level=none"))  # x265: open GOPs, B
 @pytest.mark.parametrize("suffix,fmt,codec,options,shown", [(".mkv", "matroska", "libx264", CLOSED_GOP, 4),
                                                              (".mkv", "matroska", "mpeg4", CLOSED_GOP, 7),
                                                              (".avi", "avi", "mpeg4", CLOSED_GOP, 7),
-                                                             (".mkv", "matroska", "libx265", OPEN_GOP, 5)])
+                                                             (".mkv", "matroska", "libx265", OPEN_GOP, 5),
+                                                             (".hevc", "hevc", "libx265", OPEN_GOP, 5)])
 def test_a_stream_cut_before_a_keyframe_counts_the_frames_ffmpeg_shows(tmp_path: Path, suffix: str, fmt: str,
                                                                         codec: str, options: tuple, shown: int
                                                                         ) -> None:

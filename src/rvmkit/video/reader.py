@@ -287,27 +287,31 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
 
 class _Tally:
     """Which video packets FFmpeg shows as frames: all but those flagged discard (an MP4/MOV edit list
-    starts after them) and, when the stream was cut without re-encoding, those of its first stretch
-    the decoder skips: packets before the first keyframe (H.264 and MPEG-2 skip them, MPEG-4 part 2
-    shows them), and open-GOP leading pictures shown before that keyframe (HEVC's RASL). That stretch
-    is decoded on its own to see which it shows."""
+    starts after them) and those of a stream's first stretch the decoder skips. A stream cut without
+    re-encoding starts before a keyframe: H.264 and MPEG-2 skip the frames up to it, MPEG-4 part 2
+    shows them, and HEVC also skips the open GOP's leading pictures after it (RASL); its first GOP is
+    decoded on its own to see which it shows. A stream that starts at a keyframe has only the
+    pictures timed before it (RASL again) to check, or, with no timestamps to tell (an elementary
+    stream), its first GOP is decoded too."""
 
     def __init__(self) -> None:
-        self.count, self.prefix, self.discards = 0, 0, []
-        self.keyed, self.key_pts = False, None
+        self.count, self.keys, self.prefix, self.discards = 0, 0, 0, []
+        self.first_gop, self.key_pts = False, None  # first_gop: decode the first GOP on its own
 
     def add(self, packet: av.Packet) -> None:
         index, self.count = self.count, self.count + 1
         if packet.is_discard:
             self.discards.append(index)
-        if not self.keyed and packet.is_keyframe:
-            self.keyed, self.key_pts = True, packet.pts
+        if packet.is_keyframe:
+            self.keys += 1
+            self.key_pts = packet.pts if self.keys == 1 else self.key_pts
+        self.first_gop = self.first_gop or (index == 0 and (not packet.is_keyframe or packet.pts is None))
         shown_before_key = self.key_pts is not None and packet.pts is not None and packet.pts < self.key_pts
-        if not self.keyed or shown_before_key:
-            self.prefix = index + 1
+        if (self.first_gop and self.keys < 2) or shown_before_key:
+            self.prefix = index + 1  # decoded on its own, up to here
 
     def shown(self, path: Path) -> int:
-        prefix = self.prefix if self.keyed else 0  # no keyframe flags at all: nothing to skip to
+        prefix = self.prefix if self.keys else 0  # no keyframe flags at all: nothing to skip to
         rest = self.count - prefix - sum(index >= prefix for index in self.discards)
         return rest + (_frames_shown(path, prefix) if prefix else 0)
 
