@@ -1,7 +1,9 @@
 """Decode a video file, a folder of images or a single image into RGB frames, with PyAV.
 
 Every source reports its exact frame count before the first frame is decoded (the video's packets are
-counted, because containers such as Matroska do not store it), so outputs can promise the same count.
+counted, because containers such as Matroska do not store it), so outputs can promise the same count:
+the frames FFmpeg shows, without those an edit list hides or a decoder skips at the start of a cut
+stream (see `_Tally`).
 
 Orientation: phone videos store the picture sideways with a display matrix that players apply. rvmkit
 applies it too (as FFmpeg does by default), so the network sees an upright person and every output is
