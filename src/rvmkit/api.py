@@ -341,8 +341,9 @@ def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | 
     for role in ROLES:
         if requested[role] is None:
             continue
-        path = Path(os.fspath(requested[role])).expanduser()
-        kind, codec = resolve_output(path, output_type)
+        typed = os.path.expanduser(os.fspath(requested[role]))
+        kind, codec = resolve_output(typed, output_type)  # as typed: a trailing slash means a folder
+        path = Path(typed)
         codecs.append(codec)
         alpha = transparent and role == "composition"
         if alpha and kind == "video" and path.suffix.lower() not in ALPHA_SUFFIXES:
@@ -379,7 +380,7 @@ def _open_sinks(targets: list[Target], info: VideoInfo, output_type: str | None,
     audio = info.path if info.has_audio and not info.is_image_sequence else None
     try:
         for target in targets:
-            target.sink = open_sink(target.path, info, alpha=target.alpha, output_type=output_type, mbps=mbps,
+            target.sink = open_sink(target.path, info, alpha=target.alpha, output_type=target.kind, mbps=mbps,
                                     crf=crf, overwrite=overwrite,
                                     audio_from=audio if target.kind == "video" else None)
     except BaseException:

@@ -47,9 +47,21 @@ _FILE_MODE = 0o666 & ~_current_umask()
 # Temporary names
 
 
+#: the longest file name (bytes) common filesystems take (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units)
+NAME_MAX = 255
+
+
+def hidden_name(name: str, tag: str, reserve: int = 0) -> str:
+    """'.{name}{tag}', the name cut (at a character boundary) so the whole, plus `reserve` bytes the
+    caller appends, fits in NAME_MAX: a user's name that is itself near the limit must still get its
+    temporary or hidden sibling."""
+    room = NAME_MAX - 1 - len(tag.encode()) - reserve
+    return f".{name.encode()[:max(room, 0)].decode(errors='ignore')}{tag}"
+
+
 def _hidden_name(target: Path, tag: str, serial: int = 0) -> Path:
     pid = f"{os.getpid()}-{serial}" if serial else str(os.getpid())
-    return target.with_name(f".{target.name}.{pid}.{tag}{target.suffix}")
+    return target.with_name(hidden_name(target.name, f".{pid}.{tag}{target.suffix}"))
 
 
 def make_temp(target: str | os.PathLike, folder: bool = False) -> Path:

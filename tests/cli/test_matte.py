@@ -170,6 +170,14 @@ def test_image_folder_and_single_image_inputs(tmp_path):
     assert single.frames == 1 and len(pngs(out / "one")) == 1
 
 
+def test_trailing_slash_output_is_a_folder_of_frames_whatever_its_name(short_clip, tmp_path, capsys):
+    for typed in ("frames.v1/", "clip.mp4/"):
+        assert main(["matte", str(short_clip), "--output-alpha", f"{tmp_path}/{typed}", *QUIET]) == 0
+        assert len(pngs(tmp_path / typed)) == 6
+    assert files_under(tmp_path) == sorted(["clip.mp4", "frames.v1"] + [
+        f"{folder}/{index:06d}.png" for folder in ("clip.mp4", "frames.v1") for index in range(6)])
+
+
 def test_torch_backend_with_seq_chunk_matches_onnxruntime(short_clip, checkpoint, tmp_path):
     pytest.importorskip("torch")
     convert_video(short_clip, output_alpha=tmp_path / "ort", downsample_ratio=RATIO, progress=False)

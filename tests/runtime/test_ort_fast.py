@@ -112,3 +112,37 @@ def test_matte_writes_the_same_frames_on_the_fast_and_plain_paths(tmp_path, monk
     assert len(fast) == len(plain) == 8
     for ours, ref in zip(fast, plain, strict=True):
         assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_a_cache_that_cannot_be_written_still_runs_the_fast_path(official_onnx, frames, official_outputs,
+                                                                  tmp_path, monkeypatch):
+    """A read-only or full cache (here: a file where its fast/ folder goes) costs the cache, not the run."""
+    from rvmkit import weights
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "fast").write_bytes(b"not a folder")
+    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
+    backend = load_backend("onnxruntime", official_onnx)
+    assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path is None  # built in memory
+    _, pha, _ = backend.step(frames[0], None, RATIO)
+    assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+    assert sorted(p.name for p in cache.iterdir()) == ["fast"]
+
+
+def test_a_damaged_cached_graph_is_built_again(official_onnx, frames, official_outputs, tmp_path,
+                                               monkeypatch):
+    """A cached fast graph cut short (disk error, partial copy of the cache) is rebuilt, not fatal."""
+    from rvmkit import weights
+
+    cached = low_res_model_path(official_onnx)  # the same model's graph has the same name in any cache
+    cache = tmp_path / "cache"
+    (cache / "fast").mkdir(parents=True)
+    damaged = cache / "fast" / cached.name
+    damaged.write_bytes(cached.read_bytes()[:1000])
+    monkeypatch.setenv(weights.CACHE_ENV, str(cache))
+    backend = load_backend("onnxruntime", official_onnx)
+    assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path == damaged
+    assert damaged.read_bytes() == cached.read_bytes()
+    _, pha, _ = backend.step(frames[0], None, RATIO)
+    assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE

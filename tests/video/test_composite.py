@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzz_media import Segment, Video, write_video
 
 from conftest import CLIPS
 from rvmkit.errors import RvmkitError
@@ -121,6 +122,14 @@ def test_video_background_loops(book_frames: list[np.ndarray]) -> None:
         np.testing.assert_array_equal(background.frame(51), first)  # wrapped around
         np.testing.assert_array_equal(background.frame(52), second)
         np.testing.assert_array_equal(background.frame(1), second)  # going back re-reads
+
+
+def test_animated_png_background_loops_like_a_video(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "waves.png", Video(".png", "apng", "apng", (Segment(64, 48, "rgb24", 3),)))
+    with parse_background(str(path), 64, 48) as background:
+        first = background.frame(0).copy()
+        assert not np.array_equal(background.frame(1), first)
+        np.testing.assert_array_equal(background.frame(3), first)  # wrapped around
 
 
 def test_bad_background_is_refused(tmp_path: Path) -> None:

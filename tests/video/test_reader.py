@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from fuzz_media import Segment, Video, real_frames, write_video
 
 from conftest import BARS, CLIPS, bar_colours, read_frames, with_colour_bars, write_clip
 from rvmkit.errors import RvmkitError
@@ -115,6 +116,81 @@ def test_single_image_and_jpeg(tmp_path: Path, book_frames: list[np.ndarray]) ->
     assert np.abs(frame.rgb.astype(int) - book_frames[0]).mean() < 4
 
 
+@pytest.mark.parametrize("name,fmt,codec,pix_fmt", [("anim.png", "apng", "apng", "rgb24"),
+                                                      ("clip.jpg", "mp4", "libx264", "yuv420p")])
+def test_animation_under_an_image_name_is_read_whole(tmp_path: Path, name: str, fmt: str, codec: str,
+                                                      pix_fmt: str) -> None:
+    """An animated PNG named .png (or a video named .jpg) is what FFmpeg reads it as: every frame."""
+    path = write_video(tmp_path / name, Video(Path(name).suffix, fmt, codec, (Segment(96, 64, pix_fmt, 5),)))
+    with open_source(path) as source:
+        frames = list(source)
+    assert not source.info.is_image_sequence
+    assert source.info.frame_count == len(frames) == 5
+
+
+@pytest.mark.parametrize("suffix,fmt,codec,pix_fmt", [(".mp4", "mp4", "libx264", "yuv420p"),
+                                                       (".mov", "mov", "libx264", "yuv420p"),
+                                                       (".mov", "mov", "prores_ks", "yuv422p10le")])
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path, suffix: str, fmt: str, codec: str,
+                                                   pix_fmt: str) -> None:
+    """A clip cut without re-encoding: its edit list hides the first frames, which FFmpeg decodes as
+    references only (H.264) or leaves out (ProRes: the header still counts them). The count is the
+    frames shown, not refused as damaged or truncated."""
+    spec = Video(suffix, fmt, codec, (Segment(96, 64, pix_fmt, 8),), trim=3)
+    with open_source(write_video(tmp_path / f"cut{suffix}", spec)) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == 5
+    assert [float(f.pts * f.time_base) for f in frames] == pytest.approx([0, 0.04, 0.08, 0.12, 0.16])
+    assert np.abs(frames[0].rgb.astype(int) - real_frames(8, 96, 64)[3]).mean() < 8  # the 4th shows first
+
+
+CLOSED_GOP = (("g", "4"), ("bf", "0"))
+OPEN_GOP = (("g", "3"), ("x265-params", "log-level=none"))  # x265: open GOPs, B-frames
+
+
+@pytest.mark.parametrize("suffix,fmt,codec,options,shown", [(".mkv", "matroska", "libx264", CLOSED_GOP, 4),
+                                                             (".mkv", "matroska", "mpeg4", CLOSED_GOP, 7),
+                                                             (".avi", "avi", "mpeg4", CLOSED_GOP, 7),
+                                                             (".mkv", "matroska", "libx265", OPEN_GOP, 5),
+                                                             (".hevc", "hevc", "libx265", OPEN_GOP, 5)])
+def test_a_stream_cut_before_a_keyframe_counts_the_frames_ffmpeg_shows(tmp_path: Path, suffix: str, fmt: str,
+                                                                        codec: str, options: tuple, shown: int
+                                                                        ) -> None:
+    """A copy cut that starts after a keyframe: H.264 skips the frames up to the next one, MPEG-4
+    part 2 shows them, HEVC also skips the open GOP's leading pictures (RASL) shown before it; rvmkit
+    counts what FFmpeg shows instead of refusing the file as damaged. (The AVI also keeps an empty
+    chunk for the frame cut away, which its header counts.)"""
+    spec = Video(suffix, fmt, codec, (Segment(96, 64, "yuv420p", 8),), options=options, cut=1)
+    with open_source(write_video(tmp_path / f"cut{suffix}", spec)) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == shown
+
+
+def test_a_leading_tilde_is_the_home_folder_as_for_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    write_clip(tmp_path / "talk.mp4", read_frames("book", 3))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with open_source("~/talk.mp4") as source:
+        assert source.info.path == tmp_path / "talk.mp4" and len(list(source)) == 3
+
+
+def test_a_name_with_a_colon_is_a_file_not_a_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'a:b.mp4' typed relative is read as the file, not as a URL of protocol 'a'."""
+    write_clip(tmp_path / "a:b.mp4", read_frames("book", 3))
+    monkeypatch.chdir(tmp_path)
+    with open_source("a:b.mp4") as source:
+        assert source.info.frame_count == len(list(source)) == 3
+
+
+def test_a_codec_ffmpeg_cannot_decode_is_one_line(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.mp4", read_frames("book", 2))
+    path.write_bytes(path.read_bytes().replace(b"avc1", b"zzzz"))  # a codec tag FFmpeg does not know
+    assert "no decoder" in _error(path)
+    image = tmp_path / "photo.png"
+    image.write_bytes(path.read_bytes())
+    assert "no decoder" in _error(image)
+
+
 def _error(path: Path | str) -> str:
     with pytest.raises(RvmkitError) as caught:
         with open_source(path) as source:
@@ -165,6 +241,37 @@ def test_folder_with_images_of_different_sizes_is_refused(tmp_path: Path,
     _write_images(tmp_path / "mixed", [book_frames[0], book_frames[1][:240, :320]], ["a.png", "b.png"])
     message = _error(tmp_path / "mixed")
     assert "b.png" in message and "320x240" in message and "same size" in message
+
+
+@pytest.mark.parametrize("suffix,fmt,codec", [(".h264", "h264", "libx264"), (".hevc", "hevc", "libx265")])
+def test_elementary_stream_without_timestamps_is_read_whole(tmp_path: Path, suffix: str, fmt: str,
+                                                            codec: str) -> None:
+    """Annex B streams have no timestamps at all: every packet counts, not only timed ones."""
+    quiet = (("x265-params", "log-level=none"),) if codec == "libx265" else ()
+    path = write_video(tmp_path / f"clip{suffix}", Video(suffix, fmt, codec, (Segment(96, 64, "yuv420p", 5),),
+                                                         options=quiet))
+    with open_source(path) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == 5
+    assert frames[4].rgb.shape == (64, 96, 3)
+
+
+SPLICED = [(".ts", "mpegts", "libx264", ("yuv420p", "yuv444p")),
+           (".mkv", "matroska", "mjpeg", ("yuvj420p", "yuvj444p"))]
+
+
+@pytest.mark.parametrize("suffix,fmt,codec,pix_fmts", SPLICED)
+def test_size_change_mid_stream_is_scaled_to_the_first_size(tmp_path: Path, suffix: str, fmt: str, codec: str,
+                                                             pix_fmts: tuple[str, str]) -> None:
+    """A spliced stream that changes size (and pixel format) keeps every frame, at the first size."""
+    segments = (Segment(96, 64, pix_fmts[0], 3), Segment(160, 120, pix_fmts[1], 3))
+    path = write_video(tmp_path / f"spliced{suffix}", Video(suffix, fmt, codec, segments))
+    with open_source(path) as source:
+        frames = list(source)
+    assert (source.info.width, source.info.height, source.info.frame_count) == (96, 64, 6)
+    assert [frame.rgb.shape for frame in frames] == [(64, 96, 3)] * 6
+    expected = real_frames(3, 96, 64)  # the second segment restarts at the clip's first frame
+    assert np.abs(frames[4].rgb.astype(int) - expected[1]).mean() < 8
 
 
 def test_truncated_file_is_refused_before_any_frame(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from fuzz_media import Audio, Segment, Video, audio_languages, write_video
 
 from conftest import BARS, CLIPS, bar_colours, with_colour_bars
 from rvmkit.errors import RvmkitError
@@ -54,6 +55,8 @@ def _leftovers(folder: Path) -> list[str]:
     ("out.MKV", "video", ("video", "libx264")),
     ("out.webm", None, ("video", "libvpx-vp9")),
     ("out.mov", None, ("video", "prores_ks")),
+    ("frames.v2/", None, ("png_sequence", "png")),  # a trailing slash names a folder, whatever its suffix
+    ("out.mp4/", None, ("png_sequence", "png")),
 ])
 def test_resolve_output_picks_kind_and_codec(path: str, output_type: str | None, expected: tuple) -> None:
     assert resolve_output(path, output_type) == expected
@@ -385,3 +388,42 @@ def test_overwrite_rechecks_the_folder_before_replacing_it(tmp_path: Path, clip)
     sink.abort()
     assert (target / "notes.txt").read_text() == "written during the run"
     assert _leftovers(tmp_path) == []
+
+
+def test_names_with_a_colon_are_files_not_urls(tmp_path: Path, clip, clip_with_audio: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """'c:d.mp4' typed relative is a file here, not a URL of protocol 'c' (nor is its '.c:d...' temp)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a:b.mp4").write_bytes(clip_with_audio.read_bytes())
+    info = dataclasses.replace(clip[0], path=Path("a:b.mp4"))
+    for name in ("c:d.mp4", "e:f.webm"):
+        written = _write(Path(name), (info, clip[1]), audio_from=Path("a:b.mp4"))
+        with av.open(str(tmp_path / written)) as container:
+            assert container.streams.audio and sum(1 for _ in container.decode(video=0)) == COUNT
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["n" * 251 + ".mp4", "ü" * 125 + ".webm", "f" * 255])
+def test_names_at_the_length_limit_get_their_temporary_sibling(tmp_path: Path, clip, name: str) -> None:
+    """A 255-byte name is valid; its hidden temporary name is cut to fit, never refused or a crash."""
+    written = _write(tmp_path / name, clip)
+    assert written.name == name and _leftovers(tmp_path) == []
+    if written.is_dir():
+        assert len(list(written.iterdir())) == COUNT
+    else:
+        with av.open(str(written)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == COUNT
+
+
+@pytest.mark.parametrize("language", ["fre", "deu", "zho", "eng"])
+def test_mov_keeps_languages_quicktime_has_no_number_for(tmp_path: Path, language: str) -> None:
+    """FFmpeg's mov muxer drops tags outside the Macintosh language list ('fre', 'deu', 'zho'); rvmkit
+    writes them as packed ISO 639-2 codes, as mp4 does. 'eng' keeps its Macintosh number."""
+    video = (Segment(64, 48, "yuv420p", 3),)
+    source = write_video(tmp_path / "talk.mkv", Video(".mkv", "matroska", "libx264", video,
+                                                      audio=(Audio("aac", 1, language),)))
+    with open_source(source) as reader:
+        sink = open_sink(tmp_path / "out.mov", reader.info, alpha=False, audio_from=source)
+        for frame in reader:
+            sink.write(frame.rgb, frame)
+    assert audio_languages(sink.commit()) == [language]

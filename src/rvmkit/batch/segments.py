@@ -28,8 +28,8 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import Staged
-from rvmkit.video.reader import Frame
+from rvmkit.fileio import Staged, hidden_name
+from rvmkit.video.reader import Frame, ffmpeg_path
 from rvmkit.video.writer import FrameSink
 
 #: warm-up frames per segment, chosen from benchmarks/segments_seam.json (see the README)
@@ -67,7 +67,7 @@ def plan_segments(frame_count: int, segments: int, warmup: int = DEFAULT_WARMUP)
 def work_dir_for(output: Path) -> Path:
     """Hidden per-output work folder beside it (same filesystem as the output, visible to all workers)."""
     output = Path(output).absolute()
-    return output.with_name(f".{output.name}.rvmkit-segments")
+    return output.with_name(hidden_name(output.name, ".rvmkit-segments"))
 
 
 def part_path(work_dir: Path, segment: int, kind: str) -> Path:
@@ -93,7 +93,7 @@ class LosslessSink(FrameSink):
     def _open(self, frame: np.ndarray) -> None:
         channels = 1 if frame.ndim == 2 else frame.shape[2]
         self._format, pix_fmt = _FORMATS[channels]
-        self._container = av.open(str(self._temp), mode="w", format="nut")
+        self._container = av.open(ffmpeg_path(self._temp), mode="w", format="nut")
         self._stream = self._container.add_stream("ffv1", rate=30)
         self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
         self._stream.pix_fmt = pix_fmt
@@ -162,7 +162,7 @@ def read_times(work_dir: Path, segment: int) -> tuple[list[int], list[int | None
 def read_part(work_dir: Path, segment: int, kind: str) -> Iterator[np.ndarray]:
     """The exact uint8 frames a segment stored for `kind` (HxW for grey, HxWxC otherwise)."""
     path = part_path(work_dir, segment, kind)
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_path(path)) as container:
         stream = container.streams.video[0]
         fmt = {"bgr0": "rgb24", "bgra": "rgba", "gray": "gray"}[stream.codec_context.pix_fmt]
         for picture in container.decode(stream):

@@ -22,7 +22,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -276,18 +276,37 @@ def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, spli
     Cached in `cache` (default: the rvmkit weights cache), keyed by the source file and the options,
     written atomically, so concurrent runs and interrupted builds never leave a broken file.
     """
-    source = Path(source)
+    return cast(Path, _cached_low_res_model(Path(source), pad_channels, split_convs, cache, must_cache=True))
+
+
+def low_res_model_for_session(source: str | os.PathLike, *, pad_channels: int = 0, split_convs: bool = True,
+                              rebuild: bool = False) -> Path | bytes:
+    """The cached low-res variant's path, or, when the cache cannot be written (read-only, full disk, a
+    file in the way), the serialized model itself: onnxruntime loads either, so the fast path then runs
+    uncached (rebuilt each run) rather than failing the run. `rebuild` replaces a cached file."""
+    return _cached_low_res_model(Path(source), pad_channels, split_convs, None, must_cache=False,
+                                 rebuild=rebuild)
+
+
+def _cached_low_res_model(source: Path, pad_channels: int, split_convs: bool, cache: str | os.PathLike | None,
+                          must_cache: bool, rebuild: bool = False) -> Path | bytes:
     if cache is None:
         cache = cache_dir() / "fast"
     pad = (f"_pad{pad_channels}" if pad_channels else "") + ("" if split_convs else "_nosplit")
     stat = source.stat()
     prefix = f"{source.stem}.lowres{pad}.{_digest(str(source.resolve()))}."
     target = Path(cache) / f"{prefix}{_digest(f'{stat.st_size}|{stat.st_mtime_ns}|v{REWRITE_VERSION}')}.onnx"
-    if target.is_file():
+    if target.is_file() and not rebuild:
         with contextlib.suppress(OSError):
             os.utime(target)  # last used: what the age limit counts from
         return target
-    model = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs)
-    write_atomically(target, lambda tmp: tmp.write_bytes(model.SerializeToString()))
+    data = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs
+                         ).SerializeToString()
+    try:
+        write_atomically(target, lambda tmp: tmp.write_bytes(data))
+    except RvmkitError:
+        if must_cache:
+            raise
+        return data
     _prune_cache(Path(cache), prefix, target)
     return target

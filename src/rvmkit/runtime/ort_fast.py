@@ -22,7 +22,6 @@ import onnxruntime as ort
 
 from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.graph.lowres import low_res_model_path
 from rvmkit.runtime import kernels
 from rvmkit.runtime.base import Backend, FrameResult, State
 
@@ -56,18 +55,31 @@ class FastOnnxRuntimeBackend(Backend):
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
-        self.path = low_res_model_path(self.source, pad_channels=pad_channels, split_convs=split_convs)
-        try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning, opt_level),
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            first = first_line(exc)
-            raise RvmkitError(f"{describe_path(model_path)}: onnxruntime cannot load its fast form "
-                              f"({first})") from None
+        self.session = self._session(session_options(threads, spinning, opt_level), pad_channels, split_convs)
         if kernel_threads:
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
         self._geometry: kernels.Geometry | None = None
+
+    def _session(self, options: ort.SessionOptions, pad_channels: int, split_convs: bool
+                 ) -> ort.InferenceSession:
+        """The low-res graph's session; a cached graph that is damaged (disk error, partial copy) is
+        built again, once. Sets `path`: the cached graph, or None when it was built in memory (the
+        cache could not be written)."""
+        from rvmkit.graph.lowres import low_res_model_for_session
+
+        for rebuild in (False, True):
+            model = low_res_model_for_session(self.source, pad_channels=pad_channels, split_convs=split_convs,
+                                              rebuild=rebuild)
+            self.path = model if isinstance(model, Path) else None
+            try:
+                return ort.InferenceSession(str(model) if self.path else model, options,
+                                            providers=["CPUExecutionProvider"])
+            except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+                if rebuild or self.path is None:
+                    raise RvmkitError(f"{describe_path(self.source)}: onnxruntime cannot load its fast form "
+                                      f"({first_line(exc)})") from None
+        raise AssertionError("unreachable: the second pass returns or raises")
 
     def geometry(self, height: int, width: int, ratio: float) -> kernels.Geometry:
         """Index tables for this frame size and ratio (cached: one video has one size)."""

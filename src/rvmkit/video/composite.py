@@ -132,6 +132,7 @@ def parse_background(spec: str | None, width: int, height: int) -> Background:
         raise RvmkitError(f"{describe_path(path)}: background is a folder; give an image or a video file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         with open_source(path, resize=(width, height)) as source:
-            return StillBackground(next(iter(source)).rgb)
+            if source.info.is_image_sequence:  # not an animated PNG, which loops like any video
+                return StillBackground(next(iter(source)).rgb)
     return VideoBackground(path, width, height)
 

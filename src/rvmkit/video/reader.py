@@ -1,11 +1,17 @@
 """Decode a video file, a folder of images or a single image into RGB frames, with PyAV.
 
 Every source reports its exact frame count before the first frame is decoded (the video's packets are
-counted, because containers such as Matroska do not store it), so outputs can promise the same count.
+counted, because containers such as Matroska do not store it), so outputs can promise the same count:
+the frames FFmpeg shows, without those an edit list hides or a decoder skips at the start of a cut
+stream (see `_Tally`).
 
 Orientation: phone videos store the picture sideways with a display matrix that players apply. rvmkit
 applies it too (as FFmpeg does by default), so the network sees an upright person and every output is
 upright, sized as the input is displayed, with no display matrix left to apply.
+
+Format changes mid-stream (a spliced stream whose size or pixel format changes): every frame comes out
+at the first frame's size, a later size scaled to it as ffmpeg's own conversion does, so the outputs
+keep one size and every frame.
 
 Damaged input policy: rvmkit stops rather than skipping. A file that ends before its declared duration
 (truncated download or copy) is refused when it is opened; a frame that fails to decode, is flagged
@@ -16,6 +22,7 @@ removes its partial outputs when this happens.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
@@ -86,16 +93,25 @@ def open_source(path: str | os.PathLike, resize: tuple[int, int] | None = None, 
     """Open a video file, an image folder (natural sort order) or a single image.
 
     `resize=(W, H)` scales every frame; `image_fps` is the rate given to image inputs, which have none.
+    A leading '~' is the home folder, as in output paths (Python callers have no shell to expand it).
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if resize is not None:
         check_resize(resize)
     if path.is_dir():
         return ImageSource(path, _list_images(path), resize, Fraction(image_fps))
     require_readable_file(path, "input file")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES and _is_still_image(path):
         return ImageSource(path, [path], resize, Fraction(image_fps))
     return VideoFileSource(path, resize)
+
+
+def _is_still_image(path: Path) -> bool:
+    """True when FFmpeg reads the file with an image demuxer (image2, png_pipe, ...). An animated PNG
+    (apng demuxer), or a video under an image name, is read whole, as the video FFmpeg sees."""
+    with _open_container(path) as probe:
+        name = probe.format.name
+    return name == "image2" or name.endswith("_pipe")
 
 
 def check_resize(resize: tuple[int, int]) -> None:
@@ -123,9 +139,15 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(images, key=lambda entry: natural_key(entry.name))
 
 
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """A local file's name as FFmpeg must be given it: absolute, so that a name such as 'a:b.mp4' (or
+    the hidden temp name '.a:b.mp4...') is not taken for a URL of protocol 'a'."""
+    return os.path.abspath(path)
+
+
 def _open_container(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r")
+        return av.open(ffmpeg_path(path), mode="r")
     except av.FFmpegError as error:
         reason = _reason(error)
         raise RvmkitError(f"{describe_path(path)}: not a readable video or image ({reason})") from None
@@ -145,6 +167,14 @@ def _to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None, turns: int = 0
         frame = frame.reformat(width=resize[0], height=resize[1], format="rgb24",
                                interpolation="AREA" if shrink else "BICUBIC")
     return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
+
+
+def _require_decoder(path: Path, stream: av.video.VideoStream) -> None:
+    """FFmpeg opens a stream whose codec it cannot identify (a damaged header) or has no decoder for,
+    and gives it no codec context."""
+    if stream.codec_context is None:
+        raise RvmkitError(f"{describe_path(path)}: no decoder for its video stream (damaged, or a codec "
+                          "this FFmpeg cannot decode)")
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
@@ -181,11 +211,14 @@ class VideoFileSource(FrameSource):
             if not probe.streams.video:
                 raise RvmkitError(f"{describe_path(path)}: no video stream")
             stream = probe.streams.video[0]
+            _require_decoder(path, stream)
             coded = (stream.codec_context.width, stream.codec_context.height)
             if not all(coded):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
             count, first = _count_frames(path, probe, stream)
             self.turns = _quarter_turns(first) if first is not None else 0
+            if first is not None:
+                coded = (first.width, first.height)
             width, height = resize or (coded[::-1] if self.turns % 2 else coded)
             colorspace = first.colorspace if first is not None else None
             fps = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -214,7 +247,8 @@ class VideoFileSource(FrameSource):
             if frame.is_corrupt:
                 raise RvmkitError(f"{describe_path(self.path)}: frame {index} is corrupt; "
                                   "the file is damaged")
-            yield Frame(index=index, rgb=_to_rgb(frame, self.resize, self.turns), pts=frame.pts,
+            size = (self.info.width, self.info.height)
+            yield Frame(index=index, rgb=_to_rgb(frame, size, self.turns), pts=frame.pts,
                         time_base=Fraction(frame.time_base) if frame.time_base else self.info.time_base)
             index += 1
         if self.info.frame_count is not None and index != self.info.frame_count:
@@ -229,36 +263,100 @@ class VideoFileSource(FrameSource):
 
 def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream
                   ) -> tuple[int, av.VideoFrame | None]:
-    """Count the video packets (decoding only until the first frame, whose display matrix and colour
-    tags describe the stream) and refuse a file that stops before its declared end."""
-    count, end, first = 0, None, None
+    """Count the frames FFmpeg will show, from the video packets (decoding only until the first frame,
+    whose display matrix and colour tags describe the stream); refuse a file that stops early."""
+    tally, first, ends = _Tally(), None, {}  # ends: where each stream's data stops (s)
     try:
         for packet in container.demux():
-            if packet.dts is None and packet.pts is None:
-                continue  # flush packet
+            if packet.size == 0:
+                continue  # the demuxer's final flush packet (elementary streams have no timestamps)
             if packet.pts is not None and packet.time_base is not None:
                 stop = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                end = stop if end is None else max(end, stop)
+                ends[packet.stream.index] = max(ends.get(packet.stream.index, stop), stop)
             if packet.stream.index == stream.index:
-                count += 1
+                tally.add(packet)
                 if first is None:
                     first = _decoded(stream, packet)
     except av.FFmpegError as error:
-        raise RvmkitError(f"{describe_path(path)}: cannot read packet {count} ({_reason(error)}); "
+        raise RvmkitError(f"{describe_path(path)}: cannot read packet {tally.count} ({_reason(error)}); "
                           "the file is damaged") from None
-    if count == 0:
+    shown = tally.shown(path)
+    if shown <= 0:
         raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
+    _check_complete(path, container, stream, tally.count, ends)
+    return shown, first if first is not None else _decoded(stream, None)
+
+
+class _Tally:
+    """Which video packets FFmpeg shows as frames: all but those flagged discard (an MP4/MOV edit list
+    starts after them) and those of a stream's first stretch the decoder skips. A stream cut without
+    re-encoding starts before a keyframe: H.264 and MPEG-2 skip the frames up to it, MPEG-4 part 2
+    shows them, and HEVC also skips the open GOP's leading pictures after it (RASL); its first GOP is
+    decoded on its own to see which it shows. A stream that starts at a keyframe has only the
+    pictures timed before it (RASL again) to check, or, with no timestamps to tell (an elementary
+    stream), its first GOP is decoded too."""
+
+    def __init__(self) -> None:
+        self.count, self.keys, self.prefix, self.discards = 0, 0, 0, []
+        self.first_gop, self.key_pts = False, None  # first_gop: decode the first GOP on its own
+
+    def add(self, packet: av.Packet) -> None:
+        index, self.count = self.count, self.count + 1
+        if packet.is_discard:
+            self.discards.append(index)
+        if packet.is_keyframe:
+            self.keys += 1
+            self.key_pts = packet.pts if self.keys == 1 else self.key_pts
+        self.first_gop = self.first_gop or (index == 0 and (not packet.is_keyframe or packet.pts is None))
+        shown_before_key = self.key_pts is not None and packet.pts is not None and packet.pts < self.key_pts
+        if (self.first_gop and self.keys < 2) or shown_before_key:
+            self.prefix = index + 1  # decoded on its own, up to here
+
+    def shown(self, path: Path) -> int:
+        prefix = self.prefix if self.keys else 0  # no keyframe flags at all: nothing to skip to
+        rest = self.count - prefix - sum(index >= prefix for index in self.discards)
+        return rest + (_frames_shown(path, prefix) if prefix else 0)
+
+
+def _frames_shown(path: Path, packets: int) -> int:
+    """How many frames FFmpeg shows from the first `packets` video packets, decoded on their own; a
+    frame that cannot be decoded is not shown."""
+    shown = 0
+    with _open_container(path) as container:
+        stream = container.streams.video[0]
+        video = (packet for packet in container.demux(stream) if packet.size)
+        try:
+            for packet in itertools.islice(video, packets):
+                shown += len(stream.decode(packet))
+            shown += len(stream.decode(None))
+        except av.FFmpegError:
+            pass
+    return shown
+
+
+def _check_complete(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream,
+                    count: int, ends: dict[int, float]) -> None:
+    """Refuse a file whose data stops before its declared duration (a truncated download or copy), or
+    with fewer video packets than its header declares, unless they still reach the stream's declared
+    end (samples an edit list leaves out; an AVI's empty dropped-frame chunks)."""
     declared = stream.frames or 0
-    if declared > count:
+    if declared > count and not _reaches_declared_end(stream, ends.get(stream.index)):
         raise RvmkitError(f"{describe_path(path)}: truncated or damaged: only {count} of {declared} "
                           "frames present")
+    end = max(ends.values(), default=None)
     if container.duration and end is not None:
         start = (container.start_time or 0) / av.time_base
         declared_end = start + container.duration / av.time_base
         if end < declared_end - _TRUNCATION_SLACK_S:
             raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
                               f"{declared_end:.2f} s")
-    return count, first if first is not None else _decoded(stream, None)
+
+
+def _reaches_declared_end(stream: av.video.VideoStream, video_end: float | None) -> bool:
+    if video_end is None or not stream.duration or not stream.time_base:
+        return False
+    declared_end = ((stream.start_time or 0) + stream.duration) * stream.time_base
+    return video_end >= float(declared_end) - 1e-3
 
 
 class ImageSource(FrameSource):
@@ -297,6 +395,7 @@ def _image_size(image: Path) -> tuple[int, int]:
     with _open_container(image) as container:
         if not container.streams.video:
             raise RvmkitError(f"{describe_path(image)}: not an image")
+        _require_decoder(image, container.streams.video[0])
         context = container.streams.video[0].codec_context
         if not context.width or not context.height:
             raise RvmkitError(f"{describe_path(image)}: not a readable image")

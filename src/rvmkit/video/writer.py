@@ -28,12 +28,14 @@ for a single output; `abort()` removes every trace, so the final name only ever 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import shutil
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -49,7 +51,7 @@ from rvmkit.fileio import (
     require_creatable,
     require_replaceable,
 )
-from rvmkit.video.reader import Frame, VideoInfo
+from rvmkit.video.reader import Frame, VideoInfo, ffmpeg_path
 
 VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
                   ".webm": ("libvpx-vp9", "webm"), ".mov": ("prores_ks", "mov")}
@@ -71,11 +73,14 @@ _MUXER_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}, "webm": {"avoid
 
 
 def resolve_output(path: str | os.PathLike, output_type: str | None) -> tuple[str, str]:
-    """Return (kind, codec): kind is "video" or "png_sequence", from `output_type` or the path."""
+    """Return (kind, codec): kind is "video" or "png_sequence", from `output_type` or the path (a
+    trailing slash, as in 'frames.v2/', names a folder whatever its suffix)."""
+    folder = os.fspath(path).endswith(("/", os.sep))
     path = Path(path)
     if output_type not in (None, *OUTPUT_TYPES):
         raise RvmkitError(f"output type {output_type!r}: expected one of {', '.join(OUTPUT_TYPES)}")
-    if output_type == "png_sequence" or (output_type is None and (path.is_dir() or not path.suffix)):
+    folder = folder or path.is_dir() or not path.suffix
+    if output_type == "png_sequence" or (output_type is None and folder):
         return "png_sequence", "png"
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
@@ -300,7 +305,7 @@ class VideoSink(FrameSink):
         self._lock = lock_temp(self._temp)
         try:
             options = _MUXER_OPTIONS.get(fmt, {})
-            self._container = av.open(str(self._temp), mode="w", format=fmt, options=options)
+            self._container = av.open(ffmpeg_path(self._temp), mode="w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as error:
             self.abort()
             raise RvmkitError(f"{describe_path(path)}: cannot create output ({error})") from None
@@ -386,7 +391,11 @@ class VideoSink(FrameSink):
             if self._audio is not None:
                 self._audio.copy_until(None)
                 self._audio.close()
+            streams, mov = self._container.streams, self._container.format.name == "mov"
+            languages = {stream.index + 1: stream.metadata.get("language") for stream in streams}
             self._container.close()
+            if mov:
+                _keep_iso_languages(self._temp, languages)
         except (av.FFmpegError, OSError) as error:
             self.abort()
             raise _one_line(self.path, "finishing the video failed", error) from None
@@ -409,7 +418,61 @@ class VideoSink(FrameSink):
                     closable.close()
             except Exception:  # noqa: BLE001 - we are cleaning up after a failure already
                 pass
-        self._temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never hide the error that made us abort
+            self._temp.unlink(missing_ok=True)
+
+
+def _keep_iso_languages(path: Path, languages: dict[int, str | None]) -> None:
+    """Write, in a QuickTime file, the language tags FFmpeg's mov muxer dropped.
+
+    A track's `mdhd` language is a Macintosh language number or a packed ISO 639-2 code (three letters,
+    five bits each); FFmpeg's mov muxer writes only the former and marks every language without one
+    (e.g. 'fre', 'deu', 'zho') 'unspecified' (0x7FFF). Where it did, the packed code goes in, as mp4 has
+    it and as FFmpeg and QuickTime read it. `languages` maps track ID (stream index + 1) to tag.
+    """
+    with open(path, "r+b") as handle:
+        for offset, size in _boxes(handle, 0, os.fstat(handle.fileno()).st_size, b"moov"):
+            for trak, trak_size in _boxes(handle, offset, offset + size, b"trak"):
+                _pack_language(handle, trak, trak + trak_size, languages)
+
+
+def _boxes(handle: BinaryIO, start: int, end: int, kind: bytes) -> list[tuple[int, int]]:
+    """(content offset, content size) of each `kind` box in [start, end) of an ISO-BMFF file."""
+    found, position = [], start
+    while position + 8 <= end:
+        handle.seek(position)
+        size, name = int.from_bytes(handle.read(4), "big"), handle.read(4)
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(handle.read(8), "big"), 16
+        elif size == 0:
+            size = end - position
+        if size < header:
+            break
+        if name == kind:
+            found.append((position + header, size - header))
+        position += size
+    return found
+
+
+def _pack_language(handle: BinaryIO, start: int, end: int, languages: dict[int, str | None]) -> None:
+    """In one `trak` box [start, end): its track ID from `tkhd`, its language in `mdia/mdhd`."""
+    tkhd, mdia = _boxes(handle, start, end, b"tkhd"), _boxes(handle, start, end, b"mdia")
+    if not tkhd or not mdia:
+        return
+    handle.seek(tkhd[0][0])
+    version = handle.read(4)[0]
+    handle.seek(tkhd[0][0] + (20 if version == 1 else 12))  # after version, flags, creation, modification
+    language = languages.get(int.from_bytes(handle.read(4), "big")) or ""
+    mdia_start, mdia_size = mdia[0]
+    for mdhd, _ in _boxes(handle, mdia_start, mdia_start + mdia_size, b"mdhd"):
+        handle.seek(mdhd)
+        field = mdhd + (32 if handle.read(1)[0] == 1 else 20)  # after version, flags, times, timescale
+        handle.seek(field)
+        if re.fullmatch("[a-z]{3}", language) and handle.read(2) == b"\x7f\xff":
+            packed = sum((ord(letter) - 0x60) << shift for letter, shift in zip(language, (10, 5, 0)))
+            handle.seek(field)
+            handle.write(packed.to_bytes(2, "big"))
 
 
 class _AudioCopy:
@@ -425,7 +488,7 @@ class _AudioCopy:
 
     @classmethod
     def open(cls, path: Path, output: av.container.OutputContainer) -> _AudioCopy | None:
-        source = av.open(str(path))
+        source = av.open(ffmpeg_path(path))
         if not source.streams.audio:
             source.close()
             return None

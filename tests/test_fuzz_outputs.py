@@ -1,0 +1,192 @@
+"""Property/fuzz suite over what rvmkit writes and where: output path forms (relative, ./, .., ~,
+unicode, spaces, a colon, a leading dash, upper-case suffixes, folders not made yet, a trailing slash for
+PNG folders, names near the 255-byte limit), audio tracks with language tags into every output
+container, and cache locations for the CPU fast path. Each gives the promised output (every frame, every
+track with its tag, the fast path) or one line and exit 2 with nothing written; never a traceback.
+
+Fast in CI (fixed seed, few examples); RVMKIT_FUZZ_EXAMPLES=500 runs longer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from fuzz_media import (
+    Audio,
+    Segment,
+    Video,
+    assert_refused,
+    audio_languages,
+    digest,
+    ffmpeg_decode,
+    fuzz_settings,
+    run_rvmkit,
+    tree,
+    working_directory,
+    write_video,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rvmkit import weights
+
+FRAMES = 3
+CLIP = Video(".mp4", "mp4", "libx264", (Segment(64, 48, "yuv420p", FRAMES),))
+VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".Mkv", ".webm", ".WEBM", ".mov", ".MOV")
+FOLDER_ENDINGS = ("", "/", ".d/", ".frames/", ".mp4/")  # no suffix, or a trailing slash: PNG frames
+REFUSED_SUFFIXES = (".v1", ".avi", ".png")  # not an output type rvmkit writes
+PREFIXES = ("", "./", "../cwd/", "new/deeper/", "~/", "ABS/", "./a b/../")
+STEMS = ("out", "spa ce", "ü ñ", "a:b", "x%d", "-x", "#1 [a]", "日本語", ".hidden", "n" * 200)
+ROLES = ("--output-alpha", "--output-composition", "--output-foreground")
+
+
+def _stems() -> st.SearchStrategy[str]:
+    typed = st.text(st.characters(codec="utf-8", exclude_characters="/.\\\x00", exclude_categories=("Cs",)),
+                    min_size=1, max_size=12)
+    return st.one_of(st.sampled_from(STEMS), typed)
+
+
+@st.composite
+def output_paths(draw: st.DrawFn) -> str:
+    """An output path as a user types it (ABS stands for an absolute folder)."""
+    prefix, stem = draw(st.sampled_from(PREFIXES)), draw(_stems())
+    ending = draw(st.sampled_from(VIDEO_SUFFIXES + FOLDER_ENDINGS + REFUSED_SUFFIXES))
+    while len((stem + ending.rstrip("/")).encode()) > 255:  # a name the filesystem takes
+        stem = stem[:-1] or "x"
+    return prefix + stem + ending
+
+
+def _expected_kind(typed: str) -> str | None:
+    """'video', 'png_sequence' or None (refused), from the path as typed: a trailing slash or no suffix
+    means a folder of PNG frames, a video suffix (any case) a video, anything else is refused."""
+    suffix = Path(typed).suffix.lower()
+    if typed.endswith("/") or not suffix:
+        return "png_sequence"
+    return "video" if suffix in {s.lower() for s in VIDEO_SUFFIXES} else None
+
+
+@fuzz_settings(30)
+@given(typed=output_paths(), role=st.sampled_from(ROLES))
+def test_output_path_forms_are_written_where_typed(typed: str, role: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="rvmkit-fuzz-") as tmp:
+        root = Path(tmp)
+        cwd, home = root / "cwd", root / "home"
+        cwd.mkdir(), home.mkdir()
+        source = write_video(cwd / "source clip.mp4", CLIP)
+        typed = typed.replace("ABS/", f"{root}/abs/")
+        argument = f"./{typed}" if typed.startswith("-") else typed
+        before, existing = digest(source), tree(root)
+        with working_directory(cwd), mock.patch.dict(os.environ, {"HOME": str(home)}):
+            status, stderr = run_rvmkit(["matte", source.name, role, argument, "--quiet"])
+            target = Path(os.path.expanduser(typed)).absolute()
+        assert digest(source) == before, "the input was changed"
+        kind = _expected_kind(typed)
+        if kind is None:
+            assert_refused(status, stderr)
+            assert tree(root) == existing, "a refused run wrote something"
+            return
+        assert status == 0, f"{typed!r}: {stderr}"
+        if kind == "png_sequence":
+            assert target.is_dir(), f"{typed!r}: no folder of frames at {target}"
+            assert len(list(target.iterdir())) == FRAMES
+        else:
+            assert target.is_file(), f"{typed!r}: no video at {target}"
+            assert ffmpeg_decode(target).count == FRAMES
+        assert not [name for name in tree(root) if "rvmkit" in name], "temporary files left behind"
+
+
+# audio codecs each input container takes, and the language tags to try (ISO 639-2 B and T codes,
+# codes with and without a QuickTime language number)
+AUDIO_IN = {".mkv": ("aac", "libopus", "libmp3lame", "flac", "pcm_s16le", "ac3"),
+            ".mp4": ("aac", "libmp3lame", "libopus", "flac", "ac3"),
+            ".mov": ("aac", "libmp3lame", "pcm_s16le", "alac"),
+            ".webm": ("libopus",)}
+LANGUAGES = ("fre", "deu", "zho", None, "eng", "fra", "ger", "spa", "jpn", "chi", "nld", "swe", "ukr", "hin",
+             "por", "und")  # Hypothesis starts from the first: a tag QuickTime has no number for
+MUXERS = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov", ".webm": "webm"}
+
+
+@st.composite
+def clips_with_audio(draw: st.DrawFn) -> Video:
+    """A tiny clip with one to three audio tracks, each its own codec, channels and language."""
+    suffix = draw(st.sampled_from(sorted(AUDIO_IN)))
+    track = st.builds(Audio, st.sampled_from(AUDIO_IN[suffix]), st.sampled_from((1, 2)),
+                      st.sampled_from(LANGUAGES))
+    codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+    return Video(suffix, MUXERS[suffix], codec, (Segment(64, 48, "yuv420p", FRAMES),),
+                 audio=tuple(draw(st.lists(track, min_size=1, max_size=3))))
+
+
+@pytest.mark.parametrize("output", [".mp4", ".mkv", ".mov", ".webm"])
+@fuzz_settings(4)
+@given(spec=clips_with_audio())
+def test_audio_tracks_keep_their_language_in_every_output_container(spec: Video, output: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="rvmkit-fuzz-") as tmp:
+        source = write_video(Path(tmp) / f"in{spec.suffix}", spec)
+        expected = audio_languages(source)  # what FFmpeg reads from the input
+        out = Path(tmp) / f"out{output}"
+        status, stderr = run_rvmkit(["matte", str(source), "--output-composition", str(out), "--quiet"])
+        assert status == 0, stderr
+        assert audio_languages(out) == expected, f"{spec.audio} into {output}"
+        assert ffmpeg_decode(out).count == FRAMES
+
+
+@contextlib.contextmanager
+def fast_backends_made() -> Iterator[list[object]]:
+    """Each CPU fast-path backend made meanwhile (a silent fall back to the plain path makes none)."""
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    made: list[object] = []
+    original = FastOnnxRuntimeBackend.__init__
+
+    def record(self: FastOnnxRuntimeBackend, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    with mock.patch.object(FastOnnxRuntimeBackend, "__init__", record):
+        yield made
+
+
+# $RVMKIT_CACHE_DIR as typed (ROOT: a scratch folder, the working directory; HOME is ROOT/home)
+CACHE_FORMS = {"spaces": "ROOT/with spaces", "unicode": "ROOT/ünï cödé", "symlink": "ROOT/link",
+               "relative": "rel/cache", "tilde": "~/cache", "colon": "ROOT/a:b", "dotdot": "ROOT/x/../cache",
+               "unwritable": "ROOT/full"}
+BUILT_HERE = ("unicode", "unwritable")  # the others start with the fast graph already cached (faster)
+
+
+@pytest.mark.parametrize("form", sorted(CACHE_FORMS))
+def test_cache_locations_keep_the_fast_path(form: str, official_onnx: Path) -> None:
+    """$RVMKIT_CACHE_DIR of any form, with the weights in it, runs the CPU fast path; one that cannot be
+    written (here: a file where its fast/ folder goes) runs it uncached."""
+    from rvmkit.graph.lowres import low_res_model_path
+
+    with tempfile.TemporaryDirectory(prefix="rvmkit-fuzz-") as tmp:
+        root = Path(tmp)
+        typed = CACHE_FORMS[form].replace("ROOT", str(root))
+        cache = root / "real cache" if form == "symlink" else root / os.path.expanduser(
+            typed.replace("~", str(root / "home")))
+        (cache / "fast").mkdir(parents=True)
+        if form == "symlink":
+            (root / "link").symlink_to(cache)
+        (cache / weights.ONNX_NAME).symlink_to(official_onnx)  # same file: the cached graph's key holds
+        if form == "unwritable":
+            (cache / "fast").rmdir()
+            (cache / "fast").write_bytes(b"")
+        elif form not in BUILT_HERE:
+            shutil.copy(low_res_model_path(official_onnx), cache / "fast")
+        write_video(root / "in.mp4", CLIP)
+        env = {weights.CACHE_ENV: typed, "HOME": str(root / "home")}
+        with working_directory(root), mock.patch.dict(os.environ, env), fast_backends_made() as made:
+            status, stderr = run_rvmkit(["matte", "in.mp4", "--output-alpha", "alpha.mkv", "--quiet"])
+        assert status == 0, stderr
+        assert len(made) == 1, "the fast path was not used"
+        assert ffmpeg_decode(root / "alpha.mkv").count == FRAMES
+        if form != "unwritable":
+            assert len(list((cache / "fast").glob("*.onnx"))) == 1
