@@ -128,7 +128,7 @@ def child_relay(source: str, url: str, stats: Path) -> None:
         def infer(self, inputs, state, ratio):  # type: ignore[no-untyped-def]
             return list(inputs), state
 
-        def finish(self, rgb, raw, ratio):  # type: ignore[no-untyped-def]
+        def finish(self, rgb, raw, ratio, overlapped=False):  # type: ignore[no-untyped-def]
             return Same(rgb)
 
     stop = threading.Event()

@@ -137,7 +137,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
         nonlocal written
         while (item := stages.get(matted)) is not _END:
             frame, raw = item
-            consume(frame, backend.finish(frame.rgb, raw, downsample_ratio))
+            consume(frame, backend.finish(frame.rgb, raw, downsample_ratio, overlapped=True))
             written += 1
             if on_frame is not None:
                 on_frame(written)

@@ -257,7 +257,7 @@ class _Session:
         """Two frames at the expected size before the source opens, so the first real frames do not
         wait for one-time work (kernel compilation, allocations) while the source keeps sending."""
         width, height = self.config.input_resize or self.config.source_size or WARMUP_SIZE
-        matter = FrameMatter(self.engine, self.ratio_for(width, height))
+        matter = FrameMatter(self.engine, self.ratio_for(width, height), overlapped=True)
         grey = np.full((height, width, 3), 128, np.uint8)
         for _ in range(2):
             matter(grey).composite(grey, want_alpha=True)
@@ -315,7 +315,7 @@ class _Session:
     def _loop(self, capture: Capture, first: CapturedFrame) -> None:
         """Matte the newest frame, hand it to the output thread, repeat, until stopped or the end."""
         writer = _OutputThread(self._consume)
-        matter = FrameMatter(self.engine, self.ratio_for(*_size(first.rgb)))
+        matter = FrameMatter(self.engine, self.ratio_for(*_size(first.rgb)), overlapped=True)
         period = 1 / self.config.max_fps if self.config.max_fps else 0.0
         next_status, frame = time.monotonic(), first
         try:

@@ -100,8 +100,11 @@ class Backend(ABC):
                               f"{dims(src.shape)} frame gave fgr {dims(fgr.shape)} and pha "
                               f"{dims(pha.shape)}, expected {dims(want_fgr)} and {dims(want_pha)}")
 
-    def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float) -> FrameResult:
-        """One frame's raw output (from `infer`) as a result; `rgb` is the frame it was made from."""
+    def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float, overlapped: bool = False
+               ) -> FrameResult:
+        """One frame's raw output (from `infer`) as a result; `rgb` is the frame it was made from.
+        `overlapped`: the result is made while the next frame is inferred (the pipeline's write thread),
+        so a backend that finishes on the CPU leaves the cores to inference."""
         fgr, pha = raw
         return ArrayResult(fgr[0], pha[0])
 
@@ -125,15 +128,16 @@ class FrameMatter:
 
     Holds the recurrent state between calls; `reset` starts a new stream (e.g. the size changed)."""
 
-    def __init__(self, backend: Backend, downsample_ratio: float) -> None:
+    def __init__(self, backend: Backend, downsample_ratio: float, overlapped: bool = False) -> None:
         self.backend = backend
         self.downsample_ratio = downsample_ratio
+        self.overlapped = overlapped  # results finished in another thread while the next frame infers
         self.state: State = None
 
     def __call__(self, rgb: np.ndarray) -> FrameResult:
         ratio = self.downsample_ratio
         raws, self.state = self.backend.infer([self.backend.prepare(rgb, ratio)], self.state, ratio)
-        return self.backend.finish(rgb, raws[0], ratio)
+        return self.backend.finish(rgb, raws[0], ratio, self.overlapped)
 
     def reset(self) -> None:
         self.state = None

@@ -46,8 +46,6 @@ class FastOnnxRuntimeBackend(Backend):
     """Low-res ORT session + kernels. Construct from the official or a TRT-ready RVM ONNX."""
 
     name = "onnxruntime"
-    #: kernels in the pipeline's write thread: one thread (it overlaps inference, which has the cores)
-    parallel_finish = False
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  spinning: bool = False, pad_channels: int = 0, split_convs: bool = True,
@@ -102,10 +100,12 @@ class FastOnnxRuntimeBackend(Backend):
             raws.append((coef_a, coef_b))
         return raws, state
 
-    def finish(self, rgb: np.ndarray, raw: tuple[np.ndarray, np.ndarray], downsample_ratio: float
-               ) -> LowResResult:
+    def finish(self, rgb: np.ndarray, raw: tuple[np.ndarray, np.ndarray], downsample_ratio: float,
+               overlapped: bool = False) -> LowResResult:
+        """Overlapped (the pipeline's write thread), the kernels run in one thread: inference has the
+        cores; otherwise they use them all."""
         coef_a, coef_b = raw
-        return LowResResult(self, rgb, coef_a, coef_b, downsample_ratio)
+        return LowResResult(self, rgb, coef_a, coef_b, downsample_ratio, parallel=not overlapped)
 
     def infer_low_res(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
         """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
@@ -156,16 +156,17 @@ class LowResResult(FrameResult):
     on demand (in the pipeline's write thread, overlapping the next frame's inference)."""
 
     def __init__(self, backend: FastOnnxRuntimeBackend, rgb: np.ndarray, coef_a: np.ndarray,
-                 coef_b: np.ndarray, ratio: float) -> None:
+                 coef_b: np.ndarray, ratio: float, parallel: bool = True) -> None:
         self.backend, self.rgb, self.coef_a, self.coef_b, self.ratio = backend, rgb, coef_a, coef_b, ratio
+        self.parallel = parallel
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         fgr, pha = self.backend.finish_float(self.rgb, self.coef_a, self.coef_b, self.ratio,
-                                             self.backend.parallel_finish)
+                                             self.parallel)
         return fgr[0], pha[0]
 
     def composite(self, background: np.ndarray, want_alpha: bool = True
                   ) -> tuple[np.ndarray, np.ndarray | None]:
         """Composition and alpha in one fused pass over the frame."""
         return self.backend.finish_composite(self.rgb, self.coef_a, self.coef_b, self.ratio, background,
-                                             want_alpha, self.backend.parallel_finish)
+                                             want_alpha, self.parallel)
