@@ -1,5 +1,6 @@
 """The fast path's full-resolution kernels (`rvmkit.runtime.kernels`): the downsample equals the official
-graph's first Resize, and the numpy fallback agrees with the compiled (numba) kernels."""
+graph's first Resize, and the numpy versions give the compiled (numba) kernels' bits, so a frame matted
+while numba still loads in the background (`kernels.warm_up`) comes out the same."""
 
 from __future__ import annotations
 
@@ -46,17 +47,24 @@ def test_downsample_equals_the_official_graphs_resize(official_onnx, frame):
     assert np.abs(ours - reference).max() <= 1e-6
 
 
-def test_numpy_fallback_agrees_with_the_compiled_kernels(frame, monkeypatch):
+def test_numpy_versions_give_the_compiled_kernels_bits(frame, monkeypatch):
     geometry = kernels.Geometry(frame.shape[0], frame.shape[1], RATIO)
     rng = np.random.default_rng(0)
     coef_a, coef_b = rng.normal(0, 0.3, (2, 1, 4, *geometry.small)).astype(np.float32)
+    background = rng.integers(0, 256, (*frame.shape[:2], 3), dtype=np.uint8)
     small = kernels.downsample(frame, geometry)
     fgr, pha = kernels.tail_float(frame, coef_a, coef_b, geometry)
+    composed = [kernels.tail_composite(frame, coef_a, coef_b, geometry, bg, parallel=False)
+                for bg in (background, np.array([120, 255, 155], np.uint8))]
+    assert kernels._compiled is not None  # the numba kernels ran above
     monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
-    assert np.abs(kernels.downsample(frame, geometry) - small).max() <= 1e-6
+    assert np.array_equal(kernels.downsample(frame, geometry), small)
     fgr_np, pha_np = kernels.tail_float(frame, coef_a, coef_b, geometry)
     assert fgr_np.shape == fgr.shape == (1, 3, *frame.shape[:2]) and pha_np.shape == pha.shape
-    assert np.abs(fgr_np - fgr).max() <= 1e-5 and np.abs(pha_np - pha).max() <= 1e-5
+    assert np.array_equal(fgr_np, fgr) and np.array_equal(pha_np, pha)
+    for bg, (comp, alpha) in zip((background, np.array([120, 255, 155], np.uint8)), composed, strict=True):
+        comp_np, alpha_np = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
+        assert np.array_equal(comp_np, comp) and np.array_equal(alpha_np, alpha)
 
 
 def test_fallback_kernel_composite_on_a_3_pixel_wide_frame(monkeypatch) -> None:
@@ -69,4 +77,24 @@ def test_fallback_kernel_composite_on_a_3_pixel_wide_frame(monkeypatch) -> None:
     monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
     comp, alpha = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
     assert comp.shape == (8, 3, 3) and alpha.shape == (8, 3)
-    assert np.abs(comp.astype(int) - fused[0]).max() <= 1 and np.abs(alpha.astype(int) - fused[1]).max() <= 1
+    assert np.array_equal(comp, fused[0]) and np.array_equal(alpha, fused[1])
+
+
+def test_warm_up_loads_the_kernels_in_the_background_and_numpy_runs_meanwhile(tmp_path):
+    """In a fresh process: right after warm_up() the kernels still run (in numpy), and once loaded
+    they are numba's; a server's wait=True blocks until then."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from rvmkit.runtime import kernels\n"
+        "kernels.warm_up()\n"
+        "g = kernels.Geometry(64, 48, 0.5)\n"
+        "small = kernels.downsample(np.zeros((64, 48, 3), np.uint8), g)\n"
+        "print(small.shape)\n"
+        "kernels.warm_up(wait=True)\n"
+        "print(kernels._compiled is not None)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["(1, 3, 32, 24)", "True"]

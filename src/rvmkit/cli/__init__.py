@@ -36,7 +36,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given `argv` naming a command, only that command's module is imported (start-up
+    time: `rvmkit matte` need not import the export, serve or batch modules just to parse)."""
     parser = Parser(
         prog="rvmkit", description="RobustVideoMatting: export, deploy and run video matting."
     )
@@ -44,9 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rvmkit {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
+    for name in _commands_named(argv):
         importlib.import_module(f"rvmkit.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
+
+
+def _commands_named(argv: list[str] | None) -> list[str]:
+    """[the command] when the first word after the global flags is one, else all (help, errors)."""
+    first = next((word for word in argv or () if not word.startswith("-")), None)
+    return [first] if first in COMMANDS else COMMANDS
 
 
 class Terminated(KeyboardInterrupt):
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         with signals_as_interrupts():
-            args = build_parser().parse_args(argv)
+            args = build_parser(argv).parse_args(argv)
             return int(args.func(args) or 0)
     except RvmkitError as exc:
         if debug:

@@ -201,6 +201,14 @@ def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) ->
         return None
 
 
+def preload_fast_path() -> None:
+    """Load the CPU fast path's compiled kernels now (a server, before its first job)."""
+    from rvmkit.runtime import kernels, ort_fast  # noqa: F401 - ort_fast: its imports, once
+
+    kernels.warm_up(wait=True)
+
+
 __all__ = ["BACKENDS", "DEVICES", "Backend", "ModelSpec", "auto_downsample_ratio", "backend_class",
            "check_backend", "default_backend", "is_torch_model", "load_backend", "parse_ratio",
+           "preload_fast_path",
            "resolve_model", "resolve_ratio"]

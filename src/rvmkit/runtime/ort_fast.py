@@ -53,6 +53,7 @@ class FastOnnxRuntimeBackend(Backend):
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
+        kernels.warm_up()  # numba loads in the background while ORT builds the session
         self.session = self._session(session_options(threads, spinning, opt_level), pad_channels, split_convs)
         if kernel_threads:
             kernels.set_threads(kernel_threads)

@@ -124,25 +124,13 @@ def _stop(signum: int, frame: Any) -> None:
 def preload() -> None:
     """Import what every job needs and load the fast path's compiled kernels (numba's disk cache), before
     there is a job: together about two seconds a fresh process would otherwise spend on its first frame."""
-    import numpy as np
     import onnxruntime  # noqa: F401
 
     import rvmkit.api  # noqa: F401
     import rvmkit.pipeline  # noqa: F401
-    from rvmkit.runtime import kernels, ort_fast  # noqa: F401
+    from rvmkit.runtime import preload_fast_path
 
-    try:  # exactly the argument types of a real job's frames (the fast path runs its tail serially)
-        from rvmkit.video.composite import parse_background
-
-        geometry = kernels.Geometry(16, 16, 0.5)
-        frame = np.zeros((16, 16, 3), np.uint8)
-        kernels.downsample(frame, geometry)
-        coef = np.zeros((1, 4, *geometry.small), np.float32)
-        with parse_background(None, 16, 16) as background:
-            kernels.tail_composite(frame, coef, coef, geometry, background.frame(0), parallel=False)
-        kernels.tail_float(frame, coef, coef, geometry, parallel=False)  # preview frames, foreground
-    except Exception:  # noqa: BLE001 - a failure here only costs the job that time
-        pass
+    preload_fast_path()
 
 
 def _log_to(path: Path) -> None:
