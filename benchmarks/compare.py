@@ -18,6 +18,14 @@ float fgr/pha out) as `rvmkit matte` runs it (ORT thread spinning off) and with 
 fastest model-only setting, not used end to end), interleaved frame by frame; ratios use the former.
 PSNR: each composition, decoded, against the lossless render (the official model's float fgr/pha
 composited in float).
+
+Issue 15's numbers (benchmarks/perf.py; `--sections` picks any of steady, whole, startup, floor):
+  whole:   both pipelines as fresh processes (start-up included) on a --whole-frames (150) frame 1080p
+           held-out clip (sister, milk, book), ratio 0.25, composition + alpha as H.264 at 4 Mbps, and
+           both compositions' PSNR;
+  startup: `rvmkit matte` from launch to its first frame written (warm caches), and `-X importtime`;
+  floor:   rvmkit's model-only time at each size against the convolutions' floor (conv FLOPs at a
+           measured sgemm rate).
 """
 
 from __future__ import annotations
@@ -31,10 +39,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # benchmarks/perf.py
 DATA = HERE.parent.parent / "shared" / "data"
 SIZES = ((640, 480, 0.5), (1280, 720, 0.375), (1920, 1080, 0.25))
 TARGETS = {"e2e_vs_naive_1080p": 2.0, "model_vs_official_1080p": 1.3, "e2e_over_model_1080p": 1.25,
-           "psnr_delta_db_min": -0.5}
+           "psnr_delta_db_min": -0.5,
+           # issue 15
+           "whole_process_vs_naive_1080p": 3.0, "whole_psnr_delta_db_min": -0.2, "first_frame_s_max": 0.5,
+           "model_over_floor_max": 1.5}
+SECTIONS = ("steady", "whole", "startup", "floor")
 
 
 def _loadavg() -> float:
@@ -145,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=2, help="end-to-end runs per pipeline, best kept")
     parser.add_argument("--clip", default="book.mkv", help="clip in ../shared/data (default book.mkv)")
     parser.add_argument("--sizes", nargs="+", help="subset, e.g. 1920x1080@0.25")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="what to measure (default: all)")
+    parser.add_argument("--whole-frames", type=int, default=150, help="held-out clip length (default 150)")
+    parser.add_argument("--whole-reps", type=int, default=2, help="whole-process runs per pipeline (best)")
+    parser.add_argument("--startup-reps", type=int, default=3, help="start-up runs (best)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
     parser.add_argument("--chart", type=Path, default=HERE / "chart.png")
     args = parser.parse_args(argv)
@@ -164,34 +182,121 @@ def main(argv: list[str] | None = None) -> int:
         # warm-up: numba's compiled-kernel cache and the cached low-res model, both one-time costs
         warm = bench.make_clip(DATA / args.clip, Path(tmp) / "warm.mp4", 320, 240, 3)
         bench.rvmkit_e2e(warm, Path(tmp) / "w_c.mp4", Path(tmp) / "w_a.mp4", 0.5)
-        for width, height, ratio in sizes:
-            results["sizes"].append(measure_size(width, height, ratio or 0.25, args, Path(tmp)))
+        if "steady" in args.sections:
+            for width, height, ratio in sizes:
+                results["sizes"].append(measure_size(width, height, ratio or 0.25, args, Path(tmp)))
+        results.update(_issue15_sections(args, sizes, results["sizes"], Path(tmp)))
     results["loadavg_end"] = _loadavg()
+    results["targets_met"] = _targets_met(results)
+    text = json.dumps(results, indent=2)
+    write_atomically(args.json, lambda tmp_path: tmp_path.write_text(text + "\n"))
+    if results["sizes"]:
+        try:
+            chart(results, args.chart)
+        except ImportError:
+            print("matplotlib not installed: no chart (pip install matplotlib)", file=sys.stderr)
+        _print_steady(results["sizes"])
+    _print_issue15(results)
+    print(f"wrote {args.json}; targets met: {results['targets_met']}")
+    return 0
+
+
+def _issue15_sections(args: argparse.Namespace, sizes: list, steady: list[dict], tmp: Path) -> dict:
+    """Whole processes and start-up at 1080p on the held-out clip; model-only against the floor."""
+    import perf
+
+    out: dict = {}
+    if "whole" in args.sections or "startup" in args.sections:
+        clip = perf.held_out_clip(tmp / "held_out_1080p.mp4", 1920, 1080, args.whole_frames)
+        if "startup" in args.sections:
+            out["startup"] = perf.startup(clip, tmp, 0.25, args.startup_reps)
+        if "whole" in args.sections:
+            whole = perf.whole_process(clip, tmp, 0.25, args.whole_reps, args.whole_frames)
+            from rvmkit import bench
+            from rvmkit.weights import official_onnx_path
+
+            naive, ours = bench.composition_psnr(clip, [tmp / "naive_c.mp4", tmp / "rvmkit_c.mp4"],
+                                                 official_onnx_path(), 0.25)
+            whole["psnr_db"] = {"naive": naive, "rvmkit": ours, "delta": round(ours - naive, 3)}
+            whole.pop("outputs")
+            out["whole_process_1080p"] = whole
+    if "floor" in args.sections:
+        measured = {row["size"]: row["model_ms"]["rvmkit"] for row in steady}
+        out["floor"] = []
+        for width, height, ratio in sizes:
+            ratio = ratio or 0.25
+            model_ms = measured.get(f"{width}x{height}") or _model_ms(width, height, ratio, args.model_frames)
+            out["floor"].append({"size": f"{width}x{height}", "ratio": ratio,
+                                 **perf.floor(width, height, ratio, model_ms)})
+    return out
+
+
+def _model_ms(width: int, height: int, ratio: float, frames: int) -> float:
+    """rvmkit's fast path alone (as `rvmkit matte` runs it), median ms a frame, on held-out frames."""
+    import perf
+
+    from rvmkit import bench
+    from rvmkit.runtime import load_backend
+    from rvmkit.weights import official_onnx_path
+
+    with tempfile.TemporaryDirectory(prefix="rvmkit-model-") as tmp:
+        clip = perf.held_out_clip(Path(tmp) / "clip.mp4", width, height, frames + 2)
+        model_frames = bench.load_frames(clip, width, height, frames + 2)
+    with load_backend("onnxruntime", official_onnx_path(), fast=True) as fast:
+        times = bench.time_interleaved({"rvmkit": bench.backend_stepper(fast, model_frames, ratio)},
+                                       len(model_frames))
+    return bench.summarize("rvmkit", times["rvmkit"], width, height, ratio).as_dict()["median_ms"]
+
+
+def _targets_met(results: dict) -> dict:
+    met: dict = {}
     hd = next((r for r in results["sizes"] if r["size"] == "1920x1080"), None)
     if hd is not None:
         ratios = hd["ratios"]
-        results["targets_met"] = {
+        met.update({
             "e2e_vs_naive_1080p": ratios["e2e_vs_naive"] >= TARGETS["e2e_vs_naive_1080p"],
             "model_vs_official_1080p": ratios["model_vs_official"] >= TARGETS["model_vs_official_1080p"],
             "e2e_over_model_1080p": ratios["e2e_over_model"] <= TARGETS["e2e_over_model_1080p"],
-            "psnr_delta_1080p": hd["psnr_db"]["delta"] >= TARGETS["psnr_delta_db_min"]}
-    text = json.dumps(results, indent=2)
-    write_atomically(args.json, lambda tmp_path: tmp_path.write_text(text + "\n"))
-    try:
-        chart(results, args.chart)
-    except ImportError:
-        print("matplotlib not installed: no chart (pip install matplotlib)", file=sys.stderr)
+            "psnr_delta_1080p": hd["psnr_db"]["delta"] >= TARGETS["psnr_delta_db_min"]})
+    whole = results.get("whole_process_1080p")
+    if whole:
+        met["whole_process_vs_naive_1080p"] = whole["ratio"] >= TARGETS["whole_process_vs_naive_1080p"]
+        met["whole_psnr_delta_1080p"] = whole["psnr_db"]["delta"] >= TARGETS["whole_psnr_delta_db_min"]
+    if "startup" in results:
+        met["first_frame_s"] = results["startup"]["first_frame_s"] <= TARGETS["first_frame_s_max"]
+    for row in results.get("floor", []):
+        met[f"model_over_floor_{row['size']}"] = row["model_over_floor"] <= TARGETS["model_over_floor_max"]
+    return met
+
+
+def _print_steady(sizes: list[dict]) -> None:
+    from rvmkit import bench
+
     rows = [{"size": r["size"], "ratio": r["ratio"], "naive ms": r["e2e_ms"]["naive"],
              "rvmkit ms": r["e2e_ms"]["rvmkit"], "e2e x": r["ratios"]["e2e_vs_naive"],
              "naive wall": r["e2e_ms"]["naive_wall"], "rvmkit wall": r["e2e_ms"]["rvmkit_wall"],
              "official model ms": r["model_ms"]["official"], "rvmkit model ms": r["model_ms"]["rvmkit"],
              "model x": r["ratios"]["model_vs_official"], "e2e/model": r["ratios"]["e2e_over_model"],
              "PSNR naive": r["psnr_db"]["naive"], "PSNR rvmkit": r["psnr_db"]["rvmkit"]}
-            for r in results["sizes"]]
+            for r in sizes]
     print(bench.format_table(rows, list(rows[0])))
-    print(f"wrote {args.json} and {args.chart}" + (f"; targets met: {results['targets_met']}"
-                                                    if "targets_met" in results else ""))
-    return 0
+
+
+def _print_issue15(results: dict) -> None:
+    from rvmkit import bench
+
+    whole = results.get("whole_process_1080p")
+    if whole:
+        print(f"whole process, 1080p, {whole['frames']} frames: naive {whole['seconds']['naive']:.2f} s, "
+              f"rvmkit {whole['seconds']['rvmkit']:.2f} s: {whole['ratio']:.2f}x; PSNR naive "
+              f"{whole['psnr_db']['naive']} dB, rvmkit {whole['psnr_db']['rvmkit']} dB")
+    if "startup" in results:
+        startup = results["startup"]
+        print(f"start-up: first frame after {startup['first_frame_s']:.3f} s; imports "
+              f"{startup['imports']['total_ms']} ms ({startup['imports']['top_ms']})")
+    if results.get("floor"):
+        print(bench.format_table(results["floor"], ["size", "ratio", "conv_gflop", "sgemm_gflops", "floor_ms",
+                                                    "model_ms", "model_over_floor"]))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ from rvmkit.video.reader import MAX_SIDE  # the largest frame side, as for --inp
 if TYPE_CHECKING:
     from rvmkit.runtime import ModelSpec
 
-GREEN = (120, 255, 155)
-NAIVE_MBPS = 4.0
+from rvmkit.naive import GREEN, NAIVE_MBPS, naive_loop  # noqa: F401 - re-exported for the benchmarks
 
 Stepper = Callable[[int], None]  # run frame i (the stepper owns its frames and state)
 
@@ -146,66 +145,33 @@ def summarize(name: str, seconds: np.ndarray, width: int, height: int, ratio: fl
                   round(float(ms.mean()), 2))
 
 
-def make_clip(source: str | os.PathLike, dest: str | os.PathLike, width: int, height: int,
+def make_clip(source: str | os.PathLike | list, dest: str | os.PathLike, width: int, height: int,
               frames: int, crf: int = 10) -> Path:
-    """The first `frames` frames of `source` scaled (bicubic) to width x height, as high-quality H.264
-    (x264 crf `crf`, preset veryfast, yuv420p): the benchmark's HD inputs."""
+    """The first `frames` frames of `source` (or of several clips, one after another) scaled (bicubic) to
+    width x height, as high-quality H.264 (x264 crf `crf`, preset veryfast, yuv420p): the benchmark's
+    HD inputs."""
     import av
 
     from rvmkit.video.reader import open_source
 
     dest = Path(dest)
-    with open_source(source, resize=(width, height)) as clip, av.open(str(dest), "w") as out:
-        fps = clip.info.fps or Fraction(30)
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in clip:
-            if frame.index >= frames:
-                break
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")))
+    sources = source if isinstance(source, list) else [source]
+    written = 0
+    with av.open(str(dest), "w") as out:
+        stream = None
+        for path in sources:
+            with open_source(path, resize=(width, height)) as clip:
+                if stream is None:  # at the first clip's rate
+                    stream = out.add_stream("libx264", rate=clip.info.fps or Fraction(30))
+                    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                    stream.options = {"crf": str(crf), "preset": "veryfast"}
+                for frame in clip:
+                    if written >= frames:
+                        break
+                    out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")))
+                    written += 1
         out.mux(stream.encode(None))
     return dest
-
-
-def naive_loop(input_path: str | os.PathLike, composition: str | os.PathLike, alpha: str | os.PathLike,
-               model: str | os.PathLike, ratio: float, mbps: float = NAIVE_MBPS) -> tuple[int, float]:
-    """The alternatives' loop, written as they write it; returns (frames, seconds incl. session load)."""
-    import av
-    import onnxruntime as ort
-
-    started = time.perf_counter()
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    source = av.open(str(input_path))
-    video = source.streams.video[0]
-    outputs, streams = [], []
-    for path in (composition, alpha):
-        out = av.open(str(path), "w")
-        stream = out.add_stream("libx264", rate=video.average_rate or 30)
-        stream.width, stream.height = video.codec_context.width, video.codec_context.height
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = int(mbps * 1e6)
-        outputs.append(out)
-        streams.append(stream)
-    green = np.array(GREEN, np.float32).reshape(1, 3, 1, 1) / 255
-    rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    ratio_in = np.array([ratio], np.float32)
-    count = 0
-    for frame in source.decode(video):
-        src = frame.to_ndarray(format="rgb24").transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        fgr, pha, *rec = session.run(None, {"src": src, "r1i": rec[0], "r2i": rec[1], "r3i": rec[2],
-                                            "r4i": rec[3], "downsample_ratio": ratio_in})
-        comp = fgr * pha + green * (1 - pha)
-        comp = (comp[0] * 255).astype(np.uint8).transpose(1, 2, 0)
-        matte = np.repeat((pha[0, 0] * 255).astype(np.uint8)[:, :, None], 3, axis=2)
-        for out, stream, image in zip(outputs, streams, (comp, matte)):
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
-        count += 1
-    for out, stream in zip(outputs, streams):
-        out.mux(stream.encode(None))
-        out.close()
-    source.close()
-    return count, time.perf_counter() - started
 
 
 def rvmkit_e2e(input_path: str | os.PathLike, composition: str | os.PathLike, alpha: str | os.PathLike,
@@ -261,7 +227,8 @@ def machine() -> dict[str, Any]:
         lines = info.splitlines()
         cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
         line = next(line for line in lines if line.startswith("flags"))
-        flags = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f" {flag}" in line]
+        flags = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+                 if f" {flag}" in line]
     except (OSError, StopIteration):
         pass
     versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
