@@ -33,6 +33,8 @@ SETTINGS = {  # name -> x264 options (all at 4 Mbps); "medium" is libx264's defa
     "veryfast subme=6 ref=2": {"preset": "veryfast", "x264-params": "subme=6:ref=2"},
     "veryfast trellis=1": {"preset": "veryfast", "x264-params": "trellis=1"},
     "veryfast bframes=5": {"preset": "veryfast", "x264-params": "bframes=5:b-adapt=1"},
+    "veryfast aq-mode=2 trellis=1": {"preset": "veryfast", "x264-params": "aq-mode=2:trellis=1"},
+    "veryfast aq-mode=2 lookahead 20": {"preset": "veryfast", "x264-params": "aq-mode=2:rc-lookahead=20"},
     "faster": {"preset": "faster"},
     "fast": {"preset": "fast"},
 }

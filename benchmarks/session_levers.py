@@ -1,0 +1,69 @@
+"""The fast path's session settings side by side on this CPU (issue 15's per-CPU levers), model only.
+
+    .venv/bin/python benchmarks/session_levers.py [--frames 20] [--sizes 1920x1080@0.25 640x480@0.5]
+
+Variants of `FastOnnxRuntimeBackend`, timed interleaved frame by frame on held-out frames (sister, milk,
+book) so a noisy machine slows them alike: the default (split decoder convs, NCHWc layouts through
+ORT's "all" level, threads = cores, no spinning) against each setting changed alone. Medians in ms;
+results in benchmarks/session_levers.json with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {  # name -> FastOnnxRuntimeBackend options
+    "default": {},
+    "convs not split": {"split_convs": False},
+    "no NCHWc (level extended)": {"opt_level": "extended"},
+    "1 intra-op thread": {"threads": 1},
+    "spinning": {"spinning": True},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--sizes", nargs="+", default=["1920x1080@0.25", "640x480@0.5"])
+    parser.add_argument("--json", type=Path, default=HERE / "session_levers.json")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    import perf
+
+    from rvmkit import bench
+    from rvmkit.fileio import write_atomically
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+    from rvmkit.weights import official_onnx_path
+
+    rows = []
+    for text in args.sizes:
+        width, height, ratio = bench.parse_size_ratio(text)
+        with tempfile.TemporaryDirectory(prefix="rvmkit-levers-") as tmp:
+            clip = perf.held_out_clip(Path(tmp) / "clip.mp4", width, height, args.frames + 2)
+            frames = bench.load_frames(clip, width, height, args.frames + 2)
+        backends = {name: FastOnnxRuntimeBackend(official_onnx_path(), **options)
+                    for name, options in VARIANTS.items()}
+        times = bench.time_interleaved({name: bench.backend_stepper(backend, frames, ratio)
+                                        for name, backend in backends.items()}, len(frames))
+        base = float(bench.summarize("default", times["default"], width, height, ratio).median_ms)
+        for name, seconds in times.items():
+            median = bench.summarize(name, seconds, width, height, ratio).median_ms
+            rows.append({"size": f"{width}x{height}", "ratio": ratio, "variant": name, "median_ms": median,
+                         "vs default": round(base / median, 3)})
+        for backend in backends.values():
+            backend.close()
+    result = {"machine": bench.machine(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+              "frames": args.frames, "rows": rows}
+    write_atomically(args.json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
+    print(bench.format_table(rows, ["size", "ratio", "variant", "median_ms", "vs default"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
