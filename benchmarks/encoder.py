@@ -1,4 +1,4 @@
-"""x264 settings for the composition at 4 Mbps: PSNR against the lossless render, and encoder CPU time.
+"""x264 settings at 4 Mbps, composition and alpha: PSNR against the lossless render, and encoder CPU time.
 
     .venv/bin/python benchmarks/encoder.py [--frames 150] [--size 1920x1080] [--json benchmarks/encoder.json]
 
@@ -38,6 +38,12 @@ SETTINGS = {  # name -> x264 options (all at 4 Mbps); "medium" is libx264's defa
     "faster": {"preset": "faster"},
     "fast": {"preset": "fast"},
 }
+ALPHA_SETTINGS = {  # the alpha stream (grey), same bitrate
+    "veryfast aq-mode=2 (rvmkit)": {"preset": "veryfast", "x264-params": "aq-mode=2"},
+    "superfast aq-mode=2": {"preset": "superfast", "x264-params": "aq-mode=2"},
+    "ultrafast": {"preset": "ultrafast"},
+    "medium (naive loop)": {},
+}
 
 
 def _cpu() -> float:
@@ -45,8 +51,9 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def lossless(clip: Path, ratio: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(float composites HxWx3 in 0..255, their uint8 roundings) from the official model."""
+def lossless(clip: Path, ratio: float) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    """{"composition": (float composites HxWx3 in 0..255, their uint8 roundings), "alpha": (float alpha
+    HxW in 0..255, uint8)} from the official model."""
     import av
 
     from rvmkit.bench import GREEN
@@ -56,14 +63,16 @@ def lossless(clip: Path, ratio: float) -> tuple[list[np.ndarray], list[np.ndarra
 
     backend = OnnxRuntimeBackend(official_onnx_path())
     bg = np.array(GREEN, np.float32).reshape(3, 1, 1)
-    floats, rounded, state = [], [], None
+    floats, rounded, alpha_floats, alphas, state = [], [], [], [], None
     with av.open(str(clip)) as container:
         for frame in container.decode(video=0):
             fgr, pha, state = backend.step(to_input(frame.to_ndarray(format="rgb24")), state, ratio)
             comp = ((fgr[0] * 255 - bg) * pha[0] + bg).transpose(1, 2, 0)
             floats.append(comp.astype(np.float32))
             rounded.append(np.clip(comp + 0.5, 0, 255).astype(np.uint8))
-    return floats, rounded
+            alpha_floats.append(pha[0, 0] * np.float32(255))
+            alphas.append((pha[0, 0] * 255 + 0.5).astype(np.uint8))
+    return {"composition": (floats, rounded), "alpha": (alpha_floats, alphas)}
 
 
 def encode(frames: list[np.ndarray], path: Path, options: dict[str, str]) -> float:
@@ -78,7 +87,8 @@ def encode(frames: list[np.ndarray], path: Path, options: dict[str, str]) -> flo
         stream.bit_rate = 4_000_000
         stream.options = dict(options)
         for image in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            kind = "gray" if image.ndim == 2 else "rgb24"
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format=kind)))
         out.mux(stream.encode(None))
     return _cpu() - started
 
@@ -89,7 +99,8 @@ def psnr(path: Path, reference: list[np.ndarray]) -> float:
     squared, values = 0.0, 0
     with av.open(str(path)) as container:
         for frame, ref in zip(container.decode(video=0), reference, strict=True):
-            squared += float(np.square(frame.to_ndarray(format="rgb24").astype(np.float32) - ref).sum())
+            decoded = frame.to_ndarray(format="gray" if ref.ndim == 2 else "rgb24").astype(np.float32)
+            squared += float(np.square(decoded - ref).sum())
             values += ref.size
     return float(10 * np.log10(255.0 ** 2 / (squared / values)))
 
@@ -112,21 +123,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rvmkit-encoder-") as tmp:
         clip = perf.held_out_clip(Path(tmp) / "clip.mp4", width, height, args.frames)
-        floats, rounded = lossless(clip, args.ratio)
-        for name, options in SETTINGS.items():
-            out = Path(tmp) / "out.mp4"
-            cpu = encode(rounded, out, options)
-            rows.append({"setting": name, "options": options, "psnr_db": round(psnr(out, floats), 3),
-                         "cpu_ms_per_frame": round(1000 * cpu / len(rounded), 1),
-                         "mb": round(out.stat().st_size / 1e6, 2)})
-            row = rows[-1]
-            print(f"  {name:24s} {row['psnr_db']:7.3f} dB {row['cpu_ms_per_frame']:6.1f} ms CPU/frame",
-                  flush=True)
+        renders = lossless(clip, args.ratio)
+        for stream, settings in (("composition", SETTINGS), ("alpha", ALPHA_SETTINGS)):
+            floats, rounded = renders[stream]
+            for name, options in settings.items():
+                out = Path(tmp) / "out.mp4"
+                cpu = encode(rounded, out, options)
+                rows.append({"stream": stream, "setting": name, "options": options,
+                             "psnr_db": round(psnr(out, floats), 3),
+                             "cpu_ms_per_frame": round(1000 * cpu / len(rounded), 1),
+                             "mb": round(out.stat().st_size / 1e6, 2)})
+                row = rows[-1]
+                print(f"  {stream:11s} {name:30s} {row['psnr_db']:7.3f} dB "
+                      f"{row['cpu_ms_per_frame']:6.1f} ms CPU",
+                      flush=True)
     result = {"machine": bench.machine(), "loadavg": open("/proc/loadavg").read().split()[:3],
               "clip": f"{'+'.join(perf.HELD_OUT)} first {args.frames} frames at {args.size}",
               "ratio": args.ratio, "rows": rows}
     write_atomically(args.json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
-    print(bench.format_table(rows, ["setting", "psnr_db", "cpu_ms_per_frame", "mb"]))
+    print(bench.format_table(rows, ["stream", "setting", "psnr_db", "cpu_ms_per_frame", "mb"]))
     return 0
 
 

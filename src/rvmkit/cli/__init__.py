@@ -23,10 +23,17 @@ COMMANDS = ["weights", "export", "convert", "verify", "check", "profile", "build
             "bench", "batch", "serve", "live", "export-web"]
 
 
-def _version() -> str:
-    import rvmkit
+class _Version(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata costs ~40 ms of every start-up)."""
 
-    return rvmkit.__version__
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        import rvmkit
+
+        print(f"rvmkit {rvmkit.__version__}")
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,7 +50,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         prog="rvmkit", description="RobustVideoMatting: export, deploy and run video matting."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"rvmkit {_version()}")
+    parser.add_argument("--version", action=_Version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _commands_named(argv):
