@@ -381,7 +381,7 @@ def _open_sinks(targets: list[Target], info: VideoInfo, output_type: str | None,
     try:
         for target in targets:
             target.sink = open_sink(target.path, info, alpha=target.alpha, output_type=target.kind, mbps=mbps,
-                                    crf=crf, overwrite=overwrite,
+                                    crf=crf, overwrite=overwrite, matte=target.role == "alpha",
                                     audio_from=audio if target.kind == "video" else None)
     except BaseException:
         _abort(targets)

@@ -427,3 +427,28 @@ def test_mov_keeps_languages_quicktime_has_no_number_for(tmp_path: Path, languag
         for frame in reader:
             sink.write(frame.rgb, frame)
     assert audio_languages(sink.commit()) == [language]
+
+
+def _x264_settings(path: Path) -> str:
+    """The settings x264 writes into its stream (its SEI message), e.g. 'cabac=1 ... aq=2:1.00 ...'."""
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\0", start)].decode("ascii", "replace")
+
+
+def test_h264_uses_auto_variance_aq_and_a_matte_at_a_bitrate_ultrafast(tmp_path: Path, clip) -> None:
+    """Issue 15's encoder settings (benchmarks/encoder.py): compositions get aq-mode 2 at a bitrate and at
+    the default quality; a grey matte at a bitrate is encoded with ultrafast (no CABAC), and at a CRF not."""
+    info, frames = clip
+    composition = _x264_settings(_write(tmp_path / "c.mp4", clip, mbps=2))
+    assert "aq=2:" in composition and "cabac=1" in composition and "subme=2" in composition
+    assert "aq=2:" in _x264_settings(_write(tmp_path / "q.mp4", clip))
+
+    def matte(path: Path, **options: object) -> str:
+        sink = open_sink(path, info, alpha=False, matte=True, **options)
+        for frame in frames:
+            sink.write(frame.rgb[:, :, 0], frame)
+        return _x264_settings(sink.commit())
+
+    assert "cabac=0" in matte(tmp_path / "a.mp4", mbps=2)
+    assert "cabac=1" in matte(tmp_path / "a_crf.mp4", crf=20)

@@ -191,7 +191,8 @@ def stitch_output(input_path: str, role: str, outputs: dict[str, str], options: 
     target = _targets({role: outputs[role]}, info, options, transparent, overwrite)[0]
     audio = info.path if info.has_audio and not info.is_image_sequence and target.kind == "video" else None
     sink = open_sink(target.path, info, alpha=target.alpha, output_type=target.kind,
-                     mbps=options.output_video_mbps, crf=options.crf, overwrite=overwrite, audio_from=audio)
+                     mbps=options.output_video_mbps, crf=options.crf, overwrite=overwrite, audio_from=audio,
+                     matte=role == "alpha")
     frames, staged = seg.stitch(Path(work_dir), segments, role, sink, info.frame_count)
     if staged is None:
         return frames, None

@@ -63,6 +63,9 @@ OUTPUT_TYPES = ("video", "png_sequence")
 #: (benchmarks/encoder.py, benchmarks/LEVERS.md)
 X264_SETTINGS = {"preset": "veryfast", "x264-params": "aq-mode=2"}
 DEFAULT_X264 = {"crf": "18", **X264_SETTINGS}
+#: a grey alpha matte at a fixed bitrate: x264 ultrafast. At 4 Mbps on that footage its PSNR equals the
+#: medium preset's (63.5 dB) for 0.4x veryfast's CPU time, which on 2 cores goes to inference instead
+MATTE_X264_SETTINGS = {"preset": "ultrafast", "x264-params": "aq-mode=0"}
 DEFAULT_VP9 = {"crf": "30", "b": "0"}
 PRORES_HQ, PRORES_4444 = 3, 4
 BT709, BT470BG, SMPTE170M = 1, 5, 6  # AVColorSpace values
@@ -125,8 +128,10 @@ class FrameSink:
 
 def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_type: str | None = None,
               mbps: float | None = None, crf: int | None = None, overwrite: bool = False,
-              audio_from: Path | None = None, codec_options: dict[str, str] | None = None) -> FrameSink:
-    """Open an output for frames shaped like `info`; `alpha=True` means RGBA frames with transparency."""
+              audio_from: Path | None = None, codec_options: dict[str, str] | None = None,
+              matte: bool = False) -> FrameSink:
+    """Open an output for frames shaped like `info`; `alpha=True` means RGBA frames with transparency,
+    `matte=True` grey alpha mattes (cheaper H.264 settings at a fixed bitrate)."""
     path = Path(path)
     kind, codec = resolve_output(path, output_type)
     suffix = path.suffix.lower()
@@ -146,6 +151,8 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     if kind == "png_sequence":
         return PngSequenceSink(path, overwrite=overwrite)
     fmt = VIDEO_SUFFIXES[suffix][1]
+    if matte and codec == "libx264" and mbps:
+        codec_options = {**MATTE_X264_SETTINGS, **(codec_options or {})}
     return VideoSink(path, info, codec=codec, fmt=fmt, alpha=alpha, mbps=mbps, crf=crf,
                      audio_from=audio_from, codec_options=codec_options or {}, overwrite=overwrite)
 
