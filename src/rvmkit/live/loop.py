@@ -31,7 +31,7 @@ import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import require_writable_output
-from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, parse_source
+from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
 from rvmkit.runtime import parse_ratio, resolve_ratio
@@ -198,6 +198,7 @@ class _OutputThread:
         self._thread.start()
 
     def _run(self) -> None:
+        name_os_thread("rvmkit-output")
         while (item := self._queue.get()) is not self._END:
             if self.error is None:
                 try:
