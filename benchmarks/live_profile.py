@@ -33,7 +33,8 @@ import live as bench  # benchmarks/live.py: the sender, the receiver, the source
 HERE = Path(__file__).resolve().parent
 PERF_HZ = 499
 #: a row of `perf report -n --sort pid,dso,sym`: "12.3%  456  tid:comm  dso  [.] symbol"
-ROW = re.compile(r"^\s*[\d.]+%\s+(?P<samples>\d+)\s+(?P<tid>\d+):(?P<comm>\S+)\s+(?P<dso>\S+)\s+\[.\]\s+(?P<sym>.*)$")
+ROW = re.compile(r"^\s*[\d.]+%\s+(?P<samples>\d+)\s+(?P<tid>\d+):(?P<comm>\S+)\s+(?P<dso>\S+)\s+"
+                 r"\[.\]\s+(?P<sym>.*)$")
 #: name -> settings applied in the subject before it starts (module constants, engine options, CLI args)
 LEVERS: dict[str, dict] = {
     "baseline": {},
@@ -166,8 +167,9 @@ def profile(lever: str, source: Path, seconds: float, tmp: Path, ports: tuple[in
     data = tmp / f"{lever}.perf"
     receiver = subprocess.Popen(bench._python("--child", "receiver", dst, str(seconds + 120),
                                               str(received_log)), env=bench._env())
-    subject = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", src, dst, str(stats),
-                                json.dumps(LEVERS[lever])], env=bench._env(), stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", src, dst, str(stats),
+               json.dumps(LEVERS[lever])]
+    subject = subprocess.Popen(command, env=bench._env(), stderr=subprocess.PIPE, text=True)
     window = max(1.0, seconds - 6)
     try:
         bench._wait_ready(subject, 300)
