@@ -44,6 +44,8 @@ LEVERS: dict[str, dict] = {
     "encode-ultrafast": {"outputs.STREAM_X264": {"preset": "ultrafast"}},
     "ort-1-thread": {"ort_threads": 1},
     "ort-spinning": {"ort_spinning": True},
+    "ort-dynamic-blocks": {"session_config": {"session.dynamic_block_base": "4"}},
+    "ort-1-thread-decode-1-thread": {"ort_threads": 1, "capture.DECODE_THREADS": 1},
     "ratio-0.375": {"args": ["--downsample-ratio", "0.375"]},
 }
 
@@ -57,6 +59,7 @@ def child_subject(source: str, url: str, stats: str, settings_json: str) -> None
     settings = json.loads(settings_json)
     args = ["--downsample-ratio", str(bench.RATIO), *settings.pop("args", [])]
     ort = {key[4:]: settings.pop(key) for key in list(settings) if key.startswith("ort_")}
+    _add_session_config(settings.pop("session_config", {}))
     for key, value in settings.items():
         module, name = key.split(".")
         target = {"capture": capture, "outputs": outputs}[module]
@@ -70,6 +73,23 @@ def child_subject(source: str, url: str, stats: str, settings_json: str) -> None
     from rvmkit.cli import main
 
     sys.exit(main(["live", source, "--output", url, *args, "--stats", stats, "--timeout", "30"]))
+
+
+def _add_session_config(entries: dict[str, str]) -> None:
+    """ONNX Runtime session config entries for the fast path's session (a lever)."""
+    if not entries:
+        return
+    from rvmkit.runtime import ort_fast
+
+    make = ort_fast.session_options
+
+    def with_entries(*args: object, **kwargs: object) -> object:
+        options = make(*args, **kwargs)  # type: ignore[arg-type]
+        for key, value in entries.items():
+            options.add_session_config_entry(key, value)
+        return options
+
+    ort_fast.session_options = with_entries  # type: ignore[assignment]
 
 
 def model_alone(threads: int | None, frames: int = 20) -> dict:
