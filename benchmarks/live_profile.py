@@ -33,8 +33,8 @@ import live as bench  # benchmarks/live.py: the sender, the receiver, the source
 HERE = Path(__file__).resolve().parent
 PERF_HZ = 499
 #: a row of `perf report -n --sort pid,dso,sym`: "12.3%  456  tid:comm  dso  [.] symbol"
-ROW = re.compile(r"^\s*[\d.]+%\s+(?P<samples>\d+)\s+(?P<tid>\d+):(?P<comm>\S+)\s+(?P<dso>\S+)\s+"
-                 r"\[.\]\s+(?P<sym>.*)$")
+ROW = re.compile(r"^\s*[\d.]+%\s+(?P<samples>\d+)\s+(?P<tid>\d+):(?P<comm>\S+)\s+"
+                 r"(?P<dso>\[JIT\] tid \d+|\S+)\s+\[.\]\s+(?P<sym>.*)$")
 #: name -> settings applied in the subject before it starts (module constants, engine options, CLI args)
 LEVERS: dict[str, dict] = {
     "baseline": {},
@@ -120,7 +120,7 @@ def model_alone(threads: int | None, frames: int = 20) -> dict:
 def classify(comm: str, tid: int, pid: int, dso: str) -> str:
     """The stage a perf sample belongs to, from its thread and shared object."""
     lib = Path(dso).name
-    role = {"rvmkit-capture": "capture", "rvmkit-output": "output"}.get(comm, "infer")
+    role = {"rvmkit-capture": "capture", "udp-rx": "capture", "rvmkit-output": "output"}.get(comm, "infer")
     if "x264" in lib:
         return "encode: x264"
     if "swscale" in lib:
@@ -134,7 +134,7 @@ def classify(comm: str, tid: int, pid: int, dso: str) -> str:
             return "input: demux (+avutil)"
     if role == "output" and ("avcodec" in lib or "avformat" in lib or "avutil" in lib):
         return "output: mux, libavcodec glue"
-    if lib in ("[unknown]", "") or lib.startswith("[JIT]") or lib.startswith("perf-"):
+    if lib in ("[unknown]", "") or dso.startswith("[JIT]") or lib.startswith("perf-"):
         return {"infer": "downsample kernel (numba)", "output": "tail kernel (numba)"}.get(role,
                                                                                           "capture: jit?")
     if lib.startswith("[kernel"):
@@ -144,15 +144,14 @@ def classify(comm: str, tid: int, pid: int, dso: str) -> str:
     return f"{role}: other ({lib})"
 
 
-def perf_samples(data: Path, pid: int) -> dict[str, int]:
-    """perf.data -> samples per stage (`perf report`, by thread, library and address)."""
+def perf_samples(data: Path) -> dict[str, int]:
+    """perf.data of one process -> samples per stage (`perf report`, by thread, library and address)."""
     report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "-n", "--sort", "pid,dso,sym"],
                             capture_output=True, text=True, check=True).stdout
     counts: dict[str, int] = defaultdict(int)
-    for line in report.splitlines():
-        match = ROW.match(line)
-        if match is None:
-            continue
+    rows = [match for line in report.splitlines() if (match := ROW.match(line)) is not None]
+    pid = min(int(match["tid"]) for match in rows)  # the main thread's id is the process's
+    for match in rows:
         tid, comm, dso, symbol = int(match["tid"]), match["comm"].strip(), match["dso"], match["sym"].strip()
         stage = classify(comm, tid, pid, dso)
         if stage.startswith("ORT") and is_spin_wait(symbol):
@@ -210,7 +209,7 @@ def profile(lever: str, source: Path, seconds: float, tmp: Path, ports: tuple[in
     receiver.wait(seconds + 180)
     received = json.loads(received_log.read_text()).values()
     frames = sum(began <= wall <= ended for wall in received)
-    samples = perf_samples(data, subject.pid)
+    samples = perf_samples(data)
     if keep is not None:
         subprocess.run(["cp", str(data), str(keep / f"{lever}.perf")], check=False)
     per_frame = {stage: round(count / PERF_HZ * 1000 / max(frames, 1), 1)
