@@ -144,6 +144,31 @@ def classify(comm: str, tid: int, pid: int, dso: str) -> str:
     return f"{role}: other ({lib})"
 
 
+#: the stages of the report's table, each a set of `classify` prefixes
+STAGES = {
+    "capture: demux + decode of every source frame (all capture threads)": ("input: h264", "input: demux",
+                                                                            "capture:"),
+    "RGB conversion (the frame taken only)": ("input: swscale",),
+    "downsample kernel": ("downsample kernel",),
+    "ORT: work (caller + workers)": ("ORT: caller", "ORT: worker"),
+    "ORT: spin-wait (pause loop)": ("ORT: spin-wait",),
+    "inference threads: libc (memmove, unattributed), libstdc++": ("infer: other",),
+    "inference threads: Python, kernel": ("infer: Python", "infer: kernel"),
+    "tail kernel (output thread)": ("tail kernel",),
+    "output: swscale rgb->yuv, x264, mux": ("output: swscale", "encode: x264", "output: mux"),
+    "output thread: Python, kernel, libc": ("output:",),
+}
+
+
+def by_stage(per_frame: dict[str, float]) -> dict[str, float]:
+    """CPU ms a frame per row of STAGES (each `classify` label counted once, in the first row it fits)."""
+    rows = dict.fromkeys(STAGES, 0.0)
+    for label, value in per_frame.items():
+        row = next((row for row, prefixes in STAGES.items() if label.startswith(prefixes)), "other")
+        rows[row] = rows.get(row, 0.0) + value
+    return {row: round(value, 1) for row, value in rows.items()}
+
+
 def perf_samples(data: Path) -> dict[str, int]:
     """perf.data of one process -> samples per stage (`perf report`, by thread, library and address)."""
     report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "-n", "--sort", "pid,dso,sym"],
@@ -219,7 +244,8 @@ def profile(lever: str, source: Path, seconds: float, tmp: Path, ports: tuple[in
             "frames_out_in_window": frames, "fps_out": round(frames / (ended - began), 2),
             "cpu_ms_per_frame_total": round(sum(samples.values()) / PERF_HZ * 1000 / max(frames, 1), 1),
             "cores_busy": round(sum(samples.values()) / PERF_HZ / (ended - began), 2),
-            "cpu_ms_per_frame": per_frame, "loadavg_1min": round(load, 2),
+            "cpu_ms_per_stage": by_stage(per_frame), "cpu_ms_per_frame": per_frame,
+            "loadavg_1min": round(load, 2),
             "subject_latency_ms": {key: totals.get(key) for key in ("latency_p50_ms", "latency_p95_ms")},
             "subject_frames": {key: totals.get(key) for key in ("frames_in", "frames_out", "dropped")}}
 
