@@ -47,6 +47,8 @@ LEVERS: dict[str, dict] = {
     "ort-dynamic-blocks": {"session_config": {"session.dynamic_block_base": "4"}},
     "ort-1-thread-decode-1-thread": {"ort_threads": 1, "capture.DECODE_THREADS": 1},
     "ratio-0.375": {"args": ["--downsample-ratio", "0.375"]},
+    "ratio-0.3": {"args": ["--downsample-ratio", "0.3"]},
+    "ratio-0.25": {"args": ["--downsample-ratio", "0.25"]},
 }
 
 
