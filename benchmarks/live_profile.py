@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,6 +264,8 @@ def main() -> None:
     if args.child:
         child_subject(*args.child)
         return
+    if shutil.which("perf") is None:
+        sys.exit("live_profile.py needs perf (Debian: apt-get install linux-perf)")
     results = {"machine": bench.machine(), "model_alone": [model_alone(None), model_alone(1)], "runs": []}
     print(json.dumps(results["model_alone"]), file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="rvmkit-live-profile-") as folder:
