@@ -16,6 +16,8 @@ Set-up (all on 127.0.0.1, every loop bounded in frames and seconds; each party i
       no matting): what the two MPEG-TS hops and the codecs cost by themselves;
   (b) rvmkit: `rvmkit live udp://... --output udp://... --downsample-ratio 0.5` (the default model on the
       CPU fast path), with its own --stats (capture-to-output latency, frames in/out/dropped);
+  (b') rvmkit-auto: the same at its default ratio (auto: a fixed internal size, long side 320 px; 0.25
+      at 1280x720, so only run there: at 640x480 it is ratio 0.5 already);
   (c) anchor: the loop live tools use (the OBS background-removal plugin, Linux-Fake-Background-Webcam):
       the official ONNX in ONNX Runtime (whole graph, ratio 0.5), everything in one thread: decode every
       frame, matte it only if the next one is not already due (the newest frame, never a queue), numpy
@@ -228,14 +230,17 @@ def _wait_ready(process: subprocess.Popen, timeout: float) -> None:
 
 
 def run_subject(kind: str, source: Path, seconds: float, tmp: Path, ports: tuple[int, int]) -> dict:
-    """One measured run of `kind` ('relay', 'rvmkit', 'anchor'); the raw logs and the subject's stats."""
+    """One measured run of `kind` ('relay', 'rvmkit', 'rvmkit-auto', 'anchor'); the raw logs and the subject's
+    stats."""
     src, dst = (f"udp://127.0.0.1:{port}" for port in ports)
     sent_log, received_log, stats = (tmp / f"{kind}_{name}.json" for name in ("sent", "recv", "stats"))
     stats.unlink(missing_ok=True)
     command = {"relay": _python("--child", "relay", src, dst, str(stats)),
                "anchor": _python("--child", "anchor", src, dst, str(stats)),
                "rvmkit": [sys.executable, "-m", "rvmkit", "live", src, "--output", dst, "--downsample-ratio",
-                          str(RATIO), "--stats", str(stats), "--timeout", "30"]}[kind]
+                          str(RATIO), "--stats", str(stats), "--timeout", "30"],
+               "rvmkit-auto": [sys.executable, "-m", "rvmkit", "live", src, "--output", dst, "--stats",
+                               str(stats), "--timeout", "30"]}[kind]
     receiver = subprocess.Popen(_python("--child", "receiver", dst, str(seconds + 120), str(received_log)),
                                 env=_env())
     subject = subprocess.Popen(command, env=_env(), stderr=subprocess.PIPE, text=True)
@@ -313,7 +318,7 @@ def main() -> None:
     results = {"machine": machine(), "ratio": RATIO, "settle_s": SETTLE_S, "goals": GOALS, "runs": {}}
     plan = [((640, 480), "relay", args.seconds), ((640, 480), "rvmkit", args.long),
             ((640, 480), "anchor", args.seconds), ((1280, 720), "relay", args.seconds),
-            ((1280, 720), "rvmkit", args.seconds)]
+            ((1280, 720), "rvmkit", args.seconds), ((1280, 720), "rvmkit-auto", args.seconds)]
     with tempfile.TemporaryDirectory(prefix="rvmkit-live-bench-") as folder:
         tmp = Path(folder)
         sizes = {size for size, _, _ in plan}

@@ -23,6 +23,7 @@ from rvmkit.live.capture import (
     SourceSpec,
     _Timeline,
     ffmpeg_protocols,
+    name_os_thread,
     parse_source,
     source_problem,
 )
@@ -159,3 +160,17 @@ def test_backlog_grows_only_when_packets_come_faster_than_their_timestamps() -> 
     assert 0.9 < backlog.seconds < 1.0 and not backlog.fresh
     backlog.update(500.0, 104.0)  # a timestamp jump (a new segment) starts over
     assert backlog.seconds == 0.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from Linux's /proc")
+def test_threads_are_named_in_the_os_so_profilers_can_tell_them_apart() -> None:
+    names: list[str] = []
+
+    def named() -> None:
+        name_os_thread("rvmkit-capture-and-more")  # the OS keeps 15 bytes
+        names.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip())
+
+    thread = threading.Thread(target=named)
+    thread.start()
+    thread.join(5)
+    assert names == ["rvmkit-capture-"]

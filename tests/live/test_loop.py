@@ -12,7 +12,7 @@ from live.streaming import write_stream_file
 from PIL import Image
 
 from conftest import read_frames
-from rvmkit.live.loop import LiveConfig, run_live
+from rvmkit.live.loop import LiveConfig, live_ratio, run_live
 from rvmkit.runtime.base import Backend, State
 
 
@@ -169,3 +169,17 @@ def test_an_ffmpeg_device_input_by_name(tmp_path: Path) -> None:
     timer.join()
     assert 20 <= report.totals["frames_in"] <= 40 and report.totals["frames_out"] >= 10
     assert {Image.open(path).size for path in (tmp_path / "out").glob("*.png")} == {(96, 64)}
+
+
+@pytest.mark.parametrize(("size", "request_", "ratio"), [((640, 480), None, 0.5), ((1280, 720), None, 0.25),
+                                                         ((200, 100), None, 1.0), ((1280, 720), 0.4, 0.4)])
+def test_auto_ratio_gives_the_network_a_fixed_size(size: tuple[int, int], request_: float | None,
+                                                   ratio: float) -> None:
+    """auto: long side 320 px whatever the source (ratio 0.5 at 640x480); an explicit ratio is kept."""
+    assert live_ratio(request_, *size, CountingBackend(), "src") == pytest.approx(ratio)
+
+
+def test_a_baked_ratio_wins_over_live_auto() -> None:
+    engine = CountingBackend()
+    engine.baked_ratio = 0.375
+    assert live_ratio(None, 1280, 720, engine, "src") == 0.375

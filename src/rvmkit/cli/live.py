@@ -22,7 +22,8 @@ examples:
 Newest frame only: capture never waits for matting. When the machine is slower than the source, frames
 are dropped (counted), never queued, so latency stays bounded; every output frame is a source frame with
 its own timestamp. The recurrent state carries across dropped frames and restarts when the source
-changes size or reconnects.
+changes size or reconnects. --downsample-ratio auto (the default) gives the network a fixed size, long
+side 320 px, as live tools do: ratio 0.5 at 640x480, 0.25 at 1280x720; give a ratio for more detail.
 
 Stopping: Ctrl-C or SIGTERM is the normal way to end a live run. Unlike `rvmkit matte` (all or nothing:
 an interrupted run publishes nothing), a live run ends cleanly: streams are closed and every recording is

@@ -44,6 +44,10 @@ DEMUXER_SCHEMES = ("rtsp", "rtsps")
 NETWORK_OPTIONS = {"analyzeduration": "500000", "fpsprobesize": "0"}
 TS_OPTIONS = {"analyzeduration": "1", "probesize": "32768", "fpsprobesize": "0"}
 TS_SCHEMES = ("udp", "udplite", "tcp", "srt", "rist", "rtp")
+#: the decoder's threads: slices, not frames (frame threads hold a frame per thread: latency);
+#: 0 lets FFmpeg choose the count (the cores + 1)
+DECODE_THREAD_TYPE = "SLICE"
+DECODE_THREADS = 0
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: when more than this many seconds of a live source queue in front of the decoder (the machine cannot
 #: even decode it in real time), capture skips to its next keyframe: latency stays bounded there too
@@ -54,6 +58,16 @@ class LiveError(RvmkitError):
     """A live run failed after it started (source lost, sink gone): exit 1, not a usage error."""
 
     exit_code = 1
+
+
+def name_os_thread(name: str) -> None:
+    """Give the calling thread `name` in the OS (Linux: `top -H`, `perf`, py-spy show it; threads FFmpeg
+    or ONNX Runtime start from it inherit it). A no-op where prctl is missing."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 def ffmpeg_protocols(output: bool) -> frozenset[str] | None:
@@ -362,6 +376,7 @@ class Capture:
         return self.reconnect and self.spec.kind != "file"
 
     def _run(self) -> None:
+        name_os_thread("rvmkit-capture")
         failures = 0
         try:
             while not self._stop.is_set():
@@ -397,7 +412,8 @@ class Capture:
             if not container.streams.video:
                 raise RvmkitError(f"{describe_path(self.spec.label)}: no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # frame threads would hold a frame per thread: latency
+            stream.thread_type = DECODE_THREAD_TYPE
+            stream.codec_context.thread_count = DECODE_THREADS
             self.fps = self.fps or stream.average_rate or stream.guessed_rate
             self._decode(container, stream)
         finally:

@@ -31,7 +31,7 @@ import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import require_writable_output
-from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, parse_source
+from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
 from rvmkit.runtime import parse_ratio, resolve_ratio
@@ -39,6 +39,10 @@ from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
 from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_background, rgba
 
 WARMUP_SIZE = (640, 480)
+#: `--downsample-ratio auto` in live: the network sees a fixed size, this long side in pixels, as the live
+#: tools run it, so a 720p or 1080p source costs what 640x480 does (ratio 0.5 there). matte's auto (long
+#: side 512, RVM's rule) would run 640x480 at 0.8, 2.6 times the pixels, at about a third of the rate.
+LIVE_AUTO_LONG_SIDE = 320
 DEFAULT_FPS = Fraction(30)
 _POLL_S = 0.1
 _STATUS_S = 0.5
@@ -173,6 +177,14 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     return spec, plans
 
 
+def live_ratio(request: float | None, width: int, height: int, engine: Backend, label: str) -> float:
+    """The ratio a width x height source runs at: the one asked for, the model's baked one, or (auto) the
+    ratio that gives the network a fixed size (LIVE_AUTO_LONG_SIDE)."""
+    if request is None and engine.baked_ratio is None:
+        request = min(1.0, LIVE_AUTO_LONG_SIDE / max(width, height))
+    return resolve_ratio(request, width, height, engine.baked_ratio, getattr(engine, "name", "model"), label)
+
+
 def _load_engine(config: LiveConfig) -> Backend:
     from rvmkit.api import check_model_fit as check_model
     from rvmkit.runtime import load_backend
@@ -198,6 +210,7 @@ class _OutputThread:
         self._thread.start()
 
     def _run(self) -> None:
+        name_os_thread("rvmkit-output")
         while (item := self._queue.get()) is not self._END:
             if self.error is None:
                 try:
@@ -250,8 +263,7 @@ class _Session:
         self.capture: Capture | None = None
 
     def ratio_for(self, width: int, height: int) -> float:
-        return resolve_ratio(self.ratio_request, width, height, self.engine.baked_ratio,
-                             getattr(self.engine, "name", "model"), self.spec.label)
+        return live_ratio(self.ratio_request, width, height, self.engine, self.spec.label)
 
     def warm_up(self) -> None:
         """Two frames at the expected size before the source opens, so the first real frames do not

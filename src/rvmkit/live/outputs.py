@@ -45,6 +45,8 @@ STREAM_FORMATS = {"udp": "mpegts", "udplite": "mpegts", "tcp": "mpegts", "srt": 
 STREAM_X264 = {"preset": "veryfast", "tune": "zerolatency", "forced-idr": "1",
                "x264-params": "repeat-headers=1"}
 STREAM_CRF = 21
+#: the stream encoder's threads (0: x264 chooses, 1.5 per core)
+ENCODE_THREADS = 0
 KEYFRAME_INTERVAL_S = 1.0
 MUXER_OPTIONS = {"mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
                   "flv": {"flvflags": "no_duration_filesize", "flush_packets": "1"}}
@@ -183,6 +185,7 @@ class StreamSink(LiveSink):
         context.color_range, context.colorspace = 1, SMPTE170M
         context.color_primaries, context.color_trc = SMPTE170M, SMPTE170M
         stream.thread_type = "SLICE"
+        context.thread_count = ENCODE_THREADS
         return stream
 
     def start(self, time_base: Fraction) -> None:
