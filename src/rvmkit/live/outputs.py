@@ -270,7 +270,7 @@ class RecordingSink(LiveSink):
                  overwrite: bool) -> None:
         self.role, self.label = plan.role, plan.target
         self._sink: FrameSink | None = open_sink(plan.target, info, alpha=plan.rgba, mbps=mbps, crf=crf,
-                                                 overwrite=overwrite)
+                                                 overwrite=overwrite, matte=plan.role == "alpha")
         self._first_pts: int | None = None
 
     def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
