@@ -60,6 +60,41 @@ def backbone_blocks(model: onnx.ModelProto) -> list[list[str]]:
     return blocks
 
 
+#: the last conv of each decoder stage (by weight name): "bK+dS" lowers the decoder through stride S
+DECODER_STAGES = {16: "decoder.decode4.gru.hh", 8: "decoder.decode3.gru.hh", 4: "decoder.decode2.gru.hh",
+                  2: "decoder.decode1.gru.hh"}
+
+
+def config_nodes(model: onnx.ModelProto, blocks: list[list[str]], config: str) -> list[str]:
+    """Conv names lowered by a config: "b7" = backbone blocks 7-16; "b7+d4" = those plus the LR-ASPP and
+    the decoder stages down to 1/4 resolution (decode0, the projection and the refiner stay fp32)."""
+    backbone, _, decoder = config.partition("+")
+    names = [name for block in blocks[int(backbone[1:]):] for name in block]
+    if decoder:
+        convs = [node for node in model.graph.node if node.op_type == "Conv"]
+        start = sum(len(block) for block in blocks)
+        last = DECODER_STAGES[int(decoder[1:])]
+        end = next(i for i, node in enumerate(convs) if node.input[1].startswith(last))
+        names += [node.name for node in convs[start:end + 1]]
+    return names
+
+
+def conv_macs(model: onnx.ModelProto, small: np.ndarray) -> dict[str, int]:
+    """Multiply-accumulates of each Conv on one low-res input (second frame: states at full size)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    convs = [node for node in probe.graph.node if node.op_type == "Conv"]
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(node.output[0]) for node in convs)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [out.name for out in session.get_outputs()]
+    states = {f"r{k}i": np.zeros((1, 1, 1, 1), np.float32) for k in range(1, 5)}
+    for _ in range(2):
+        values = dict(zip(names, session.run(None, {"src_sm": small, **states}), strict=True))
+        states = {f"r{k}i": values[f"r{k}o"] for k in range(1, 5)}
+    dims = {init.name: init.dims for init in probe.graph.initializer}
+    return {node.name: values[node.output[0]].size * int(np.prod(dims[node.input[1]][1:])) for node in convs}
+
+
 def bf16_round(values: np.ndarray) -> np.ndarray:
     """fp32 -> nearest bf16 (ties to even), returned as fp32."""
     bits = values.astype(np.float32).view(np.uint32)
@@ -165,7 +200,8 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--calibration-frames", type=int, default=8)
-    parser.add_argument("--cuts", default="4,7,11,14")
+    parser.add_argument("--configs", default="b4,b7,b11,b14,b16",
+                        help="bK: backbone blocks K-16 lowered; bK+dS: also the decoder through stride S")
     parser.add_argument("--modes", default="int8,bf16")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
@@ -173,27 +209,32 @@ def main() -> None:
     fast = FastOnnxRuntimeBackend(weights.official_onnx_path())
     model = version_converter.convert_version(onnx.load(str(fast.path)), 13)  # Cast to bf16: opset 13
     blocks = backbone_blocks(model)
-    cuts = [int(c) for c in args.cuts.split(",")]
+    configs = {config: config_nodes(model, blocks, config) for config in args.configs.split(",")}
+    frame = bench.load_frames(DATA / "book.mkv", *size, 1)[0]
+    macs = conv_macs(model, fast.prepare(frame, args.ratio))
+    for config, nodes in configs.items():
+        share = sum(macs[name] for name in nodes) / sum(macs.values())
+        print(json.dumps({"config": config, "conv_macs_lowered_pct": round(share * 100, 1),
+                          "total_conv_gmac": round(sum(macs.values()) / 1e9, 3)}), flush=True)
     variants: dict[str, FastOnnxRuntimeBackend] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if "bf16" in args.modes:
             every = {n.name for n in model.graph.node if n.op_type == "Conv"}
             variants["bf16-emulated whole graph"] = variant(emulate_bf16(model, every).SerializeToString())
-            for cut in cuts:
-                nodes = {name for block in blocks[cut:] for name in block}
-                variants[f"bf16-emulated blocks {cut}-16"] = variant(
-                    emulate_bf16(model, nodes).SerializeToString())
+            for config, nodes in configs.items():
+                emulated = emulate_bf16(model, set(nodes))
+                variants[f"bf16-emulated {config}"] = variant(emulated.SerializeToString())
         if "int8" in args.modes:
             m13, pre = str(Path(tmp) / "m13.onnx"), str(Path(tmp) / "pre.onnx")
             onnx.save(model, m13)
             quant_pre_process(m13, pre, skip_symbolic_shape=True)
             feeds = calibration_feeds(fast, size, args.ratio, args.calibration_frames)
             cache = str(Path(tmp) / "calibration.json")
-            for cut in cuts:
-                out = str(Path(tmp) / f"q{cut}.onnx")
-                quantize(pre, out, feeds, [name for block in blocks[cut:] for name in block], cache)
-                variants[f"int8-ideal blocks {cut}-16"] = variant(out, optimized=False)
-                variants[f"int8-avx2 blocks {cut}-16"] = variant(out)
+            for config, nodes in configs.items():
+                out = str(Path(tmp) / f"q{config}.onnx")
+                quantize(pre, out, feeds, nodes, cache)
+                variants[f"int8-ideal {config}"] = variant(out, optimized=False)
+                variants[f"int8-avx2 {config}"] = variant(out)
         rows = evaluate(fast, variants, size, args.ratio, args.frames)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
