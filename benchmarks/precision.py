@@ -194,6 +194,25 @@ def evaluate(fast: FastOnnxRuntimeBackend, variants: dict[str, FastOnnxRuntimeBa
     return rows
 
 
+GATE_WITHIN_PCT, GATE_MEAN = 99.9, 0.2
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: per config, each clip's % within 2/255 | mean | max (/255), the gate on the worst clip,
+    and the median model-only time against fp32's."""
+    clips = list(dict.fromkeys(row["clip"] for row in rows))
+    lines = ["| config | " + " | ".join(f"{clip}: % within 2/255, mean, max" for clip in clips)
+             + " | gate | ms vs fp32 (this CPU) |", "|---" * (len(clips) + 3) + "|"]
+    for config in dict.fromkeys(row["config"] for row in rows):
+        mine = {row["clip"]: row for row in rows if row["config"] == config}
+        cells = [f"{mine[c]['within_2']:.3f}, {mine[c]['mean']:.3f}, {mine[c]['max']:.0f}" for c in clips]
+        passed = all(r["within_2"] >= GATE_WITHIN_PCT and r["mean"] <= GATE_MEAN for r in mine.values())
+        ms = np.median([r["ms"] for r in mine.values()]), np.median([r["fp32_ms"] for r in mine.values()])
+        lines.append(f"| {config} | " + " | ".join(cells) + f" | {'pass' if passed else 'FAIL'} | "
+                     f"{ms[0]:.0f} vs {ms[1]:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="640x480")
@@ -204,7 +223,11 @@ def main() -> None:
                         help="bK: backbone blocks K-16 lowered; bK+dS: also the decoder through stride S")
     parser.add_argument("--modes", default="int8,bf16")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--table", metavar="ROWS.json", help="only print the markdown table of saved rows")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return
     size = tuple(int(v) for v in args.size.split("x"))
     fast = FastOnnxRuntimeBackend(weights.official_onnx_path())
     model = version_converter.convert_version(onnx.load(str(fast.path)), 13)  # Cast to bf16: opset 13
@@ -238,6 +261,7 @@ def main() -> None:
         rows = evaluate(fast, variants, size, args.ratio, args.frames)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    print(table(rows))
 
 
 if __name__ == "__main__":
