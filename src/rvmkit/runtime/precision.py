@@ -5,9 +5,10 @@ A reduced mode is offered only if its configuration passed the accuracy gate of 
 with the instructions that make it fast (without them it is no faster than fp32). `benchmarks/precision.py`
 measures the gate; the results are in benchmarks/LEVERS.md, "Reduced precision (issue 15)":
 - mixed int8 (the rest fp32) passed only where it lowers a sliver of the convolutions (the backbone's
-  last 1x1 conv: 1.9% of the MACs), too little to pay for a mode; every larger share failed;
-- mixed bf16 passed in an emulation (conv inputs and weights rounded to bf16), but OpenVINO's real bf16
-  needs avx512_bf16/amx_bf16, which no machine of this project had: its error and speed are unmeasured.
+  last 1x1 conv: 1.9% of the MACs) at 640x480, and failed there too at 1280x720;
+- mixed bf16 (emulated: conv inputs and weights rounded to bf16) passed at 640x480 with 69% of the MACs
+  lowered, but failed at 1280x720 (held-out milk) in every configuration lowering more than 2%; its
+  real form (OpenVINO bf16) needs avx512_bf16/amx_bf16, which no machine of this project had.
 So no reduced mode is offered yet: `NOT_OFFERED` says why, and the check refuses the mode in one line
 before any model is loaded.
 """
@@ -31,8 +32,8 @@ BACKENDS = ("onnxruntime", "openvino")
 NOT_OFFERED = {
     "int8": "mixed int8 failed the accuracy gate on real clips in every configuration that lowers more "
             "than 2% of the convolutions",
-    "bf16": "mixed bf16 passed the accuracy gate only in an emulation; its real error and speed are "
-            "unmeasured (no CPU with avx512_bf16/amx_bf16 was available)",
+    "bf16": "mixed bf16 (emulated) failed the accuracy gate on real clips at 1280x720 in every "
+            "configuration that lowers more than 2% of the convolutions",
 }
 CPUINFO = Path("/proc/cpuinfo")
 
