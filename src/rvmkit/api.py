@@ -32,6 +32,7 @@ from rvmkit.runtime import (
     resolve_ratio,
 )
 from rvmkit.runtime.base import Backend, FrameResult
+from rvmkit.runtime.precision import check_precision
 from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.preview import sample_indices
 from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
@@ -83,7 +84,8 @@ def convert_video(source: Any = None, /, *positional: Any,
                   output_video_mbps: float | None = None, crf: int | None = None, seq_chunk: int = 1,
                   num_workers: int = 0, progress: bool = True, overwrite: bool = False,
                   preview: str | os.PathLike | None = None, fp16: bool = False,
-                  dtype: Any = None, on_progress: Callable[[int, int | None], None] | None = None
+                  precision: str = "fp32", dtype: Any = None,
+                  on_progress: Callable[[int, int | None], None] | None = None
                   ) -> MatteResult:
     """Matte the input (video file, image folder or image) into any of the three outputs.
 
@@ -96,6 +98,8 @@ def convert_video(source: Any = None, /, *positional: Any,
 
     backend None: onnxruntime, or torch for a .pth/torch model, tensorrt for an engine. device None:
     the torch model's device, else cpu. dtype: torch.float16 means fp16 (torch backend on CUDA).
+    precision: 'fp32' (exact, the default); 'bf16'/'int8' are refused unless offered (issue 15: none
+    passed the accuracy gate; `rvmkit.runtime.precision`).
     downsample_ratio 'auto'/None: min(1, 512 / long side). background: colour name, #RRGGBB, an
     (R, G, B) tuple, image, video, or 'transparent' (RGBA composition: PNGs, .webm, .mov); default
     RVM's green, for PNG sequences too (RVM's converter writes RGBA PNGs there: ask for 'transparent').
@@ -120,7 +124,7 @@ def convert_video(source: Any = None, /, *positional: Any,
         preview=preview, num_workers=num_workers)
     with open_source(input_source, resize=resize) as source:
         info = source.info
-        spec, backend_name = check_model_fit(model, backend, device, fp16, variant)
+        spec, backend_name = check_model_fit(model, backend, device, fp16, variant, precision)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
         with parse_background(background, info.width, info.height) as bg:
             targets = plan_targets(requested, info, output_type, bg.transparent, overwrite, output_video_mbps,
@@ -294,9 +298,9 @@ def _background_text(background: Any) -> str | None:
 
 
 def check_model_fit(model: str | os.PathLike | None, backend: str | None, device: str,
-                    fp16: bool, variant: str | None = None) -> tuple[ModelSpec, str]:
-    """(model spec, backend name) once the model, backend, device, fp16 and variant are known to fit
-    together, so a mismatch is a one-line error before anything is loaded."""
+                    fp16: bool, variant: str | None = None, precision: str = "fp32") -> tuple[ModelSpec, str]:
+    """(model spec, backend name) once the model, backend, device, fp16, variant and precision are known
+    to fit together, so a mismatch is a one-line error before anything is loaded."""
     spec = resolve_model(model, backend)
     name = backend or default_backend(spec)
     if spec.path is None and spec.module is None:
@@ -310,6 +314,7 @@ def check_model_fit(model: str | os.PathLike | None, backend: str | None, device
     if fp16 and name != "torch":
         raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
                           "(export one with rvmkit export)")
+    check_precision(precision, name, device)
     return spec, name
 
 

@@ -46,3 +46,31 @@ def test_an_unknown_variant_is_a_usage_error(capsys):
         build_parser().parse_args([*COMMANDS["matte"], "--model-variant", "mobilenetv2"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'mobilenetv2'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [COMMANDS["matte"], COMMANDS["batch"], ["live", "in.mp4"],
+                                  ["serve", "--data-dir", "d"]])
+def test_every_front_end_takes_precision_default_fp32(argv):
+    from rvmkit.runtime.precision import PRECISIONS as RUNTIME_PRECISIONS
+
+    assert _choices(argv, "--precision") == RUNTIME_PRECISIONS
+    assert build_parser().parse_args(argv).precision == "fp32"
+
+
+def test_matte_options_carry_the_precision():
+    from rvmkit.cli.options import matte_options
+
+    args = build_parser().parse_args([*COMMANDS["matte"], "--precision", "int8"])
+    assert matte_options(args)["precision"] == "int8"
+
+
+def test_a_refused_precision_is_one_line_and_exit_2(tmp_path, capsys):
+    from conftest import real_clip
+    from rvmkit.cli import main
+
+    clip = real_clip(tmp_path / "in.mp4", "book", 2, size=(64, 48))
+    out = tmp_path / "alpha.mp4"
+    assert main(["matte", str(clip), "--output-alpha", str(out), "--precision", "int8", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--precision int8: not offered" in err
+    assert not out.exists()

@@ -43,6 +43,7 @@ class MatteOptions:
     crf: int | None = None
     seq_chunk: int = 1
     fp16: bool = False
+    precision: str = "fp32"
 
     def checked(self) -> MatteOptions:
         """Validate everything checkable without an input (one-line errors before any work starts);
@@ -52,7 +53,8 @@ class MatteOptions:
                               "in-memory one first: torch.save(model.state_dict(), 'model.pth')")
         parse_ratio(self.downsample_ratio)
         api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
-        spec, name = api.check_model_fit(self.model, self.backend, self.device, self.fp16, self.variant)
+        spec, name = api.check_model_fit(self.model, self.backend, self.device, self.fp16, self.variant,
+                                            self.precision)
         if spec.kind == "checkpoint" and spec.path is not None:  # a bad .pth would fail every worker alike
             from rvmkit.weights import load_model
 
@@ -92,7 +94,10 @@ def output_fingerprint(options: MatteOptions, input_path: str | os.PathLike, seg
     files = {"input": _version(input_path),
              "model": _version(options.model),
              "background": _version(background) if background and Path(background).is_absolute() else None}
-    text = json.dumps([asdict(options), files, [segments, warmup] if segments > 1 else None], default=str)
+    chosen = asdict(options)
+    if chosen["precision"] == "fp32":  # the default: manifests written before the option still match
+        del chosen["precision"]
+    text = json.dumps([chosen, files, [segments, warmup] if segments > 1 else None], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -110,7 +115,8 @@ def load_worker_backend(options: MatteOptions, threads: int | None = None) -> Ba
             import torch
 
             torch.set_num_threads(threads)
-    return load_backend(name, spec, device=options.device, variant=options.variant, **extra)
+    return load_backend(name, spec, device=options.device, variant=options.variant,
+                        precision=options.precision, **extra)
 
 
 def _ratio(options: MatteOptions, info: VideoInfo, backend: Backend) -> float:

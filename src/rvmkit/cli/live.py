@@ -122,7 +122,7 @@ def config_from(args: argparse.Namespace) -> Any:
         source=args.source, outputs=args.output, alpha_outputs=args.output_alpha, records=args.record,
         alpha_records=args.record_alpha, virtual_camera=args.virtual_camera, background=args.background,
         downsample_ratio=args.downsample_ratio, model=args.model, variant=args.variant, backend=args.backend,
-        device=args.device, fp16=args.fp16,
+        device=args.device, fp16=args.fp16, precision=args.precision,
         input_resize=tuple(args.input_resize) if args.input_resize else None,
         mbps=args.output_video_mbps, crf=args.crf, source_format=args.source_format,
         source_size=args.source_size, source_fps=args.source_fps, source_options=dict(args.source_option),

@@ -11,6 +11,7 @@ from typing import Any
 
 from rvmkit.model import VARIANTS
 from rvmkit.runtime import BACKENDS, DEVICES
+from rvmkit.runtime.precision import PRECISIONS
 
 __all__ = ["add_model_options", "add_render_options", "add_segment_options", "matte_options",
            "whole_number"]
@@ -27,6 +28,9 @@ def add_model_options(group: argparse._ArgumentGroup) -> None:
                        help="default: onnxruntime (torch for .pth, tensorrt for an engine)")
     group.add_argument("--device", choices=DEVICES, default="cpu", help="default: cpu")
     group.add_argument("--fp16", action="store_true", help="half precision (torch backend on cuda)")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fp32 (default, exact); bf16/int8 only where offered (issue 15: none passes the "
+                            "accuracy gate yet, see benchmarks/LEVERS.md)")
     group.add_argument("--downsample-ratio", default="auto", metavar="auto|R",
                        help="R in (0, 1]; auto: downsampled long side ~512 px (default)")
     group.add_argument("--seq-chunk", type=int, default=1, metavar="N",
@@ -76,4 +80,4 @@ def matte_options(args: argparse.Namespace) -> dict[str, Any]:
             "input_resize": tuple(args.input_resize) if args.input_resize else None,
             "output_type": args.output_type, "background": args.background,
             "output_video_mbps": args.output_video_mbps, "crf": args.crf, "seq_chunk": args.seq_chunk,
-            "fp16": args.fp16}
+            "fp16": args.fp16, "precision": args.precision}

@@ -85,7 +85,8 @@ def config_from(args: argparse.Namespace) -> Any:
 
     model = str(Path(args.model).expanduser().absolute()) if args.model else None
     matte = {"model": model, "variant": args.variant, "backend": args.backend, "device": args.device,
-             "fp16": args.fp16, "seq_chunk": args.seq_chunk, "downsample_ratio": args.downsample_ratio}
+             "fp16": args.fp16, "precision": args.precision, "seq_chunk": args.seq_chunk,
+             "downsample_ratio": args.downsample_ratio}
     return ServeConfig(data_dir=args.data_dir.expanduser().absolute(), host=args.host, port=args.port,
                        workers=args.workers, token=args.token or None, address=args.address,
                        max_upload_bytes=int(args.max_upload_mb * MB), max_duration_s=args.max_duration,
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     parse_ratio(args.downsample_ratio)
-    check_model(args.model, args.backend, args.device, args.fp16, args.variant)  # one line now, not per job
+    check_model(args.model, args.backend, args.device, args.fp16, args.variant, args.precision)  # once
     if args.model is None:  # fetch the default weights once here, not in the first jobs at the same time
         from rvmkit import weights
 

@@ -65,6 +65,7 @@ class LiveConfig:
     backend: str | None = None
     device: str = "cpu"
     fp16: bool = False
+    precision: str = "fp32"
     input_resize: tuple[int, int] | None = None
     mbps: float | None = None
     crf: int | None = None
@@ -189,9 +190,11 @@ def _load_engine(config: LiveConfig) -> Backend:
     from rvmkit.api import check_model_fit as check_model
     from rvmkit.runtime import load_backend
 
-    spec, name = check_model(config.model, config.backend, config.device, config.fp16, config.variant)
+    spec, name = check_model(config.model, config.backend, config.device, config.fp16, config.variant,
+                             config.precision)
     options: dict[str, Any] = {"fp16": True} if config.fp16 else {}
-    engine = load_backend(name, spec, device=config.device, variant=config.variant, **options)
+    engine = load_backend(name, spec, device=config.device, variant=config.variant,
+                          precision=config.precision, **options)
     if engine.baked_ratio is None and spec.baked_ratio is not None:
         engine.baked_ratio = spec.baked_ratio
     return engine

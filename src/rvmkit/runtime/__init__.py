@@ -19,6 +19,7 @@ from rvmkit.errors import RvmkitError, describe_path, require_readable_file
 from rvmkit.graph.io import baked_ratio, has_ratio_input, require_rvm_onnx
 from rvmkit.graph.lowres import UnsupportedGraph
 from rvmkit.runtime.base import Backend
+from rvmkit.runtime.precision import check_precision
 
 BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
 DEVICES = ("cpu", "cuda")
@@ -147,17 +148,19 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def load_backend(name: str | None, model: Any = None, *, device: str = "cpu",
-                 variant: str | None = None, **options: Any) -> Backend:
+                 variant: str | None = None, precision: str = "fp32", **options: Any) -> Backend:
     """A ready backend for `model` (a path, an in-memory torch model, a resolved ModelSpec, or None for
     the pretrained default).
 
     name None picks `default_backend`. `options` go to the backend (e.g. fp16=True for torch).
+    `precision` other than fp32 is refused unless offered (`rvmkit.runtime.precision`; none is yet).
     """
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, name)
     name = name or default_backend(spec)
     if spec.path is None and spec.module is None:
         spec = resolve_model(None, name)
     check_backend(name, spec, device)
+    check_precision(precision, name, device)
     cls = backend_class(name)
     if name == "torch":
         backend = cls(spec.module if spec.module is not None else spec.path, device=device, variant=variant,
