@@ -9,9 +9,9 @@ import pytest
 
 from conftest import official_alphas, read_frames
 from rvmkit.errors import RvmkitError
-from rvmkit.runtime import load_backend
-from rvmkit.runtime import precision as precision_module
-from rvmkit.runtime.precision import check_precision, cpu_flags, missing_instructions
+from rvmkit.runtime import cpu, load_backend
+from rvmkit.runtime.cpu import cpu_flags
+from rvmkit.runtime.precision import check_precision, missing_instructions
 
 ZEN1_FLAGS = {"sse4_2", "avx", "avx2", "fma", "f16c"}  # the machine this was measured on
 
@@ -26,13 +26,13 @@ def _one_line_error(call, *args, **kwargs) -> str:
 
 @pytest.mark.parametrize("backend,device", [("onnxruntime", "cpu"), ("torch", "cuda"), ("tensorrt", "cuda")])
 def test_fp32_is_accepted_everywhere(backend, device, monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: None)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: None)
     check_precision("fp32", backend, device)
 
 
 @pytest.mark.parametrize("mode", ["int8", "bf16"])
 def test_a_mode_that_failed_the_gate_is_refused_even_with_the_instructions(mode, monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags",
+    monkeypatch.setattr(cpu, "cpu_flags",
                         lambda: ZEN1_FLAGS | {"avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16"})
     message = _one_line_error(check_precision, mode, "onnxruntime", "cpu")
     assert f"--precision {mode}: not offered" in message and "accuracy gate" in message
@@ -41,27 +41,27 @@ def test_a_mode_that_failed_the_gate_is_refused_even_with_the_instructions(mode,
 @pytest.mark.parametrize("mode,named", [("int8", "avx512_vnni or avx_vnni or amx_int8"),
                                         ("bf16", "avx512_bf16 or amx_bf16")])
 def test_refused_on_a_cpu_without_the_instructions(mode, named, monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: ZEN1_FLAGS)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: ZEN1_FLAGS)
     message = _one_line_error(check_precision, mode, "openvino", "cpu", offered_only=False)
     assert message.startswith(f"--precision {mode}: this CPU lacks") and named in message
 
 
 def test_accepted_past_the_gate_on_a_cpu_with_one_of_the_instructions(monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: ZEN1_FLAGS | {"avx_vnni"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: ZEN1_FLAGS | {"avx_vnni"})
     check_precision("int8", "onnxruntime", "cpu", offered_only=False)
     with pytest.raises(RvmkitError, match="bf16: this CPU lacks"):
         check_precision("bf16", "onnxruntime", "cpu", offered_only=False)
 
 
 def test_unknown_cpu_flags_refuse_the_mode(monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: None)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: None)
     assert "cannot read this CPU's flags" in _one_line_error(check_precision, "int8", "onnxruntime", "cpu",
                                                              offered_only=False)
 
 
 @pytest.mark.parametrize("backend,device", [("onnxruntime", "cuda"), ("torch", "cpu"), ("tensorrt", "cuda")])
 def test_reduced_precision_is_cpu_onnxruntime_or_openvino_only(backend, device, monkeypatch):
-    monkeypatch.setattr(precision_module, "cpu_flags", lambda: ZEN1_FLAGS | {"amx_int8"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: ZEN1_FLAGS | {"amx_int8"})
     message = _one_line_error(check_precision, "int8", backend, device, offered_only=False)
     assert "CPU only" in message and f"--backend {backend} --device {device}" in message
 
@@ -74,15 +74,15 @@ def test_cpu_flags_come_from_proc_cpuinfo(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n\n"
                        "processor\t: 1\nflags\t\t: fpu avx2 avx512_vnni\n")
-    monkeypatch.setattr(precision_module, "CPUINFO", cpuinfo)
-    monkeypatch.setattr(precision_module.sys, "platform", "linux")
+    monkeypatch.setattr(cpu, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(cpu.sys, "platform", "linux")
     assert cpu_flags() == {"fpu", "avx2", "avx512_vnni"}
     assert missing_instructions("int8", cpu_flags()) == ()
     cpuinfo.write_text("processor\t: 0\n")
     assert cpu_flags() is None
-    monkeypatch.setattr(precision_module, "CPUINFO", tmp_path / "absent")
+    monkeypatch.setattr(cpu, "CPUINFO", tmp_path / "absent")
     assert cpu_flags() is None
-    monkeypatch.setattr(precision_module.sys, "platform", "darwin")
+    monkeypatch.setattr(cpu.sys, "platform", "darwin")
     assert cpu_flags() is None
 
 

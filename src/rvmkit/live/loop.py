@@ -197,6 +197,7 @@ def _load_engine(config: LiveConfig) -> Backend:
                           precision=config.precision, **options)
     if engine.baked_ratio is None and spec.baked_ratio is not None:
         engine.baked_ratio = spec.baked_ratio
+    engine.warm_up()  # before the stream: no frame waits for a kernel, nor runs on a slower stand-in
     return engine
 
 

@@ -115,6 +115,10 @@ class Backend(ABC):
         comparators (`rvmkit verify`). A backend whose state cannot be read back need not offer it."""
         raise NotImplementedError(f"the {self.name} backend does not expose its recurrent state")
 
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
+        """Load now what the first frames would otherwise wait for or run slower without (a live stream
+        wants it before its first frame; a file does not need to wait)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Release sessions and device memory. Safe to call twice."""
 

@@ -229,6 +229,10 @@ class FastOnnxRuntimeBackend(Backend):
     def states(self, state: State) -> list[np.ndarray]:
         return [np.asarray(value.numpy(), np.float32) for value in state]
 
+    def warm_up(self) -> None:
+        """The compiled kernels (numba loads in the background otherwise, numpy standing in)."""
+        kernels.warm_up(wait=True)
+
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
         self._stage_sessions = None

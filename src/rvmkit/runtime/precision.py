@@ -15,10 +15,8 @@ before any model is loaded.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from rvmkit.errors import RvmkitError
+from rvmkit.runtime import cpu
 
 PRECISIONS = ("fp32", "bf16", "int8")
 #: a mode needs any one of these CPU flags (as /proc/cpuinfo names them)
@@ -35,24 +33,6 @@ NOT_OFFERED = {
     "bf16": "mixed bf16 (emulated) failed the accuracy gate on real clips at 1280x720 in every "
             "configuration that lowers more than 2% of the convolutions",
 }
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpu_flags() -> set[str] | None:
-    """The CPU's instruction flags, or None where they cannot be established (not Linux, no cpuinfo)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        text = CPUINFO.read_text(errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return None
-
-
 def missing_instructions(precision: str, flags: set[str] | None) -> tuple[str, ...]:
     """The instructions `precision` would need and this CPU lacks (all of them when flags are unknown)."""
     needed = INSTRUCTIONS.get(precision, ())
@@ -77,7 +57,7 @@ def check_precision(precision: str, backend: str, device: str, *, offered_only: 
     if device != "cpu" or backend not in BACKENDS:
         raise RvmkitError(f"--precision {precision}: CPU only, on --backend onnxruntime or openvino "
                           f"(asked: --backend {backend} --device {device})")
-    flags = cpu_flags()
+    flags = cpu.cpu_flags()
     missing = missing_instructions(precision, flags)
     if missing:
         where = "this CPU lacks" if flags is not None else "cannot read this CPU's flags to find"
