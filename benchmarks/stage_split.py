@@ -9,6 +9,11 @@ The fast path's low-res graph is cut in two: stage 1 is every node that does not
 the same bits as the whole graph (checked here). Timed, on held-out frames: the whole graph in one
 session (threads = cores, as rvmkit runs it), and the two stages pipelined over frames in two threads,
 each stage a one-thread session. Throughput in ms per frame (wall time / frames).
+
+Result (benchmarks/stage_split.json, quiet AMD EPYC Zen 1, 2 vCPUs): the pipelined stages are slower
+(1080p 0.25: 209.8 vs 167.9 ms; 640x480 0.5: 122.9 vs 98.8 ms), and `rvmkit matte` end to end gained
+nothing (36.0-36.3 s either way on 150 frames at 1080p): not kept (benchmarks/LEVERS.md). On a loaded
+machine the stages looked 1.2-1.4x faster: two busy threads simply took more of the contended CPU.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The recurrent matting loop, with decoding, inference and encoding running concurrently.
 
     decode thread --(bounded queue)--> inference (calling thread) --(bounded queue)--> write thread
-    backend.prepare(overlapped)        backend.infer                             backend.finish, consume
+    backend.prepare                    backend.infer                             backend.finish, consume
 
 Frames stay in order (one inference stage carries the recurrent state), memory stays flat whatever the
 video's length (the queues are bounded), and the state never leaves the backend's native form. The loop
@@ -126,8 +126,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
                 if stop is not None and frame.index >= stop:
                     break
                 if frame.index >= first:
-                    prepared = backend.prepare(frame.rgb, downsample_ratio, overlapped=True)
-                    stages.put(decoded, (frame, prepared))
+                    stages.put(decoded, (frame, backend.prepare(frame.rgb, downsample_ratio)))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:

@@ -165,17 +165,3 @@ def test_onnxruntimes_optimised_graph_is_saved_once_and_reused_with_the_same_out
     assert saved[0].stat().st_size > 1_000_000
     assert all(np.array_equal(a, b) for a, b in zip(third.step(frames[0], None, RATIO)[:2], outputs[0],
                                                      strict=True))
-
-
-def test_prepared_ahead_in_two_stages_the_frames_come_out_bit_for_bit_the_same(fast_backend, frames):
-    """The pipeline's decode thread prepares frames overlapped: the fast path then runs stage 1 of its graph
-    there (`rvmkit.graph.stages`) and stage 2 in `infer`; the results are the whole graph's, bit for bit."""
-    whole, staged = [], []
-    for overlapped, out in ((False, whole), (True, staged)):
-        state = None
-        for rgb in frames:
-            raws, state = fast_backend.infer([fast_backend.prepare(rgb, RATIO, overlapped=overlapped)], state,
-                                             RATIO)
-            out.append(fast_backend.finish(rgb, raws[0], RATIO).arrays())
-    assert fast_backend._stage_sessions is not None  # the stages did run
-    assert all(np.array_equal(a, b) for x, y in zip(whole, staged, strict=True) for a, b in zip(x, y))

@@ -73,10 +73,8 @@ class Backend(ABC):
         """Run one frame. src: float32 [1,3,H,W] in 0..1. Returns fgr [1,3,H,W], pha [1,1,H,W]
         (float32, 0..1, host numpy) and the next state."""
 
-    def prepare(self, rgb: np.ndarray, downsample_ratio: float, overlapped: bool = False) -> Any:
-        """The HxWx3 uint8 frame as `infer` takes it. Thread-safe. `overlapped`: it runs ahead of
-        inference in another thread (the pipeline's decode thread), so a backend may do there any of the
-        model's work that does not need the recurrent state."""
+    def prepare(self, rgb: np.ndarray, downsample_ratio: float) -> Any:
+        """The HxWx3 uint8 frame as `infer` takes it. Thread-safe (runs in the decode thread)."""
         return to_input(rgb)
 
     def infer(self, inputs: Sequence[Any], state: State, downsample_ratio: float

@@ -17,7 +17,6 @@ import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -56,18 +55,13 @@ class FastOnnxRuntimeBackend(Backend):
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  spinning: bool = False, pad_channels: int = 0, split_convs: bool = True,
-                 opt_level: str = "all", kernel_threads: int | None = None, stages: bool = True) -> None:
-        """`stages`: in the pipeline (`prepare(..., overlapped=True)`), run the graph as two one-thread
-        stages on two frames at once (`rvmkit.graph.stages`) rather than one frame on every core."""
+                 opt_level: str = "all", kernel_threads: int | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
         kernels.warm_up()  # numba loads in the background while ORT builds the session
         self._settings = (threads, spinning, opt_level)
-        self._low_res: Path | bytes | None = None  # the graph the session runs, set by _session
         self.session = self._session(pad_channels, split_convs)
-        self._use_stages = stages and (os.cpu_count() or 1) > 1
-        self._stage_sessions: tuple[ort.InferenceSession, ort.InferenceSession] | None = None
         if kernel_threads:
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
@@ -83,7 +77,6 @@ class FastOnnxRuntimeBackend(Backend):
             model = low_res_model_for_session(self.source, pad_channels=pad_channels, split_convs=split_convs,
                                               rebuild=rebuild)
             self.path = model if isinstance(model, Path) else None
-            self._low_res = model
             try:
                 if self.path is None:
                     return ort.InferenceSession(model, session_options(*self._settings), providers=_CPU)
@@ -94,51 +87,34 @@ class FastOnnxRuntimeBackend(Backend):
                                       f"({first_line(exc)})") from None
         raise AssertionError("unreachable: the second pass returns or raises")
 
-    def _optimised_session(self, path: Path, threads: int | None = None) -> ort.InferenceSession:
-        """A session on a cached graph. ORT's optimisation of it (fusions; NCHWc layouts, which depend on
+    def _optimised_session(self, path: Path) -> ort.InferenceSession:
+        """A session on the cached graph. ORT's optimisation of it (fusions; NCHWc layouts, which depend on
         the CPU's instructions) is saved beside it at first use and loaded as is afterwards: about 0.1 s
         of start-up less (benchmarks/LEVERS.md). Where it cannot be saved or loaded, ORT optimises as
-        usual. `threads` overrides the backend's intra-op threads (the one-thread stages)."""
-        own_threads, spinning, opt_level = self._settings
-        settings = (threads or own_threads, spinning, opt_level)
+        usual."""
+        threads, spinning, opt_level = self._settings
         if opt_level != "all":
-            return ort.InferenceSession(str(path), session_options(*settings), providers=_CPU)
+            return ort.InferenceSession(str(path), session_options(*self._settings), providers=_CPU)
         saved = path.with_name(f"{path.stem}.ort{ort.__version__}.{cpu_signature()}.onnx")
         if saved.is_file():
             with contextlib.suppress(OSError):
                 os.utime(saved)  # last used: what the cache's age limit counts from
             try:
-                return ort.InferenceSession(str(saved), session_options(settings[0], spinning, "none"),
+                return ort.InferenceSession(str(saved), session_options(threads, spinning, "none"),
                                             providers=_CPU)
             except Exception:  # noqa: BLE001 - damaged or foreign: optimise again below
                 saved.unlink(missing_ok=True)
         sessions: list[ort.InferenceSession] = []
 
         def optimise(temp: Path) -> None:
-            options = session_options(*settings)
+            options = session_options(*self._settings)
             options.optimized_model_filepath = str(temp)
             sessions.append(ort.InferenceSession(str(path), options, providers=_CPU))
 
         with contextlib.suppress(RvmkitError):  # the cache cannot be written: this run optimises in memory
             write_atomically(saved, optimise)
-        return sessions[0] if sessions else ort.InferenceSession(str(path), session_options(*settings),
+        return sessions[0] if sessions else ort.InferenceSession(str(path), session_options(*self._settings),
                                                                  providers=_CPU)
-
-    def _stages(self) -> tuple[ort.InferenceSession, ort.InferenceSession] | None:
-        """The two one-thread stage sessions, made at first use (the pipeline's decode thread); None
-        where the graph cannot be split (then the whole graph runs, as without stages)."""
-        if self._stage_sessions is None and self._use_stages:
-            from rvmkit.graph.stages import stages_for_session
-
-            try:
-                stages = stages_for_session(self._low_res)
-                self._stage_sessions = tuple(  # type: ignore[assignment]
-                    self._optimised_session(stage, threads=1) if isinstance(stage, Path)
-                    else ort.InferenceSession(stage, session_options(1, *self._settings[1:]), providers=_CPU)
-                    for stage in (stages.first, stages.second))
-            except Exception:  # noqa: BLE001 - an unusual graph: run it whole
-                self._use_stages = False
-        return self._stage_sessions
 
     def geometry(self, height: int, width: int, ratio: float) -> kernels.Geometry:
         """Index tables for this frame size and ratio (cached: one video has one size)."""
@@ -147,26 +123,17 @@ class FastOnnxRuntimeBackend(Backend):
             g = self._geometry = kernels.Geometry(height, width, ratio)
         return g
 
-    def prepare(self, frame: np.ndarray, ratio: float, overlapped: bool = False) -> np.ndarray | _Handover:
-        """HxWx3 uint8 (or [1,3,H,W] float) frame -> the graph's src_sm input. Overlapped (the pipeline's
-        decode thread, ahead of inference), it also runs stage 1 of the graph, which needs no state."""
+    def prepare(self, frame: np.ndarray, ratio: float) -> np.ndarray:
+        """HxWx3 uint8 (or [1,3,H,W] float) frame -> the graph's src_sm input. Thread-safe."""
         height, width = (frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:])
-        small = kernels.downsample(frame, self.geometry(height, width, ratio)).astype(self.dtype, copy=False)
-        stages = self._stages() if overlapped else None
-        if stages is None:
-            return small
-        names = [value.name for value in stages[0].get_outputs()]
-        return _Handover(small, dict(zip(names, stages[0].run(names, {"src_sm": small}), strict=True)))
+        return kernels.downsample(frame, self.geometry(height, width, ratio)).astype(self.dtype, copy=False)
 
-    def infer(self, inputs: Sequence[np.ndarray | _Handover], state: State, downsample_ratio: float
+    def infer(self, inputs: Sequence[np.ndarray], state: State, downsample_ratio: float
               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], State]:
         """Frame by frame at low resolution: raw outputs are the (coef_a, coef_b) pairs."""
         raws = []
-        for prepared in inputs:
-            if isinstance(prepared, _Handover):
-                coef_a, coef_b, state = self._infer_stage2(prepared, state)
-            else:
-                coef_a, coef_b, state = self.infer_low_res(prepared, state)
+        for src_sm in inputs:
+            coef_a, coef_b, state = self.infer_low_res(src_sm, state)
             raws.append((coef_a, coef_b))
         return raws, state
 
@@ -179,28 +146,16 @@ class FastOnnxRuntimeBackend(Backend):
 
     def infer_low_res(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
         """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
-        return self._run_bound(self.session, {"src_sm": np.ascontiguousarray(src_sm)}, state)
-
-    def _infer_stage2(self, prepared: _Handover, state: State) -> tuple[np.ndarray, np.ndarray, State]:
-        session = self._stage_sessions[1]  # type: ignore[index]
-        feeds = {**prepared.handover, "src_sm": prepared.src_sm}
-        wanted = {value.name for value in session.get_inputs()} - set(STATE_INPUTS)
-        return self._run_bound(session, {name: feeds[name] for name in wanted}, state)
-
-    def _run_bound(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray], state: State
-                   ) -> tuple[np.ndarray, np.ndarray, State]:
-        """One run with IO binding: the states stay OrtValues from frame to frame, never copied."""
         if state is None:
             zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
             state = [ort.OrtValue.ortvalue_from_numpy(zeros) for _ in STATE_INPUTS]
-        binding = session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_cpu_input(name, array)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("src_sm", np.ascontiguousarray(src_sm))
         for name, value in zip(STATE_INPUTS, state, strict=True):
             binding.bind_ortvalue_input(name, value)
         for name in ("coef_a", "coef_b", *STATE_OUTPUTS):
             binding.bind_output(name, "cpu")
-        session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding)
         coef_a, coef_b, *next_state = binding.get_outputs()
         return (coef_a.numpy().astype(np.float32, copy=False), coef_b.numpy().astype(np.float32, copy=False),
                 next_state)
@@ -235,14 +190,6 @@ class FastOnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
-        self._stage_sessions = None
-
-
-class _Handover(NamedTuple):
-    """A frame prepared ahead of inference: its src_sm and what stage 1 of the graph made of it."""
-
-    src_sm: np.ndarray
-    handover: dict[str, np.ndarray]
 
 
 class LowResResult(FrameResult):

@@ -30,7 +30,7 @@ class OrtReferenceBackend(Backend):
         self.dtype = np.float16 if types.get("src") == "tensor(float16)" else np.float32
         self.has_ratio_input = RATIO_INPUT in types
 
-    def prepare(self, rgb: np.ndarray, downsample_ratio: float, overlapped: bool = False) -> np.ndarray:
+    def prepare(self, rgb: np.ndarray, downsample_ratio: float) -> np.ndarray:
         return to_input(rgb).astype(self.dtype, copy=False)
 
     def step(self, src: np.ndarray, state: State, downsample_ratio: float
