@@ -129,7 +129,7 @@ def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, geomet
                parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """fgr [1,3,H,W], pha [1,1,H,W] float32: exactly what the official graph outputs.
     parallel=False runs on the calling thread only (a pipeline stage that overlaps inference)."""
-    compiled = _ready()
+    compiled = _ready(wait=True)  # numpy's full-resolution tail is slower than waiting for numba
     if compiled is None:
         src, is_u8 = _chw(frame)
         fgr, pha = _tail_np(src, is_u8, coef_a.reshape(coef_a.shape[-3:]), coef_b.reshape(coef_b.shape[-3:]),
@@ -147,7 +147,7 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """(composition HxWx3 uint8 over `background` (HxWx3 uint8), alpha HxW uint8 or None), one pass."""
     height, width = geometry.height, geometry.width
-    compiled = _ready()
+    compiled = _ready(wait=True)
     if compiled is None:
         from rvmkit.runtime.pixels import alpha_u8, composite
 
@@ -188,19 +188,19 @@ def warm_up(wait: bool = False) -> None:
         loader.join()
 
 
-def _ready() -> ModuleType | None:
-    """The numba kernels if loaded; None means numpy (no numba, HAVE_NUMBA off, or still loading).
-    Without a warm-up under way, they are loaded here and now (direct use, tests)."""
+def _ready(wait: bool = False) -> ModuleType | None:
+    """The numba kernels if loaded; None means numpy (no numba, HAVE_NUMBA off, or still loading and
+    not `wait`). Without a warm-up under way, they are loaded here and now (direct use, tests)."""
     if not HAVE_NUMBA:
         return None
-    if _loader is None:
+    if _loader is None or wait:
         warm_up(wait=True)
     return _compiled
 
 
 def _load() -> None:
-    """Import numba and load the kernels' cached machine code for the argument types of real frames
-    (a tiny frame through each), so no frame waits for it."""
+    """Import numba and load the cached machine code of what the pipeline runs on every frame (a tiny
+    frame through it, with a real frame's argument types); other variants load at their first use."""
     global _compiled
     try:
         from rvmkit.runtime import kernels_numba
@@ -211,14 +211,9 @@ def _load() -> None:
         small = np.empty((3, *geometry.small), np.float32)
         kernels_numba.downsample(_chw(frame)[0], _LUT, *geometry.down_y, *geometry.down_x, small)
         comp, alpha = np.empty((4, 4, 3), np.uint8), np.empty((4, 4), np.uint8)
-        fgr, pha = np.empty((3, 4, 4), np.float32), np.empty((1, 4, 4), np.float32)
-        for parallel in (False, True):
-            for colour in (np.zeros(3, np.uint8), frame):  # a plain colour, an image or video frame
-                bg = np.broadcast_to(colour, (4, 4, 3))
-                kernels_numba.tail(*_tail_args(frame, coef, coef, geometry), bg, comp, alpha, _NO_F32,
-                                   _NO_F32, 1, parallel=parallel)
-            kernels_numba.tail(*_tail_args(frame, coef, coef, geometry), _NO_U8, _NO_U8, _NO_ALPHA, fgr, pha,
-                               0, parallel=parallel)
+        background = np.broadcast_to(frame, (4, 4, 3))  # a background frame, as the pipeline passes it
+        kernels_numba.tail(*_tail_args(frame, coef, coef, geometry), background, comp, alpha, _NO_F32,
+                           _NO_F32, 1, parallel=False)
         if _threads is not None:
             kernels_numba.set_threads(_threads)
     except Exception:  # noqa: BLE001 - numba unusable here: numpy gives the same results, slower
