@@ -185,9 +185,10 @@ def sgemm_gflops(size: int = 1024, reps: int = 8) -> float:
     return 2.0 * size ** 3 / best / 1e9
 
 
-def floor(width: int, height: int, ratio: float, model_ms: float) -> dict:
+def floor(width: int, height: int, ratio: float, model_ms: float, rate: float | None = None) -> dict:
+    """The model's conv FLOPs at `rate` GFLOP/s (measured here when None) against `model_ms`."""
     gflop = conv_flops(width, height, ratio) / 1e9
-    rate = sgemm_gflops()
+    rate = rate or sgemm_gflops()
     floor_ms = 1000 * gflop / rate
     return {"conv_gflop": round(gflop, 3), "sgemm_gflops": round(rate, 1), "floor_ms": round(floor_ms, 1),
             "model_ms": model_ms, "model_over_floor": round(model_ms / floor_ms, 2)}
