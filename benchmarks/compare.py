@@ -25,7 +25,9 @@ Issue 15's numbers (benchmarks/perf.py; `--sections` picks any of steady, whole,
            both compositions' PSNR;
   startup: `rvmkit matte` from launch to its first frame written (warm caches), and `-X importtime`;
   floor:   rvmkit's model-only time at each size (the fast path alone, not interleaved, on held-out
-           frames) against the convolutions' floor (conv FLOPs at a measured sgemm rate).
+           frames) against the convolutions' floor (conv FLOPs at a measured sgemm rate);
+  precision: the reduced-precision table (benchmarks/precision.py: mixed int8, emulated mixed bf16,
+           each against the accuracy gate, on book, sister and held-out milk) for --precision-configs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +50,7 @@ TARGETS = {"e2e_vs_naive_1080p": 2.0, "model_vs_official_1080p": 1.3, "e2e_over_
            # issue 15
            "whole_process_vs_naive_1080p": 3.0, "whole_psnr_delta_db_min": -0.2, "first_frame_s_max": 0.5,
            "model_over_floor_max": 1.5}
-SECTIONS = ("steady", "whole", "startup", "floor")
+SECTIONS = ("steady", "whole", "startup", "floor", "precision")
 
 
 def _loadavg() -> float:
@@ -163,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole-frames", type=int, default=150, help="held-out clip length (default 150)")
     parser.add_argument("--whole-reps", type=int, default=2, help="whole-process runs per pipeline (best)")
     parser.add_argument("--startup-reps", type=int, default=3, help="start-up runs (best)")
+    parser.add_argument("--precision-configs", default="b7,b16",
+                        help="precision.py configs for the precision section (default b7,b16)")
+    parser.add_argument("--precision-frames", type=int, default=20, help="frames per clip (default 20)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
     parser.add_argument("--chart", type=Path, default=HERE / "chart.png")
     args = parser.parse_args(argv)
@@ -228,6 +234,12 @@ def _issue15_sections(args: argparse.Namespace, sizes: list, steady: list[dict],
             out["floor"].append({"size": f"{width}x{height}", "ratio": ratio,
                                  **perf.floor(width, height, ratio, _model_ms(width, height, ratio,
                                                                               args.model_frames), rate)})
+    if "precision" in args.sections:
+        rows_path = tmp / "precision_rows.json"
+        subprocess.run([sys.executable, str(HERE / "precision.py"), "--frames", str(args.precision_frames),
+                        "--configs", args.precision_configs, "--json", str(rows_path)], check=True,
+                       stdout=subprocess.DEVNULL)
+        out["precision"] = json.loads(rows_path.read_text())
     return out
 
 
@@ -294,6 +306,10 @@ def _print_issue15(results: dict) -> None:
         startup = results["startup"]
         print(f"start-up: first frame after {startup['first_frame_s']:.3f} s; imports "
               f"{startup['imports']['total_ms']} ms ({startup['imports']['top_ms']})")
+    if results.get("precision"):
+        import precision
+
+        print(precision.table(results["precision"]))
     if results.get("floor"):
         print(bench.format_table(results["floor"], ["size", "ratio", "conv_gflop", "sgemm_gflops", "floor_ms",
                                                     "model_ms", "model_over_floor"]))
