@@ -12,8 +12,10 @@ Coordinates and weights follow ONNX Runtime's Resize (linear, pytorch_half_pixel
 coordinate; 0.5/0.5 weights at the border) so outputs match the official graph to float rounding.
 With numba (a core dependency) the kernels (`kernels_numba`) are compiled once (cached on disk) and
 run over rows in parallel, releasing the GIL. numpy does the same math, operation for operation, so
-both give the same bits: numpy runs while numba loads in the background (`warm_up`: importing numba
-and loading its cache cost about a second of CPU at start-up) and where numba is missing.
+both give the same bits (tested). numba loads in the background (`warm_up`: importing it and loading its
+cache cost about a second of CPU at start-up); meanwhile numpy downsamples the first frames, so inference
+starts, and the tail waits for numba (numpy's full-resolution tail is slower than the wait). Where numba
+is missing, numpy does everything.
 """
 
 from __future__ import annotations
