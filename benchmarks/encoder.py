@@ -13,7 +13,6 @@ wall time; it is still approximate there.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -116,8 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     import perf
 
-    from rvmkit import bench
-    from rvmkit.fileio import write_atomically
 
     width, height = (int(v) for v in args.size.split("x"))
     rows = []
@@ -137,11 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {stream:11s} {name:30s} {row['psnr_db']:7.3f} dB "
                       f"{row['cpu_ms_per_frame']:6.1f} ms CPU",
                       flush=True)
-    result = {"machine": bench.machine(), "loadavg": open("/proc/loadavg").read().split()[:3],
-              "clip": f"{'+'.join(perf.HELD_OUT)} first {args.frames} frames at {args.size}",
-              "ratio": args.ratio, "rows": rows}
-    write_atomically(args.json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
-    print(bench.format_table(rows, ["stream", "setting", "psnr_db", "cpu_ms_per_frame", "mb"]))
+    perf.save_rows(args.json, rows, ["stream", "setting", "psnr_db", "cpu_ms_per_frame", "mb"],
+                   clip=f"{'+'.join(perf.HELD_OUT)} first {args.frames} frames at {args.size}",
+                   ratio=args.ratio)
     return 0
 
 

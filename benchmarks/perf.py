@@ -192,3 +192,15 @@ def floor(width: int, height: int, ratio: float, model_ms: float, rate: float | 
     floor_ms = 1000 * gflop / rate
     return {"conv_gflop": round(gflop, 3), "sgemm_gflops": round(rate, 1), "floor_ms": round(floor_ms, 1),
             "model_ms": model_ms, "model_over_floor": round(model_ms / floor_ms, 2)}
+
+
+def save_rows(path: Path, rows: list[dict], columns: list[str], **fields: object) -> None:
+    """Write {machine, loadavg, **fields, rows} as JSON (atomically) and print the rows as a table: the
+    record every benchmark script here keeps beside its numbers."""
+    from rvmkit import bench
+    from rvmkit.fileio import write_atomically
+
+    result = {"machine": bench.machine(), "loadavg": Path("/proc/loadavg").read_text().split()[:3], **fields,
+              "rows": rows}
+    write_atomically(path, lambda temp: temp.write_text(json.dumps(result, indent=2) + "\n"))
+    print(bench.format_table(rows, columns))

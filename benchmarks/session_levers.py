@@ -12,7 +12,6 @@ best round kept. Results in benchmarks/session_levers.json with the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     import perf
 
     from rvmkit import bench
-    from rvmkit.fileio import write_atomically
     from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
     from rvmkit.weights import official_onnx_path
 
@@ -64,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                          "vs default": round(base / min(medians), 3)})
         for backend in backends.values():
             backend.close()
-    result = {"machine": bench.machine(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-              "frames": args.frames, "rows": rows}
-    write_atomically(args.json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
-    print(bench.format_table(rows, ["size", "ratio", "variant", "median_ms", "vs default"]))
+    perf.save_rows(args.json, rows, ["size", "ratio", "variant", "median_ms", "vs default"],
+                   frames=args.frames)
     return 0
 
 

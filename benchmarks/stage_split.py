@@ -19,7 +19,6 @@ machine the stages looked 1.2-1.4x faster: two busy threads simply took more of 
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import sys
 import tempfile
@@ -136,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from rvmkit import bench
     from rvmkit.cache import official_onnx_path
-    from rvmkit.fileio import write_atomically
     from rvmkit.graph.lowres import low_res_model_for_session
     from rvmkit.runtime import kernels
 
@@ -175,10 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"size": f"{width}x{height}", "ratio": ratio, "variant": name,
                          "ms_per_frame": round(1000 * min(values) / len(frames), 1)})
             print(f"  {text} {name}: {rows[-1]['ms_per_frame']} ms/frame", flush=True)
-    result = {"machine": bench.machine(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-              "boundary_tensors": len(boundary), "rows": rows}
-    write_atomically(args.json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
-    print(bench.format_table(rows, ["size", "ratio", "variant", "ms_per_frame"]))
+    perf.save_rows(args.json, rows, ["size", "ratio", "variant", "ms_per_frame"],
+                   boundary_tensors=len(boundary))
     return 0
 
 

@@ -52,20 +52,6 @@ def python_times(model: Path, frames: list[np.ndarray]) -> dict[str, dict]:
             for name, values in seconds.items()}
 
 
-def write_y4m(path: Path, frames: list[np.ndarray]) -> Path:
-    import av
-
-    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
-        stream = container.add_stream("rawvideo", rate=30)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for index, rgb in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            picture.pts = index
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode(None))
-    return path
-
-
 def wait_until(page, expression: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not page.evaluate(expression):
@@ -175,9 +161,9 @@ def main() -> int:
         result["python"] = python_times(site / "models" / web.model_file_name("mobilenetv3", RATIO), frames)
         server = serve_in_thread(site)
         try:
-            result["browser"] = browser_times(args.chromium, url_of(server), args.frames,
-                                              write_y4m(Path(tmp) / "clip.y4m", frames), args.live_seconds,
-                                              args.screenshot)
+            camera = bench.write_y4m(Path(tmp) / "clip.y4m", frames)
+            result["browser"] = browser_times(args.chromium, url_of(server), args.frames, camera,
+                                              args.live_seconds, args.screenshot)
         finally:
             server.shutdown()
             server.server_close()

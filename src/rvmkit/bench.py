@@ -174,6 +174,23 @@ def make_clip(source: str | os.PathLike | list, dest: str | os.PathLike, width: 
     return dest
 
 
+def write_y4m(path: str | os.PathLike, frames: list[np.ndarray]) -> Path:
+    """RGB frames as a YUV4MPEG2 file (4:2:0): what Chromium's fake camera reads (the browser benchmark
+    and tests)."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
+        stream = container.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for index, rgb in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            picture.pts = index
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
+    return path
+
+
 def rvmkit_e2e(input_path: str | os.PathLike, composition: str | os.PathLike, alpha: str | os.PathLike,
                ratio: float, mbps: float = NAIVE_MBPS, **kwargs: Any) -> tuple[int, float]:
     """What `rvmkit matte INPUT --output-composition C --output-alpha A --output-video-mbps 4` runs."""

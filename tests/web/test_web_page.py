@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from conftest import read_frames
+from rvmkit.bench import write_y4m
 
 CHROMIUM = os.environ.get("RVMKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
@@ -107,21 +108,6 @@ def browser(playwright: object) -> Iterator[object]:
     browser = _launch(playwright)
     yield browser
     browser.close()
-
-
-def write_y4m(path: Path, frames: list[np.ndarray]) -> Path:
-    """The frames as a YUV4MPEG2 file (4:2:0), the format Chromium's fake camera reads."""
-    import av
-
-    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
-        stream = container.add_stream("rawvideo", rate=30)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for index, rgb in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            picture.pts = index
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode(None))
-    return path
 
 
 def open_page(browser: object, url: str, *, wait: str = "model", camera: bool = False) -> object:
