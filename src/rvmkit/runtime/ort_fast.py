@@ -111,7 +111,9 @@ class FastOnnxRuntimeBackend(Backend):
             options.optimized_model_filepath = str(temp)
             sessions.append(ort.InferenceSession(str(path), options, providers=_CPU))
 
-        with contextlib.suppress(RvmkitError):  # the cache cannot be written: this run optimises in memory
+        # the optimised form cannot be written (read-only or full cache, ORT failing to save it): this run
+        # optimises in memory; a graph ORT cannot load at all fails again just below, as it should
+        with contextlib.suppress(Exception):
             write_atomically(saved, optimise)
         return sessions[0] if sessions else ort.InferenceSession(str(path), session_options(*self._settings),
                                                                  providers=_CPU)
