@@ -132,15 +132,17 @@ def conv_flops(width: int, height: int, ratio: float) -> float:
     import onnxruntime as ort
 
     from rvmkit.cache import official_onnx_path
-    from rvmkit.graph.lowres import low_res_model_for_session
+    from rvmkit.graph.io import load_onnx
+    from rvmkit.graph.lowres import low_res_model
     from rvmkit.runtime import kernels
 
-    model = low_res_model_for_session(official_onnx_path(), pad_channels=0, split_convs=True)
+    # the model's own convolutions: without the blocked rewrites' 0/1 copies (rvmkit.graph.blocked)
+    model = low_res_model(load_onnx(official_onnx_path()), blocked=False).SerializeToString()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.enable_profiling = True
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     small = kernels.downsample(np.zeros((height, width, 3), np.uint8), kernels.Geometry(height, width, ratio))
     zeros = np.zeros((1, 1, 1, 1), np.float32)
     names = [i.name for i in session.get_inputs()]

@@ -30,13 +30,14 @@ from rvmkit.cache import cache_dir
 from rvmkit.contract import RATIO_INPUT, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError
 from rvmkit.fileio import write_atomically
+from rvmkit.graph.blocked import fuse_refiner, skip_even_crops
 from rvmkit.graph.edit import consumers, producers
 from rvmkit.graph.io import load_onnx
 
 SMALL_INPUT = "src_sm"
 COEF_OUTPUTS = ("coef_a", "coef_b")
 #: bump when the rewrite changes, so cached variants are rebuilt
-REWRITE_VERSION = 3
+REWRITE_VERSION = 4
 
 
 class UnsupportedGraph(RvmkitError):
@@ -144,8 +145,9 @@ def _split_concat_convs(model: Any, multiple: int = 8) -> int:
 
     The decoder's first 3x3 convolutions take 35, 59, 107, 171 channels, which keeps them (and the
     Concat in front) off ONNX Runtime's blocked NCHWc kernels. Split along the weight's input channels,
-    each part (128/80/40/32, 40/24/16, and the 3-channel image) runs blocked, the Adds fuse into the
-    convolutions as their sum input, and the Concat disappears. Same math, summed in another order.
+    each part (128/80/40/32, 40/24/16, and the 3-channel image) runs blocked, the Adds run on the blocked
+    tensors, and the Concat disappears. Same math, summed in another order. (Declaring the parts' shapes
+    equal lets ORT fuse the Adds into the convolutions: measured, no faster, so not done.)
     """
     from onnx import helper, numpy_helper
 
@@ -199,12 +201,14 @@ def _split_concat_convs(model: Any, multiple: int = 8) -> int:
     return split
 
 
-def low_res_model(model: Any, *, pad_channels: int = 0, split_convs: bool = True) -> Any:
+def low_res_model(model: Any, *, pad_channels: int = 0, split_convs: bool = True,
+                  blocked: bool = True) -> Any:
     """The low-res variant of an official or TRT-ready RVM ONNX (an onnx.ModelProto, edited in a copy).
 
     Inputs: src_sm [B,3,h,w] (the frame downsampled, 0..1), r1i..r4i. Outputs: coef_a, coef_b [B,4,h,w],
     r1o..r4o. fgr = clamp(A' * x + b' + x), pha = clamp(A'_3 * mean(x) + b'_3) with A', b' upsampled
-    bilinearly (half-pixel) to the frame: see `rvmkit.runtime.kernels`.
+    bilinearly (half-pixel) to the frame: see `rvmkit.runtime.kernels`. `blocked` applies the rewrites of
+    `rvmkit.graph.blocked` (False: the graph whose convolutions are the model's, as the floor counts them).
     """
     import onnx
     from onnx import helper
@@ -241,6 +245,10 @@ def low_res_model(model: Any, *, pad_channels: int = 0, split_convs: bool = True
     del graph.value_info[:]  # shapes changed; ORT re-infers them
     if split_convs and _split_concat_convs(edited):
         _prune(graph, [out.name for out in graph.output])
+    if blocked and fuse_refiner(edited, COEF_OUTPUTS):
+        _prune(graph, [out.name for out in graph.output])
+    if blocked:
+        skip_even_crops(edited)
     if pad_channels:
         _pad_decoder_convs(graph, pad_channels)
     onnx.checker.check_model(edited)
