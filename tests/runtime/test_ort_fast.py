@@ -82,11 +82,14 @@ def test_fused_composite_equals_composite_of_the_float_outputs(fast_backend, fra
         assert np.array_equal(alpha, alpha_u8(pha, channels=1))
 
 
-def test_padded_variant_keeps_the_outputs(official_onnx, frames, official_outputs):
-    padded = FastOnnxRuntimeBackend(official_onnx, pad_channels=8)
-    fgr, pha, _ = padded.step(frames[0], None, RATIO)
+@pytest.mark.parametrize("rewrites", [{"pad_channels": 8}, {"blocked": False}], ids=["padded", "unblocked"])
+def test_graph_variants_keep_the_outputs(official_onnx, frames, official_outputs, rewrites):
+    variant = FastOnnxRuntimeBackend(official_onnx, **rewrites)
+    fgr, pha, _ = variant.step(frames[0], None, RATIO)
+    assert np.abs(fgr - official_outputs[0][0]).max() <= FP32_TOLERANCE
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
-    assert low_res_model_path(official_onnx, pad_channels=8) == padded.path  # cached, built once
+    assert low_res_model_path(official_onnx, **rewrites) == variant.path  # cached, built once
+    assert variant.path != low_res_model_path(official_onnx)  # its own file, not the default's
 
 
 def test_matte_writes_the_same_frames_on_the_fast_and_plain_paths(tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ low-resolution op is the original's, so outputs stay at fp32 parity.
 The variant does not depend on the downsample ratio (only the removed first Resize used it), so one file
 serves every ratio. `pad_channels` optionally zero-pads the input channels of the decoder's 3x3
 convolutions (35, 59, 107, 171) to a multiple of 8 (a measured lever; see benchmarks/LEVERS.md).
+`rvmkit.graph.blocked` then rewrites the refiner and the decoder's crops for ONNX Runtime's blocked
+kernels (on by default; `blocked=False` keeps the model's own convolutions, as the floor counts them).
 No torch here: the runtime builds and caches the variant on first use.
 """
 
@@ -278,29 +280,32 @@ def _prune_cache(cache: Path, stale_prefix: str, keep: Path) -> None:
 
 
 def low_res_model_path(source: str | os.PathLike, *, pad_channels: int = 0, split_convs: bool = True,
-                       cache: str | os.PathLike | None = None) -> Path:
+                       blocked: bool = True, cache: str | os.PathLike | None = None) -> Path:
     """Build (once) and return the cached low-res variant of the ONNX at `source`.
 
     Cached in `cache` (default: the rvmkit weights cache), keyed by the source file and the options,
     written atomically, so concurrent runs and interrupted builds never leave a broken file.
     """
-    return cast(Path, _cached_low_res_model(Path(source), pad_channels, split_convs, cache, must_cache=True))
+    return cast(Path, _cached_low_res_model(Path(source), (pad_channels, split_convs, blocked), cache,
+                                            must_cache=True))
 
 
 def low_res_model_for_session(source: str | os.PathLike, *, pad_channels: int = 0, split_convs: bool = True,
-                              rebuild: bool = False) -> Path | bytes:
+                              blocked: bool = True, rebuild: bool = False) -> Path | bytes:
     """The cached low-res variant's path, or, when the cache cannot be written (read-only, full disk, a
     file in the way), the serialized model itself: onnxruntime loads either, so the fast path then runs
     uncached (rebuilt each run) rather than failing the run. `rebuild` replaces a cached file."""
-    return _cached_low_res_model(Path(source), pad_channels, split_convs, None, must_cache=False,
+    return _cached_low_res_model(Path(source), (pad_channels, split_convs, blocked), None, must_cache=False,
                                  rebuild=rebuild)
 
 
-def _cached_low_res_model(source: Path, pad_channels: int, split_convs: bool, cache: str | os.PathLike | None,
+def _cached_low_res_model(source: Path, options: tuple[int, bool, bool], cache: str | os.PathLike | None,
                           must_cache: bool, rebuild: bool = False) -> Path | bytes:
     if cache is None:
         cache = cache_dir() / "fast"
-    pad = (f"_pad{pad_channels}" if pad_channels else "") + ("" if split_convs else "_nosplit")
+    pad_channels, split_convs, blocked = options
+    pad = ((f"_pad{pad_channels}" if pad_channels else "") + ("" if split_convs else "_nosplit")
+           + ("" if blocked else "_unblocked"))
     stat = source.stat()
     prefix = f"{source.stem}.lowres{pad}.{_digest(str(source.resolve()))}."
     target = Path(cache) / f"{prefix}{_digest(f'{stat.st_size}|{stat.st_mtime_ns}|v{REWRITE_VERSION}')}.onnx"
@@ -308,8 +313,8 @@ def _cached_low_res_model(source: Path, pad_channels: int, split_convs: bool, ca
         with contextlib.suppress(OSError):
             os.utime(target)  # last used: what the age limit counts from
         return target
-    data = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs
-                         ).SerializeToString()
+    data = low_res_model(load_onnx(source), pad_channels=pad_channels, split_convs=split_convs,
+                         blocked=blocked).SerializeToString()
     try:
         write_atomically(target, lambda tmp: tmp.write_bytes(data))
     except RvmkitError:

@@ -55,27 +55,26 @@ class FastOnnxRuntimeBackend(Backend):
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  spinning: bool = False, pad_channels: int = 0, split_convs: bool = True,
-                 opt_level: str = "all", kernel_threads: int | None = None) -> None:
+                 blocked: bool = True, opt_level: str = "all", kernel_threads: int | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
         kernels.warm_up()  # numba loads in the background while ORT builds the session
         self._settings = (threads, spinning, opt_level)
-        self.session = self._session(pad_channels, split_convs)
+        self.session = self._session(pad_channels=pad_channels, split_convs=split_convs, blocked=blocked)
         if kernel_threads:
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
         self._geometry: kernels.Geometry | None = None
 
-    def _session(self, pad_channels: int, split_convs: bool) -> ort.InferenceSession:
+    def _session(self, **rewrites: int | bool) -> ort.InferenceSession:
         """The low-res graph's session; a cached graph that is damaged (disk error, partial copy) is
         built again, once. Sets `path`: the cached graph, or None when it was built in memory (the
         cache could not be written)."""
         from rvmkit.graph.lowres import low_res_model_for_session
 
         for rebuild in (False, True):
-            model = low_res_model_for_session(self.source, pad_channels=pad_channels, split_convs=split_convs,
-                                              rebuild=rebuild)
+            model = low_res_model_for_session(self.source, rebuild=rebuild, **rewrites)  # type: ignore[arg-type]
             self.path = model if isinstance(model, Path) else None
             try:
                 if self.path is None:
