@@ -69,19 +69,22 @@ class _Refiner:
             if split is not None and split.op_type == "Split" and list(made[y].input) == list(split.output):
                 y = split.input[0]
         project = made.get(y)
-        names = [box_x.input[1], box_y.input[1], conv1.input[1], conv2.input[1], conv_a.input[1]]
-        if project is None or project.op_type != "Conv" or len(concat.input) != 3 or any(
-                name not in values for name in names):
+        if project is None or project.op_type != "Conv" or len(concat.input) != 3:
+            return
+        names = [box_x.input[1], box_y.input[1], *project.input[1:], *conv1.input[1:], conv2.input[1],
+                 *conv_a.input[1:]]
+        if any(name not in values for name in names):
             return
         variance = [i for i, name in enumerate(concat.input[:2]) if self._is_variance(made, name)]
         box = values[box_x.input[1]]
-        if variance not in ([0], [1]) or box.shape != (4, 1, 3, 3) or _attribute(box_x, "group") != 4:
+        pointwise = all(values[node.input[1]].shape[2:] == (1, 1) for node in (project, conv1, conv_a))
+        if (variance not in ([0], [1]) or box.shape != (4, 1, 3, 3) or _attribute(box_x, "group") != 4
+                or _attribute(box_x, "pads") != [1, 1, 1, 1] or not pointwise):
             return
         self.x, self.hidden, self.box = box_x.input[0], concat.input[2], box
         self.project, self.conv1, self.conv2, self.conv_a = project, conv1, conv2, conv_a
         self.variance_first = variance == [0]
-        self.weights = {name: values[name] for name in [*names, *project.input[1:], *conv1.input[2:],
-                                                        *conv_a.input[2:]] if name in values}
+        self.weights = {name: values[name] for name in names}
         self.ok = project.input[0] == self.hidden and len(project.input) == 3 and len(conv_a.input) == 3
 
     @staticmethod
