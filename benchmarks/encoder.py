@@ -1,6 +1,7 @@
 """x264 settings at 4 Mbps, composition and alpha: PSNR against the lossless render, and encoder CPU time.
 
-    .venv/bin/python benchmarks/encoder.py [--frames 150] [--size 1920x1080] [--json benchmarks/encoder.json]
+    .venv/bin/python benchmarks/encoder.py [--frames 150] [--size 1920x1080] [--settings NAME ...]
+        [--json benchmarks/encoder.json]
 
 The held-out clip (sister, milk, book; benchmarks/perf.py) is matted once with the official model (ORT,
 float outputs); the compositions over RVM green, rounded to uint8 as rvmkit writes them, are encoded with
@@ -36,6 +37,9 @@ SETTINGS = {  # name -> x264 options (all at 4 Mbps); "medium" is libx264's defa
     "veryfast aq-mode=2 lookahead 20": {"preset": "veryfast", "x264-params": "aq-mode=2:rc-lookahead=20"},
     "faster": {"preset": "faster"},
     "fast": {"preset": "fast"},
+    "superfast": {"preset": "superfast"},
+    "superfast aq-mode=2": {"preset": "superfast", "x264-params": "aq-mode=2"},
+    "ultrafast aq-mode=2": {"preset": "ultrafast", "x264-params": "aq-mode=2"},
 }
 ALPHA_SETTINGS = {  # the alpha stream (grey), same bitrate
     "veryfast aq-mode=2 (rvmkit)": {"preset": "veryfast", "x264-params": "aq-mode=2"},
@@ -110,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--ratio", type=float, default=0.25)
+    parser.add_argument("--settings", nargs="+", help="a subset of the settings, by name (default: all)")
     parser.add_argument("--json", type=Path, default=HERE / "encoder.json")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     import perf
-
 
     width, height = (int(v) for v in args.size.split("x"))
     rows = []
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         for stream, settings in (("composition", SETTINGS), ("alpha", ALPHA_SETTINGS)):
             floats, rounded = renders[stream]
             for name, options in settings.items():
+                if args.settings and name not in args.settings:
+                    continue
                 out = Path(tmp) / "out.mp4"
                 cpu = encode(rounded, out, options)
                 rows.append({"stream": stream, "setting": name, "options": options,

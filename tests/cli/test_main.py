@@ -55,16 +55,23 @@ def test_version_is_the_installed_package_version(capsys):
 
 def _start_matte(out, *extra: str):
     """A real `rvmkit matte` process on a 51-frame clip, returned once its temporary outputs exist
-    (it is then mid-run: sinks open, frames flowing)."""
+    (it is then mid-run: sinks open, frames flowing). It starts with the signals' default actions, as
+    from a terminal, even where the tests run under nohup (which would pass its ignored SIGHUP on)."""
+    import signal
     import subprocess
     import sys
     import time
 
     from conftest import CLIPS
 
+    def default_signals() -> None:
+        for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+
     run = subprocess.Popen([sys.executable, "-m", "rvmkit", "matte", str(CLIPS["milk"]), "--quiet",
                             "--output-composition", str(out / "com.mp4"), "--output-alpha", str(out / "pha"),
-                            "--downsample-ratio", "0.25", *extra], stderr=subprocess.PIPE, text=True)
+                            "--downsample-ratio", "0.25", *extra], stderr=subprocess.PIPE, text=True,
+                           preexec_fn=default_signals)
     deadline = time.monotonic() + 120
     while len([p for p in out.iterdir() if "rvmkit-tmp" in p.name]) < 2:
         assert run.poll() is None, run.stderr.read()
