@@ -437,12 +437,14 @@ def _x264_settings(path: Path) -> str:
 
 
 def test_h264_uses_auto_variance_aq_and_a_matte_at_a_bitrate_ultrafast(tmp_path: Path, clip) -> None:
-    """Issue 15's encoder settings (benchmarks/encoder.py): compositions get aq-mode 2 at a bitrate and at
-    the default quality; a grey matte at a bitrate is encoded with ultrafast (no CABAC), and at a CRF not."""
+    """Issue 15's encoder settings (benchmarks/encoder.py): compositions get aq-mode 2, with superfast at a
+    bitrate (subme 1) and veryfast at the default quality (subme 2); a grey matte at a bitrate is encoded
+    with ultrafast (no CABAC), and at a CRF not."""
     info, frames = clip
     composition = _x264_settings(_write(tmp_path / "c.mp4", clip, mbps=2))
-    assert "aq=2:" in composition and "cabac=1" in composition and "subme=2" in composition
-    assert "aq=2:" in _x264_settings(_write(tmp_path / "q.mp4", clip))
+    assert "aq=2:" in composition and "cabac=1" in composition and "subme=1" in composition
+    quality = _x264_settings(_write(tmp_path / "q.mp4", clip))
+    assert "aq=2:" in quality and "subme=2" in quality
 
     def matte(path: Path, **options: object) -> str:
         sink = open_sink(path, info, alpha=False, matte=True, **options)
