@@ -24,18 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from rvmkit.graph.edit import constant_values, consumers, producers
+from rvmkit.graph.edit import attribute, constant_values, consumers, producers
 
 #: the low-res graph's input dims: tensors declared with them are the small frame's size
 SMALL_DIMS = ("batch", "height_sm", "width_sm")
 _PREFIX = "blocked_refiner_"
-
-
-def _attribute(node: Any, name: str, default: Any = None) -> Any:
-    from onnx import helper
-
-    found = next((a for a in node.attribute if a.name == name), None)
-    return default if found is None else helper.get_attribute_value(found)
 
 
 class _Refiner:
@@ -78,8 +71,8 @@ class _Refiner:
         variance = [i for i, name in enumerate(concat.input[:2]) if self._is_variance(made, name)]
         box = values[box_x.input[1]]
         pointwise = all(values[node.input[1]].shape[2:] == (1, 1) for node in (project, conv1, conv_a))
-        if (variance not in ([0], [1]) or box.shape != (4, 1, 3, 3) or _attribute(box_x, "group") != 4
-                or _attribute(box_x, "pads") != [1, 1, 1, 1] or not pointwise):
+        if (variance not in ([0], [1]) or box.shape != (4, 1, 3, 3) or attribute(box_x, "group") != 4
+                or attribute(box_x, "pads") != [1, 1, 1, 1] or not pointwise):
             return
         self.x, self.hidden, self.box = box_x.input[0], concat.input[2], box
         self.project, self.conv1, self.conv2, self.conv_a = project, conv1, conv2, conv_a

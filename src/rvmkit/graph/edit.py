@@ -20,6 +20,14 @@ def consumers(graph: Any) -> dict[str, list[Any]]:
     return users
 
 
+def attribute(node: Any, name: str, default: Any = None) -> Any:
+    """A node attribute's value (int, list, bytes, ...), or `default` where the node does not set it."""
+    from onnx import helper
+
+    found = next((a for a in node.attribute if a.name == name), None)
+    return default if found is None else helper.get_attribute_value(found)
+
+
 def constant_values(graph: Any) -> dict[str, Any]:
     """tensor name -> numpy value, for initializers and Constant nodes' `value` outputs."""
     from onnx import numpy_helper

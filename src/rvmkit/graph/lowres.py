@@ -33,7 +33,7 @@ from rvmkit.contract import RATIO_INPUT, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError
 from rvmkit.fileio import write_atomically
 from rvmkit.graph.blocked import fuse_refiner, skip_even_crops
-from rvmkit.graph.edit import consumers, producers
+from rvmkit.graph.edit import attribute, consumers, producers
 from rvmkit.graph.io import load_onnx
 
 SMALL_INPUT = "src_sm"
@@ -110,7 +110,7 @@ def _pad_decoder_convs(graph: Any, multiple: int) -> int:
     for node in nodes:
         if node.op_type != "Conv" or node.input[1] not in inits:
             continue
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        group = attribute(node, "group", 1)
         weight = numpy_helper.to_array(inits[node.input[1]])
         cin = weight.shape[1]
         if group != 1 or weight.shape[2:] != (3, 3) or cin % multiple == 0 or cin <= 3:
@@ -162,9 +162,9 @@ def _split_concat_convs(model: Any, multiple: int = 8) -> int:
         concat = made_by.get(node.input[0]) if node.op_type == "Conv" else None
         if concat is None or concat.op_type != "Concat" or len(users.get(concat.output[0], [])) != 1:
             continue
-        if next((a.i for a in concat.attribute if a.name == "axis"), None) != 1 or node.input[1] not in inits:
+        if attribute(concat, "axis") != 1 or node.input[1] not in inits:
             continue
-        if next((a.i for a in node.attribute if a.name == "group"), 1) != 1:
+        if attribute(node, "group", 1) != 1:
             continue
         weight = numpy_helper.to_array(inits[node.input[1]])
         sizes = [counts.get(name) for name in concat.input]
@@ -247,9 +247,9 @@ def low_res_model(model: Any, *, pad_channels: int = 0, split_convs: bool = True
     del graph.value_info[:]  # shapes changed; ORT re-infers them
     if split_convs and _split_concat_convs(edited):
         _prune(graph, [out.name for out in graph.output])
-    if blocked and fuse_refiner(edited, COEF_OUTPUTS):
-        _prune(graph, [out.name for out in graph.output])
     if blocked:
+        if fuse_refiner(edited, COEF_OUTPUTS):
+            _prune(graph, [out.name for out in graph.output])
         skip_even_crops(edited)
     if pad_channels:
         _pad_decoder_convs(graph, pad_channels)
