@@ -554,3 +554,29 @@ def require_creatable(path: str | os.PathLike) -> None:
                           f"({error.strerror or type(error).__name__})") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def require_distinct_outputs(outputs: list[tuple[str, str | os.PathLike]],
+                             inputs: list[str | os.PathLike] | None = None) -> None:
+    """Every path a run writes, `(what, path)` pairs (e.g. ('--stats', 'y.json')), against every other
+    and against `inputs`, before anything starts: two outputs at one path (any spelling, hard links),
+    one inside another (a file inside an output folder), or an output at or around an input would
+    overwrite or publish over each other at the end. One line naming both."""
+    resolved = [(what, Path(path), Path(path).expanduser().resolve()) for what, path in outputs]
+    for index, (what, path, real) in enumerate(resolved):
+        for source in inputs or []:
+            if is_same_path(path.expanduser(), Path(source)):
+                raise RvmkitError(f"{describe_path(path)} ({what}): is the input; refusing to overwrite it")
+            if real in Path(source).resolve().parents:
+                raise RvmkitError(f"{describe_path(path)} ({what}): holds the input {describe_path(source)}; "
+                                  "choose another path")
+        for other_what, other, other_real in resolved[:index]:
+            if real == other_real or is_same_path(path.expanduser(), other.expanduser()):
+                raise RvmkitError(f"{describe_path(path)}: written by both {other_what} and {what}; give "
+                                  "each output its own path")
+            for inner, inner_what, outer, outer_what in ((path, what, other, other_what),
+                                                         (other, other_what, path, what)):
+                if outer.expanduser().resolve() in inner.expanduser().resolve().parents:
+                    raise RvmkitError(f"{describe_path(inner)} ({inner_what}): is inside "
+                                      f"{describe_path(outer)} ({outer_what}); give each output its own "
+                                      "path")

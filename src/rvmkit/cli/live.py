@@ -9,12 +9,13 @@ import threading
 from typing import Any
 
 from rvmkit.cli.options import add_model_options, add_render_options
+from rvmkit.live.loop import LIVE_AUTO_LONG_SIDE, RANGES
 
 EPILOG = """\
 examples:
   rvmkit live /dev/video0 --background beach.jpg --output udp://127.0.0.1:5000
   rvmkit live rtsp://cam.local/stream --output rtmp://127.0.0.1/live/matted --record session.mkv
-  rvmkit live talk.mp4 --realtime --loop --output srt://127.0.0.1:9000 --stats stats.json
+  rvmkit live talk.mp4 --realtime --loop --output tcp://127.0.0.1:9000 --stats stats.json
   rvmkit live /dev/video0 --virtual-camera
   rvmkit live avfoundation:0 --source-size 1280x720 --source-fps 30 --virtual-camera       # macOS
   rvmkit live "dshow:video=Integrated Camera" --output udp://127.0.0.1:5000                # Windows
@@ -23,7 +24,7 @@ Newest frame only: capture never waits for matting. When the machine is slower t
 are dropped (counted), never queued, so latency stays bounded; every output frame is a source frame with
 its own timestamp. The recurrent state carries across dropped frames and restarts when the source
 changes size or reconnects. --downsample-ratio auto (the default) gives the network a fixed size, long
-side 320 px, as live tools do: ratio 0.5 at 640x480, 0.25 at 1280x720; give a ratio for more detail.
+side {long_side} px, as live tools do: ratio 0.5 at 640x480, 0.25 at 1280x720; give a ratio for more detail.
 
 Stopping: Ctrl-C or SIGTERM is the normal way to end a live run. Unlike `rvmkit matte` (all or nothing:
 an interrupted run publishes nothing), a live run ends cleanly: streams are closed and every recording is
@@ -59,21 +60,33 @@ def _option(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _set_help(group: argparse._ArgumentGroup, dest: str, text: str) -> None:
+    """Live's own help for a shared option whose meaning differs here."""
+    for action in group._group_actions:
+        if action.dest == dest:
+            action.help = text
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "live", help="matte a camera or a stream in real time",
         description="Matte SOURCE in real time (a camera, a network stream, or a file with --realtime) and "
                     "send the result to streams, recordings and/or a virtual camera.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG.format(long_side=LIVE_AUTO_LONG_SIDE),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", metavar="SOURCE",
                         help="/dev/videoN, FORMAT:NAME of an FFmpeg device input (avfoundation:0, "
                              "'dshow:video=NAME', v4l2:/dev/video2), a URL (udp://, tcp://, rtsp://, "
-                             "rtmp://, srt://, http(s)://), or a video file with --realtime")
-    add_model_options(parser.add_argument_group("model (as in rvmkit matte)"))
+                             "rtmp://, http(s)://; srt:// where FFmpeg has libsrt), or a video file with "
+                             "--realtime")
+    model = parser.add_argument_group("model (as in rvmkit matte)")
+    add_model_options(model)
+    _set_help(model, "downsample_ratio", f"R in (0, 1]; auto (default): the network sees a long side of "
+                                         f"{LIVE_AUTO_LONG_SIDE} px, whatever the source's size")
     out = parser.add_argument_group("outputs (any number, at least one)")
     out.add_argument("--output", action="append", default=[], metavar="URL",
-                     help="stream the composition: udp://, tcp://, srt:// (MPEG-TS) or rtmp(s):// (FLV), "
-                          "H.264 tuned for low latency, a keyframe every second")
+                     help="stream the composition: udp://, tcp:// (MPEG-TS; srt:// where FFmpeg has "
+                          "libsrt) or rtmp(s):// (FLV), H.264 tuned for low latency, a keyframe every second")
     out.add_argument("--output-alpha", action="append", default=[], metavar="URL",
                      help="stream the alpha matte (grey) the same way")
     out.add_argument("--record", action="append", default=[], metavar="PATH",
@@ -91,7 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="FFmpeg input format, e.g. v4l2, avfoundation, dshow, mpegts "
                           "(default: from SOURCE)")
     src.add_argument("--source-size", type=_size, metavar="WxH", help="ask the camera for this size")
-    src.add_argument("--source-fps", type=_positive, metavar="FPS", help="ask the camera for this rate")
+    src.add_argument("--source-fps", type=_positive, metavar="FPS",
+                     help=f"ask the camera for this rate (at most {RANGES['--source-fps'][1]:g})")
     src.add_argument("--source-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="FFmpeg option for the source (repeatable), e.g. input_format=mjpeg, "
                           "rtsp_transport=tcp, fflags=nobuffer")
@@ -99,10 +113,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--loop", action="store_true", help="with --realtime: start the file again at its end")
     run = parser.add_argument_group("run")
     run.add_argument("--max-fps", type=_positive, metavar="FPS",
-                     help="matte at most this many frames a second")
+                     help=f"matte at most this many frames a second (at most {RANGES['--max-fps'][1]:g})")
     run.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                      help="give up on a source (or sink) that does not answer or stalls this long "
-                          "(default 10)")
+                          f"(default 10, at most {RANGES['--timeout'][1]:g})")
     run.add_argument("--reconnect", action="store_true",
                      help="when a network source stops or drops, reconnect (backoff 0.5 s to 8 s) "
                           "until stopped")

@@ -9,8 +9,9 @@ Sources are named as FFmpeg names them: `/dev/video0` (v4l2), `FORMAT:NAME` for 
 FFmpeg has (`avfoundation:0`, `dshow:video=Integrated Camera`, `v4l2:/dev/video2`, `lavfi:testsrc`), a URL
 (udp, tcp, rtmp, rtsp, srt, http/HLS, ...) or a file (`realtime=True`, optionally looped).
 
-Timestamps: every frame keeps its source timestamp. They are made increasing across a loop or a reconnect
-(a later segment that starts earlier is moved to just after the last frame), never renumbered otherwise.
+Timestamps: every frame keeps its source timestamp. They are made increasing across a loop, a reconnect or
+a discontinuity (a segment that starts earlier, or jumps far ahead, is moved to just after the last
+frame), never renumbered otherwise; no frame is dropped for its timestamp.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: when more than this many seconds of a live source queue in front of the decoder (the machine cannot
 #: even decode it in real time), capture skips to its next keyframe: latency stays bounded there too
 BEHIND_LIMIT_S = 1.0
+#: a timestamp that jumps ahead by more than this beyond the time that passed is a discontinuity (FFmpeg's
+#: dts_delta_threshold): the frame follows the last one instead of waiting (--realtime) or leaving a gap
+JUMP_S = 10.0
 
 
 class LiveError(RvmkitError):
@@ -283,13 +287,17 @@ class NewestFrame:
 
 
 class _Timeline:
-    """Makes timestamps increasing in one time base: a segment that starts at or before the last frame
-    (a looped file, a restarted sender) is shifted to follow it by one frame interval."""
+    """Makes timestamps increasing in one time base, keeping every frame, as FFmpeg keeps time running
+    over a discontinuity: a segment that starts at or before the last frame (a looped file, a restarted
+    sender, a step back) or jumps ahead of it by more than JUMP_S beyond the time that really passed
+    (a sender's clock jump, concatenated streams) is shifted to follow the last frame by one frame
+    interval. A jump is judged against the capture clock, so a source that really paused keeps its gap."""
 
     def __init__(self) -> None:
         self.time_base: Fraction | None = None
         self.offset = 0
         self.last: int | None = None
+        self.last_clock = 0.0
         self.step = 1
 
     def place(self, pts: int | None, time_base: Fraction | None, clock_s: float) -> int:
@@ -300,12 +308,13 @@ class _Timeline:
         else:
             value = round(pts * Fraction(time_base) / self.time_base) + self.offset
         if self.last is not None:
-            if value <= self.last:
+            waited = max(0.0, clock_s - self.last_clock)
+            if value <= self.last or float((value - self.last) * self.time_base) > waited + JUMP_S:
                 self.offset += self.last + self.step - value
                 value = self.last + self.step
             else:
                 self.step = max(1, min(value - self.last, round(Fraction(1, 5) / self.time_base)))
-        self.last = value
+        self.last, self.last_clock = value, clock_s
         return value
 
 

@@ -30,13 +30,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import require_writable_output
+from rvmkit.fileio import require_distinct_outputs, require_writable_output
 from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
 from rvmkit.runtime import parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
 from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_background, rgba
+from rvmkit.video.reader import MAX_SIDE
 
 WARMUP_SIZE = (640, 480)
 #: `--downsample-ratio auto` in live: the network sees a fixed size, this long side in pixels, as the live
@@ -155,9 +156,7 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
 
     check_numbers(1, config.mbps, config.crf, config.input_resize)
     parse_ratio(config.downsample_ratio)
-    for name, value in (("--max-fps", config.max_fps), ("--timeout", config.timeout)):
-        if value is not None and not value > 0:
-            raise RvmkitError(f"{name} {value}: must be more than 0")
+    check_ranges(config)
     spec = parse_source(config.source, fmt=config.source_format, size=config.source_size,
                         fps=config.source_fps, options=config.source_options, realtime=config.realtime,
                         loop=config.loop)
@@ -172,10 +171,46 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
         raise RvmkitError("no output: give --output URL, --output-alpha URL, --record PATH, "
                           "--record-alpha PATH and/or --virtual-camera")
     if config.stats is not None:
-        path = require_writable_output(config.stats)
+        path = require_writable_output(Path(config.stats).expanduser())
         if path.exists() and not config.overwrite:
             raise RvmkitError(f"{describe_path(path)}: already exists; use --overwrite to replace it")
+    require_distinct_outputs(written_paths(config), read_paths(config, spec))
     return spec, plans
+
+
+#: (option, smallest, largest) of every number `rvmkit live` takes that check_numbers does not cover:
+#: beyond these a value can never work (a camera asked for 100000x100000 allocates without bound, a
+#: timeout of 1e300 s overflows FFmpeg's microseconds)
+RANGES = {"--source-fps": (0.0, 1000.0), "--max-fps": (0.0, 1000.0), "--timeout": (0.0, 3600.0)}
+
+
+def check_ranges(config: LiveConfig) -> None:
+    """One line naming the option whose value is out of its range (exclusive minimum)."""
+    values = {"--source-fps": config.source_fps, "--max-fps": config.max_fps, "--timeout": config.timeout}
+    for name, value in values.items():
+        low, high = RANGES[name]
+        if value is not None and not low < value <= high:
+            raise RvmkitError(f"{name} {value:g}: must be more than {low:g} and at most {high:g}")
+    if config.source_size is not None:
+        width, height = config.source_size
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+            raise RvmkitError(f"--source-size {width}x{height}: width and height must be from 1 to "
+                              f"{MAX_SIDE}")
+
+
+def written_paths(config: LiveConfig) -> list[tuple[str, str]]:
+    """Every file or folder a run writes, with the option that names it."""
+    paths = [("--record", path) for path in config.records]
+    paths += [("--record-alpha", path) for path in config.alpha_records]
+    return paths + ([("--stats", config.stats)] if config.stats is not None else [])
+
+
+def read_paths(config: LiveConfig, spec: SourceSpec) -> list[str]:
+    """The files a run reads, which no output may replace: a source file, a background image or
+    video, the model."""
+    paths = [spec.url[len("file://"):] if spec.url.startswith("file://") else spec.url] \
+        if spec.kind == "file" else []
+    return paths + [path for path in (config.background, config.model) if path and Path(path).is_file()]
 
 
 def live_ratio(request: float | None, width: int, height: int, engine: Backend, label: str) -> float:
@@ -407,7 +442,7 @@ class _Session:
             for background in self._backgrounds.values():
                 background.close()
             if self.config.stats is not None:
-                self.stats.write(self.config.stats, source=self.spec.label,
+                self.stats.write(self.config.stats, self.config.overwrite, source=self.spec.label,
                                  outputs=[plan.target for plan in self.plans], notes=list(self.console.notes))
             self.console.say(f"rvmkit {self.stats.summary()}")
 

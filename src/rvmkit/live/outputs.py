@@ -21,17 +21,22 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, first_line
+from rvmkit.fileio import remove_stale_temps
 from rvmkit.live.capture import CapturedFrame, LiveError, check_scheme, scheme_of
 from rvmkit.video.reader import Frame, VideoInfo
 from rvmkit.video.writer import (
     ALPHA_SUFFIXES,
+    MATTE_X264_SETTINGS,
     SMPTE170M,
+    VIDEO_SUFFIXES,
     FrameSink,
+    VideoSink,
     check_output_path,
     check_quality,
     open_sink,
@@ -263,14 +268,35 @@ def sink_error(label: str, error: BaseException, opening: bool = False) -> LiveE
     return LiveError(f"{describe_path(label)}: {'cannot open the stream: ' if opening else ''}{reason}")
 
 
+#: muxer settings of live recordings, so that a file whose run was killed (SIGKILL, power loss) is playable
+#: up to its last written frame: MP4 and QuickTime fragmented (a moof per frame: no index is needed at
+#: the end), Matroska and WebM one cluster per frame; each packet reaches the file when muxed
+KILL_SAFE_MUXING = {
+    "mp4": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
+    "mov": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
+    "matroska": {"cluster_time_limit": "0", "flush_packets": "1"},
+    "webm": {"cluster_time_limit": "0", "flush_packets": "1"},
+}
+
+
+class _KillSafeVideoSink(VideoSink):
+    """A `VideoSink` whose container stays playable if the process dies (KILL_SAFE_MUXING)."""
+
+    def __init__(self, path: Path, info: VideoInfo, *, fmt: str, **settings: Any) -> None:
+        super().__init__(path, info, fmt=fmt, audio_from=None, **settings)
+        # the header is written with the first frame, after this: these options apply to it
+        self._container.container_options.update(KILL_SAFE_MUXING[fmt])
+
+
 class RecordingSink(LiveSink):
-    """A `rvmkit.video.writer` sink, timestamps starting at 0; finalized (committed) on close."""
+    """A `rvmkit.video.writer` sink (kill-safe for video files), timestamps starting at 0; finalized
+    (committed) on close. The temporaries dead runs left for the same target are removed first."""
 
     def __init__(self, plan: OutputPlan, info: VideoInfo, *, mbps: float | None, crf: int | None,
                  overwrite: bool) -> None:
         self.role, self.label = plan.role, plan.target
-        self._sink: FrameSink | None = open_sink(plan.target, info, alpha=plan.rgba, mbps=mbps, crf=crf,
-                                                 overwrite=overwrite, matte=plan.role == "alpha")
+        self._sink: FrameSink | None = _open_recording(plan, Path(plan.target).expanduser(), info, mbps, crf,
+                                                       overwrite)
         self._first_pts: int | None = None
 
     def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
@@ -295,6 +321,27 @@ class RecordingSink(LiveSink):
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.abort()
+
+
+DEFAULT_RATE = 30
+
+
+def _open_recording(plan: OutputPlan, target: Path, info: VideoInfo, mbps: float | None, crf: int | None,
+                    overwrite: bool) -> FrameSink:
+    """`open_sink`'s sink for `target` (checked by `plan_outputs`), but a video file kill-safe and with a
+    keyframe every second (what a killed run loses in the encoder, and how a recording is seeked)."""
+    kind, codec = resolve_output(target, None)
+    if kind != "video":
+        return open_sink(target, info, alpha=plan.rgba, mbps=mbps, crf=crf, overwrite=overwrite)
+    remove_stale_temps(target)  # as open_sink does: what killed runs left
+    fmt = VIDEO_SUFFIXES[target.suffix.lower()][1]
+    options = {"g": str(max(1, round(float(info.fps or DEFAULT_RATE))))}
+    if codec == "libx264" and fmt == "mp4":
+        options["bf"] = "0"  # a fragment cannot shift B-frame delay away: the first frame stays at 0
+    if plan.role == "alpha" and codec == "libx264" and mbps:
+        options = {**MATTE_X264_SETTINGS, **options}
+    return _KillSafeVideoSink(target, info, fmt=fmt, codec=codec,
+                              alpha=plan.rgba, mbps=mbps, crf=crf, codec_options=options, overwrite=overwrite)
 
 
 class CameraSink(LiveSink):

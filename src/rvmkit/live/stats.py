@@ -160,7 +160,8 @@ class LiveStats:
                 series.append(self._current.row())
         return {**about, "totals": self.totals(), "series": series}
 
-    def write(self, path: str | Path, **about: Any) -> None:
-        """The `--stats` file: JSON, written atomically."""
+    def write(self, path: str | Path, overwrite: bool = True, **about: Any) -> None:
+        """The `--stats` file: JSON, written atomically; without `overwrite` a file that appeared at
+        `path` during the run is never replaced (one line instead)."""
         text = json.dumps(self.as_dict(**about), indent=1)
-        write_atomically(Path(path), lambda temp: temp.write_text(text + "\n"))
+        write_atomically(Path(path).expanduser(), lambda temp: temp.write_text(text + "\n"), overwrite)
