@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from live.streaming import free_port, write_stream_file
+from PIL import Image
 
 from conftest import read_frames
 from rvmkit.cli import main
@@ -38,7 +39,10 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["live", *args])
+    try:
+        code = main(["live", *args])
+    except SystemExit as exit_:  # argparse
+        code = exit_.code if isinstance(exit_.code, int) else 2
     return code, capsys.readouterr().err
 
 
@@ -47,7 +51,7 @@ def _closed_tcp_port() -> int:
 
 
 def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("rvmkit: error:")]
+    lines = [line for line in err.splitlines() if line.startswith(("rvmkit: error:", "rvmkit live: error:"))]
     assert len(lines) == 1, err
     return lines[0]
 
@@ -118,6 +122,68 @@ def test_sink_refusing_the_connection(scheme: str, clip: Path, capsys: pytest.Ca
     assert _one_error_line(err) == f"rvmkit: error: '{url}': cannot open the stream: connection refused " \
                                    "(is the receiver or media server running?)"
     assert [path.name for path in tmp_path.iterdir()] == ["stats.json"]  # no recording: no frame was matted
+
+
+def test_help_says_what_auto_means_here_and_offers_only_what_this_ffmpeg_writes(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "auto (default): the network sees a long side of 320 px" in text
+    assert "long side 320 px, as live tools do" in text and "512" not in text
+    examples = text[text.index("examples:"):]
+    if "srt" not in (ffmpeg_protocols(output=True) or set()):
+        assert "srt://" not in examples
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--record", "y.mp4", "--stats", "y.mp4"], "'y.mp4': written by both --record and --stats"),
+    (["--record", "y.mkv", "--record-alpha", "./y.mkv"], "'y.mkv': recorded twice"),
+    (["--record", "frames", "--stats", "frames/stats.json"],
+     "'frames/stats.json' (--stats): is inside 'frames' (--record)"),
+    (["--record", "frames/composition.mp4", "--record-alpha", "frames"],
+     "'frames/composition.mp4' (--record): is inside 'frames' (--record-alpha)"),
+    (["--record", "out.mkv", "--stats", "CLIP", "--overwrite"], "(--stats): is the input"),
+    (["--record", "CLIP", "--overwrite"], "output is the input"),
+    (["--record", "out.mkv", "--stats", "bg.png", "--background", "bg.png", "--overwrite"],
+     "'bg.png' (--stats): is the input"),
+])
+def test_outputs_that_collide_are_refused_before_anything_starts(
+        args: list[str], message: str, clip: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20 §6: `--record y.mp4 --stats y.mp4` exited 0 and left the stats JSON at y.mp4."""
+    monkeypatch.chdir(tmp_path)
+    local = tmp_path / "clip.mkv"  # MPEG-TS inside: FFmpeg reads it by its content
+    local.write_bytes(clip.read_bytes())
+    Image.fromarray(read_frames("book", 1)[0]).save(tmp_path / "bg.png")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    args = [str(local) if arg == "CLIP" else arg for arg in args]
+    code, err = _run([str(local), "--realtime", *args], capsys)
+    assert code == 2 and message in _one_error_line(err)
+    assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing written, nothing replaced
+    assert local.read_bytes() == clip.read_bytes()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--timeout", "1e300"], "--timeout 1e+300: must be from 0.1 to 3600"),
+    (["--timeout", "0.001"], "--timeout 0.001: must be from 0.1 to 3600"),
+    (["--max-fps", "0.01"], "--max-fps 0.01: must be from 1 to 1000"),
+    (["--max-fps", "1e9"], "--max-fps 1e+09: must be from 1 to 1000"),
+    (["--max-fps", "nan"], "nan must be more than 0"),
+    (["--source-fps", "5000"], "--source-fps 5000: must be from 0.1 to 1000"),
+    (["--source-size", "100000x100000"], "--source-size 100000x100000: width and height must be from 1"),
+    (["--input-resize", "100000", "10"], "input resize 100000x10"),
+    (["--output-video-mbps", "1e12"], "must be more than 0 and at most 1000"),
+    (["--crf", "-1"], "crf -1: must be a whole number from 0 to 63"),
+    (["--downsample-ratio", "7"], "downsample ratio"),
+])
+def test_every_number_has_a_range_checked_up_front(args: list[str], message: str,
+                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, err = _run(["/dev/video99", "--record", "out.mkv", *args], capsys)
+    assert code == 2 and message in _one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_thread_is_left_behind() -> None:

@@ -53,6 +53,11 @@ def _positive(text: str) -> float:
     return value
 
 
+def _range(option: str) -> str:
+    low, high = RANGES[option]
+    return f"{low:g} to {high:g}"
+
+
 def _option(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -105,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "(default: from SOURCE)")
     src.add_argument("--source-size", type=_size, metavar="WxH", help="ask the camera for this size")
     src.add_argument("--source-fps", type=_positive, metavar="FPS",
-                     help=f"ask the camera for this rate (at most {RANGES['--source-fps'][1]:g})")
+                     help=f"ask the camera for this rate ({_range('--source-fps')})")
     src.add_argument("--source-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="FFmpeg option for the source (repeatable), e.g. input_format=mjpeg, "
                           "rtsp_transport=tcp, fflags=nobuffer")
@@ -113,10 +118,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--loop", action="store_true", help="with --realtime: start the file again at its end")
     run = parser.add_argument_group("run")
     run.add_argument("--max-fps", type=_positive, metavar="FPS",
-                     help=f"matte at most this many frames a second (at most {RANGES['--max-fps'][1]:g})")
+                     help=f"matte at most this many frames a second ({_range('--max-fps')})")
     run.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                      help="give up on a source (or sink) that does not answer or stalls this long "
-                          f"(default 10, at most {RANGES['--timeout'][1]:g})")
+                          f"(default 10; {_range('--timeout')})")
     run.add_argument("--reconnect", action="store_true",
                      help="when a network source stops or drops, reconnect (backoff 0.5 s to 8 s) "
                           "until stopped")

@@ -178,19 +178,20 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     return spec, plans
 
 
-#: (option, smallest, largest) of every number `rvmkit live` takes that check_numbers does not cover:
-#: beyond these a value can never work (a camera asked for 100000x100000 allocates without bound, a
-#: timeout of 1e300 s overflows FFmpeg's microseconds)
-RANGES = {"--source-fps": (0.0, 1000.0), "--max-fps": (0.0, 1000.0), "--timeout": (0.0, 3600.0)}
+#: option -> (smallest, largest) of every number `rvmkit live` takes that check_numbers does not cover:
+#: beyond these a value can never work or costs without bound (a camera asked for 100000 fps, a timeout
+#: of 1e300 s that overflows FFmpeg's microseconds or one too short for any packet, a --max-fps wait
+#: longer than a second between frames that holds up the end of the source)
+RANGES = {"--source-fps": (0.1, 1000.0), "--max-fps": (1.0, 1000.0), "--timeout": (0.1, 3600.0)}
 
 
 def check_ranges(config: LiveConfig) -> None:
-    """One line naming the option whose value is out of its range (exclusive minimum)."""
+    """One line naming the option whose value is out of its range."""
     values = {"--source-fps": config.source_fps, "--max-fps": config.max_fps, "--timeout": config.timeout}
     for name, value in values.items():
         low, high = RANGES[name]
-        if value is not None and not low < value <= high:
-            raise RvmkitError(f"{name} {value:g}: must be more than {low:g} and at most {high:g}")
+        if value is not None and not low <= value <= high:
+            raise RvmkitError(f"{name} {value:g}: must be from {low:g} to {high:g}")
     if config.source_size is not None:
         width, height = config.source_size
         if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
