@@ -26,16 +26,18 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return probe.getsockname()[1]
 
 
-def write_stream_file(path: Path, frames: list[np.ndarray], fps: int, size: tuple[int, int]) -> Path:
+def write_stream_file(path: Path, frames: list[np.ndarray], fps: int, size: tuple[int, int],
+                      first_pts: int = 0) -> Path:
     """An MPEG-TS file as a live encoder makes it (H.264, no B-frames, a keyframe every second), so
-    that sending its packets gives a receiver exactly the frames `rvmkit matte` decodes from it."""
+    that sending its packets gives a receiver exactly the frames `rvmkit matte` decodes from it; its
+    timestamps start at `first_pts` frame intervals."""
     with av.open(str(path), "w", format="mpegts") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
         video.options = {"preset": "veryfast", "tune": "zerolatency", "crf": "20", "g": str(fps)}
         for index, rgb in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(width=size[0], height=size[1])
-            picture.pts = index
+            picture.pts = first_pts + index
             container.mux(video.encode(picture))
         container.mux(video.encode(None))
     return path

@@ -174,3 +174,44 @@ def test_threads_are_named_in_the_os_so_profilers_can_tell_them_apart() -> None:
     thread.start()
     thread.join(5)
     assert names == ["rvmkit-capture-"]
+
+
+def test_timeline_takes_a_clock_jump_as_a_discontinuity_but_keeps_a_real_pause() -> None:
+    timeline = _Timeline()
+    tb = Fraction(1, 90000)
+    assert [timeline.place(pts, tb, 0.1 * i) for i, pts in enumerate((0, 9000, 18000))] == [0, 9000, 18000]
+    assert timeline.place(18000 + 3600 * 90000, tb, 0.3) == 27000  # a jump of an hour: follows on
+    assert timeline.place(18000 + 3600 * 90000 + 9000, tb, 0.4) == 36000  # the segment keeps its spacing
+    paused = 18000 + 3600 * 90000 + 9000 + 20 * 90000
+    assert timeline.place(paused, tb, 20.4) == 36000 + 20 * 90000  # 20 s that really passed: kept
+
+
+def test_timestamps_that_restart_jump_or_step_back_keep_every_frame_and_time_running(tmp_path: Path) -> None:
+    """As FFmpeg does with such input: every frame, in order, timestamps increasing with no gap for a
+    discontinuity (a file played with --realtime would otherwise wait an hour at the jump)."""
+    fps, size, frames = 24, (64, 48), read_frames("book", 32)
+    starts = [0, 0, 3600 * fps, 3600 * fps + 8 - fps // 2]  # the clock restarts, jumps 1 h, steps back 0.5 s
+    segments = [write_stream_file(tmp_path / f"{index}.ts", frames[8 * index:8 * index + 8], fps, size,
+                                  first_pts=start) for index, start in enumerate(starts)]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(segment.read_bytes() for segment in segments))
+    expected = []
+    for segment in segments:
+        with av.open(str(segment)) as container:
+            expected += [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    capture = Capture(parse_source(str(joined), realtime=True), resize=None, timeout=5, reconnect=False,
+                      on_frame=lambda dropped: None, note=lambda text: None)
+    published: list[CapturedFrame] = []
+    put = capture.slot.put
+    capture.slot.put = lambda frame: published.append(frame) or put(frame)  # type: ignore[method-assign]
+    capture.start()
+    deadline = time.monotonic() + 20
+    while not capture.finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    capture.stop()
+    assert capture.finished and capture.error is None
+    assert len(published) == len(expected) == 32
+    seconds = [float(frame.pts * frame.time_base) for frame in published]
+    assert all(later > earlier for earlier, later in zip(seconds, seconds[1:]))
+    assert seconds[-1] - seconds[0] == pytest.approx(31 / fps, abs=1e-3)  # every step one frame interval
+    assert all(np.array_equal(frame.rgb, image) for frame, image in zip(published, expected))
