@@ -4,6 +4,9 @@ recordings finalized (and none left empty)."""
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from live.streaming import Datagrams
+from live.streaming import REPO, Datagrams
 
 from conftest import read_frames
 from rvmkit.errors import RvmkitError
@@ -151,3 +154,53 @@ def test_fit_scales_only_other_sizes() -> None:
     image = np.zeros((48, 64, 3), np.uint8)
     assert fit(image, 64, 48) is image
     assert fit(image, 32, 24).shape == (24, 32, 3) and fit(image[:, :, 0], 32, 24).shape == (24, 32)
+
+
+_KILLED_RUN = """
+import os, sys
+from fractions import Fraction
+import numpy as np
+from rvmkit.live.capture import CapturedFrame
+from rvmkit.live.outputs import OutputPlan, RecordingSink, placeholder_info
+frames = np.load(sys.argv[2])
+height, width = frames.shape[1:3]
+info = placeholder_info("src", width, height, Fraction(30), Fraction(1, 90000))
+sink = RecordingSink(OutputPlan("composition", "recording", sys.argv[1]), info, mbps=None, crf=None,
+                     overwrite=False)
+for index, image in enumerate(frames):
+    sink.write(image, CapturedFrame(index, image, 9000 + 3000 * index, Fraction(1, 90000), (width, height),
+                                    0, 0.0))
+os.kill(os.getpid(), 9)
+"""
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm"])
+def test_a_killed_run_leaves_a_recording_playable_to_its_last_written_frame(suffix: str,
+                                                                            tmp_path: Path) -> None:
+    """Issue 20 §6: after kill -9 the hidden temporary recording could not be played, and stayed."""
+    frames = np.stack([np.ascontiguousarray(frame[::4, ::4]) for frame in read_frames("book", 40)])
+    np.save(tmp_path / "frames.npy", frames)
+    target = tmp_path / f"out{suffix}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(target), str(tmp_path / "frames.npy")],
+                            env=env, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = [path for path in tmp_path.iterdir() if path.name.startswith(".")]
+    assert left.name.startswith(f".out{suffix}.") and left.name.endswith(f".rvmkit-tmp{suffix}")
+    assert not target.exists()
+    with av.open(str(left)) as container:
+        decoded = [(float(frame.pts * frame.time_base), frame.to_ndarray(format="rgb24"))
+                   for frame in container.decode(video=0)]
+    # every frame the encoder had handed on: all but under a second (30 frames) it still held (x264's
+    # lookahead and B-frames, VP9's alt-ref lag, ProRes' frame threads)
+    assert 40 - 30 <= len(decoded) <= 40
+    for index, (seconds, image) in enumerate(decoded):
+        assert seconds == pytest.approx(index / 30, abs=1e-3)
+        assert np.abs(image.astype(int) - frames[index]).mean() < 6, f"frame {index}"
+    again = RecordingSink(OutputPlan("composition", "recording", str(target)),
+                          placeholder_info("src", frames.shape[2], frames.shape[1], Fraction(30), TB),
+                          mbps=None, crf=None, overwrite=False)
+    assert not left.exists()  # the next run for the same path removes what the dead one left
+    again.write(frames[0], _frame(0, 0, frames[0]))
+    assert again.close() == target
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["frames.npy", f"out{suffix}"]
