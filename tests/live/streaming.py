@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,3 +180,92 @@ class Datagrams:
     def join(self, timeout: float) -> bytes:
         self._thread.join(timeout)
         return bytes(self.data)
+
+
+NGINX = Path("/usr/sbin/nginx")
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")  # Debian's libnginx-mod-rtmp
+_NGINX_CONF = """\
+load_module {module};
+master_process off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log info;
+events {{ worker_connections 64; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        application live {{ live on; record off; wait_key on; wait_video on; }}
+    }}
+}}
+"""
+
+
+def rtmp_server_missing() -> str | None:
+    """Why a real RTMP media server cannot run here, or None."""
+    if not NGINX.is_file() or not RTMP_MODULE.is_file():
+        return "needs nginx with its RTMP module (apt-get install nginx libnginx-mod-rtmp; .ci/run does)"
+    return None
+
+
+@contextlib.contextmanager
+def rtmp_server(folder: Path, start_s: float = 15) -> Iterator[int]:
+    """nginx's RTMP module on 127.0.0.1 (a free port, yielded), everything it writes inside `folder`;
+    stopped and waited for at the end."""
+    port = free_port(socket.SOCK_STREAM)
+    conf = folder / "nginx.conf"
+    conf.write_text(_NGINX_CONF.format(module=RTMP_MODULE, folder=folder, port=port))
+    command = [str(NGINX), "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf),
+               "-g", "daemon off;"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + start_s
+        while not _accepts(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = (folder / "error.log").read_text() if (folder / "error.log").exists() else ""
+                raise AssertionError(f"nginx did not start: {process.stderr.read() if process.stderr else ''}"
+                                     f"{log}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Puller:
+    """Plays `url` (an RTMP stream) in a thread as a viewer does, keeping the first `count` decoded
+    frames (pts in ms, RGB) or what came within `limit` s."""
+
+    url: str
+    count: int
+    limit: float = 60.0
+    frames: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        try:
+            with av.open(self.url, timeout=(self.limit, 10)) as container:
+                for frame in container.decode(video=0):
+                    self.frames.append((frame.pts, frame.to_ndarray(format="rgb24")))
+                    if len(self.frames) >= self.count or time.monotonic() > deadline:
+                        break
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            self.error = error
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)

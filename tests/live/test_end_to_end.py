@@ -13,9 +13,12 @@ import av
 import numpy as np
 import pytest
 from live.streaming import (
+    Puller,
     Receiver,
     finish,
     free_port,
+    rtmp_server,
+    rtmp_server_missing,
     send,
     start_live,
     stream_pts,
@@ -131,3 +134,41 @@ def test_reconnect_recovers_after_the_sender_restarts(stream_file: Path, tmp_pat
     after = [pts for pts, wall, _ in receiver.frames if wall > restarted]
     assert len(after) >= len(second) // 2, (len(first), len(second), len(after), err)
     assert receiver.pts == sorted(set(receiver.pts))  # timestamps keep increasing across the restart
+
+
+@pytest.mark.skipif(rtmp_server_missing() is not None, reason=str(rtmp_server_missing()))
+def test_rtmp_to_a_real_media_server_gives_viewers_matted_source_frames(stream_file: Path,
+                                                                        tmp_path: Path) -> None:
+    """Issue 20 §8: live publishes to nginx's RTMP module on 127.0.0.1, a viewer pulls the stream back,
+    and every frame it gets is a matted source frame (RVM's green where the matte is background, the
+    source where it is the subject), to x264's loss."""
+    server = tmp_path / "nginx"
+    server.mkdir()
+    inputs = list(_decoded(stream_file).values())
+    with load_backend(None) as engine:
+        matter = FrameMatter(engine, 0.5)
+        references = [matter(rgb).composite(np.array(DEFAULT_GREEN, np.uint8), want_alpha=True)
+                      for rgb in inputs]
+    with rtmp_server(server) as port:
+        url = f"rtmp://127.0.0.1:{port}/live/matted"
+        process = start_live([str(stream_file), "--realtime", "--loop", "--output", url,
+                              "--downsample-ratio", "0.5", "--stats", "stats.json"], tmp_path)
+        wait_for_line(process, "Ctrl-C to stop", STARTUP_S)
+        viewer = Puller(url, count=8)
+        viewer.join(60)
+        code, _, err = finish(process, signal.SIGINT)
+    assert code == 0, err
+    assert viewer.error is None and len(viewer.frames) == 8, (viewer.error, err)
+    pts = [pts for pts, _ in viewer.frames]
+    assert pts == sorted(set(pts))
+    for _, image in viewer.frames:
+        assert image.shape == inputs[0].shape
+        distance = [np.abs(image.astype(int) - composite).mean() for composite, _ in references]
+        best = int(np.argmin(distance))
+        composite, alpha = references[best]
+        # ~1.1 of 255 from a matted frame (x264, and the state after drops), ~53 from the unmatted one
+        assert distance[best] < 4 and np.abs(image.astype(int) - inputs[best]).mean() > 20
+        background, subject = alpha < 8, alpha > 247
+        assert background.mean() > 0.2 and subject.mean() > 0.05
+        assert np.abs(image[background].astype(int) - DEFAULT_GREEN).mean() < 12
+        assert np.abs(image[subject].astype(int) - inputs[best][subject]).mean() < 12
