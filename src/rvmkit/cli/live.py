@@ -43,14 +43,12 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _positive(text: str) -> float:
+def _number(text: str) -> float:
+    """A number; its range is `check_ranges`'s (one line naming the option and the range)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value:g} must be more than 0")
-    return value
 
 
 def _range(option: str) -> str:
@@ -109,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="FFmpeg input format, e.g. v4l2, avfoundation, dshow, mpegts "
                           "(default: from SOURCE)")
     src.add_argument("--source-size", type=_size, metavar="WxH", help="ask the camera for this size")
-    src.add_argument("--source-fps", type=_positive, metavar="FPS",
+    src.add_argument("--source-fps", type=_number, metavar="FPS",
                      help=f"ask the camera for this rate ({_range('--source-fps')})")
     src.add_argument("--source-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="FFmpeg option for the source (repeatable), e.g. input_format=mjpeg, "
@@ -117,9 +115,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--realtime", action="store_true", help="play a file at its own frame rate")
     src.add_argument("--loop", action="store_true", help="with --realtime: start the file again at its end")
     run = parser.add_argument_group("run")
-    run.add_argument("--max-fps", type=_positive, metavar="FPS",
+    run.add_argument("--max-fps", type=_number, metavar="FPS",
                      help=f"matte at most this many frames a second ({_range('--max-fps')})")
-    run.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
+    run.add_argument("--timeout", type=_number, default=10.0, metavar="S",
                      help="give up on a source (or sink) that does not answer or stalls this long "
                           f"(default 10; {_range('--timeout')})")
     run.add_argument("--reconnect", action="store_true",
