@@ -172,3 +172,31 @@ def test_rtmp_to_a_real_media_server_gives_viewers_matted_source_frames(stream_f
         assert background.mean() > 0.2 and subject.mean() > 0.05
         assert np.abs(image[background].astype(int) - DEFAULT_GREEN).mean() < 12
         assert np.abs(image[subject].astype(int) - inputs[best][subject]).mean() < 12
+
+
+def test_kill_9_leaves_a_playable_recording_that_the_next_run_removes(stream_file: Path,
+                                                                      tmp_path: Path) -> None:
+    """Issue 20 §6: a live run killed outright left `.out.mp4.PID.rvmkit-tmp.mp4`, unplayable, forever."""
+    process = start_live([str(stream_file), "--realtime", "--loop", "--record", "out.mp4",
+                          "--downsample-ratio", "0.5"], tmp_path)
+    wait_for_line(process, "Ctrl-C to stop", STARTUP_S)
+    deadline = time.monotonic() + 60
+    def written() -> int:
+        return sum(path.stat().st_size for path in tmp_path.glob(".out.mp4.*"))
+
+    while time.monotonic() < deadline and written() < 20000:
+        time.sleep(0.2)  # until some frames are in the file (the encoder holds the latest ones)
+    process.kill()
+    process.communicate(timeout=20)
+    (left,) = tmp_path.glob(".out.mp4.*.rvmkit-tmp.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+    with av.open(str(left)) as container:
+        images = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert images
+    for image in images:  # matted frames: much of each is RVM's green
+        assert (np.abs(image.astype(int) - DEFAULT_GREEN).max(axis=2) < 24).mean() > 0.2
+    again = start_live([str(stream_file), "--realtime", "--record", "out.mp4", "--downsample-ratio", "0.5"],
+                       tmp_path)
+    _, err = again.communicate(timeout=STARTUP_S + 30)  # the file ends: the run ends
+    assert again.returncode == 0, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.mp4"]

@@ -8,6 +8,8 @@
 - Recordings are `rvmkit.video.writer` sinks, as `matte` writes them (mp4/mkv H.264, webm VP9, mov
   ProRes, PNG folders; transparent formats included) under a temporary name, renamed when the run ends,
   however it ends: a live recording is kept (finalized and playable) on Ctrl-C, SIGTERM or a lost source.
+  A run killed outright cannot rename it, so video files are muxed to stay playable as they grow
+  (KILL_SAFE_MUXING); the next run for the same path removes such a leftover.
 - A virtual camera through pyvirtualcam (the `live` extra; v4l2loopback on Linux).
 
 Every frame written carries its source frame's timestamp: streams keep it as is, recordings start at 0.
