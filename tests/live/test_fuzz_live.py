@@ -29,8 +29,8 @@ from rvmkit.runtime.base import Backend
 #: values that can never work: zero, negative, huge, not a number, no number at all
 ABSURD = ("0", "-1", "-0.5", "1e-9", "1e300", "1001", "3601", "nan", "inf", "-inf", "x", "")
 #: paths as typed, relative to the run's folder: clip.ts is the source, old.mkv exists already
-PATHS = ("a.mkv", "b.mp4", "c.webm", "d.mov", "frames", "frames/", "frames/e.mp4", "s.json", "frames/s.json",
-         "./a.mkv", "clip.ts", "old.mkv", "new/deeper/f.mkv")
+PATHS = ("a.mkv", "b.mp4", "c.webm", "d.mov", "frames", "frames/", "frames.v2/", "frames/e.mp4", "s.json",
+         "frames/s.json", "./a.mkv", "clip.ts", "old.mkv", "new/deeper/f.mkv")
 #: option -> values that may work (each is also drawn from ABSURD)
 OPTIONAL = {
     "--max-fps": ("1", "2.5", "30", "1000"), "--timeout": ("0.1", "2", "10", "3600"),

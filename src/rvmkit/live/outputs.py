@@ -19,6 +19,7 @@ The output size is the first frame's; frames of another size (the source changed
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -87,8 +88,9 @@ def plan_outputs(*, streams: list[str], alpha_streams: list[str], records: list[
     codecs = ["libx264"] if plans else []
     for role, paths in (("composition", records), ("alpha", alpha_records)):
         for text in paths:
-            path = Path(text).expanduser()
-            kind, codec = resolve_output(path, None)
+            typed = os.path.expanduser(text)
+            path = Path(typed)
+            kind, codec = resolve_output(typed, None)  # as typed: a trailing slash means a folder
             rgba = transparent and role == "composition"
             if rgba and kind == "video" and path.suffix.lower() not in ALPHA_SUFFIXES:
                 raise RvmkitError(f"{describe_path(path)}: {path.suffix[1:]} cannot carry transparency; "
@@ -98,7 +100,7 @@ def plan_outputs(*, streams: list[str], alpha_streams: list[str], records: list[
             seen.add(path.resolve())
             check_output_path(path, info, overwrite, kind)
             codecs.append(codec)
-            plans.append(OutputPlan(role, "recording", str(path), rgba))
+            plans.append(OutputPlan(role, "recording", typed, rgba))
     if virtual_camera is not None:
         if transparent:
             raise RvmkitError("--virtual-camera shows an opaque picture: choose a --background other than "
@@ -286,7 +288,8 @@ class _KillSafeVideoSink(VideoSink):
 
     def __init__(self, path: Path, info: VideoInfo, *, fmt: str, **settings: Any) -> None:
         super().__init__(path, info, fmt=fmt, audio_from=None, **settings)
-        # the header is written with the first frame, after this: these options apply to it
+        # VideoSink takes no muxer options; its container writes the header with the first frame, after
+        # this, so options added here apply to it
         self._container.container_options.update(KILL_SAFE_MUXING[fmt])
 
 
@@ -297,8 +300,7 @@ class RecordingSink(LiveSink):
     def __init__(self, plan: OutputPlan, info: VideoInfo, *, mbps: float | None, crf: int | None,
                  overwrite: bool) -> None:
         self.role, self.label = plan.role, plan.target
-        self._sink: FrameSink | None = _open_recording(plan, Path(plan.target).expanduser(), info, mbps, crf,
-                                                       overwrite)
+        self._sink: FrameSink | None = _open_recording(plan, info, mbps, crf, overwrite)
         self._first_pts: int | None = None
 
     def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
@@ -328,13 +330,15 @@ class RecordingSink(LiveSink):
 DEFAULT_RATE = 30
 
 
-def _open_recording(plan: OutputPlan, target: Path, info: VideoInfo, mbps: float | None, crf: int | None,
+def _open_recording(plan: OutputPlan, info: VideoInfo, mbps: float | None, crf: int | None,
                     overwrite: bool) -> FrameSink:
-    """`open_sink`'s sink for `target` (checked by `plan_outputs`), but a video file kill-safe and with a
-    keyframe every second (what a killed run loses in the encoder, and how a recording is seeked)."""
-    kind, codec = resolve_output(target, None)
+    """`open_sink`'s sink for the planned (checked) target, but a video file kill-safe and with a keyframe
+    every second (what a killed run loses in the encoder, and how a recording is seeked)."""
+    kind, codec = resolve_output(plan.target, None)
     if kind != "video":
-        return open_sink(target, info, alpha=plan.rgba, mbps=mbps, crf=crf, overwrite=overwrite)
+        return open_sink(plan.target, info, alpha=plan.rgba, output_type=kind, mbps=mbps, crf=crf,
+                         overwrite=overwrite)
+    target = Path(plan.target)
     remove_stale_temps(target)  # as open_sink does: what killed runs left
     fmt = VIDEO_SUFFIXES[target.suffix.lower()][1]
     options = {"g": str(max(1, round(float(info.fps or DEFAULT_RATE))))}
@@ -342,8 +346,8 @@ def _open_recording(plan: OutputPlan, target: Path, info: VideoInfo, mbps: float
         options["bf"] = "0"  # a fragment cannot shift B-frame delay away: the first frame stays at 0
     if plan.role == "alpha" and codec == "libx264" and mbps:
         options = {**MATTE_X264_SETTINGS, **options}
-    return _KillSafeVideoSink(target, info, fmt=fmt, codec=codec,
-                              alpha=plan.rgba, mbps=mbps, crf=crf, codec_options=options, overwrite=overwrite)
+    return _KillSafeVideoSink(target, info, fmt=fmt, codec=codec, alpha=plan.rgba, mbps=mbps, crf=crf,
+                              codec_options=options, overwrite=overwrite)
 
 
 class CameraSink(LiveSink):
