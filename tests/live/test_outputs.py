@@ -117,6 +117,8 @@ def test_plans_are_checked_up_front(tmp_path: Path) -> None:
             _plan(tmp_path, **changes)
     plans = _plan(tmp_path, streams=["udp://127.0.0.1:5000"], alpha_records=[str(tmp_path / "alpha")],
                   records=[str(tmp_path / "t.webm")], transparent=False)
+    (folder,) = _plan(tmp_path, records=[f"{tmp_path}/frames.v2/"])  # a trailing slash: a folder of PNGs
+    assert folder.target.endswith("frames.v2/")
     kinds = [(plan.role, plan.kind) for plan in plans]
     assert kinds == [("composition", "stream"), ("composition", "recording"), ("alpha", "recording")]
     assert list(tmp_path.iterdir()) == [tmp_path / "taken.mkv"]
