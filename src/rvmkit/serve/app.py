@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -127,6 +128,13 @@ def _download_name(job: Job, name: str) -> str:
     room = MAX_NAME_BYTES - len(ending.encode())
     stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip() or "video"
     return stem + ending
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition for `filename`: RFC 6266's filename* (UTF-8, what browsers use) after a plain
+    ASCII filename (what `curl -OJ` uses), so both save it under the same safe name."""
+    plain = "".join(c if " " <= c < "\x7f" and c not in '"\\/;%' else "_" for c in filename)
+    return f'attachment; filename="{plain}"; filename*=utf-8\'\'{quote(filename, safe="")}'
 
 
 class Live:
@@ -310,7 +318,7 @@ def _file_routes(router: APIRouter, store: JobStore, found: Any) -> None:
             raise HTTPException(404, f"job {job_id} has no output {name!r}"
                                      + ("" if job.state == "done" else f" (it is {job.state})"))
         path = store.outputs_dir(job.id) / job.outputs[name]
-        return FileResponse(path, filename=_download_name(job, name))
+        return FileResponse(path, headers={"Content-Disposition": _attachment(_download_name(job, name))})
 
     @router.get("/jobs/{job_id}/preview", summary="the contact sheet (PNG)", response_class=FileResponse)
     def get_preview(job_id: str) -> FileResponse:
