@@ -540,3 +540,50 @@ def test_live_that_cannot_be_built_says_so_without_the_servers_paths(tmp_path):
     assert missing.value.status_code == 404 and "could not be built" in missing.value.detail
     assert str(tmp_path) not in missing.value.detail and "/" not in missing.value.detail
     assert (tmp_path / "live" / "notes.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 20 MB tmpfs (needs root: CI runs as root; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write into `folder` until the filesystem is full (bounded: far more than the 20 MB disk)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (256 * 1024, 4096, 512, 1):
+            for _ in range(1000):
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
+
+
+def test_deleting_an_ended_job_on_a_full_disk_frees_its_files(small_disk, clips):
+    server = Server(small_disk / "data", "--min-free-mb", "0").start()
+    try:
+        client = server.client()
+        job = finished(client, submit(client, clips["short"]).json()["id"])
+        assert job["state"] == "done"
+        _fill(small_disk)
+        assert os.statvfs(small_disk).f_bavail == 0
+        response = client.delete(f"/api/jobs/{job['id']}")
+        assert response.status_code == 204, response.text
+        assert not (server.data_dir / "jobs" / job["id"]).exists()
+        assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+        assert os.statvfs(small_disk).f_bavail > 0
+    finally:
+        server.stop()
