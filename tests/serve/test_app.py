@@ -587,3 +587,26 @@ def test_deleting_an_ended_job_on_a_full_disk_frees_its_files(small_disk, clips)
         assert os.statvfs(small_disk).f_bavail > 0
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def test_an_upload_whose_clock_restarts_keeps_every_frame(server, tmp_path):
+    """Two MPEG-TS recordings joined end to end (`cat a.ts b.ts`): the second restarts the clock; FFmpeg
+    decodes every frame of both, and so must the job."""
+    from conftest import read_frames, write_clip
+
+    segment = write_clip(tmp_path / "segment.ts", read_frames("book", 6), fps=30, size=(64, 48), audio=False)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(segment.read_bytes() * 2)
+    with av.open(str(joined)) as container:
+        expected = sum(1 for _ in container.decode(video=0))
+    assert expected == 12
+    client = server.client()
+    response = submit(client, joined)
+    assert response.status_code == 202, response.text
+    job = finished(client, response.json()["id"])
+    assert job["state"] == "done", job["error"]
+    assert job["progress"]["frames_done"] == expected
+    assert decoded(client.get(job["outputs"]["composition"]).content)[0] == expected
