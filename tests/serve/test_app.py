@@ -453,6 +453,43 @@ def test_a_second_server_on_the_same_data_folder_refuses_and_touches_nothing(ser
     client.delete(f"/api/jobs/{job['id']}")
 
 
+def test_a_second_server_started_during_an_upload_leaves_it_alone(server, clips):
+    video, sent, go_on = clips["short"].read_bytes(), threading.Event(), threading.Event()
+    answers: list[httpx.Response] = []
+
+    def chunks():  # half the video, then wait while the second server tries to start
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n\r\n'
+        yield video[: len(video) // 2]
+        sent.set()
+        go_on.wait(120)
+        yield video[len(video) // 2:] + b"\r\n--B--\r\n"
+
+    def upload() -> None:
+        with server.client() as own:
+            answers.append(own.post("/api/jobs", content=chunks(),
+                                    headers={"Content-Type": "multipart/form-data; boundary=B"}))
+
+    jobs = server.data_dir / "jobs"
+    known = {job["id"] for job in server.client().get("/api/jobs").json()["jobs"]}
+    thread = threading.Thread(target=upload)
+    thread.start()
+    try:
+        assert sent.wait(60)
+        partial = [path for path in jobs.iterdir() if path.name not in known]
+        assert len(partial) == 1  # the upload's folder, no record yet
+        second = subprocess.run([sys.executable, "-m", "rvmkit", "serve", "--port", str(free_port()),
+                                 "--data-dir", str(server.data_dir), "--downsample-ratio", RATIO],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "another rvmkit serve" in second.stderr
+        assert (partial[0] / "input.mp4").stat().st_size > 0  # still there, still being written
+    finally:
+        go_on.set()
+        thread.join(120)
+    assert answers[0].status_code == 202, answers[0].text
+    job = finished(server.client(), answers[0].json()["id"])
+    assert job["state"] == "done" and job["progress"]["frames_done"] == 12
+
+
 # --------------------------------------------------------------------------- the upload's shape
 
 
