@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="static site to serve at /live (default: built with rvmkit.web when available)")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-upload-mb", type=_range("max_upload_bytes", scale=MB), default=2048.0,
-                        metavar="MB", help="bytes of one upload request, all its parts (default 2048)")
+                        metavar="MB", help="largest upload request, all its parts together (default 2048)")
     limits.add_argument("--max-duration", type=_range("max_duration_s"), default=600.0, metavar="S",
                         help="seconds of video (default 600)")
     limits.add_argument("--max-frames", type=_range("max_frames", whole=True), default=36_000, metavar="N")
