@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import types
 import urllib.parse
 import zipfile
@@ -453,6 +454,18 @@ def test_a_second_server_on_the_same_data_folder_refuses_and_touches_nothing(ser
     client.delete(f"/api/jobs/{job['id']}")
 
 
+def _new_upload(jobs: Path, known: set[str]) -> Path:
+    """The folder of the upload in progress, once its first bytes are on disk (bounded wait)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fresh = [path for path in jobs.iterdir() if path.name not in known]
+        if fresh and (fresh[0] / "input.mp4").is_file() and (fresh[0] / "input.mp4").stat().st_size:
+            assert len(fresh) == 1
+            return fresh[0]
+        time.sleep(0.05)
+    raise AssertionError("the upload never reached the disk")
+
+
 def test_a_second_server_started_during_an_upload_leaves_it_alone(server, clips):
     video, sent, go_on = clips["short"].read_bytes(), threading.Event(), threading.Event()
     answers: list[httpx.Response] = []
@@ -475,13 +488,12 @@ def test_a_second_server_started_during_an_upload_leaves_it_alone(server, clips)
     thread.start()
     try:
         assert sent.wait(60)
-        partial = [path for path in jobs.iterdir() if path.name not in known]
-        assert len(partial) == 1  # the upload's folder, no record yet
+        partial = _new_upload(jobs, known)  # the upload's folder, no record yet
         second = subprocess.run([sys.executable, "-m", "rvmkit", "serve", "--port", str(free_port()),
                                  "--data-dir", str(server.data_dir), "--downsample-ratio", RATIO],
                                 capture_output=True, text=True, timeout=120)
         assert second.returncode == 2 and "another rvmkit serve" in second.stderr
-        assert (partial[0] / "input.mp4").stat().st_size > 0  # still there, still being written
+        assert (partial / "input.mp4").stat().st_size > 0  # still there, still being written
     finally:
         go_on.set()
         thread.join(120)
