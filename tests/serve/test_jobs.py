@@ -3,6 +3,7 @@ recovery after a crash (interrupted jobs queued again, debris of unfinished uplo
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -79,3 +80,24 @@ def test_recover_requeues_running_jobs_and_removes_unrecorded_folders(tmp_path):
 def test_job_folders_come_only_from_ids(tmp_path, bad):
     with pytest.raises(ValueError):
         JobStore(tmp_path).job_dir(bad)
+
+
+def test_the_data_folder_lock_admits_one_server(tmp_path):
+    from rvmkit.errors import RvmkitError
+    from rvmkit.serve.jobs import DataLock
+
+    first = DataLock(tmp_path).acquire()
+    with pytest.raises(RvmkitError, match=f"another rvmkit serve \\(pid {os.getpid()}\\)"):
+        DataLock(tmp_path).acquire()
+    first.release()
+    DataLock(tmp_path).acquire().release()  # free again once the first lets go
+
+
+def test_remove_deletes_the_files_before_the_record(tmp_path):
+    store = JobStore(tmp_path)
+    job_id = queued(store)
+    (store.job_dir(job_id) / "input.mp4").write_bytes(b"x" * 1000)
+    store.close()  # the record cannot be deleted now: the files must go all the same
+    with pytest.raises(Exception):  # noqa: B017 - sqlite3.ProgrammingError on a closed database
+        store.remove(job_id)
+    assert not store.job_dir(job_id).exists()

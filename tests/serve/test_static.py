@@ -100,3 +100,24 @@ def test_cancel_from_the_job_list(server, browser, tmp_path):
     page.wait_for_function("![...document.querySelectorAll('#job-list li')].some(li => "
                            "li.textContent.includes('long.mp4'))", timeout=TIMEOUT_MS)
     page.wait_for_selector("#job", state="hidden", timeout=TIMEOUT_MS)  # the deleted job's panel goes too
+
+
+def test_a_wrong_token_says_so_instead_of_no_jobs(browser, tmp_path_factory):
+    token = "the-right-token-0123456789"
+    guarded = Server(tmp_path_factory.mktemp("ui-token") / "data", token=token).start()
+    try:
+        page = browser.new_page(viewport=LAPTOP)
+        page.add_init_script("localStorage.setItem('rvmkit-token', 'a-wrong-token-0123456789')")
+        page.goto(guarded.url + "/")
+        page.wait_for_selector("#token-bar", state="visible", timeout=TIMEOUT_MS)
+        page.wait_for_function("document.getElementById('jobs-empty').textContent.includes('Wrong token')",
+                               timeout=TIMEOUT_MS)
+        assert "No jobs yet" not in page.text_content("#jobs")
+        assert "refused this token" in page.text_content("#token-bar")
+        page.fill("#token-input", token)
+        page.click("#token-form button")
+        page.wait_for_function("document.getElementById('jobs-empty').textContent === 'No jobs yet.'",
+                               timeout=TIMEOUT_MS)
+        page.close()
+    finally:
+        guarded.stop()

@@ -10,6 +10,7 @@ import pytest
 from rvmkit.serve.upload import UploadError, display_name, receive, safe_suffix
 
 BOUNDARY = "XyZ"
+TEXT = ("outputs", "format")
 
 
 def body(parts: list[tuple[str, str | None, bytes]]) -> bytes:
@@ -34,7 +35,7 @@ def run(data: bytes, folder, limit: int = 10**6, seen: list | None = None):
                 seen.append(start)
             yield data[start:start + 1000]
     return asyncio.run(receive(stream(), f"multipart/form-data; boundary={BOUNDARY}", folder,
-                               {"file": "input"}, limit))
+                               {"file": "input", "background_file": "background"}, TEXT, limit))
 
 
 def test_file_goes_to_the_services_name_and_fields_are_read(tmp_path):
@@ -59,8 +60,33 @@ def test_the_size_limit_stops_reading_as_soon_as_it_is_passed(tmp_path):
 
 def test_not_multipart_is_422(tmp_path):
     with pytest.raises(UploadError) as refused:
-        asyncio.run(receive(chunked(b"{}"), "application/json", tmp_path, {"file": "input"}, 100))
+        asyncio.run(receive(chunked(b"{}"), "application/json", tmp_path, {"file": "input"}, TEXT, 100))
     assert refused.value.status == 422
+
+
+def test_the_limit_is_for_the_whole_request_not_each_file(tmp_path):
+    parts = [("file", "clip.mp4", b"\1" * 4_000), ("background_file", "bg.png", b"\2" * 4_000)]
+    with pytest.raises(UploadError) as refused:
+        run(body(parts), tmp_path, limit=6_000)  # each part is under the limit, the two are over it
+    assert refused.value.status == 413
+
+
+@pytest.mark.parametrize("parts, detail", [
+    ([("file", "a.mp4", b"v"), ("file", "b.mp4", b"w" * 900)], "'file' is given more than once"),
+    ([("file", "a.mp4", b"v"), ("extra", "b.mp4", b"w" * 900)],
+     "unexpected file field 'extra': send the video as the multipart file field 'file'"),
+    ([("video", "x.mp4", b"v" * 90_000)], "send the video as the multipart file field 'file'"),
+    ([("outputs", None, b"alpha"), ("outputs", None, b"alpha")], "'outputs' is given more than once"),
+    ([("outputs", "o.txt", b"alpha")], "'outputs' must be text, not a file"),
+    ([("file", None, b"not a file part")], "'file' must be a file"),
+    ([("colour", None, b"red")], "unexpected form field 'colour'"),
+])
+def test_unexpected_or_repeated_parts_are_refused_before_they_are_stored(tmp_path, parts, detail):
+    with pytest.raises(UploadError) as refused:
+        run(body(parts), tmp_path)
+    assert refused.value.status == 422 and detail in str(refused.value)
+    stored = sorted(p.name for p in tmp_path.iterdir())
+    assert stored in ([], ["input.mp4"]) and all(p.stat().st_size <= 1 for p in tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("raw, shown, suffix", [

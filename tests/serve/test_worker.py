@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from serve.serving import Server, decoded, finished, make_clip, submit
 
-from rvmkit.serve.worker import Channel, output_paths, zip_folder
+from rvmkit.errors import RvmkitError
+from rvmkit.serve.worker import ROLES, Channel, bounded, output_paths, zip_folder
 
 
 def test_progress_reports_are_throttled_but_the_last_always_goes():
@@ -41,6 +42,30 @@ def test_output_paths_are_named_by_the_service():
     assert {k: str(v) for k, v in paths.items()} == {"composition": "/d/composition.webm",
                                                     "alpha": "/d/alpha.webm"}
     assert output_paths(Path("/d"), ["alpha"], "png")["alpha"] == Path("/d/alpha")  # a folder, zipped later
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "mov", "png"])
+def test_no_two_files_of_a_job_share_a_path(fmt):
+    """Every output, its zip, its temporaries, the contact sheet and the upload: all different paths."""
+    job = Path("/d/jobs/abc")
+    outputs = output_paths(job / "outputs", list(ROLES), fmt)
+    written = [job / "input.mp4", job / "background.png", job / "job.json", job / "worker.log",
+               job / "outputs" / "preview.png"]
+    for path in outputs.values():
+        written += [path] if fmt != "png" else [path, path.with_name(path.name + ".zip"),
+                                                path.with_name(f".{path.name}.zip.part")]
+    assert len(set(written)) == len(written)
+    assert all(job / "outputs" in path.parents for path in outputs.values())
+
+
+def test_a_worker_that_decodes_past_the_frame_limit_stops_the_job():
+    seen = []
+    report = bounded(lambda done, total: seen.append(done), 3)
+    for done in (1, 2, 3):
+        report(done, 1)  # the header claimed 1 frame: the real count is what counts
+    with pytest.raises(RvmkitError, match="more than 3 frames"):
+        report(4, 1)
+    assert seen == [1, 2, 3]
 
 
 @pytest.fixture(scope="session")

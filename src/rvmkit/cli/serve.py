@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from rvmkit.cli.options import add_model_options, whole_number
+from rvmkit.cli.options import add_model_options
 from rvmkit.errors import RvmkitError
 
 EPILOG = """\
@@ -33,15 +34,40 @@ def _parsed(parse: Any) -> Any:
     return convert
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"{text}: must be more than 0")
+def _number(low: float, high: float, whole: bool = False) -> Any:
+    """argparse type: a finite number in [low, high] (in the option's own units); anything else is a
+    one-line usage error naming the option."""
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if whole else ''}number") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text}: must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _range(name: str, whole: bool = False, scale: float = 1.0) -> Any:
+    """`_number` over ServeConfig's range for `name`, in the option's units (`scale` of the config's)."""
+    from rvmkit.serve.config import RANGES
+
+    low, high, _ = RANGES[name]
+    return _number(low / scale, high / scale, whole)
+
+
+def _pixels(text: str) -> int:
+    from rvmkit.serve.config import RANGES, parse_pixels
+
+    value = parse_pixels(text)
+    if value > RANGES["max_pixels"][1]:
+        raise ValueError(f"{text}: must be at most {RANGES['max_pixels'][1]} pixels (16384x16384)")
     return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from rvmkit.serve.config import parse_duration, parse_pixels
+    from rvmkit.serve.config import MB, parse_duration
 
     parser = subparsers.add_parser(
         "serve", help="matting as a web service with a browser UI",
@@ -51,28 +77,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other "
                         "needs --token)")
-    server.add_argument("--port", type=whole_number(1), default=8000, help="default 8000")
+    server.add_argument("--port", type=_range("port", whole=True), default=8000, help="default 8000")
     server.add_argument("--data-dir", type=Path, default=Path("rvmkit-serve"), metavar="DIR",
                         help="jobs database and files (default ./rvmkit-serve)")
-    server.add_argument("--workers", type=whole_number(1), default=1, metavar="N",
+    server.add_argument("--workers", type=_range("workers", whole=True), default=1, metavar="N",
                         help="jobs run at the same time, each in its own process (default 1)")
     server.add_argument("--token", default=os.environ.get("RVMKIT_SERVE_TOKEN"), metavar="T",
                         help="bearer token every API call must present (default $RVMKIT_SERVE_TOKEN)")
     server.add_argument("--address", metavar="RAY", help="run jobs on this Ray cluster (as rvmkit batch)")
     server.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="allow this origin to call the API from a browser (repeatable; default none)")
+    server.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests addressed to this host name (repeatable; default: the "
+                             "bound address and, on loopback, localhost); others get 403")
     server.add_argument("--live-dir", type=Path, metavar="DIR",
                         help="static site to serve at /live (default: built with rvmkit.web when available)")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-upload-mb", type=_parsed(_positive), default=2048.0, metavar="MB")
-    limits.add_argument("--max-duration", type=_parsed(_positive), default=600.0, metavar="S",
+    limits.add_argument("--max-upload-mb", type=_range("max_upload_bytes", scale=MB), default=2048.0,
+                        metavar="MB", help="largest upload request, all its parts together (default 2048)")
+    limits.add_argument("--max-duration", type=_range("max_duration_s"), default=600.0, metavar="S",
                         help="seconds of video (default 600)")
-    limits.add_argument("--max-frames", type=whole_number(1), default=36_000, metavar="N")
-    limits.add_argument("--max-pixels", type=_parsed(parse_pixels), default=3840 * 2160, metavar="WxH|N",
+    limits.add_argument("--max-frames", type=_range("max_frames", whole=True), default=36_000, metavar="N")
+    limits.add_argument("--max-pixels", type=_parsed(_pixels), default=3840 * 2160, metavar="WxH|N",
                         help="largest frame (default 3840x2160)")
-    limits.add_argument("--max-queued", type=whole_number(1), default=32, metavar="N",
+    limits.add_argument("--max-queued", type=_range("max_queued", whole=True), default=32, metavar="N",
                         help="jobs waiting before new uploads get 429 (default 32)")
-    limits.add_argument("--min-free-mb", type=_parsed(float), default=256.0, metavar="MB",
+    limits.add_argument("--min-free-mb", type=_range("min_free_bytes", scale=MB), default=256.0, metavar="MB",
                         help="free disk space an upload must leave (default 256)")
     limits.add_argument("--retention", type=_parsed(parse_duration), default=7 * 86400.0, metavar="AGE",
                         help="remove ended jobs older than this: 30m, 12h, 7d (default); 0 keeps them")
@@ -92,7 +122,8 @@ def config_from(args: argparse.Namespace) -> Any:
                        max_upload_bytes=int(args.max_upload_mb * MB), max_duration_s=args.max_duration,
                        max_frames=args.max_frames, max_pixels=args.max_pixels, max_queued=args.max_queued,
                        retention_s=args.retention, min_free_bytes=int(args.min_free_mb * MB),
-                       cors_origins=tuple(args.cors_origin), live_dir=args.live_dir,
+                       cors_origins=tuple(args.cors_origin),
+                       allowed_hosts=tuple(args.allow_host), live_dir=args.live_dir,
                        matte={key: value for key, value in matte.items() if value is not None}).checked()
 
 

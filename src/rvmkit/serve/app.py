@@ -9,7 +9,8 @@ The contract other programs rely on (keep it stable; README "rvmkit serve" docum
 - GET /api/jobs, /api/jobs/{id}, /api/jobs/{id}/events (SSE), /api/jobs/{id}/outputs/{name} (Range),
   /api/jobs/{id}/preview, DELETE /api/jobs/{id}; GET /api/health.
 - Errors are JSON {"detail": "...", "limit"?: ...}: 413 upload too large, 422 not a video / over a limit /
-  bad option, 429 queue full, 507 disk full, 401 token missing or wrong, 404 unknown job.
+  bad option / unexpected or repeated form field, 429 queue full, 507 disk full, 401 token missing or
+  wrong, 403 Host not served or a state-changing request from another origin (guard.py), 404 unknown job.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import json
 import logging
 import mimetypes
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -37,7 +40,8 @@ from starlette.requests import ClientDisconnect
 import rvmkit
 from rvmkit.serve.checks import FORMATS, check_upload, job_options
 from rvmkit.serve.config import MB, ServeConfig
-from rvmkit.serve.jobs import ACTIVE, Job, JobStore, new_job_id
+from rvmkit.serve.guard import Guard
+from rvmkit.serve.jobs import ACTIVE, DataLock, Job, JobStore, new_job_id
 from rvmkit.serve.scheduler import Scheduler
 from rvmkit.serve.upload import UploadError, receive
 from rvmkit.serve.worker import ROLES
@@ -46,6 +50,8 @@ log = logging.getLogger("rvmkit.serve")
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
 STORED_AS = {"file": "input", "background_file": "background"}  # upload fields -> names in the job folder
+TEXT_FIELDS = ("outputs", "background", "downsample_ratio", "format")
+MAX_NAME_BYTES = 255  # a download's file name: what every common filesystem takes
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin",
                      "Cross-Origin-Embedder-Policy": "require-corp",
                      "Cross-Origin-Resource-Policy": "same-origin"}
@@ -116,8 +122,19 @@ def job_json(job: Job) -> dict[str, Any]:
 
 
 def _download_name(job: Job, name: str) -> str:
-    stem = Path(job.name).stem or "video"
-    return f"{stem}.{name}{Path(job.outputs[name]).suffix}"
+    """`<upload's stem>.<output>.<ext>`, at most 255 bytes (UTF-8) and never hidden (no leading dot)."""
+    ending = f".{name}{Path(job.outputs[name]).suffix}"
+    stem = Path(job.name).stem.lstrip(". ") or "video"
+    room = MAX_NAME_BYTES - len(ending.encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip() or "video"
+    return stem + ending
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition for `filename`: RFC 6266's filename* (UTF-8, what browsers use) after a plain
+    ASCII filename (what `curl -OJ` uses), so both save it under the same safe name."""
+    plain = "".join(c if " " <= c < "\x7f" and c not in '"\\/;%' else "_" for c in filename)
+    return f'attachment; filename="{plain}"; filename*=utf-8\'\'{quote(filename, safe="")}'
 
 
 class Live:
@@ -139,8 +156,9 @@ class Live:
             self.root = Path(write_site(self._target, overwrite=True)).resolve()
             self.reason = ""
         except Exception as exc:  # noqa: BLE001 - /live says why; the service itself is unaffected
-            log.error("cannot build the /live page: %s", exc)
-            self.reason = f"the in-browser page could not be built: {exc}"
+            log.error("cannot build the /live page in %s: %s", self._target, exc)
+            self.reason = (f"the in-browser page could not be built ({type(exc).__name__}; the server's "
+                           "log says why)")
 
     def file(self, path: str) -> Path:
         if self.root is None:
@@ -159,7 +177,12 @@ def create_app(config: ServeConfig) -> FastAPI:
     """The application for `config` (already checked). The store and the scheduler start with it."""
     config = config.checked()
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    store = JobStore(Path(config.data_dir))
+    lock = DataLock(Path(config.data_dir)).acquire()  # before anything in the folder is read or changed
+    try:
+        store = JobStore(Path(config.data_dir))
+    except BaseException:
+        lock.release()
+        raise
     changes = Changes()
     scheduler = Scheduler(store, config, changes.notify)
     live = Live(config)
@@ -176,6 +199,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         finally:
             await run_in_threadpool(scheduler.stop)
             store.close()
+            lock.release()
 
     app = FastAPI(title="rvmkit serve", version=rvmkit.__version__, lifespan=lifespan,
                   description="Video matting (RobustVideoMatting) as a service: upload a video, follow the "
@@ -187,10 +211,19 @@ def create_app(config: ServeConfig) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Content-Range", "Accept-Ranges"])
+    app.add_middleware(Guard, config=config)  # added last: the outermost, it sees every request first
 
     @app.exception_handler(UploadError)
     async def refused(request: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), **exc.extra}, status_code=exc.status)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_trouble(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        log.error("job database: %s", exc)
+        if "full" in str(exc):
+            return JSONResponse({"detail": "the server's disk is full; delete ended jobs to free space"},
+                                status_code=507)
+        return JSONResponse({"detail": "the server's job database is unavailable; try again"}, 503)
 
     app.include_router(_api(config, store, scheduler, changes))
     _pages(app, live)
@@ -259,11 +292,15 @@ def _api(config: ServeConfig, store: JobStore, scheduler: Scheduler, changes: Ch
                    responses={200: {"description": "the job was queued or running: now cancelled"},
                               204: {"description": "the job had ended: record and files deleted"}})
     async def delete_job(job_id: str) -> Response:
-        found(job_id)
+        job = found(job_id)
+        if job.state not in ACTIVE:  # files first, then the record: on a full disk that frees the space
+            await run_in_threadpool(store.remove, job_id)
+            changes.notify()
+            return Response(status_code=204)
         if await run_in_threadpool(scheduler.cancel, job_id):
             shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
             return JSONResponse(job_json(found(job_id)))
-        store.remove(job_id)
+        await run_in_threadpool(store.remove, job_id)  # it ended meanwhile
         changes.notify()
         return Response(status_code=204)
 
@@ -281,7 +318,7 @@ def _file_routes(router: APIRouter, store: JobStore, found: Any) -> None:
             raise HTTPException(404, f"job {job_id} has no output {name!r}"
                                      + ("" if job.state == "done" else f" (it is {job.state})"))
         path = store.outputs_dir(job.id) / job.outputs[name]
-        return FileResponse(path, filename=_download_name(job, name))
+        return FileResponse(path, headers={"Content-Disposition": _attachment(_download_name(job, name))})
 
     @router.get("/jobs/{job_id}/preview", summary="the contact sheet (PNG)", response_class=FileResponse)
     def get_preview(job_id: str) -> FileResponse:
@@ -297,8 +334,9 @@ async def _accept(request: Request, config: ServeConfig, store: JobStore) -> Job
     if store.count("queued") >= config.max_queued:
         raise UploadError(429, f"the queue is full ({config.max_queued} jobs waiting); try again later",
                           limit="queue")
-    length = int(request.headers.get("content-length") or 0)
-    if length > config.max_upload_bytes + MB:  # the form fields around the file take far less than 1 MB
+    length = request.headers.get("content-length", "0")
+    length = int(length) if length.isdigit() else 0
+    if length > config.max_upload_bytes:  # the whole request: file, background image and fields
         raise UploadError(413, f"the upload is larger than this server's limit of "
                                f"{config.max_upload_bytes / MB:g} MB", limit="upload_size")
     if shutil.disk_usage(store.jobs_dir).free - length < config.min_free_bytes:
@@ -309,7 +347,7 @@ async def _accept(request: Request, config: ServeConfig, store: JobStore) -> Job
     try:
         try:
             upload = await receive(request.stream(), request.headers.get("content-type", ""), folder,
-                                   STORED_AS, config.max_upload_bytes)
+                                   STORED_AS, TEXT_FIELDS, config.max_upload_bytes)
         except ClientDisconnect:
             raise UploadError(400, "the upload was interrupted") from None
         video, image = upload.files.get("file"), upload.files.get("background_file")

@@ -1,10 +1,15 @@
 """What a job may ask for, checked before it is accepted: the form fields, then the upload itself
 (probed with rvmkit's own reader, so "not a video" carries FFmpeg's reason), the server's limits, and
-the outputs exactly as `rvmkit matte` would check them. Every refusal is a 422 saying what is wrong."""
+the outputs exactly as `rvmkit matte` would check them. Every refusal is a 422 saying what is wrong.
+
+The limits are judged on what the streams really hold, not on what the header claims: the frames the
+reader counts from the packets, and the time the video packets really span (a header may claim one
+second for ten minutes of video); the worker stops a job whose frames still run past the limit."""
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +61,8 @@ def check_upload(input_path: Path, name: str, options: dict[str, Any], outputs_d
             info = source.info
     except RvmkitError as exc:
         raise UploadError(422, str(exc).replace(str(input_path), name)) from None
-    check_limits(info.width, info.height, info.frame_count, info.fps, config)
+    span = video_span(input_path)
+    check_limits(info.width, info.height, info.frame_count, info.fps, config, span)
     try:
         baked, label = model_ratio(config.matte.get("model"), config.matte.get("backend"))
         ratio = resolve_ratio(options["downsample_ratio"], info.width, info.height, baked, label, name)
@@ -72,6 +78,7 @@ def check_upload(input_path: Path, name: str, options: dict[str, Any], outputs_d
             message = message.replace(str(background_path), "the background image")
         raise UploadError(422, message) from None
     seconds = float(info.frame_count / info.fps) if info.frame_count and info.fps else None
+    seconds = max(seconds, span or 0.0) if seconds else seconds
     return {"width": info.width, "height": info.height, "frames": info.frame_count,
             "fps": float(info.fps) if info.fps else None, "duration_s": seconds, "audio": info.has_audio,
             "downsample_ratio": round(ratio, 4)}
@@ -84,16 +91,40 @@ def model_ratio(model: str | None, backend: str | None) -> tuple[float | None, s
     return spec.baked_ratio, spec.label
 
 
-def check_limits(width: int, height: int, frames: int | None, fps: Any, config: ServeConfig) -> None:
-    """422 naming the first limit the input is over (pixels, frames, duration)."""
+def video_span(path: Path) -> float | None:
+    """Seconds the video stream's packets really span (first start to last end), read from every packet's
+    timestamps without decoding; None when it has none to tell."""
+    import av
+
+    start = stop = None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.time_base is None or not packet.size:
+                    continue
+                begin = float(packet.pts * packet.time_base)
+                end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                start = begin if start is None else min(start, begin)
+                stop = end if stop is None else max(stop, end)
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+    if start is None or not math.isfinite(stop - start):
+        return None
+    return stop - start
+
+
+def check_limits(width: int, height: int, frames: int | None, fps: Any, config: ServeConfig,
+                 span: float | None = None) -> None:
+    """422 naming the first limit the input is over (pixels, frames, duration: the longer of frames/fps
+    and the time its packets really span)."""
     if width * height > config.max_pixels:
         raise UploadError(422, f"frame size {width}x{height} ({width * height} pixels) is over this server's "
                                f"limit of {config.max_pixels} pixels", limit="pixels")
     if frames is not None and frames > config.max_frames:
         raise UploadError(422, f"{frames} frames is over this server's limit of {config.max_frames} frames",
                           limit="frames")
-    if frames is not None and fps:
-        seconds = frames / float(fps)
-        if seconds > config.max_duration_s:
-            raise UploadError(422, f"duration {seconds:.1f} s is over this server's limit of "
-                                   f"{config.max_duration_s:g} s", limit="duration")
+    seconds = max(frames / float(fps) if frames is not None and fps else 0.0, span or 0.0)
+    if seconds > config.max_duration_s:
+        raise UploadError(422, f"duration {seconds:.1f} s is over this server's limit of "
+                               f"{config.max_duration_s:g} s", limit="duration")

@@ -1,5 +1,6 @@
 """The job store: one SQLite database (WAL) plus one folder per job, in a layout the service owns.
 
+    <data-dir>/serve.lock                     held (flock) by the one server using the folder
     <data-dir>/jobs.sqlite3
     <data-dir>/jobs/<id>/input<.ext>          the upload (the client's name is stored, never used in a path)
     <data-dir>/jobs/<id>/background<.ext>     an uploaded background image, if any
@@ -15,6 +16,7 @@ interrupted upload and is removed at start-up.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -24,9 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rvmkit.errors import RvmkitError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (the service is POSIX-only in practice)
+    fcntl = None  # type: ignore[assignment]
+
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 DB_NAME = "jobs.sqlite3"
+LOCK_NAME = "serve.lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -76,6 +86,44 @@ class Job:
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+class DataLock:
+    """An exclusive lock on the data folder for the server's life: a second server on the same folder
+    would re-queue and run the first one's jobs and delete its uploads in progress, so it is refused
+    before it touches anything. The kernel drops the lock when the process ends, however it ends."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> DataLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RvmkitError(f"'{self.path}': cannot open the data folder's lock "
+                              f"({exc.strerror or exc})") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.read(fd, 32).decode(errors="replace").strip()
+                os.close(fd)
+                who = f" (pid {owner})" if owner.isdigit() else ""
+                raise RvmkitError(f"'{self.path.parent}': another rvmkit serve{who} is using this data "
+                                  "folder; stop it or give this one another --data-dir") from None
+        try:  # who holds it, for the refusal above (best effort: the lock is what counts)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class JobStore:
@@ -179,9 +227,10 @@ class JobStore:
                       "WHERE id = ? AND state = 'running'", job_id)
 
     def remove(self, job_id: str) -> None:
-        """Delete the record and every file of the job."""
-        self._execute("DELETE FROM jobs WHERE id = ?", job_id)
+        """Delete every file of the job, then its record: files first, as deleting a record needs free
+        space (SQLite's journal) and on a full disk this is what frees it."""
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        self._execute("DELETE FROM jobs WHERE id = ?", job_id)
 
     def recover(self) -> list[str]:
         """At start-up: re-queue the jobs a previous server left running (their partial outputs go),

@@ -91,7 +91,7 @@ class JobRun:
         paths = output_paths(outputs_dir, options["outputs"], options["format"])
         return {"input": str(job_dir / job.input), "outputs": {role: str(p) for role, p in paths.items()},
                 "outputs_dir": str(outputs_dir), "format": options["format"], "preview": preview,
-                "matte": matte, "address": address}
+                "matte": matte, "address": address, "max_frames": config.max_frames}
 
     def start(self) -> None:
         store = self.scheduler.store

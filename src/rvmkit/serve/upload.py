@@ -1,6 +1,7 @@
-"""Streams a multipart upload straight to files in the job's folder, enforcing the size limit as the
-bytes arrive: an upload is never held in memory, and one over the limit is refused (413) as soon as it
-passes it, not after it has filled a disk.
+"""Streams a multipart upload straight to files in the job's folder, enforcing the size limit on the
+whole request as the bytes arrive: an upload is never held in memory, and one over the limit is refused
+(413) as soon as it passes it, not after it has filled a disk. Only the fields the API takes are
+accepted, each once: any other part, or a repeated one, is refused (422) before a byte of it is stored.
 
 File parts are stored under names the service chooses (`input.mp4`, `background.png`); the client's
 file name is kept only as a display name and lends at most a sanitised extension.
@@ -57,8 +58,9 @@ def safe_suffix(name: str) -> str:
 class _Receiver:
     """Callbacks for python-multipart's streaming parser."""
 
-    def __init__(self, folder: Path, stored_as: dict[str, str], max_file_bytes: int) -> None:
-        self.folder, self.stored_as, self.max_file_bytes = folder, stored_as, max_file_bytes
+    def __init__(self, folder: Path, stored_as: dict[str, str], text_fields: tuple[str, ...]) -> None:
+        self.folder, self.stored_as, self.text_fields = folder, stored_as, text_fields
+        self.seen: set[str] = set()
         self.upload = Upload()
         self.parts = 0
         self._header_field, self._header_value = b"", b""
@@ -94,7 +96,8 @@ class _Receiver:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
-        if filename is None or self._name not in self.stored_as:
+        self._check_part(self._name, filename is not None)
+        if filename is None:
             return
         shown = display_name(filename.decode("utf-8", "replace"))
         path = self.folder / (self.stored_as[self._name] + safe_suffix(shown))
@@ -104,26 +107,41 @@ class _Receiver:
         except OSError as exc:
             raise _disk_error(exc) from None
 
+    def _check_part(self, name: str, is_file: bool) -> None:
+        """422 for a part the API does not take as sent: unknown, repeated, a file where text is
+        expected or text where a file is."""
+        video = next(iter(self.stored_as))
+        if name in self.seen:
+            raise UploadError(422, f"form field {name!r} is given more than once")
+        self.seen.add(name)
+        if name in self.stored_as and not is_file:
+            raise UploadError(422, f"form field {name!r} must be a file (multipart with a filename), "
+                                   "not text")
+        if name in self.text_fields and is_file:
+            raise UploadError(422, f"form field {name!r} must be text, not a file")
+        if name not in self.stored_as and name not in self.text_fields:
+            hint = f"send the video as the multipart file field {video!r}" if is_file else \
+                f"the fields are {', '.join([*self.stored_as, *self.text_fields])}"
+            raise UploadError(422, f"unexpected {'file' if is_file else 'form'} field {name!r}: {hint}")
+
     def part_data(self, data: bytes, start: int, end: int) -> None:
         if self._file is not None:
             self._file.size += end - start
-            if self._file.size > self.max_file_bytes:
-                raise UploadError(413, f"the upload is larger than this server's limit of "
-                                       f"{_megabytes(self.max_file_bytes)}", limit="upload_size")
             try:
                 self._handle.write(data[start:end])
             except OSError as exc:
                 raise _disk_error(exc) from None
-        elif self._name is not None and self._name not in self.stored_as:
+        else:
             self._text += data[start:end]
             if len(self._text) > MAX_FIELD_BYTES:
-                raise UploadError(422, f"form field {self._name!r} is too long")
+                raise UploadError(422, f"form field {self._name!r} is too long (at most "
+                                       f"{MAX_FIELD_BYTES // 1024} KB)")
 
     def part_end(self) -> None:
         if self._file is not None:
             self.close()
             self.upload.files[self._name] = self._file
-        elif self._name and self._name not in self.stored_as:
+        else:
             self.upload.fields[self._name] = self._text.decode("utf-8", "replace")
 
     def close(self) -> None:
@@ -145,18 +163,26 @@ def _disk_error(exc: OSError) -> UploadError:
 
 
 async def receive(stream: AsyncIterator[bytes], content_type: str, folder: Path, stored_as: dict[str, str],
-                  max_file_bytes: int) -> Upload:
-    """Parse a multipart/form-data body from `stream` into `folder`: file fields named in `stored_as`
-    are written to `folder / (stored_as[field] + suffix)`, text fields are returned; other file fields
-    are read and dropped. Raises UploadError; files written so far stay for the caller to remove."""
+                  text_fields: tuple[str, ...], max_bytes: int) -> Upload:
+    """Parse a multipart/form-data body from `stream` into `folder`: the file fields named in
+    `stored_as` are written to `folder / (stored_as[field] + suffix)` (the first is the main one), the
+    `text_fields` are returned; any other part, or one given twice, is refused. Refuses (413) a body
+    over `max_bytes`, all parts together. Raises UploadError; files written so far stay for the caller
+    to remove."""
     kind, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise UploadError(422, "send the video as multipart/form-data, in the field 'file'")
-    receiver = _Receiver(folder, stored_as, max_file_bytes)
+        raise UploadError(422, f"send the video as multipart/form-data, in the file field "
+                               f"{next(iter(stored_as))!r}")
+    receiver = _Receiver(folder, stored_as, text_fields)
     parser = MultipartParser(boundary, receiver.callbacks())
+    received = 0
     try:
         async for chunk in stream:
+            received += len(chunk)
+            if received > max_bytes:
+                raise UploadError(413, f"the upload is larger than this server's limit of "
+                                       f"{_megabytes(max_bytes)}", limit="upload_size")
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:

@@ -105,9 +105,20 @@ def zip_folder(folder: Path) -> Path:
     return target
 
 
+def bounded(report: Report, max_frames: int | None) -> Report:
+    """`report`, stopping the job (its outputs are aborted) once it decodes more than `max_frames`: the
+    limit holds on the frames really decoded, whatever the upload's check counted."""
+    def check(done: int, total: int | None) -> None:
+        if max_frames is not None and done > max_frames:
+            raise RvmkitError(f"the video holds more than {max_frames} frames, this server's limit")
+        report(done, total)
+
+    return check
+
+
 def run_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
     run = run_on_ray if spec.get("address") else run_local
-    frames, produced = run(spec, report)
+    frames, produced = run(spec, bounded(report, spec.get("max_frames")))
     outputs: dict[str, str] = {}
     for role, path in produced.items():
         path = Path(path)

@@ -20,6 +20,10 @@ async function api(path, options = {}) {
 }
 
 function needToken() {
+  // a token was sent and refused: say so (not "No jobs yet"), so a typo is not taken for an empty server
+  document.querySelector("label[for=token-input]").textContent = state.token
+    ? "The server refused this token: it is wrong. Enter the right one"
+    : "This server needs an access token";
   $("token-bar").hidden = false;
   $("token-input").focus();
 }
@@ -197,11 +201,22 @@ async function cancel(id) {
 
 async function refreshList() {
   const response = await api("/api/jobs");
-  if (!response.ok) return;
+  const empty = $("jobs-empty");
+  if (!response.ok) {
+    empty.textContent = response.status === 401
+      ? (state.token ? "Wrong token: the server refused it, so the jobs cannot be listed."
+                     : "This server needs an access token to list the jobs.")
+      : "The jobs cannot be listed: " + (await errorText(response));
+    empty.classList.add("error");
+    empty.hidden = false;
+    return;
+  }
   const jobs = (await response.json()).jobs;
   const list = $("job-list");
   list.textContent = "";
-  $("jobs-empty").hidden = jobs.length > 0;
+  empty.textContent = "No jobs yet.";
+  empty.classList.remove("error");
+  empty.hidden = jobs.length > 0;
   for (const job of jobs) {
     const item = document.createElement("li");
     item.dataset.id = job.id;
