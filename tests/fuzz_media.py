@@ -237,3 +237,26 @@ def assert_refused(status: int, stderr: str) -> None:
     lines = stderr.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("rvmkit: error: "), (status, stderr)
     assert "Traceback" not in stderr
+
+
+def joined_stream(path: Path, starts: tuple[int, ...], frames: int = 3, size: tuple[int, int] = (64, 48),
+                  fps: int = 25) -> Path:
+    """An MPEG-TS of real frames made of parts joined end to end (`cat a.ts b.ts`), part i's clock
+    starting at starts[i] frames: (0, 0) restarts at 0, (0, 1) steps back, (0, 200) jumps forward,
+    (0, 2) repeats the last time. Each part is muxed on its own, so the timestamps are the file's."""
+    parts = []
+    for number, start in enumerate(starts):
+        part = path.with_name(f".{path.name}.part{number}")
+        with av.open(str(part), "w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+            stream.codec_context.max_b_frames = 0
+            for offset, rgb in enumerate(real_frames(frames, *size)):
+                picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                picture.pts, picture.time_base = start + offset, Fraction(1, fps)
+                container.mux(stream.encode(picture))
+            container.mux(stream.encode(None))
+        parts.append(part.read_bytes())
+        part.unlink()
+    path.write_bytes(b"".join(parts))
+    return path

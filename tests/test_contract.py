@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -73,3 +74,26 @@ def test_downsampled_and_state_sizes_round_as_the_network_does():
     assert downsampled(1920, 512 / 1920) == 512
     # ceil(d / 2) per level from the downsampled frame: 479x641 at 0.25 is 119x160 -> 60x80, 30x40, ...
     assert state_sizes(479, 641, 0.25) == [(60, 80), (30, 40), (15, 20), (8, 10)]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("seq_chunk", 10**9, "seq chunk 1000000000: must be a whole number from 1 to 64"),
+    ("seq_chunk", 0, "seq chunk 0: must be a whole number from 1 to 64"),
+    ("seq_chunk", 2.5, "seq chunk 2.5: must be a whole number"),
+    ("output_video_mbps", 1e9, "output video mbps 1000000000.0: must be a number from 0.01 to 1000"),
+    ("output_video_mbps", float("nan"), "output video mbps nan"),
+    ("input_resize", 100000, "input resize 100000: must be a whole number from 1 to 16384"),
+    ("num_workers", 10**6, "num workers 1000000: must be a whole number from 1 to 4096"),
+    ("segments", 0, "segments 0"), ("warmup", -1, "warm-up -1"), ("crf", "x", "crf x"),
+])
+def test_every_numeric_option_has_one_range_named_in_one_line(name, value, message):
+    from rvmkit.contract import check_limit
+
+    with pytest.raises(RvmkitError, match=re.escape(message)):
+        check_limit(name, value)
+
+
+def test_a_ratio_that_shrinks_any_frame_to_nothing_is_refused_up_front():
+    with pytest.raises(RvmkitError, match=r"downsample ratio 1e-9: below 1/16384"):
+        parse_ratio("1e-9")
+    assert parse_ratio(1 / 16384) == 1 / 16384

@@ -5,6 +5,7 @@ output that cannot be replaced before any work."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -279,3 +280,39 @@ def test_overwrite_never_replaces_a_folder_that_took_a_files_name(tmp_path):
             publish_all([item], overwrite=True)
     assert (tmp_path / "out.mp4" / "keep.txt").read_text() == "mine"
     assert (tmp_path / "frames").read_text() == "a file where frames go"
+
+
+# --- every path a run writes, against every other and against what it reads (issue 20) -------------
+
+def _apart_cases(tmp: Path) -> dict[str, tuple[dict[str, Path], dict[str, Path], str]]:
+    (tmp / "in.mp4").write_bytes(b"video")
+    (tmp / "frames").mkdir()
+    (tmp / "out.mp4").write_bytes(b"old")
+    os.link(tmp / "out.mp4", tmp / "hard.mp4")
+    (tmp / "link.mp4").symlink_to(tmp / "in.mp4")
+    source = {"input": tmp / "in.mp4"}
+    return {
+        "same spelling": ({"a": tmp / "x.mp4", "b": tmp / "x.mp4"}, {}, "used for both the a and the b"),
+        "via ..": ({"a": tmp / "x.mp4", "b": tmp / "frames/../x.mp4"}, {}, "used for both"),
+        "hard link": ({"a": tmp / "out.mp4", "b": tmp / "hard.mp4"}, {}, "used for both"),
+        "inside a folder output": ({"a": tmp / "seq", "b": tmp / "seq/c.mp4"}, {},
+                                   "the b is inside the a"),
+        "folder holds another": ({"a": tmp / "seq/deep/c.png", "b": tmp / "seq"}, {},
+                                 "the a is inside the b"),
+        "is the input (symlink)": ({"a": tmp / "link.mp4"}, source, "the a is the input"),
+        "holds the input": ({"a": tmp}, source, "the a would hold the input"),
+    }
+
+
+@pytest.mark.parametrize("case", ["same spelling", "via ..", "hard link", "inside a folder output",
+                                  "folder holds another", "is the input (symlink)", "holds the input"])
+def test_paths_a_run_writes_are_kept_apart(tmp_path, case):
+    writes, reads, message = _apart_cases(tmp_path)[case]
+    with pytest.raises(RvmkitError, match=re.escape(message)):
+        fileio.check_paths_apart(writes, reads)
+
+
+def test_paths_apart_pass_siblings_and_similar_names(tmp_path):
+    (tmp_path / "in.mp4").write_bytes(b"video")
+    fileio.check_paths_apart({"a": tmp_path / "seq", "b": tmp_path / "seq2/c.mp4", "c": tmp_path / "seq.mp4"},
+                             {"input": tmp_path / "in.mp4", "background": None})

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.contract import LIMITS, check_limit
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import Staged, publish_all, remove_stale_temps, temp_beside
+from rvmkit.fileio import Staged, check_paths_apart, publish_all, remove_stale_temps, temp_beside
 from rvmkit.progress import Progress
 from rvmkit.runtime import (
     ModelSpec,
@@ -38,16 +39,16 @@ from rvmkit.video.preview import sample_indices
 from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
 from rvmkit.video.reader import notes as input_notes
 from rvmkit.video.writer import (
-    ALPHA_SUFFIXES,
     FrameSink,
     check_output_path,
     check_quality,
+    check_transparency,
     open_sink,
     resolve_output,
 )
 
 ROLES = ("composition", "alpha", "foreground")
-MAX_MBPS = 1000  # 1 Gbit/s; far above any codec's useful rate, well below the encoders' integer limits
+MAX_MBPS = LIMITS["output_video_mbps"][2]  # 1 Gbit/s: far above any codec's useful rate
 PREVIEW_FRAMES = 4
 
 
@@ -127,9 +128,10 @@ def convert_video(source: Any = None, /, *positional: Any,
         spec, backend_name = check_model_fit(model, backend, device, fp16, variant, precision)
         ratio = resolve_ratio(ratio_request, info.width, info.height, spec.baked_ratio, spec.label, info.path)
         with parse_background(background, info.width, info.height) as bg:
+            reads = read_paths(background, model)
             targets = plan_targets(requested, info, output_type, bg.transparent, overwrite, output_video_mbps,
-                                   crf)
-            preview_path = _check_preview(preview, info, targets, overwrite)
+                                   crf, reads)
+            preview_path = _check_preview(preview, info, targets, overwrite, reads)
             job = MatteJob(source, info, targets, bg, ratio, output_type=output_type, mbps=output_video_mbps,
                            crf=crf, overwrite=overwrite, seq_chunk=seq_chunk, progress=progress,
                            preview=preview_path, on_progress=on_progress)
@@ -153,7 +155,7 @@ def _check_arguments(outputs: tuple[Any, Any, Any], background: Any, output_type
     mbps = ignored_png_mbps(output_type, mbps, progress)
     requested = _requested_outputs(composition, alpha, foreground)
     ratio_request = parse_ratio(downsample_ratio)
-    check_numbers(seq_chunk, mbps, crf, input_resize)
+    check_numbers(seq_chunk, mbps, crf, input_resize, others["num_workers"])
     resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
     return requested, background, mbps, ratio_request, resize
 
@@ -322,24 +324,28 @@ check_model = check_model_fit  # the earlier name (not TensorRT readiness: that 
 
 
 def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
-                   input_resize: tuple[int, int] | None) -> None:
-    if int(seq_chunk) != seq_chunk or seq_chunk < 1:
-        raise RvmkitError(f"seq chunk {seq_chunk}: must be a whole number >= 1")
-    if mbps is not None and not 0 < mbps <= MAX_MBPS:
-        raise RvmkitError(f"output video mbps {mbps}: must be more than 0 and at most {MAX_MBPS}")
-    if crf is not None and (int(crf) != crf or not 0 <= crf <= 63):
-        raise RvmkitError(f"crf {crf}: must be a whole number from 0 to 63 (H.264: 0 to 51)")
+                  input_resize: tuple[int, int] | None, num_workers: int | None = None) -> None:
+    """convert_video's numeric options against their ranges (`rvmkit.contract.LIMITS`), in one line each."""
+    check_limit("seq_chunk", seq_chunk)
+    if mbps is not None:
+        check_limit("output_video_mbps", mbps)
+    if crf is not None:
+        check_limit("crf", crf)
     if crf is not None and mbps is not None:
         raise RvmkitError("give --crf or --output-video-mbps, not both: one sets the quality, the other "
                           "the bitrate")
     if input_resize is not None:
         check_resize(input_resize)
+    if num_workers is not None:
+        check_limit("compat_num_workers", num_workers)
 
 
 def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,
-                  overwrite: bool, mbps: float | None = None, crf: int | None = None) -> list[Target]:
+                  overwrite: bool, mbps: float | None = None, crf: int | None = None,
+                  reads: dict[str, Path | None] | None = None) -> list[Target]:
     """Check every output path (type, transparency, clashes, existing files) and the quality settings
-    against the outputs' codecs before opening any."""
+    against the outputs' codecs before opening any. `reads`: the other files the run reads (background,
+    model), which no output may be or hold."""
     targets: list[Target] = []
     codecs: list[str] = []
     seen: dict[Path, str] = {}
@@ -347,17 +353,32 @@ def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | 
         if requested[role] is None:
             continue
         typed = os.path.expanduser(os.fspath(requested[role]))
-        kind, codec = resolve_output(typed, output_type)  # as typed: a trailing slash means a folder
+        kind, codec = resolve_output(typed, output_type, images=True)  # as typed: "x/" is a folder
         path = Path(typed)
         codecs.append(codec)
         alpha = transparent and role == "composition"
-        if alpha and kind == "video" and path.suffix.lower() not in ALPHA_SUFFIXES:
-            raise RvmkitError(f"{describe_path(path)}: {path.suffix[1:]} cannot carry transparency; "
-                              "use .webm (VP9), .mov (ProRes 4444) or a folder of PNGs")
+        check_transparency(path, kind, alpha)
+        if kind == "image" and info.frame_count != 1:
+            frames = "an unknown number of" if info.frame_count is None else info.frame_count
+            raise RvmkitError(f"{describe_path(path)}: an image output holds one frame, and "
+                              f"{describe_path(info.path)} has {frames} frames; name a video or a folder "
+                              "(PNG frames) instead")
         _check_target(path, info, overwrite, seen, role, kind)
         targets.append(Target(role, path, kind, alpha))
+    check_paths_apart({f"{t.role} output": t.path for t in targets}, {"input": info.path, **(reads or {})})
     check_quality(codecs, mbps, crf)
     return targets
+
+
+def read_paths(background: str | None, model: Any) -> dict[str, Path | None]:
+    """The files besides the input that a run reads: a background image or video, a model file."""
+    def existing(value: Any) -> Path | None:
+        if not isinstance(value, (str, os.PathLike)):
+            return None
+        path = Path(os.fspath(value)).expanduser()
+        return path if path.is_file() else None
+
+    return {"background": existing(background), "model": existing(model)}
 
 
 def _check_target(path: Path, info: VideoInfo, overwrite: bool, seen: dict[Path, str], role: str,
@@ -370,13 +391,15 @@ def _check_target(path: Path, info: VideoInfo, overwrite: bool, seen: dict[Path,
 
 
 def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: list[Target],
-                   overwrite: bool) -> Path | None:
+                   overwrite: bool, reads: dict[str, Path | None] | None = None) -> Path | None:
     if preview is None:
         return None
     path = Path(os.fspath(preview)).expanduser()
     if path.suffix.lower() != ".png":
         raise RvmkitError(f"{describe_path(path)}: the preview is a PNG image; name it *.png")
     _check_target(path, info, overwrite, {t.path.resolve(): t.role for t in targets}, "preview", "image")
+    check_paths_apart({**{f"{t.role} output": t.path for t in targets}, "preview": path},
+                      {"input": info.path, **(reads or {})})
     return path
 
 
@@ -468,7 +491,7 @@ class _FrameWriter:
             if role == "composition":
                 image = composition
             elif role == "alpha":
-                image = alpha_u8(pha, channels=1 if target.kind == "png_sequence" else 3)
+                image = alpha_u8(pha, channels=3 if target.kind == "video" else 1)
             else:
                 image = foreground_u8(fgr)
             target.sink.write(image, frame)

@@ -45,6 +45,42 @@ def is_torch_model(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Numeric options: one range each, checked before any work
+
+#: the largest frame side (--input-resize, bench sizes): frames larger than 16K are refused rather than
+#: left to fail an allocation
+MAX_SIDE = 16384
+
+#: every numeric option of `matte`, `batch` and `convert_video`: (how messages name it, lowest, highest,
+#: whole number?). A value outside can never work, or makes the machine allocate without bound
+#: (--seq-chunk frames are held at once; each segment and each worker is a Ray job).
+LIMITS: dict[str, tuple[str, float, float, bool]] = {
+    "seq_chunk": ("seq chunk", 1, 64, True),
+    "output_video_mbps": ("output video mbps", 0.01, 1000, False),  # 10 kbit/s to 1 Gbit/s
+    "crf": ("crf", 0, 63, True),  # VP9's range; H.264's is 0 to 51 (checked with the codec)
+    "input_resize": ("input resize", 1, MAX_SIDE, True),
+    "num_workers": ("num workers", 1, 4096, True),  # Ray actors of `batch`
+    "compat_num_workers": ("num workers", 0, 1024, True),  # convert_video's, unused (RVM's DataLoader's)
+    "cpus_per_worker": ("cpus per worker", 1, 1024, True),
+    "segments": ("segments", 1, 4096, True),
+    "warmup": ("warm-up", 0, 100_000, True),
+}
+
+
+def check_limit(name: str, value: Any) -> None:
+    """`value` within LIMITS[name], else a one-line RvmkitError naming the option and its range."""
+    label, low, high, whole = LIMITS[name]
+    try:
+        number = float(value)
+        ok = math.isfinite(number) and low <= number <= high and (not whole or int(value) == value)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        what = "a whole number" if whole else "a number"
+        raise RvmkitError(f"{label} {value}: must be {what} from {low:g} to {high:g}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Downsample ratio
 
 #: relative tolerance under which two ratios are the same one (a ratio baked into a graph as float32,
@@ -60,9 +96,16 @@ def same_ratio(a: float, b: float) -> bool:
     return math.isclose(float(a), float(b), rel_tol=RATIO_TOLERANCE)
 
 
+#: the smallest ratio that leaves a pixel of a MAX_SIDE frame (smaller ones shrink every frame to nothing)
+MIN_RATIO = 1 / MAX_SIDE
+
+
 def _checked_ratio(ratio: float, shown: object, alternative: str = "") -> float:
     if not math.isfinite(ratio) or not 0.0 < ratio <= 1.0:
         raise RvmkitError(f"downsample ratio {shown}: must be > 0 and <= 1{alternative}")
+    if ratio < MIN_RATIO:
+        raise RvmkitError(f"downsample ratio {shown}: below 1/{MAX_SIDE}, it shrinks every frame (at most "
+                          f"{MAX_SIDE} px a side) to nothing; use a larger ratio{alternative}")
     return ratio
 
 

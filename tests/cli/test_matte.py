@@ -619,3 +619,169 @@ def test_on_progress_reports_every_frame_written_with_the_total(short_clip, tmp_
     result = convert_video(short_clip, tmp_path / "out.mp4", downsample_ratio=float(RATIO), progress=False,
                            on_progress=lambda done, total: reports.append((done, total)))
     assert reports == [(done, 6) for done in range(1, 7)] and result.frames == 6
+
+
+# --- one image in, one image out (issue 20, 7) ----------------------------------------------------
+
+def _photo(path: Path, clip: str = "sister", size: tuple[int, int] = (160, 120)) -> Path:
+    """A real frame saved as a photo (PNG, or JPEG by its suffix), as a user's picture would be."""
+    rgb = av.VideoFrame.from_ndarray(read_frames(clip, 1)[0], format="rgb24").reformat(*size).to_ndarray(
+        format="rgb24")
+    if path.suffix.lower() == ".png":
+        return _write(path, encode_png(rgb))
+    context = av.CodecContext.create("mjpeg", "w")
+    context.width, context.height, context.pix_fmt = size[0], size[1], "yuvj444p"
+    picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj444p")
+    return _write(path, b"".join(bytes(p) for p in [*context.encode(picture), *context.encode(None)]))
+
+
+def _image(path: Path) -> tuple[str, str, np.ndarray]:
+    """(demuxer, pixel format, RGBA pixels) of an image file, as FFmpeg reads it."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return container.format.name, frame.format.name, frame.to_ndarray(format="rgba")
+
+
+@pytest.mark.parametrize("photo", ["photo.png", "photo.jpg"])
+def test_one_image_in_one_image_out(photo, tmp_path, capsys):
+    """`rvmkit matte photo.png --output-alpha alpha.png` (and a JPEG photo): one image per output, the
+    same pixels as the image's one-frame PNG sequence (a still is a one-frame stream from zero state)."""
+    source = _photo(tmp_path / photo)
+    assert main(["matte", str(source), "--output-alpha", str(tmp_path / "alpha.png"), "--output-composition",
+                 str(tmp_path / "comp.png"), "--output-alpha", str(tmp_path / "alpha.png"), *QUIET]) == 0
+    assert main(["matte", str(source), "--output-alpha", str(tmp_path / "seq"), "--output-composition",
+                 str(tmp_path / "seq_comp"), *QUIET]) == 0
+    fmt, pix, alpha = _image(tmp_path / "alpha.png")
+    assert (fmt, pix) == ("png_pipe", "gray") and alpha.shape == (120, 160, 4)
+    assert np.array_equal(alpha[:, :, 0], pngs(tmp_path / "seq")[0]), "not the stream's one frame"
+    assert 0 < alpha[:, :, 0].mean() < 255, "an empty matte"
+    fmt, pix, comp = _image(tmp_path / "comp.png")
+    assert (fmt, pix) == ("png_pipe", "rgb24")
+    assert np.array_equal(comp[:, :, :3], pngs(tmp_path / "seq_comp")[0])
+
+
+@pytest.mark.parametrize(("name", "demuxer"), [("cut.png", "png_pipe"), ("cut.webp", "webp_pipe"),
+                                               ("cut.tiff", "tiff_pipe"), ("cut.TIF", "tiff_pipe")])
+def test_transparent_composition_of_a_photo_is_an_rgba_image(name, demuxer, tmp_path):
+    """--background transparent: the subject with its alpha, exactly (PNG, lossless WebP, TIFF)."""
+    source = _photo(tmp_path / "photo.png")
+    assert main(["matte", str(source), "--background", "transparent", "--output-composition",
+                 str(tmp_path / name), "--output-alpha", str(tmp_path / "alpha.png"), *QUIET]) == 0
+    fmt, _, rgba = _image(tmp_path / name)
+    _, _, alpha = _image(tmp_path / "alpha.png")
+    assert fmt == demuxer
+    assert np.array_equal(rgba[:, :, 3], alpha[:, :, 0]), "the composition's alpha is not the matte"
+    assert 0 < rgba[:, :, 3].mean() < 255
+
+
+def test_jpeg_output_is_opaque_and_refused_for_transparency(tmp_path, capsys):
+    source = _photo(tmp_path / "photo.jpg")
+    code = main(["matte", str(source), "--background", "transparent", "--output-composition",
+                 str(tmp_path / "cut.jpg"), *QUIET])
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        f"rvmkit: error: '{tmp_path}/cut.jpg': jpg cannot carry transparency; use .png, .webp or .tiff")
+    assert files_under(tmp_path) == ["photo.jpg"]
+    assert main(["matte", str(source), "--background", "white", "--output-composition",
+                 str(tmp_path / "white.jpeg"), *QUIET]) == 0
+    fmt, _, rgb = _image(tmp_path / "white.jpeg")
+    assert fmt == "image2" and rgb.shape == (120, 160, 4) and rgb[:, :, :3].max() == 255
+
+
+def test_an_image_output_of_a_video_is_refused_in_one_line(short_clip, tmp_path, capsys):
+    """An image holds one frame: a 6-frame video into alpha.png would lose five; so would quality flags."""
+    assert main(["matte", str(short_clip), "--output-alpha", str(tmp_path / "alpha.png"), *QUIET]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"rvmkit: error: '{tmp_path}/alpha.png': an image output holds one frame, and "
+                   f"'{short_clip}' has 6 frames; name a video or a folder (PNG frames) instead"]
+    photo = _photo(tmp_path / "photo.png")
+    assert main(["matte", str(photo), "--output-alpha", str(tmp_path / "a.png"), "--crf", "20", *QUIET]) == 2
+    assert "every output here is a PNG sequence or an image" in capsys.readouterr().err
+    assert files_under(tmp_path) == ["photo.png"]
+
+
+# --- inputs whose clock restarts, steps back, jumps or repeats (issue 20) ---------------------------
+
+CLOCKS = {"restarts": (0, 0), "steps back": (0, 1), "jumps forward": (0, 200), "repeats": (0, 2),
+          "restarts twice": (0, 0, 0)}
+
+
+@pytest.mark.parametrize("clock", sorted(CLOCKS))
+def test_a_clock_that_does_not_simply_increase_keeps_every_frame_and_time_running(clock, tmp_path):
+    """Streams joined end to end: every frame FFmpeg decodes is written, in order, with times that keep
+    increasing (a restart continues one frame after the last, as FFmpeg keeps time running)."""
+    from fuzz_media import ffmpeg_decode, joined_stream
+
+    source = joined_stream(tmp_path / "joined.ts", CLOCKS[clock])
+    decoded = ffmpeg_decode(source)
+    assert decoded.count == 3 * len(CLOCKS[clock]) and decoded.error is None
+    assert main(["matte", str(source), "--output-composition", str(tmp_path / "comp.mp4"), "--output-alpha",
+                 str(tmp_path / "alpha.mkv"), *QUIET]) == 0
+    for name in ("comp.mp4", "alpha.mkv"):
+        written = ffmpeg_decode(tmp_path / name)
+        assert written.count == decoded.count, f"{name}: {written.count} of {decoded.count} frames"
+        steps = np.diff(written.times)
+        assert (steps > 0).all(), f"{name}: times {written.times} do not keep increasing"
+        assert steps.min() >= 0.039, f"{name}: frames squeezed together: {written.times}"
+        if clock == "jumps forward":  # a gap in the source's time is kept
+            assert written.times[3] - written.times[2] == pytest.approx(200 / 25 - 2 / 25, abs=1e-3)
+
+
+# --- output paths that collide; numbers that can never work (issue 20) -----------------------------
+
+def _setup_paths(tmp: Path, clip: Path) -> None:
+    (tmp / "in.mp4").write_bytes(clip.read_bytes())
+    (tmp / "bg.mp4").write_bytes(clip.read_bytes())
+    (tmp / "old.mp4").write_bytes(b"old output")
+    os.link(tmp / "old.mp4", tmp / "hard.mp4")
+    (tmp / "alias.mp4").symlink_to(tmp / "old.mp4")
+    (tmp / "sub").mkdir()
+
+
+COLLISIONS = {  # argv after `matte in.mp4`, and what the one line says
+    "composition inside the alpha folder": (["--output-alpha", "seq", "--output-composition", "seq/c.mp4"],
+                                            "the composition output is inside the alpha output"),
+    "preview inside the alpha folder": (["--output-alpha", "seq/", "--preview", "seq/sheet.png"],
+                                        "the preview is inside the alpha output"),
+    "alpha folder holds the composition": (["--output-composition", "a/b/c.mp4", "--output-alpha", "a"],
+                                           "the composition output is inside the alpha output"),
+    "same output via ..": (["--output-alpha", "x.mkv", "--output-foreground", "sub/../x.mkv"],
+                           "used for both"),
+    "same output via a hard link": (["--output-alpha", "old.mp4", "--output-composition", "hard.mp4",
+                                     "--overwrite"], "used for both"),
+    "same output via a symlink": (["--output-alpha", "old.mp4", "--output-composition", "alias.mp4",
+                                   "--overwrite"], "used for both"),
+    "output is the background": (["--background", "bg.mp4", "--output-composition", "./bg.mp4",
+                                  "--overwrite"], "the composition output is the background"),
+    "output is the input": (["--output-alpha", "sub/../in.mp4", "--overwrite"], "output is the input"),
+    "preview is an output": (["--output-alpha", "p.png/", "--preview", "p.png"], "used for both"),
+    "seq chunk without bound": (["--output-alpha", "a.mkv", "--seq-chunk", str(10**9)],
+                                "seq chunk 1000000000: must be a whole number from 1 to 64"),
+    "a ratio of nothing": (["--output-alpha", "a.mkv", "--downsample-ratio", "1e-9"], "below 1/16384"),
+    "a bitrate no encoder takes": (["--output-composition", "a.mp4", "--output-video-mbps", "1e9"],
+                                   "output video mbps 1000000000.0: must be a number from 0.01 to 1000"),
+    "a 100000 px frame": (["--output-alpha", "a.mkv", "--input-resize", "100000", "100000"],
+                          "input resize 100000x100000"),
+    "segments without bound": (["--output-alpha", "a.mkv", "--segments", str(10**6)],
+                               "segments 1000000: must be a whole number from 1 to 4096"),
+    "warm-up without bound": (["--output-alpha", "a.mkv", "--segments", "2", "--warmup", str(10**9)],
+                              "warm-up 1000000000"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COLLISIONS))
+def test_colliding_paths_and_impossible_numbers_are_one_line_and_write_nothing(case, short_clip, tmp_path,
+                                                                             capsys, monkeypatch):
+    _setup_paths(tmp_path, short_clip)
+    before = {name: (tmp_path / name).read_bytes() for name in ("in.mp4", "bg.mp4", "old.mp4")}
+    listing = files_under(tmp_path)
+    argv, message = COLLISIONS[case]
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = main(["matte", "in.mp4", *QUIET, *argv])
+    except SystemExit as exit_:  # argparse's one line
+        status = exit_.code
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert files_under(tmp_path) == listing, "a refused run wrote something"
+    assert before == {name: (tmp_path / name).read_bytes() for name in before}

@@ -128,7 +128,8 @@ def test_mov_carries_prores_4444_alpha(tmp_path: Path, clip) -> None:
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_transparency_into_h264_container_is_refused(tmp_path: Path, clip, suffix: str) -> None:
-    with pytest.raises(RvmkitError, match=r"cannot carry transparency; use \.webm, \.mov or a PNG folder"):
+    with pytest.raises(RvmkitError, match=r"cannot carry transparency; use \.webm \(VP9\), \.mov \(ProRes "
+                                          r"4444\) or a folder of PNGs"):
         open_sink(tmp_path / f"t{suffix}", clip[0], alpha=True)
     assert list(tmp_path.iterdir()) == []
 

@@ -29,8 +29,9 @@ from rvmkit import api
 from rvmkit.batch import FORMATS, connect, work
 from rvmkit.batch import segments as seg
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
+from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.fileio import remove_stale_temps, require_writable_output
+from rvmkit.fileio import check_paths_apart, remove_stale_temps, require_writable_output
 from rvmkit.video.composite import is_transparent
 from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
@@ -135,10 +136,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
 
 def check_cluster_numbers(num_workers: int | None, cpus_per_worker: int) -> None:
     """One-line errors for worker counts, checked before anything is created or Ray starts."""
-    if num_workers is not None and (int(num_workers) != num_workers or num_workers < 1):
-        raise RvmkitError(f"num workers {num_workers}: must be a whole number >= 1")
-    if int(cpus_per_worker) != cpus_per_worker or cpus_per_worker < 1:
-        raise RvmkitError(f"cpus per worker {cpus_per_worker}: must be a whole number >= 1")
+    if num_workers is not None:
+        check_limit("num_workers", num_workers)
+    check_limit("cpus_per_worker", cpus_per_worker)
 
 
 def _pool_size(num_workers: int | None, cpus_per_worker: int, gpus_per_worker: float, jobs: int) -> int:
@@ -485,6 +485,15 @@ def _check_outputs_spare_inputs(planned: dict[Path, dict[str, str]]) -> None:
                               f"the input {describe_path(path)}; choose another --output-dir")
 
 
+def _check_run_paths(planned: dict[Path, dict[str, str]], manifest: Path, options: work.MatteOptions) -> None:
+    """Each item's outputs and the manifest: never the same file as, inside, or holding one another, the
+    item's input, the background or the model (any spelling, symlink or hard link)."""
+    reads = api.read_paths(options.background, options.model)
+    for source, targets in planned.items():
+        writes = {f"{role} output of {describe_path(source)}": Path(path) for role, path in targets.items()}
+        check_paths_apart({**writes, "manifest": manifest}, {"input": source, **reads})
+
+
 def _check_roles(roles: Sequence[str]) -> list[str]:
     roles = list(dict.fromkeys(role.strip() for role in roles if role.strip()))
     unknown = [role for role in roles if role not in api.ROLES]
@@ -593,6 +602,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
     paths = list(dict.fromkeys(Path(raw).expanduser().absolute() for raw in inputs))
     planned = _plan_outputs(paths, out_dir, roles, fmt)
     _check_outputs_spare_inputs(planned)
+    _check_run_paths(planned, out_dir / MANIFEST_NAME, options)
     manifest = Manifest.load(out_dir / MANIFEST_NAME)
     replaceable = _check_existing_outputs(planned, manifest, overwrite)
     log = log or _silent
@@ -755,7 +765,8 @@ def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.Ma
         info = source.info
     with parse_background(options.background, info.width, info.height) as bg:
         targets = api.plan_targets(requested, info, options.output_type, bg.transparent, overwrite,
-                                   options.output_video_mbps, options.crf)
+                                   options.output_video_mbps, options.crf,
+                                   api.read_paths(options.background, options.model))
     return {t.role: str(t.path.expanduser().absolute()) for t in targets}, info
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import Staged, hidden_name
 from rvmkit.video.reader import Frame, ffmpeg_path
@@ -53,10 +54,8 @@ class Segment:
 
 def plan_segments(frame_count: int, segments: int, warmup: int = DEFAULT_WARMUP) -> list[Segment]:
     """K near-equal segments covering [0, frame_count); fewer when the video has fewer frames."""
-    if segments < 1:
-        raise RvmkitError(f"segments {segments}: must be at least 1")
-    if warmup < 0:
-        raise RvmkitError(f"warm-up {warmup}: must be 0 or more frames")
+    check_limit("segments", segments)
+    check_limit("warmup", warmup)
     if frame_count < 1:
         raise RvmkitError(f"cannot split a video of {frame_count} frames")
     count = min(segments, frame_count)

@@ -128,7 +128,8 @@ def _targets(outputs: dict[str, str], info: VideoInfo, options: MatteOptions, tr
              overwrite: bool) -> list[Any]:
     requested = {role: outputs.get(role) for role in api.ROLES}
     return api.plan_targets(requested, info, options.output_type, transparent, overwrite,
-                            options.output_video_mbps, options.crf)
+                            options.output_video_mbps, options.crf,
+                            api.read_paths(options.background, options.model))
 
 
 def matte_video(backend: Backend, input_path: str, outputs: dict[str, str], options: MatteOptions,

@@ -11,8 +11,8 @@ from rvmkit.cli.options import (
     add_model_options,
     add_render_options,
     add_segment_options,
+    limited,
     matte_options,
-    whole_number,
 )
 from rvmkit.video.writer import OUTPUT_TYPES
 
@@ -54,10 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cluster.add_argument("--address", metavar="ADDR",
                          help="existing Ray cluster: host:port, ray://host:10001, or auto (the one "
                               "`ray start` ran here); default: RAY_ADDRESS, else start a new local one")
-    cluster.add_argument("--num-workers", type=whole_number(1), metavar="N",
+    cluster.add_argument("--num-workers", type=limited("num_workers"), metavar="N",
                          help="model-holding workers (default: cluster CPUs / --cpus-per-worker, or "
                               "its GPUs)")
-    cluster.add_argument("--cpus-per-worker", type=whole_number(1), default=1, metavar="N",
+    cluster.add_argument("--cpus-per-worker", type=limited("cpus_per_worker"), default=1, metavar="N",
                          help="threads per worker (1)")
     add_segment_options(cluster)
     add_model_options(parser.add_argument_group("model"))

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rvmkit.contract import check_limit
+from rvmkit.errors import RvmkitError
 from rvmkit.model import VARIANTS
 from rvmkit.runtime import BACKENDS, DEVICES
 from rvmkit.runtime.precision import PRECISIONS
 
-__all__ = ["add_model_options", "add_render_options", "add_segment_options", "matte_options",
+__all__ = ["add_model_options", "add_render_options", "add_segment_options", "limited", "matte_options",
            "whole_number"]
 
 
@@ -62,13 +64,29 @@ def whole_number(minimum: int) -> Any:
     return parse
 
 
+def limited(name: str) -> Any:
+    """argparse type: a whole number within `rvmkit.contract.LIMITS[name]` (one usage line otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        try:
+            check_limit(name, value)
+        except RvmkitError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+
+    return parse
+
+
 def add_segment_options(group: argparse._ArgumentGroup) -> None:
     """--segments / --warmup."""
     from rvmkit.batch.segments import DEFAULT_WARMUP
 
-    group.add_argument("--segments", type=whole_number(1), default=1, metavar="K",
+    group.add_argument("--segments", type=limited("segments"), default=1, metavar="K",
                        help="split each video into K time segments matted in parallel (default 1)")
-    group.add_argument("--warmup", type=whole_number(0), default=DEFAULT_WARMUP, metavar="W",
+    group.add_argument("--warmup", type=limited("warmup"), default=DEFAULT_WARMUP, metavar="W",
                        help=f"frames each segment starts early to settle the recurrent state (default "
                             f"{DEFAULT_WARMUP})")
 

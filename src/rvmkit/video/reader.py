@@ -23,7 +23,6 @@ removes its partial outputs when this happens.
 from __future__ import annotations
 
 import itertools
-import math
 import numbers
 import os
 import re
@@ -35,11 +34,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from rvmkit.contract import MAX_SIDE, check_limit
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_IMAGE_FPS = Fraction(30)
-MAX_SIDE = 16384
 # A stream that stops this far before the container's declared duration is treated as truncated.
 _TRUNCATION_SLACK_S = 0.5
 
@@ -117,11 +116,15 @@ def _is_still_image(path: Path) -> bool:
 def check_resize(resize: tuple[int, int]) -> None:
     """--input-resize W H: two whole numbers from 1 to MAX_SIDE (frames larger than 16K are refused
     rather than left to fail an allocation)."""
-    if len(resize) != 2 or not all(isinstance(v, numbers.Real) and math.isfinite(v) and int(v) == v
-                                   and 1 <= v <= MAX_SIDE for v in resize):
-        shown = "x".join(str(v) for v in resize)
+    shown = "x".join(str(v) for v in resize)
+    try:
+        if len(resize) != 2 or not all(isinstance(v, numbers.Real) for v in resize):
+            raise RvmkitError("not a pair")
+        for value in resize:
+            check_limit("input_resize", value)
+    except RvmkitError:
         raise RvmkitError(f"input resize {shown}: width and height must be whole numbers "
-                          f"from 1 to {MAX_SIDE}")
+                          f"from 1 to {MAX_SIDE}") from None
 
 
 def natural_key(name: str) -> list[object]:

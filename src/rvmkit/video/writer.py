@@ -1,6 +1,8 @@
 """Encode frames to a video file or a PNG folder, keeping the input's frames, size, rate and timestamps.
 
 Containers and codecs, chosen from the output path:
+- .png / .webp / .tif / .tiff / .jpg / .jpeg: one image, for a one-frame input (a photo): PNG, lossless
+  WebP and deflate TIFF keep the exact pixels and transparency; JPEG (quality 2, 4:4:4) has no alpha;
 - folder (no suffix, an existing directory, or output_type="png_sequence"): PNG files 000000.png, ...
   (RGB, RGBA when transparent, or grey for HxW frames);
 - .mp4 / .mkv: H.264 (libx264), yuv420p, or yuv444p when the width or height is odd, so nothing is
@@ -58,6 +60,17 @@ VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
                   ".webm": ("libvpx-vp9", "webm"), ".mov": ("prores_ks", "mov")}
 ALPHA_SUFFIXES = (".webm", ".mov")
 OUTPUT_TYPES = ("video", "png_sequence")
+#: one-image outputs (a photo in, a photo out): suffix -> (encoder, its pixel formats for 1, 3, 4 channels,
+#: encoder options). PNG, lossless WebP and deflate TIFF are exact and carry alpha; JPEG does not
+IMAGE_OUTPUTS = {
+    ".png": ("png", {1: "gray", 3: "rgb24", 4: "rgba"}, {}),
+    ".webp": ("libwebp", {1: "bgra", 3: "bgra", 4: "bgra"}, {"lossless": "1"}),
+    ".tif": ("tiff", {1: "gray", 3: "rgb24", 4: "rgba"}, {"compression_algo": "deflate"}),
+    ".tiff": ("tiff", {1: "gray", 3: "rgb24", 4: "rgba"}, {"compression_algo": "deflate"}),
+    ".jpg": ("mjpeg", {1: "yuvj444p", 3: "yuvj444p"}, {"qmin": "1", "qmax": "2"}),
+    ".jpeg": ("mjpeg", {1: "yuvj444p", 3: "yuvj444p"}, {"qmin": "1", "qmax": "2"}),
+}
+IMAGE_CODECS = {"png"} | {codec for codec, _, _ in IMAGE_OUTPUTS.values()}
 #: compositions at a bitrate: x264 superfast with auto-variance AQ. At 4 Mbps on 1080p held-out footage it
 #: keeps 0.43 dB over the naive loop's medium preset (issue 15 asks >= -0.2) for 0.7x veryfast's encoder
 #: CPU, which on 2 cores goes to inference: whole runs 3.6% faster (benchmarks/encoder.py, LEVERS.md)
@@ -82,21 +95,27 @@ _FRAME_NAME = re.compile(r"\d+\.png")  # frames of a PNG-sequence output (ours: 
 _MUXER_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}, "webm": {"avoid_negative_ts": "disabled"}}
 
 
-def resolve_output(path: str | os.PathLike, output_type: str | None) -> tuple[str, str]:
-    """Return (kind, codec): kind is "video" or "png_sequence", from `output_type` or the path (a
-    trailing slash, as in 'frames.v2/', names a folder whatever its suffix)."""
+def resolve_output(path: str | os.PathLike, output_type: str | None, images: bool = False) -> tuple[str, str]:
+    """Return (kind, codec): kind is "video", "png_sequence" or, where the caller takes `images` (or
+    asks for output_type "image"), "image" (one picture: .png, .webp, .tif, .jpg), from `output_type`
+    or the path (a trailing slash, as in 'frames.v2/', names a folder whatever its suffix)."""
     folder = os.fspath(path).endswith(("/", os.sep))
     path = Path(path)
+    if output_type == "image" and not folder and path.suffix.lower() in IMAGE_OUTPUTS:  # as planned
+        output_type, images = None, True
     if output_type not in (None, *OUTPUT_TYPES):
         raise RvmkitError(f"output type {output_type!r}: expected one of {', '.join(OUTPUT_TYPES)}")
     folder = folder or path.is_dir() or not path.suffix
     if output_type == "png_sequence" or (output_type is None and folder):
         return "png_sequence", "png"
     suffix = path.suffix.lower()
+    if images and output_type is None and suffix in IMAGE_OUTPUTS:
+        return "image", IMAGE_OUTPUTS[suffix][0]
     if suffix not in VIDEO_SUFFIXES:
         known = ", ".join(VIDEO_SUFFIXES)
+        pictures = f", an image ({', '.join(IMAGE_OUTPUTS)})" if images and output_type is None else ""
         raise RvmkitError(f"{describe_path(path)}: unknown video type {suffix or '(no suffix)'!r}; "
-                          f"use {known} or a folder for PNG frames")
+                          f"use {known}{pictures} or a folder for PNG frames")
     return "video", VIDEO_SUFFIXES[suffix][0]
 
 
@@ -137,9 +156,7 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     path = Path(path)
     kind, codec = resolve_output(path, output_type)
     suffix = path.suffix.lower()
-    if alpha and kind == "video" and suffix not in ALPHA_SUFFIXES:
-        raise RvmkitError(f"{describe_path(path)}: {suffix[1:]} cannot carry transparency; "
-                          "use .webm, .mov or a PNG folder")
+    check_transparency(path, kind, alpha)
     if mbps is not None and not (mbps > 0 and math.isfinite(mbps)):
         raise RvmkitError(f"output video mbps {mbps}: must be a positive number")
     check_quality([codec], mbps, crf)
@@ -152,6 +169,8 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     remove_stale_temps(path)
     if kind == "png_sequence":
         return PngSequenceSink(path, overwrite=overwrite)
+    if kind == "image":
+        return ImageSink(path, info, overwrite=overwrite)
     fmt = VIDEO_SUFFIXES[suffix][1]
     if matte and codec == "libx264" and mbps:
         codec_options = {**MATTE_X264_SETTINGS, **(codec_options or {})}
@@ -159,13 +178,25 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
                      audio_from=audio_from, codec_options=codec_options or {}, overwrite=overwrite)
 
 
+def check_transparency(path: Path, kind: str, alpha: bool) -> None:
+    """A transparent (RGBA) output needs a format with an alpha channel: one line naming the others."""
+    suffix = path.suffix.lower()
+    if not alpha or kind == "png_sequence" or suffix in ALPHA_SUFFIXES or \
+            (kind == "image" and 4 in IMAGE_OUTPUTS[suffix][1]):
+        return
+    other = ".png, .webp or .tiff" if kind == "image" else \
+        ".webm (VP9), .mov (ProRes 4444) or a folder of PNGs"
+    raise RvmkitError(f"{describe_path(path)}: {suffix[1:] or 'this format'} cannot carry transparency; "
+                      f"use {other}")
+
+
 def check_quality(codecs: list[str], mbps: float | None, crf: int | None) -> None:
     """--output-video-mbps / --crf against the codecs of the outputs ("png" for a PNG sequence), so a
     setting no output can use is refused before any work rather than ignored or failed at the end."""
-    video = [codec for codec in codecs if codec != "png"]
+    video = [codec for codec in codecs if codec not in IMAGE_CODECS]
     if (mbps is not None or crf is not None) and not video:
         raise RvmkitError("output_video_mbps / crf (--output-video-mbps, --crf) set the quality of video "
-                          "outputs, and every output here is a PNG sequence")
+                          "outputs, and every output here is a PNG sequence or an image")
     if crf is not None and "libx264" in video and crf > 51:
         raise RvmkitError(f"crf {crf}: beyond H.264's 0 to 51 (.mp4, .mkv outputs)")
 
@@ -255,10 +286,20 @@ def _pixel_format(frame: np.ndarray) -> str:
 
 def encode_png(frame: np.ndarray) -> bytes:
     """PNG bytes of an HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8 image, with FFmpeg's encoder."""
-    fmt = _pixel_format(frame)
-    context = av.CodecContext.create("png", "w")
+    return encode_image(frame, ".png")
+
+
+def encode_image(frame: np.ndarray, suffix: str) -> bytes:
+    """The bytes of an image file (`IMAGE_OUTPUTS`' suffixes) holding an HxW, HxWx3 or HxWx4 uint8 frame."""
+    codec, formats, options = IMAGE_OUTPUTS[suffix.lower()]
+    source = _pixel_format(frame)
+    fmt = formats[1 if frame.ndim == 2 else frame.shape[2]]
+    context = av.CodecContext.create(codec, "w")
     context.width, context.height, context.pix_fmt = frame.shape[1], frame.shape[0], fmt
-    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=fmt)
+    context.options = dict(options)
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=source)
+    if fmt != source:
+        picture = picture.reformat(format=fmt)
     return b"".join(bytes(packet) for packet in [*context.encode(picture), *context.encode(None)])
 
 
@@ -298,6 +339,44 @@ class PngSequenceSink(FrameSink):
         shutil.rmtree(self._temp, ignore_errors=True)
 
 
+class ImageSink(FrameSink):
+    """One picture (a one-frame input) in a temporary file, renamed to `path` when published."""
+
+    def __init__(self, path: Path, info: VideoInfo, overwrite: bool = False) -> None:
+        self.path, self.info, self.overwrite = path, info, overwrite
+        self._written = False
+        try:
+            self._temp = make_temp(path)
+        except OSError as error:
+            raise _one_line(path, "cannot create the output", error) from None
+        self._lock = lock_temp(self._temp)
+
+    def write(self, frame: np.ndarray, source: Frame) -> None:
+        if self._written:  # the plan checked the frame count; a second frame means the input changed
+            raise RvmkitError(f"{describe_path(self.path)}: an image holds one frame, and "
+                              f"{describe_path(self.info.path)} has more")
+        frame = _check_frame(frame, self.info.width, self.info.height, self.path)
+        try:
+            self._temp.write_bytes(encode_image(frame, self.path.suffix))
+        except OSError as error:
+            raise _one_line(self.path, "cannot write the image", error) from None
+        self._written = True
+
+    def finish(self) -> Staged:
+        lock, self._lock = self._lock, None
+        return Staged(self._temp, self.path, lock=lock)
+
+    def commit(self) -> Path:
+        publish_all([self.finish()], overwrite=self.overwrite)
+        return self.path
+
+    def abort(self) -> None:
+        release_lock(self._lock)
+        self._lock = None
+        with contextlib.suppress(OSError):
+            self._temp.unlink(missing_ok=True)
+
+
 class VideoSink(FrameSink):
     """One video stream (plus the input's audio) in a temporary file, renamed to `path` at commit."""
 
@@ -310,6 +389,7 @@ class VideoSink(FrameSink):
         self._frame_duration = max(1, round(1 / self.fps / self.time_base))
         self._audio: _AudioCopy | None = None
         self._last_pts: int | None = None
+        self._offset = 0  # added to every later pts once the source's clock went back (see `_pts`)
         self._committed = False
         self._lock: int | None = None
         try:
@@ -373,15 +453,20 @@ class VideoSink(FrameSink):
         return stream
 
     def _pts(self, source: Frame) -> int:
-        """The source frame's pts in our time base; a non-increasing one (broken input) is bumped by 1."""
+        """The source frame's pts in our time base, moved by the running `_offset`. A clock that goes back
+        or repeats (streams joined end to end, a broken muxer) keeps time running as FFmpeg does: that
+        frame comes one frame duration after the last, and the frames after it keep their own spacing
+        from there. A forward jump is kept (it is a gap in the source's time)."""
         if source.pts is None or source.time_base is None:
             pts = round(source.index / self.fps / self.time_base)
         elif Fraction(source.time_base) == self.time_base:
             pts = int(source.pts)
         else:
             pts = round(source.pts * Fraction(source.time_base) / self.time_base)
+        pts += self._offset
         if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1
+            self._offset += self._last_pts + self._frame_duration - pts
+            pts = self._last_pts + self._frame_duration
         self._last_pts = pts
         return pts
 
