@@ -439,3 +439,52 @@ def test_stitched_outputs_are_published_together_or_not_at_all(tmp_path):
     staged = stage()
     work.publish_stitched(staged, outputs, overwrite=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.alpha", "x.composition.mp4"] and staged == {}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--num-workers", str(10**6)], "num workers 1000000: must be a whole number from 1 to 4096"),
+    (["--cpus-per-worker", str(10**5)], "cpus per worker 100000: must be a whole number from 1 to 1024"),
+    (["--segments", str(10**5)], "segments 100000: must be a whole number from 1 to 4096"),
+    (["--warmup", str(10**9)], "warm-up 1000000000"),
+], ids=["workers", "cpus", "segments", "warmup"])
+def test_numbers_without_bound_are_refused_by_the_parser_in_one_line(tmp_path, capsys, no_ray, extra,
+                                                                    message):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not looked at")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--quiet", *extra])
+    assert exit_info.value.code == 2 and message in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--seq-chunk", str(10**9)], "seq chunk 1000000000: must be a whole number from 1 to 64"),
+    (["--output-video-mbps", "1e9"], "output video mbps 1000000000.0: must be a number from 0.01 to 1000"),
+    (["--input-resize", "100000", "100000"], "input resize 100000x100000"),
+    (["--downsample-ratio", "1e-9"], "downsample ratio 1e-9: below 1/16384"),
+], ids=["seq-chunk", "mbps", "resize", "ratio"])
+def test_matte_numbers_are_checked_before_the_batch_starts(tmp_path, capsys, no_ray, official_onnx, extra,
+                                                           message):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not looked at")
+    assert main(["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--quiet", *extra]) == 2
+    assert message in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_batch_paths_collide_with_neither_the_manifest_nor_the_background(tmp_path, capsys, no_ray,
+                                                                          official_onnx):
+    """An input that is the manifest it would rewrite, and a background that is an output it would
+    replace, are refused before any work; nothing is changed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    clip = real_clip(tmp_path / "a.mp4", "milk", 2, size=(64, 48))
+    (out / "manifest.json").write_bytes(clip.read_bytes())
+    (out / "a.composition.mp4").write_bytes(clip.read_bytes())
+    before = {path: path.read_bytes() for path in out.iterdir()}
+    assert main(["batch", str(out / "manifest.json"), "--output-dir", str(out), "--quiet"]) == 2
+    assert "the manifest is the input" in one_line_error(capsys)
+    assert main(["batch", str(clip), "--output-dir", str(out), "--background", str(out / "a.composition.mp4"),
+                 "--overwrite", "--quiet"]) == 2
+    assert "the composition output of" in (err := one_line_error(capsys)) and "is the background" in err
+    assert before == {path: path.read_bytes() for path in out.iterdir()}

@@ -150,3 +150,29 @@ def test_batch_runs_a_one_frame_input_whole_instead_of_in_segments(tmp_path, off
     assert [p.name for p in (tmp_path / "out" / "still.alpha").iterdir()] == ["000000.png"]
     assert not [line for line in lines if line.startswith("segment ")]
     assert not list((tmp_path / "out").glob(".*")), "segment work folder left behind"
+
+
+@pytest.mark.parametrize("clock", [(0, 0, 0), (0, 1, 200)], ids=["restarts", "back-then-jumps"])
+def test_batch_segments_keep_every_frame_in_order_when_the_clock_restarts(tmp_path, official_onnx, ray_local,
+                                                                          clock):
+    """Parts joined end to end (a clock that restarts, steps back, jumps): `batch --segments` writes every
+    frame FFmpeg decodes, in order (the warm-up covers the whole clip, so each frame equals the
+    sequential run's), with times that keep increasing."""
+    from fuzz_media import ffmpeg_decode, joined_stream
+
+    source = joined_stream(tmp_path / "joined.ts", clock)
+    decoded = ffmpeg_decode(source)
+    assert decoded.count == 9
+    assert main(["matte", str(source), "--output-alpha", str(tmp_path / "sequential"), "--downsample-ratio",
+                 "0.5", "--quiet"]) == 0
+    assert main(["batch", str(source), "--output-dir", str(tmp_path / "out"), "--outputs", "alpha",
+                 "--format", "png", "--segments", "3", "--num-workers", "1", "--downsample-ratio", "0.5",
+                 "--quiet"]) == 0
+    sequential, segmented = png_frames(tmp_path / "sequential"), png_frames(tmp_path / "out" / "joined.alpha")
+    assert len(segmented) == len(sequential) == decoded.count
+    assert all(np.array_equal(a, b) for a, b in zip(segmented, sequential, strict=True)), "out of order"
+    assert main(["matte", str(source), "--output-composition", str(tmp_path / "comp.mp4"), "--segments", "3",
+                 "--downsample-ratio", "0.5", "--quiet"]) == 0
+    composition = ffmpeg_decode(tmp_path / "comp.mp4")
+    assert composition.count == decoded.count
+    assert (np.diff(composition.times) >= 0.039).all(), composition.times
