@@ -143,8 +143,9 @@ def _add_audio(container: av.container.OutputContainer, audio: Audio) -> av.audi
 
 
 def _encode_tone(container: av.container.OutputContainer, stream: av.audio.AudioStream,
-                 seconds: float) -> None:
-    """A 440 Hz tone as long as the video (PyAV resamples it to the encoder's format and frame size)."""
+                 seconds: float, first: int = 0) -> None:
+    """A 440 Hz tone as long as the video, from sample `first` (PyAV resamples it to the encoder's
+    format and frame size)."""
     layout = stream.layout.name
     channels = stream.layout.nb_channels
     count = int(48000 * seconds)
@@ -152,7 +153,7 @@ def _encode_tone(container: av.container.OutputContainer, stream: av.audio.Audio
     for start in range(0, count, 1024):
         chunk = np.ascontiguousarray(np.repeat(tone[None, start:start + 1024], channels, axis=0))
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-        frame.sample_rate, frame.pts = 48000, start
+        frame.sample_rate, frame.pts = 48000, first + start
         container.mux(stream.encode(frame))
     container.mux(stream.encode(None))
 
@@ -240,10 +241,11 @@ def assert_refused(status: int, stderr: str) -> None:
 
 
 def joined_stream(path: Path, starts: tuple[int, ...], frames: int = 3, size: tuple[int, int] = (64, 48),
-                  fps: int = 25) -> Path:
+                  fps: int = 25, audio: bool = False) -> Path:
     """An MPEG-TS of real frames made of parts joined end to end (`cat a.ts b.ts`), part i's clock
     starting at starts[i] frames: (0, 0) restarts at 0, (0, 1) steps back, (0, 200) jumps forward,
-    (0, 2) repeats the last time. Each part is muxed on its own, so the timestamps are the file's."""
+    (0, 2) repeats the last time; with `audio`, each part has its AAC tone on the same clock. Each part
+    is muxed on its own, so the timestamps are the file's."""
     parts = []
     for number, start in enumerate(starts):
         part = path.with_name(f".{path.name}.part{number}")
@@ -251,11 +253,14 @@ def joined_stream(path: Path, starts: tuple[int, ...], frames: int = 3, size: tu
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
             stream.codec_context.max_b_frames = 0
+            sound = _add_audio(container, Audio("aac")) if audio else None
             for offset, rgb in enumerate(real_frames(frames, *size)):
                 picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 picture.pts, picture.time_base = start + offset, Fraction(1, fps)
                 container.mux(stream.encode(picture))
             container.mux(stream.encode(None))
+            if sound is not None:
+                _encode_tone(container, sound, frames / fps, first=round(start * 48000 / fps))
         parts.append(part.read_bytes())
         part.unlink()
     path.write_bytes(b"".join(parts))

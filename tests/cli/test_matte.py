@@ -785,3 +785,22 @@ def test_colliding_paths_and_impossible_numbers_are_one_line_and_write_nothing(c
     assert len(lines) == 1 and message in lines[0], lines
     assert files_under(tmp_path) == listing, "a refused run wrote something"
     assert before == {name: (tmp_path / name).read_bytes() for name in before}
+
+
+@pytest.mark.parametrize("output", ["comp.mp4", "comp.mkv", "comp.webm", "comp.mov"])
+def test_a_clock_that_restarts_keeps_the_audio_running_too(output, tmp_path):
+    """Joined parts with sound (what `cat a.ts b.ts` makes): every frame, and every audio packet copied
+    with times that keep increasing in every output container (the muxers refuse time going back)."""
+    from fuzz_media import ffmpeg_decode, joined_stream
+
+    source = joined_stream(tmp_path / "joined.ts", (0, 0, 0), audio=True)
+    with av.open(str(source)) as container:
+        packets = sum(1 for packet in container.demux(audio=0) if packet.size)
+    assert main(["matte", str(source), "--output-composition", str(tmp_path / output), *QUIET]) == 0
+    written = ffmpeg_decode(tmp_path / output)
+    assert written.count == 9 and (np.diff(written.times) >= 0.039).all(), written.times
+    with av.open(str(tmp_path / output)) as container:
+        times = [packet.dts for packet in container.demux(audio=0) if packet.size]
+    assert (np.diff(times) > 0).all(), times
+    if output != "comp.webm":  # copied packet by packet (AAC into WebM is transcoded to Opus)
+        assert len(times) == packets

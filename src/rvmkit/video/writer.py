@@ -584,6 +584,7 @@ class _AudioCopy:
         self._packets = source.demux(*source.streams.audio)
         self._pending: av.Packet | None = None
         self._done = False
+        self._clock: dict[int, tuple[int, int]] = {}  # stream -> (offset added, end of its last packet)
 
     @classmethod
     def open(cls, path: Path, output: av.container.OutputContainer) -> _AudioCopy | None:
@@ -602,7 +603,7 @@ class _AudioCopy:
         """Mux audio packets that start at or before `seconds` (all remaining ones when None)."""
         output = self.output
         while not self._done:
-            packet = self._pending or next(self._packets, None)
+            packet = self._pending or self._next()
             self._pending = None
             if packet is None:
                 self._done = True
@@ -624,6 +625,23 @@ class _AudioCopy:
             for out_stream, transcode in self.tracks.values():
                 if transcode:
                     output.mux(out_stream.encode(None))
+
+    def _next(self) -> av.Packet | None:
+        """The next audio packet, its clock kept running as the video's is (see `VideoSink._pts`): a
+        packet timed at or before the end of its stream's last one (streams joined end to end) starts
+        where that one ended, and the packets after it keep their spacing from there."""
+        packet = next(self._packets, None)
+        if packet is None or (packet.dts is None and packet.pts is None):
+            return packet
+        offset, end = self._clock.get(packet.stream.index, (0, None))
+        time = packet.dts if packet.dts is not None else packet.pts
+        if end is not None and time + offset < end and (packet.duration or 0) > 0:
+            offset = end - time
+        if offset:
+            packet.pts = None if packet.pts is None else packet.pts + offset
+            packet.dts = None if packet.dts is None else packet.dts + offset
+        self._clock[packet.stream.index] = (offset, time + offset + (packet.duration or 0))
+        return packet
 
     def close(self) -> None:
         self.source.close()
