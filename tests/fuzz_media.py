@@ -265,3 +265,31 @@ def joined_stream(path: Path, starts: tuple[int, ...], frames: int = 3, size: tu
         part.unlink()
     path.write_bytes(b"".join(parts))
     return path
+
+
+def lying_header(path: Path, claim: str) -> Path:
+    """A tiny real clip (8 frames, 25 fps) whose header lies about it while every frame is intact:
+    'short.mkv' / 'long.mkv' (Matroska Duration 0.1 s / 30 s), 'few.avi' / 'many.avi' (AVI frame
+    counts 2 / 100), 'short.mp4' / 'long.mp4' (MP4 movie duration a quarter / ten times the truth)."""
+    import struct
+
+    stem, suffix = claim.split(".")
+    spec = {"mkv": ("matroska", "libx264"), "avi": ("avi", "mpeg4"), "mp4": ("mp4", "libx264")}[suffix]
+    write_video(path, Video(f".{suffix}", spec[0], spec[1], (Segment(64, 48, "yuv420p", 8),)))
+    data = bytearray(path.read_bytes())
+    more = stem in ("long", "many")
+    if suffix == "mkv":  # EBML Duration (ID 0x4489), in TimecodeScale units (ms by default)
+        at = data.index(b"\x44\x89") + 3
+        width = {0x84: 4, 0x88: 8}[data[at - 1]]
+        data[at:at + width] = struct.pack(">f" if width == 4 else ">d", 30_000 if more else 100)
+    elif suffix == "avi":  # avih dwTotalFrames and the video strh dwLength
+        frames = struct.pack("<I", 100 if more else 2)
+        avih, strh = data.index(b"avih") + 8, data.index(b"strh") + 8
+        data[avih + 16:avih + 20], data[strh + 32:strh + 36] = frames, frames
+    else:  # mvhd duration
+        mvhd = data.index(b"mvhd")
+        at = mvhd + 8 + (16 if data[mvhd + 4] else 8) + 4
+        duration = struct.unpack(">I", data[at:at + 4])[0]
+        data[at:at + 4] = struct.pack(">I", duration * 10 if more else duration // 4)
+    path.write_bytes(bytes(data))
+    return path

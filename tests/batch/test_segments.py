@@ -176,3 +176,22 @@ def test_batch_segments_keep_every_frame_in_order_when_the_clock_restarts(tmp_pa
     composition = ffmpeg_decode(tmp_path / "comp.mp4")
     assert composition.count == decoded.count
     assert (np.diff(composition.times) >= 0.039).all(), composition.times
+
+
+@pytest.mark.parametrize("claim", ["few.avi", "long.mkv"])
+def test_segments_are_split_over_the_decoded_frames_not_the_header(tmp_path, official_onnx, ray_local, claim):
+    """A header claiming 2 frames (or 30 s) of an 8-frame clip: the segments cover the 8 decoded frames,
+    in order, each equal to the sequential run's (the warm-up covers the whole clip)."""
+    from fuzz_media import lying_header
+
+    source = lying_header(tmp_path / claim, claim)
+    assert main(["matte", str(source), "--output-alpha", str(tmp_path / "sequential"), "--downsample-ratio",
+                 "0.5", "--quiet"]) == 0
+    assert main(["batch", str(source), "--output-dir", str(tmp_path / "out"), "--outputs", "alpha",
+                 "--format", "png", "--segments", "4", "--num-workers", "1", "--downsample-ratio", "0.5",
+                 "--quiet"]) == 0
+    stem = claim.split(".")[0]
+    sequential = png_frames(tmp_path / "sequential")
+    segmented = png_frames(tmp_path / "out" / f"{stem}.alpha")
+    assert len(segmented) == len(sequential) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(segmented, sequential, strict=True))

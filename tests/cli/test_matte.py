@@ -302,18 +302,11 @@ def _rvm_names_other_graph(path: Path) -> Path:
     return path
 
 
-def _truncated(path: Path) -> Path:
-    data = CLIPS["book"].read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
-
-
 BAD_CASES = {
     "missing input": (lambda d: ["matte", str(d / "nope.mp4")], "no such input file"),
     "empty input": (lambda d: ["matte", str(_write(d / "empty.mp4", b""))], "is empty"),
     "not a video": (lambda d: ["matte", str(_write(d / "notes.mp4", b"hello, not a video\n" * 50))],
                     "not a readable video"),
-    "truncated input": (lambda d: ["matte", str(_truncated(d / "cut.mkv"))], "truncated"),
     "empty folder": (lambda d: ["matte", str(_mkdir(d / "nothing"))], "no images"),
     "ratio zero": (lambda d: ["matte", str(CLIPS["milk"]), "--downsample-ratio", "0"], "downsample ratio"),
     "ratio above one": (lambda d: ["matte", str(CLIPS["milk"]), "--downsample-ratio", "1.5"],
@@ -804,3 +797,25 @@ def test_a_clock_that_restarts_keeps_the_audio_running_too(output, tmp_path):
     assert (np.diff(times) > 0).all(), times
     if output != "comp.webm":  # copied packet by packet (AAC into WebM is transcoded to Opus)
         assert len(times) == packets
+
+
+# --- limits decided by the data, not by what a header claims (issue 20) ----------------------------
+
+@pytest.mark.parametrize("claim", ["few.avi", "many.avi", "short.mkv", "long.mkv"])
+def test_progress_total_and_preview_picks_follow_the_decoded_frames(claim, tmp_path, capsys):
+    """A header claiming 2 or 100 frames (or 0.1 s / 30 s) of an 8-frame clip: 8 frames matted, the
+    progress total 8, the preview's rows the first and last of those 8; a claim beyond the data is a note."""
+    from fuzz_media import lying_header
+
+    from rvmkit.video.preview import sample_indices
+
+    source = lying_header(tmp_path / claim, claim)
+    seen: list[tuple[int, int | None]] = []
+    result = convert_video(source, output_alpha=tmp_path / "alpha.mkv", preview=tmp_path / "sheet.png",
+                           downsample_ratio=RATIO, progress=False, on_progress=lambda *a: seen.append(a))
+    assert result.frames == 8 == probe(tmp_path / "alpha.mkv")["count"]
+    assert seen == [(done, 8) for done in range(1, 9)]
+    with av.open(str(tmp_path / "sheet.png")) as container:
+        height = next(container.decode(video=0)).height
+    assert height == 4 + len(sample_indices(8)) * (48 + 4)  # four rows of 64x48 tiles
+    assert [bool(note) for note in result.notes] == ([True] if claim in ("many.avi", "long.mkv") else [])

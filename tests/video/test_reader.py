@@ -10,11 +10,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from fuzz_media import Segment, Video, real_frames, write_video
+from fuzz_media import Segment, Video, ffmpeg_decode, lying_header, real_frames, write_video
 
 from conftest import BARS, CLIPS, bar_colours, read_frames, with_colour_bars, write_clip
 from rvmkit.errors import RvmkitError
 from rvmkit.video import Frame, VideoInfo, encode_png, open_sink, open_source
+from rvmkit.video.reader import notes
 
 
 def _write_images(folder: Path, frames: list[np.ndarray], names: list[str]) -> None:
@@ -274,11 +275,31 @@ def test_size_change_mid_stream_is_scaled_to_the_first_size(tmp_path: Path, suff
     assert np.abs(frames[4].rgb.astype(int) - expected[1]).mean() < 8
 
 
-def test_truncated_file_is_refused_before_any_frame(tmp_path: Path) -> None:
+def test_truncated_file_gives_the_frames_ffmpeg_decodes_with_a_note(tmp_path: Path) -> None:
+    """A copy cut in half: what its data holds is what FFmpeg decodes and what is matted; the header's
+    longer duration only makes a note (decided by the data, never by the claim)."""
     data = CLIPS["book"].read_bytes()
     path = tmp_path / "cut.mkv"
     path.write_bytes(data[: len(data) // 2])
-    assert "truncated" in _error(path)
+    with open_source(path) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == ffmpeg_decode(path).count == 47
+    assert "its header claims 3.70 s, but its data stops at 1.60 s" in notes(source.info)[0]
+
+
+@pytest.mark.parametrize("claim", ["short.mkv", "long.mkv", "few.avi", "many.avi", "short.mp4", "long.mp4"])
+def test_a_header_that_lies_never_sets_the_frame_count(tmp_path: Path, claim: str) -> None:
+    """Every frame decoded counts, whatever the header claims (duration, frame count); a claim beyond
+    the data is a note, a claim short of it nothing."""
+    path = lying_header(tmp_path / claim, claim)
+    with open_source(path) as source:
+        frames = list(source)
+    assert source.info.frame_count == len(frames) == ffmpeg_decode(path).count == 8
+    said = notes(source.info)
+    if claim in ("long.mkv", "many.avi"):  # MP4's sample table, not its movie duration, says what is there
+        assert len(said) == 1 and "its header claims" in said[0]
+    else:
+        assert said == []
 
 
 def test_frame_damaged_mid_stream_stops_with_its_index(tmp_path: Path) -> None:
