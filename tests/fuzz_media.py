@@ -234,9 +234,13 @@ def run_rvmkit(args: list[str]) -> tuple[int, str]:
 
 
 def assert_refused(status: int, stderr: str) -> None:
-    """The promise for input rvmkit cannot take: one line on stderr, exit 2, no traceback."""
+    """The promise for input rvmkit cannot take: one line on stderr, exit 2, no traceback (argparse's
+    usage errors name the command: 'rvmkit matte: error: ...')."""
+    import re
+
     lines = stderr.strip().splitlines()
-    assert status == 2 and len(lines) == 1 and lines[0].startswith("rvmkit: error: "), (status, stderr)
+    usage = re.match(r"rvmkit( [a-z-]+)?: error: ", lines[0]) if lines else None
+    assert status == 2 and len(lines) == 1 and usage, (status, stderr)
     assert "Traceback" not in stderr
 
 
