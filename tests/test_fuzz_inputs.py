@@ -221,3 +221,25 @@ def test_damaged_inputs_are_refused_in_one_line_or_matted_exactly(spec: Video, f
     """Cut or scrambled files: exactly the frames FFmpeg decodes, or one line and exit 2 (rvmkit stops
     rather than glitching), never a traceback or a partial output."""
     _check_matte(spec, "in", OUTPUTS[0], damage=_cut_or_scramble(fraction, scramble, seed), strict=False)
+
+
+@fuzz_settings(6)
+@given(starts=st.lists(st.integers(0, 12), min_size=2, max_size=3), frames=st.integers(2, 4),
+       output=st.sampled_from(OUTPUTS[:2] + OUTPUTS[3:]), audio=st.booleans())
+def test_clocks_that_restart_step_back_or_jump_keep_every_frame_and_time_running(
+        starts: list[int], frames: int, output: tuple[str, str], audio: bool) -> None:
+    """Parts joined end to end, each with its own clock start (so time restarts, steps back, repeats or
+    jumps between them): every frame FFmpeg decodes is written, with times that keep increasing."""
+    from fuzz_media import joined_stream
+
+    with tempfile.TemporaryDirectory(prefix="rvmkit-fuzz-") as tmp:
+        folder = Path(tmp)
+        source = joined_stream(folder / "joined.ts", tuple(starts), frames=frames, audio=audio)
+        expected = ffmpeg_decode(source)
+        flag, out_name = output
+        with working_directory(folder):
+            status, stderr = run_rvmkit(["matte", source.name, flag, out_name, "--quiet"])
+        assert status == 0, stderr
+        count, _, times = _output_frames(folder / out_name)
+        assert count == expected.count == frames * len(starts)
+        assert all(b - a >= 0.039 for a, b in zip(times, times[1:])), times  # 25 fps: a frame apart or more

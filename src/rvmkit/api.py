@@ -88,7 +88,8 @@ def convert_video(source: Any = None, /, *positional: Any,
                   precision: str = "fp32", dtype: Any = None,
                   on_progress: Callable[[int, int | None], None] | None = None
                   ) -> MatteResult:
-    """Matte the input (video file, image folder or image) into any of the three outputs.
+    """Matte the input (video file, image folder or image) into any of the three outputs: each a video,
+    a PNG folder, or, for a one-frame input such as a photo, one image (.png, .webp, .tif, .jpg).
 
     Called as `convert_video("in.mp4", "out.mp4")` (then the alpha and foreground paths, in that order),
     or as RVM's own converter is: `convert_video(model, "in.mp4", output_composition="out.mp4", ...)`,

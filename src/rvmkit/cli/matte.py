@@ -18,6 +18,7 @@ examples:
   rvmkit matte talk.mp4 --output-composition talk_green.mp4
   rvmkit matte talk.mp4 --background transparent --output-composition talk.webm --output-alpha alpha/
   rvmkit matte talk.mp4 --background beach.jpg --output-composition out.mp4 --preview sheet.png
+  rvmkit matte photo.jpg --background transparent --output-composition cutout.png --output-alpha alpha.png
 
 --downsample-ratio auto = min(1, 512 / longest side): 1920x1080 -> 0.267, 1280x720 -> 0.4, up to 512 px -> 1.
 A frame that fails to decode stops the run (no partial outputs are kept).
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io.add_argument("--output-alpha", metavar="PATH", help="alpha matte (grey)")
     io.add_argument("--output-foreground", metavar="PATH", help="predicted foreground colours")
     io.add_argument("--output-type", choices=OUTPUT_TYPES,
-                    help="default: from each path (folder -> PNGs, .mp4/.mkv H.264, .webm VP9, .mov ProRes)")
+                    help="default: from each path (folder -> PNGs, .mp4/.mkv H.264, .webm VP9, .mov ProRes; "
+                         ".png/.webp/.tif/.jpg: one image, for a one-frame input)")
     add_render_options(io)
     io.add_argument("--preview", metavar="PATH.png", help="contact sheet: input | alpha | composition")
     io.add_argument("--overwrite", action="store_true", help="replace existing outputs")
