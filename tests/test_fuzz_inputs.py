@@ -242,4 +242,10 @@ def test_clocks_that_restart_step_back_or_jump_keep_every_frame_and_time_running
         assert status == 0, stderr
         count, _, times = _output_frames(folder / out_name)
         assert count == expected.count == frames * len(starts)
-        assert all(b - a >= 0.039 for a, b in zip(times, times[1:])), times  # 25 fps: a frame apart or more
+        if not times:
+            return  # PNG frames have no times
+        decoded = expected.times
+        for index in range(1, count):  # where the clock went on, its step is kept; else a frame (25 fps)
+            step, source_step = times[index] - times[index - 1], decoded[index] - decoded[index - 1]
+            wanted = source_step if source_step > 0 else 0.04
+            assert abs(step - wanted) <= 0.002, (index, times, decoded)
