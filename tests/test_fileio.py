@@ -284,35 +284,37 @@ def test_overwrite_never_replaces_a_folder_that_took_a_files_name(tmp_path):
 
 # --- every path a run writes, against every other and against what it reads (issue 20) -------------
 
-def _apart_cases(tmp: Path) -> dict[str, tuple[dict[str, Path], dict[str, Path], str]]:
+def _apart_cases(tmp: Path) -> dict[str, tuple[list, list, str]]:
     (tmp / "in.mp4").write_bytes(b"video")
+    (tmp / "bg.png").write_bytes(b"image")
     (tmp / "frames").mkdir()
     (tmp / "out.mp4").write_bytes(b"old")
     os.link(tmp / "out.mp4", tmp / "hard.mp4")
     (tmp / "link.mp4").symlink_to(tmp / "in.mp4")
-    source = {"input": tmp / "in.mp4"}
     return {
-        "same spelling": ({"a": tmp / "x.mp4", "b": tmp / "x.mp4"}, {}, "used for both the a and the b"),
-        "via ..": ({"a": tmp / "x.mp4", "b": tmp / "frames/../x.mp4"}, {}, "used for both"),
-        "hard link": ({"a": tmp / "out.mp4", "b": tmp / "hard.mp4"}, {}, "used for both"),
-        "inside a folder output": ({"a": tmp / "seq", "b": tmp / "seq/c.mp4"}, {},
-                                   "the b is inside the a"),
-        "folder holds another": ({"a": tmp / "seq/deep/c.png", "b": tmp / "seq"}, {},
-                                 "the a is inside the b"),
-        "is the input (symlink)": ({"a": tmp / "link.mp4"}, source, "the a is the input"),
-        "holds the input": ({"a": tmp}, source, "the a would hold the input"),
+        "same spelling": ([("a", tmp / "x.mp4"), ("b", tmp / "x.mp4")], [], "written by both a and b"),
+        "via ..": ([("a", tmp / "x.mp4"), ("b", tmp / "frames/../x.mp4")], [], "written by both a and b"),
+        "hard link": ([("a", tmp / "out.mp4"), ("b", tmp / "hard.mp4")], [], "written by both a and b"),
+        "inside a folder output": ([("a", tmp / "seq"), ("b", tmp / "seq/c.mp4")], [],
+                                   "(b): is inside"),
+        "folder holds another": ([("a", tmp / "seq/deep/c.png"), ("b", tmp / "seq")], [], "(a): is inside"),
+        "is the input (symlink)": ([("a", tmp / "link.mp4")], [tmp / "in.mp4"], "(a): is the input"),
+        "holds the input": ([("a", tmp)], [tmp / "in.mp4"], "(a): holds the input"),
+        "is the background": ([("a", tmp / "frames/../bg.png")],
+                              [tmp / "in.mp4", ("background", tmp / "bg.png")], "(a): is the background"),
     }
 
 
 @pytest.mark.parametrize("case", ["same spelling", "via ..", "hard link", "inside a folder output",
-                                  "folder holds another", "is the input (symlink)", "holds the input"])
+                                  "folder holds another", "is the input (symlink)", "holds the input",
+                                  "is the background"])
 def test_paths_a_run_writes_are_kept_apart(tmp_path, case):
-    writes, reads, message = _apart_cases(tmp_path)[case]
+    outputs, inputs, message = _apart_cases(tmp_path)[case]
     with pytest.raises(RvmkitError, match=re.escape(message)):
-        fileio.check_paths_apart(writes, reads)
+        fileio.require_distinct_outputs(outputs, inputs)
 
 
 def test_paths_apart_pass_siblings_and_similar_names(tmp_path):
     (tmp_path / "in.mp4").write_bytes(b"video")
-    fileio.check_paths_apart({"a": tmp_path / "seq", "b": tmp_path / "seq2/c.mp4", "c": tmp_path / "seq.mp4"},
-                             {"input": tmp_path / "in.mp4", "background": None})
+    outputs = [("a", tmp_path / "seq"), ("b", tmp_path / "seq2/c.mp4"), ("c", tmp_path / "seq.mp4")]
+    fileio.require_distinct_outputs(outputs, [tmp_path / "in.mp4", ("background", None)])

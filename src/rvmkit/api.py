@@ -20,7 +20,7 @@ import numpy as np
 
 from rvmkit.contract import LIMITS, check_limit
 from rvmkit.errors import RvmkitError, describe_path
-from rvmkit.fileio import Staged, check_paths_apart, publish_all, remove_stale_temps, temp_beside
+from rvmkit.fileio import Staged, publish_all, remove_stale_temps, require_distinct_outputs, temp_beside
 from rvmkit.progress import Progress
 from rvmkit.runtime import (
     ModelSpec,
@@ -366,7 +366,8 @@ def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | 
                               "(PNG frames) instead")
         _check_target(path, info, overwrite, seen, role, kind)
         targets.append(Target(role, path, kind, alpha))
-    check_paths_apart({f"{t.role} output": t.path for t in targets}, {"input": info.path, **(reads or {})})
+    require_distinct_outputs([(f"{t.role} output", t.path) for t in targets],
+                             [info.path, *(reads or {}).items()])
     check_quality(codecs, mbps, crf)
     return targets
 
@@ -399,8 +400,8 @@ def _check_preview(preview: str | os.PathLike | None, info: VideoInfo, targets: 
     if path.suffix.lower() != ".png":
         raise RvmkitError(f"{describe_path(path)}: the preview is a PNG image; name it *.png")
     _check_target(path, info, overwrite, {t.path.resolve(): t.role for t in targets}, "preview", "image")
-    check_paths_apart({**{f"{t.role} output": t.path for t in targets}, "preview": path},
-                      {"input": info.path, **(reads or {})})
+    require_distinct_outputs([*((f"{t.role} output", t.path) for t in targets), ("preview", path)],
+                             [info.path, *(reads or {}).items()])
     return path
 
 

@@ -490,44 +490,6 @@ def is_same_path(a: Path, b: Path) -> bool:
         return False
 
 
-def _inside(inner: Path, outer: Path) -> bool:
-    """`inner` lies somewhere under the folder `outer` (resolved: symlinks and '..' followed)."""
-    try:
-        return outer.resolve() in inner.resolve().parents
-    except OSError:
-        return False
-
-
-def check_paths_apart(writes: dict[str, Path], reads: dict[str, Path] | None = None) -> None:
-    """Every path a run writes, against every other it writes and every file it reads, before any work:
-    none the same file (any spelling, a symlink or a hard link), none inside another (an output inside
-    an output folder, an output folder that holds an input or another output). `writes` and `reads`
-    map what each path is ('composition output', 'input', ...) to the path; one line names both."""
-    reads = {name: path for name, path in (reads or {}).items() if path is not None}
-    names = list(writes)
-    for number, name in enumerate(names):
-        path = Path(writes[name])
-        for other in names[number + 1:]:
-            _refuse_overlap(path, name, Path(writes[other]), other)
-        for other, source in reads.items():
-            if is_same_path(path, Path(source)):
-                raise RvmkitError(f"{describe_path(path)}: the {name} is the {other} "
-                                  f"{describe_path(source)}; refusing to overwrite it")
-            if _inside(Path(source), path):
-                raise RvmkitError(f"{describe_path(path)}: the {name} would hold the {other} "
-                                  f"{describe_path(source)}; choose another path")
-
-
-def _refuse_overlap(a: Path, a_name: str, b: Path, b_name: str) -> None:
-    if is_same_path(a, b):
-        raise RvmkitError(f"{describe_path(a)}: used for both the {a_name} and the {b_name}; give each "
-                          "its own path")
-    for inner, inner_name, outer, outer_name in ((a, a_name, b, b_name), (b, b_name, a, a_name)):
-        if _inside(inner, outer):
-            raise RvmkitError(f"{describe_path(inner)}: the {inner_name} is inside the {outer_name} "
-                              f"{describe_path(outer)}; give each its own place")
-
-
 _FS_IOC_GETFLAGS = (2 << 30) | (ctypes.sizeof(ctypes.c_long) << 16) | (ord("f") << 8) | 1
 _FS_IMMUTABLE_FL, _FS_APPEND_FL = 0x10, 0x20
 
@@ -595,19 +557,24 @@ def require_creatable(path: str | os.PathLike) -> None:
 
 
 def require_distinct_outputs(outputs: list[tuple[str, str | os.PathLike]],
-                             inputs: list[str | os.PathLike] | None = None) -> None:
+                             inputs: list[str | os.PathLike | tuple[str, str | os.PathLike]] | None = None
+                             ) -> None:
     """Every path a run writes, `(what, path)` pairs (e.g. ('--stats', 'y.json')), against every other
-    and against `inputs`, before anything starts: two outputs at one path (any spelling, hard links),
-    one inside another (a file inside an output folder), or an output at or around an input would
+    and against `inputs` (paths, or `(what, path)` pairs such as ('background', 'bg.png'); None entries
+    are skipped), before anything starts: two outputs at one path (any spelling, hard links), one
+    inside another (a file inside an output folder), or an output at or around an input would
     overwrite or publish over each other at the end. One line naming both."""
     resolved = [(what, Path(path), Path(path).expanduser().resolve()) for what, path in outputs]
+    named = [entry if isinstance(entry, tuple) else ("input", entry) for entry in inputs or []]
     for index, (what, path, real) in enumerate(resolved):
-        for source in inputs or []:
-            if is_same_path(path.expanduser(), Path(source)):
-                raise RvmkitError(f"{describe_path(path)} ({what}): is the input; refusing to overwrite it")
-            if real in Path(source).resolve().parents:
-                raise RvmkitError(f"{describe_path(path)} ({what}): holds the input {describe_path(source)}; "
-                                  "choose another path")
+        for kind, source in named:
+            if source is None:
+                continue
+            if is_same_path(path.expanduser(), Path(source).expanduser()):
+                raise RvmkitError(f"{describe_path(path)} ({what}): is the {kind}; refusing to overwrite it")
+            if real in Path(source).expanduser().resolve().parents:
+                raise RvmkitError(f"{describe_path(path)} ({what}): holds the {kind} "
+                                  f"{describe_path(source)}; choose another path")
         for other_what, other, other_real in resolved[:index]:
             if real == other_real or is_same_path(path.expanduser(), other.expanduser()):
                 raise RvmkitError(f"{describe_path(path)}: written by both {other_what} and {what}; give "

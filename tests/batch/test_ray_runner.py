@@ -483,8 +483,8 @@ def test_batch_paths_collide_with_neither_the_manifest_nor_the_background(tmp_pa
     (out / "a.composition.mp4").write_bytes(clip.read_bytes())
     before = {path: path.read_bytes() for path in out.iterdir()}
     assert main(["batch", str(out / "manifest.json"), "--output-dir", str(out), "--quiet"]) == 2
-    assert "the manifest is the input" in one_line_error(capsys)
+    assert "(manifest): is the input" in one_line_error(capsys)
     assert main(["batch", str(clip), "--output-dir", str(out), "--background", str(out / "a.composition.mp4"),
                  "--overwrite", "--quiet"]) == 2
-    assert "the composition output of" in (err := one_line_error(capsys)) and "is the background" in err
+    assert "(composition output of" in (err := one_line_error(capsys)) and "): is the background" in err
     assert before == {path: path.read_bytes() for path in out.iterdir()}

@@ -31,7 +31,7 @@ from rvmkit.batch import segments as seg
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.fileio import check_paths_apart, remove_stale_temps, require_writable_output
+from rvmkit.fileio import remove_stale_temps, require_distinct_outputs, require_writable_output
 from rvmkit.video.composite import is_transparent
 from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
@@ -488,10 +488,10 @@ def _check_outputs_spare_inputs(planned: dict[Path, dict[str, str]]) -> None:
 def _check_run_paths(planned: dict[Path, dict[str, str]], manifest: Path, options: work.MatteOptions) -> None:
     """Each item's outputs and the manifest: never the same file as, inside, or holding one another, the
     item's input, the background or the model (any spelling, symlink or hard link)."""
-    reads = api.read_paths(options.background, options.model)
+    reads = list(api.read_paths(options.background, options.model).items())
     for source, targets in planned.items():
-        writes = {f"{role} output of {describe_path(source)}": Path(path) for role, path in targets.items()}
-        check_paths_apart({**writes, "manifest": manifest}, {"input": source, **reads})
+        writes = [(f"{role} output of {describe_path(source)}", path) for role, path in targets.items()]
+        require_distinct_outputs([*writes, ("manifest", manifest)], [source, *reads])
 
 
 def _check_roles(roles: Sequence[str]) -> list[str]:
