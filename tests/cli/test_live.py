@@ -174,7 +174,7 @@ def test_outputs_that_collide_are_refused_before_anything_starts(
     (["--source-fps", "5000"], "--source-fps 5000: must be from 0.1 to 1000"),
     (["--source-size", "100000x100000"], "--source-size 100000x100000: width and height must be from 1"),
     (["--input-resize", "100000", "10"], "input resize 100000x10"),
-    (["--output-video-mbps", "1e12"], "must be more than 0 and at most 1000"),
+    (["--output-video-mbps", "1e12"], "must be a number from 0.01 to 1000"),
     (["--crf", "-1"], "crf -1: must be a whole number from 0 to 63"),
     (["--downsample-ratio", "7"], "downsample ratio"),
 ])
