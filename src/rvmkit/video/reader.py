@@ -14,14 +14,14 @@ at the first frame's size, a later size scaled to it as ffmpeg's own conversion 
 keep one size and every frame.
 
 Claims and data: frame counts, progress totals, preview picks and segment splits come from the data
-(the packets FFmpeg decodes), never from what a header claims. A file whose data stops before the
-duration or frame count its header declares (a truncated download, or a header that lies) is matted
-whole, as FFmpeg decodes it, with a note saying so (`notes`).
+(the packets FFmpeg decodes), never from what a header claims; a header that claims less than the data
+holds changes nothing.
 
-Damaged input policy: rvmkit stops rather than skipping. A frame that fails to decode, is flagged
-corrupt by the decoder, or goes missing mid-stream raises `RvmkitError` naming the file and the frame
-index. A silently glitched output would break the exact-frame-count promise; the pipeline removes its
-partial outputs when this happens.
+Damaged input policy: rvmkit stops rather than skipping. A file whose data ends before the duration or
+frame count its header declares (a truncated download or copy) is refused when it is opened; a frame that
+fails to decode, is flagged corrupt by the decoder, or goes missing mid-stream raises `RvmkitError` naming
+the file and the frame index. A silently shorter or glitched output would break the exact-frame-count
+promise; the pipeline removes its partial outputs when this happens.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from rvmkit.errors import RvmkitError, describe_path, require_readable_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_IMAGE_FPS = Fraction(30)
-# A stream that stops this far before the container's declared duration falls short of its header.
+# A stream that stops this far before the container's declared duration is treated as truncated.
 _TRUNCATION_SLACK_S = 0.5
 
 
@@ -61,7 +61,6 @@ class VideoInfo:
     is_image_sequence: bool
     colorspace: int | None = None  # the input's AVColorSpace (1 = BT.709, 5/6 = BT.601); None if untagged
     interlaced: bool = False  # fields are matted as the frames that hold them; see `notes`
-    short_of_header: str | None = None  # what the header claims beyond the data (a truncated copy?)
 
 
 @dataclass
@@ -202,14 +201,10 @@ def _decoded(stream: av.video.VideoStream, packet: av.Packet | None) -> av.Video
 
 def notes(info: VideoInfo) -> list[str]:
     """What a user should know about an input that is processed anyway."""
-    said = []
     if info.interlaced:
-        said.append(f"{describe_path(info.path)} is interlaced: its frames are matted as stored, fields "
-                    "together; deinterlace it first (e.g. ffmpeg -vf bwdif) for cleaner edges")
-    if info.short_of_header:
-        said.append(f"{describe_path(info.path)}: {info.short_of_header}; every frame it holds was matted "
-                    "(a truncated copy? compare it with the original)")
-    return said
+        return [f"{describe_path(info.path)} is interlaced: its frames are matted as stored, fields "
+                "together; deinterlace it first (e.g. ffmpeg -vf bwdif) for cleaner edges"]
+    return []
 
 
 class VideoFileSource(FrameSource):
@@ -227,7 +222,7 @@ class VideoFileSource(FrameSource):
             coded = (stream.codec_context.width, stream.codec_context.height)
             if not all(coded):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
-            count, first, claimed = _count_frames(path, probe, stream)
+            count, first = _count_frames(path, probe, stream)
             self.turns = _quarter_turns(first) if first is not None else 0
             if first is not None:
                 coded = (first.width, first.height)
@@ -239,8 +234,7 @@ class VideoFileSource(FrameSource):
                                   time_base=Fraction(stream.time_base) if stream.time_base else None,
                                   has_audio=bool(probe.streams.audio), is_image_sequence=False,
                                   colorspace=colorspace if colorspace not in (None, 2) else None,
-                                  interlaced=bool(first is not None and first.interlaced_frame),
-                                  short_of_header=claimed)
+                                  interlaced=bool(first is not None and first.interlaced_frame))
 
     def __iter__(self) -> Iterator[Frame]:
         self.close()
@@ -275,9 +269,9 @@ class VideoFileSource(FrameSource):
 
 
 def _count_frames(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream
-                  ) -> tuple[int, av.VideoFrame | None, str | None]:
+                  ) -> tuple[int, av.VideoFrame | None]:
     """Count the frames FFmpeg will show, from the video packets (decoding only until the first frame,
-    whose display matrix and colour tags describe the stream); say what a header claims beyond them."""
+    whose display matrix and colour tags describe the stream); refuse a file that stops early."""
     tally, first, ends = _Tally(), None, {}  # ends: where each stream's data stops (s)
     try:
         for packet in container.demux():
@@ -296,8 +290,8 @@ def _count_frames(path: Path, container: av.container.InputContainer, stream: av
     shown = tally.shown(path)
     if shown <= 0:
         raise RvmkitError(f"{describe_path(path)}: video stream has no frames")
-    claimed = _check_complete(container, stream, tally.count, ends)
-    return shown, first if first is not None else _decoded(stream, None), claimed
+    _check_complete(path, container, stream, tally.count, ends)
+    return shown, first if first is not None else _decoded(stream, None)
 
 
 class _Tally:
@@ -347,22 +341,22 @@ def _frames_shown(path: Path, packets: int) -> int:
     return shown
 
 
-def _check_complete(container: av.container.InputContainer, stream: av.video.VideoStream, count: int,
-                    ends: dict[int, float]) -> str | None:
-    """What the header claims beyond the data, when the data stops before its declared duration or holds
-    fewer video packets than it declares (a truncated download or copy, or a header that lies), unless
-    they still reach the stream's declared end (samples an edit list leaves out; an AVI's empty
-    dropped-frame chunks). None when the data spans what is claimed."""
+def _check_complete(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream,
+                    count: int, ends: dict[int, float]) -> None:
+    """Refuse a file whose data stops before its declared duration (a truncated download or copy), or
+    with fewer video packets than its header declares, unless they still reach the stream's declared
+    end (samples an edit list leaves out; an AVI's empty dropped-frame chunks)."""
     declared = stream.frames or 0
     if declared > count and not _reaches_declared_end(stream, ends.get(stream.index)):
-        return f"its header claims {declared} frames, but its data holds {count}"
+        raise RvmkitError(f"{describe_path(path)}: truncated or damaged: only {count} of {declared} "
+                          "frames present")
     end = max(ends.values(), default=None)
     if container.duration and end is not None:
         start = (container.start_time or 0) / av.time_base
         declared_end = start + container.duration / av.time_base
         if end < declared_end - _TRUNCATION_SLACK_S:
-            return f"its header claims {declared_end:.2f} s, but its data stops at {end:.2f} s"
-    return None
+            raise RvmkitError(f"{describe_path(path)}: truncated or damaged: data stops at {end:.2f} s of "
+                              f"{declared_end:.2f} s")
 
 
 def _reaches_declared_end(stream: av.video.VideoStream, video_end: float | None) -> bool:
