@@ -32,10 +32,10 @@ import numpy as np
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import remove_stale_temps
 from rvmkit.live.capture import CapturedFrame, LiveError, check_scheme, scheme_of
+from rvmkit.video import encoders
 from rvmkit.video.reader import Frame, VideoInfo
 from rvmkit.video.writer import (
     ALPHA_SUFFIXES,
-    MATTE_X264_SETTINGS,
     SMPTE170M,
     VIDEO_SUFFIXES,
     FrameSink,
@@ -50,14 +50,7 @@ ROLES = ("composition", "alpha")
 #: URL scheme -> muxer of a network stream
 STREAM_FORMATS = {"udp": "mpegts", "udplite": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rist": "mpegts",
                   "rtmp": "flv", "rtmps": "flv", "rtmpt": "flv", "rtmpts": "flv"}
-STREAM_X264 = {"preset": "veryfast", "tune": "zerolatency", "forced-idr": "1",
-               "x264-params": "repeat-headers=1"}
-STREAM_CRF = 21
-#: the stream encoder's threads (0: x264 chooses, 1.5 per core)
-ENCODE_THREADS = 0
 KEYFRAME_INTERVAL_S = 1.0
-MUXER_OPTIONS = {"mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
-                  "flv": {"flvflags": "no_duration_filesize", "flush_packets": "1"}}
 V4L2LOOPBACK = Path("/sys/module/v4l2loopback")  # present when the kernel module is loaded
 _UDP_PACKET = 1316  # 7 MPEG-TS packets: one datagram, no IP fragmentation
 
@@ -166,7 +159,7 @@ class StreamSink(LiveSink):
                  crf: int | None, timeout: float) -> None:
         self.role, self.label = role, url
         fmt = STREAM_FORMATS[scheme_of(url) or ""]
-        self._container = av.open(_with_packet_size(url), "w", format=fmt, options=MUXER_OPTIONS[fmt],
+        self._container = av.open(_with_packet_size(url), "w", format=fmt, options=encoders.MUXERS[fmt],
                                   timeout=(timeout, timeout))
         self._last_key: int | None = None  # pts of the last IDR
         self._last_pts: float | None = None  # seconds
@@ -182,19 +175,16 @@ class StreamSink(LiveSink):
                    crf: int | None) -> av.video.VideoStream:
         stream = self._container.add_stream("libx264", rate=fps)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
-        options = {**STREAM_X264, "g": str(max(1, round(10 * float(fps))))}  # IDR by time, see write
-        if mbps:
-            stream.codec_context.bit_rate = int(mbps * 1e6)
-            options.update({"maxrate": str(int(mbps * 1e6)), "bufsize": str(int(mbps * 1e6))})
-        else:
-            options["crf"] = str(crf if crf is not None else STREAM_CRF)
-        stream.options = options
+        settings = encoders.stream_settings(width, height, fps, mbps, crf)  # IDR by time, see write
+        stream.pix_fmt = settings.pix_fmt
+        if settings.bit_rate:
+            stream.codec_context.bit_rate = settings.bit_rate
+        stream.options = settings.options
         context = stream.codec_context
         context.color_range, context.colorspace = 1, SMPTE170M
         context.color_primaries, context.color_trc = SMPTE170M, SMPTE170M
         stream.thread_type = "SLICE"
-        context.thread_count = ENCODE_THREADS
+        context.thread_count = encoders.ENCODE_THREADS
         return stream
 
     def start(self, time_base: Fraction) -> None:
@@ -341,11 +331,8 @@ def _open_recording(plan: OutputPlan, info: VideoInfo, mbps: float | None, crf: 
     target = Path(plan.target)
     remove_stale_temps(target)  # as open_sink does: what killed runs left
     fmt = VIDEO_SUFFIXES[target.suffix.lower()][1]
-    options = {"g": str(max(1, round(float(info.fps or DEFAULT_RATE))))}
-    if codec == "libx264" and fmt == "mp4":
-        options["bf"] = "0"  # a fragment cannot shift B-frame delay away: the first frame stays at 0
-    if plan.role == "alpha" and codec == "libx264" and mbps:
-        options = {**MATTE_X264_SETTINGS, **options}
+    options = encoders.recording_options(codec, fmt, float(info.fps or DEFAULT_RATE),
+                                         matte=plan.role == "alpha", mbps=mbps)
     return _KillSafeVideoSink(target, info, fmt=fmt, codec=codec, alpha=plan.rgba, mbps=mbps, crf=crf,
                               codec_options=options, overwrite=overwrite)
 
