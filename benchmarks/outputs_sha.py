@@ -45,7 +45,8 @@ SERVE_FORMATS = ("mp4", "webm", "png")
 def digest(path: Path) -> dict[str, str]:
     """{name: sha256} of a file, a folder's files, or a zip's members (not its dates)."""
     if path.is_dir():
-        return {f"{path.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())}
+        return {f"{path.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(path.iterdir())}
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
             return {n: hashlib.sha256(archive.read(n)).hexdigest() for n in sorted(archive.namelist())}
@@ -103,7 +104,8 @@ def compare(a: dict, b: dict) -> int:
             if left.get(name) != right.get(name):
                 note = ""
                 if group == "live" and (left.get("dropped") or right.get("dropped")):
-                    note = f" (frames dropped: {left.get('dropped')} / {right.get('dropped')}, not comparable)"
+                    dropped = f"{left.get('dropped')} / {right.get('dropped')}"
+                    note = f" (frames dropped: {dropped}, not comparable)"
                 else:
                     differ += 1
                 print(f"DIFFERS {group}/{name}{note}")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rvmkit.errors import RvmkitError, first_line
+from rvmkit.signals import exit_with_status, handle
 
 PROBE_TIMEOUT_S = 5.0  # the TCP check of a cluster's address
 JOIN_TIMEOUT_S = 60.0  # ray.init joining an existing cluster
@@ -216,6 +217,4 @@ def start_within(ray: Any, kwargs: dict[str, Any], timeout: float) -> None:
 def _exit_on_sigterm() -> None:
     """What ray.init does on the main thread (SIGTERM -> SystemExit, so `finally` blocks clean up),
     unless someone already handles SIGTERM."""
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    handle((signal.SIGTERM,), exit_with_status)

@@ -10,6 +10,7 @@ from typing import Any
 
 from rvmkit.cli.options import add_model_options, add_render_options
 from rvmkit.live.loop import LIVE_AUTO_LONG_SIDE, RANGES
+from rvmkit.signals import handling
 
 EPILOG = """\
 examples:
@@ -152,12 +153,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     stop = threading.Event()
-    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handling((signal.SIGINT, signal.SIGTERM), lambda _: stop.set(), replace=True):  # recordings kept
         report = run_live(config, stop=stop)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
     for path in report.recordings:
         print(f"recorded: {path}")
     if report.totals["frames_in"] == 0 and not config.quiet:

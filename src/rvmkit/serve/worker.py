@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rvmkit.errors import RvmkitError, first_line
+from rvmkit.signals import handle, interrupt
 
 ROLES = ("composition", "alpha", "foreground")
 REPORT_EVERY_S = 0.2
@@ -128,10 +129,6 @@ def run_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
     return {"ok": True, "frames": frames, "outputs": outputs}
 
 
-def _stop(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # the engine aborts its outputs (no temporary files left) and re-raises
-
-
 def preload() -> None:
     """Import what every job needs and load the fast path's compiled kernels (numba's disk cache), before
     there is a job: together about two seconds a fresh process would otherwise spend on its first frame."""
@@ -155,7 +152,7 @@ def _log_to(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     channel = Channel(os.fdopen(os.dup(1), "w"))
     os.dup2(2, 1)  # stray prints from libraries go to the log, not into the protocol
-    signal.signal(signal.SIGTERM, _stop)
+    handle((signal.SIGTERM,), interrupt, replace=True)  # the engine aborts its outputs and re-raises
     try:
         preload()
         line = sys.stdin.readline().strip()
