@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.video.reader import _quarter_turns, _to_rgb  # the reader's upright RGB conversion
+from rvmkit.video.reader import quarter_turns, to_rgb  # the file reader's upright RGB conversion
 
 #: FFmpeg device inputs that may prefix a source as FORMAT:NAME
 DEVICE_FORMATS = ("v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab", "kmsgrab", "fbdev",
@@ -474,14 +474,14 @@ class Capture:
             self.note(f"{describe_path(self.spec.label)}: reconnected; recurrent state restarted")
 
     def _publish(self, frame: av.VideoFrame) -> None:
-        turns = _quarter_turns(frame) if self.spec.kind == "file" else 0
+        turns = quarter_turns(frame) if self.spec.kind == "file" else 0
         resize = self.resize
         time_base = Fraction(frame.time_base) if frame.time_base else None
         pts = self._timeline.place(frame.pts, time_base, self.clock())
         if self.spec.realtime:
             self._wait_until_due(float(pts * self._timeline.time_base))
         native = (frame.width, frame.height) if turns % 2 == 0 else (frame.height, frame.width)
-        captured = CapturedFrame(self._seq, lambda: _to_rgb(frame, resize, turns), pts,
+        captured = CapturedFrame(self._seq, lambda: to_rgb(frame, resize, turns), pts,
                                  self._timeline.time_base, native, self._epoch, self.clock())
         self._seq += 1
         self.on_frame(self.slot.put(captured))

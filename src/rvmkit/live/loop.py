@@ -18,14 +18,13 @@ is removed), the stats written.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from rvmkit.fileio import require_distinct_outputs, require_writable_output
 from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
+from rvmkit.progress import Console
 from rvmkit.runtime import parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
 from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_background, rgba
@@ -91,45 +91,6 @@ class LiveReport:
     totals: dict[str, Any]
     recordings: list[Path]
     notes: list[str]
-
-
-class Console:
-    """Notes (one line each) and, on a terminal, a status line redrawn in place."""
-
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.quiet = quiet
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(not quiet and isatty is not None and isatty())
-        self.notes: list[str] = []
-        self._drawn = False
-        self._lock = threading.Lock()
-
-    def note(self, text: str) -> None:
-        """A line worth keeping (in the report and the stats file too)."""
-        with self._lock:
-            self.notes.append(text)
-        self.say(f"rvmkit live: {text}")
-
-    def say(self, text: str) -> None:
-        if self.quiet:
-            return
-        with self._lock:
-            self.clear()
-            print(text, file=self.stream, flush=True)
-
-    def status(self, text: str) -> None:
-        if self.tty:
-            with self._lock:
-                self.stream.write("\r" + text + "\x1b[K")
-                self.stream.flush()
-                self._drawn = True
-
-    def clear(self) -> None:
-        """Erase the status line (before other output, and at the end)."""
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
 
 
 def run_live(config: LiveConfig, *, stop: threading.Event | None = None, backend: Backend | None = None,
