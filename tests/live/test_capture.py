@@ -19,7 +19,6 @@ from rvmkit.live.capture import (
     TS_OPTIONS,
     Capture,
     CapturedFrame,
-    NewestFrame,
     SourceSpec,
     _Timeline,
     ffmpeg_protocols,
@@ -31,22 +30,6 @@ from rvmkit.live.capture import (
 
 def _frame(seq: int) -> CapturedFrame:
     return CapturedFrame(seq, np.zeros((2, 2, 3), np.uint8), seq, Fraction(1, 30), (2, 2), 0, 0.0)
-
-
-def test_newest_frame_replaces_an_untaken_frame() -> None:
-    slot = NewestFrame()
-    assert slot.put(_frame(0)) is False
-    assert slot.put(_frame(1)) is True  # frame 0 was never taken: dropped
-    assert slot.take(0).seq == 1 and slot.take(0) is None
-    slot.put(_frame(2))
-    slot.close()
-    assert slot.take(1).seq == 2 and slot.take(1) is None  # closed: what is left, then nothing, no wait
-
-
-def test_take_waits_for_the_next_frame() -> None:
-    slot = NewestFrame()
-    threading.Timer(0.05, slot.put, args=(_frame(7),)).start()
-    assert slot.take(5).seq == 7
 
 
 def test_timeline_keeps_timestamps_and_makes_restarts_follow_on() -> None:

@@ -31,6 +31,7 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, first_line
+from rvmkit.policy import NewestFrame
 from rvmkit.video.reader import quarter_turns, to_rgb  # the file reader's upright RGB conversion
 
 #: FFmpeg device inputs that may prefix a source as FORMAT:NAME
@@ -251,41 +252,6 @@ class CapturedFrame:
         return self._image
 
 
-class NewestFrame:
-    """A one-frame slot: `put` replaces an untaken frame (returns True: it was dropped), `take` waits
-    for a frame; `close` wakes every waiter (then `take` returns what is left, then None)."""
-
-    def __init__(self) -> None:
-        self._frame: CapturedFrame | None = None
-        self._closed = False
-        self._ready = threading.Condition()
-
-    def put(self, frame: CapturedFrame) -> bool:
-        with self._ready:
-            replaced = self._frame is not None
-            self._frame = frame
-            self._ready.notify_all()
-            return replaced
-
-    def take(self, timeout: float) -> CapturedFrame | None:
-        with self._ready:
-            if self._frame is None and not self._closed:
-                self._ready.wait(timeout)
-            frame, self._frame = self._frame, None
-            return frame
-
-    def discard(self) -> bool:
-        """Drop a waiting frame (at the end of a run); True if there was one."""
-        with self._ready:
-            had, self._frame = self._frame is not None, None
-            return had
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify_all()
-
-
 class _Timeline:
     """Makes timestamps increasing in one time base, keeping every frame, as FFmpeg keeps time running
     over a discontinuity: a segment that starts at or before the last frame (a looped file, a restarted
@@ -348,7 +314,7 @@ class Capture:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.spec, self.resize, self.timeout, self.reconnect = spec, resize, timeout, reconnect
         self.on_frame, self.note, self.clock = on_frame, note, clock
-        self.slot = NewestFrame()
+        self.slot: NewestFrame[CapturedFrame] = NewestFrame()  # the live policy: newest frame, drops counted
         self.error: BaseException | None = None
         self.fps: Fraction | None = None
         self.reconnects = 0

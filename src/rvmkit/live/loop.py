@@ -17,7 +17,6 @@ is removed), the stats written.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from rvmkit.fileio import require_distinct_outputs, require_writable_output
 from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
+from rvmkit.policy import POLL_S, EveryFrame
 from rvmkit.progress import Console
 from rvmkit.runtime import parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
@@ -45,7 +45,6 @@ WARMUP_SIZE = (640, 480)
 #: side 512, RVM's rule) would run 640x480 at 0.8, 2.6 times the pixels, at about a third of the rate.
 LIVE_AUTO_LONG_SIDE = 320
 DEFAULT_FPS = Fraction(30)
-_POLL_S = 0.1
 _STATUS_S = 0.5
 
 
@@ -199,20 +198,20 @@ def _load_engine(config: LiveConfig) -> Backend:
 
 
 class _OutputThread:
-    """Runs `consume(frame, result)` for each item of a one-frame queue, in its own thread."""
+    """Runs `consume(frame, result)` for each item of a one-frame `EveryFrame` queue, in its own thread."""
 
     _END = object()
 
     def __init__(self, consume: Callable[[CapturedFrame, FrameResult], None]) -> None:
         self._consume = consume
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._queue: EveryFrame = EveryFrame(1)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="rvmkit-output", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         name_os_thread("rvmkit-output")
-        while (item := self._queue.get()) is not self._END:
+        while (item := self._queue.get()[1]) is not self._END:
             if self.error is None:
                 try:
                     self._consume(*item)
@@ -225,24 +224,13 @@ class _OutputThread:
 
     def put(self, frame: CapturedFrame, result: FrameResult, stop: threading.Event) -> bool:
         """Queue a frame, waiting while the previous one is being written; False if `stop` came first."""
-        while True:
-            self.check()
-            try:
-                self._queue.put((frame, result), timeout=_POLL_S)
-                return True
-            except queue.Full:
-                if stop.is_set():
-                    return False
+        return self._queue.put((frame, result), stop.is_set, check=self.check)
 
     def close(self, wait_s: float) -> None:
         """Write what is queued, then end the thread (bounded wait: a sink stuck past its timeout)."""
         deadline = time.monotonic() + wait_s
-        while self._thread.is_alive() and time.monotonic() < deadline:
-            try:
-                self._queue.put(self._END, timeout=_POLL_S)
-                break
-            except queue.Full:
-                continue
+        if self._thread.is_alive() and time.monotonic() < deadline:
+            self._queue.put(self._END, lambda: not self._thread.is_alive() or time.monotonic() >= deadline)
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self.check()
 
@@ -309,7 +297,7 @@ class _Session:
 
     def _first_frame(self, capture: Capture) -> CapturedFrame | None:
         while not self.stop.is_set():
-            frame = capture.take(_POLL_S)
+            frame = capture.take(POLL_S)
             if frame is not None or capture.finished:
                 return frame
         return None
@@ -345,7 +333,7 @@ class _Session:
                 if time.monotonic() >= next_status:
                     self.console.status(self.stats.status_line())
                     next_status = time.monotonic() + _STATUS_S
-                frame = capture.take(_POLL_S)
+                frame = capture.take(POLL_S)
         except KeyboardInterrupt:
             pass  # in-process use without the CLI's signal handlers: stop as Ctrl-C does
         finally:
