@@ -75,7 +75,7 @@ def collect(checkout: Path) -> dict[str, object]:
         folder.mkdir()
         run(checkout, ["-m", "rvmkit", "live", str(CLIP), *LIVE_RUN], folder)
         stats = json.loads((folder / "stats.json").read_text())
-        results["live"] = {"dropped": stats.get("dropped", stats.get("frames_dropped")),
+        results["live"] = {"dropped": stats["totals"]["dropped"],
                            **digest(folder / "r.mp4"), **digest(folder / "ra.mkv")}
         for fmt in SERVE_FORMATS:
             folder = root / f"serve_{fmt}"

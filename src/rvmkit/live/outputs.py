@@ -134,26 +134,12 @@ def check_virtual_camera() -> None:
                           "camera to write to (sudo modprobe v4l2loopback exclusive_caps=1)")
 
 
-class LiveSink:
-    """One output of a live run: `write` each frame, `close` to finalize (or `abort`)."""
+class StreamSink(FrameSink):
+    """An H.264 network stream (MPEG-TS or FLV), connected (header written) when created."""
 
-    role: str
+    role: str  # "composition" or "alpha"
     label: str
     frames = 0
-
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
-        raise NotImplementedError
-
-    def close(self) -> Path | None:
-        """Finalize; return the published recording's path, if any."""
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        self.close()
-
-
-class StreamSink(LiveSink):
-    """An H.264 network stream (MPEG-TS or FLV), connected (header written) when created."""
 
     def __init__(self, url: str, role: str, width: int, height: int, fps: Fraction, *, mbps: float | None,
                  crf: int | None, timeout: float) -> None:
@@ -194,10 +180,10 @@ class StreamSink(LiveSink):
         try:
             self._container.start_encoding()
         except (av.FFmpegError, OSError) as error:
-            self.close()
+            self.abort()
             raise sink_error(self.label, error, opening=True) from None
 
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
+    def write(self, image: np.ndarray, frame: Frame) -> None:
         picture = av.VideoFrame.from_ndarray(image, format="gray" if image.ndim == 2 else "rgb24")
         picture.pts, picture.time_base = frame.pts, frame.time_base
         picture.colorspace = SMPTE170M
@@ -210,7 +196,7 @@ class StreamSink(LiveSink):
             raise sink_error(self.label, error) from None
         self.frames += 1
 
-    def _keyframe_due(self, frame: CapturedFrame) -> bool:
+    def _keyframe_due(self, frame: Frame) -> bool:
         """An IDR now if waiting for the next frame could leave more than KEYFRAME_INTERVAL_S since the
         last one; the next frame's distance is guessed from recent ones (a decaying maximum of the gaps,
         which grow when frames are dropped)."""
@@ -222,7 +208,7 @@ class StreamSink(LiveSink):
             return True
         return float((frame.pts - self._last_key) * frame.time_base) + self._gap >= KEYFRAME_INTERVAL_S - 1e-6
 
-    def close(self) -> None:
+    def commit(self) -> None:
         """Flush the encoder, write the trailer, close the connection (once)."""
         if self._closed:
             return None
@@ -237,6 +223,10 @@ class StreamSink(LiveSink):
             except (av.FFmpegError, OSError):
                 pass
         return None
+
+    def abort(self) -> None:
+        """What a stream can do on failure: deliver what is encoded and hang up."""
+        self.commit()
 
 
 def _with_packet_size(url: str) -> str:
@@ -283,9 +273,13 @@ class _KillSafeVideoSink(VideoSink):
         self._container.container_options.update(KILL_SAFE_MUXING[fmt])
 
 
-class RecordingSink(LiveSink):
+class RecordingSink(FrameSink):
     """A `rvmkit.video.writer` sink (kill-safe for video files), timestamps starting at 0; finalized
-    (committed) on close. The temporaries dead runs left for the same target are removed first."""
+    (committed) on commit. The temporaries dead runs left for the same target are removed first."""
+
+    role: str  # "composition" or "alpha"
+    label: str
+    frames = 0
 
     def __init__(self, plan: OutputPlan, info: VideoInfo, *, mbps: float | None, crf: int | None,
                  overwrite: bool) -> None:
@@ -293,15 +287,15 @@ class RecordingSink(LiveSink):
         self._sink: FrameSink | None = _open_recording(plan, info, mbps, crf, overwrite)
         self._first_pts: int | None = None
 
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
+    def write(self, image: np.ndarray, frame: Frame) -> None:
         if self._first_pts is None:
             self._first_pts = frame.pts
         assert self._sink is not None
-        self._sink.write(image, Frame(index=frame.seq, rgb=image, pts=frame.pts - self._first_pts,
+        self._sink.write(image, Frame(index=frame.index, rgb=image, pts=frame.pts - self._first_pts,
                                       time_base=frame.time_base))
         self.frames += 1
 
-    def close(self) -> Path | None:
+    def commit(self) -> Path | None:
         """Publish the recording; one without frames is removed instead (no empty files)."""
         sink, self._sink = self._sink, None
         if sink is None:
@@ -337,8 +331,12 @@ def _open_recording(plan: OutputPlan, info: VideoInfo, mbps: float | None, crf: 
                               codec_options=options, overwrite=overwrite)
 
 
-class CameraSink(LiveSink):
+class CameraSink(FrameSink):
     """A virtual camera (pyvirtualcam): RGB frames, shown as they come."""
+
+    role: str  # "composition" or "alpha"
+    label: str
+    frames = 0
 
     def __init__(self, device: str, width: int, height: int, fps: Fraction) -> None:
         import pyvirtualcam
@@ -351,13 +349,16 @@ class CameraSink(LiveSink):
             raise RvmkitError(f"--virtual-camera: {first_line(error)}") from None
         self.label = self._camera.device
 
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
+    def write(self, image: np.ndarray, frame: Frame) -> None:
         self._camera.send(np.ascontiguousarray(image))
         self.frames += 1
 
-    def close(self) -> None:
+    def commit(self) -> None:
         self._camera.close()
         return None
+
+    def abort(self) -> None:
+        self.commit()
 
 
 def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -372,7 +373,7 @@ def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class Outputs:
     """Every sink of a run; `write` sends the composition and/or alpha of one frame to each."""
 
-    def __init__(self, sinks: list[LiveSink], width: int, height: int) -> None:
+    def __init__(self, sinks: list[FrameSink], width: int, height: int) -> None:
         self.sinks, self.width, self.height = sinks, width, height
         self.wants_alpha = any(sink.role == "alpha" for sink in sinks)
         self.wants_composition = any(sink.role == "composition" for sink in sinks)
@@ -381,14 +382,15 @@ class Outputs:
         for sink in self.sinks:
             image = composition if sink.role == "composition" else alpha
             assert image is not None
-            sink.write(fit(image, self.width, self.height), frame)
+            image = fit(image, self.width, self.height)
+            sink.write(image, Frame(index=frame.seq, rgb=image, pts=frame.pts, time_base=frame.time_base))
 
     def close(self) -> list[Path]:
         """Finalize every sink (all of them, even if one fails); the published recordings."""
         published, failure = [], None
         for sink in self.sinks:
             try:
-                path = sink.close()
+                path = sink.commit()
             except Exception as error:  # noqa: BLE001 - finish the others first
                 failure = failure or error
                 continue
@@ -412,7 +414,7 @@ def open_outputs(plans: list[OutputPlan], *, source_label: str, width: int, heig
     """Open every planned output for width x height frames; on any failure close those already open
     (no socket left open, no file left behind) and raise."""
     info = placeholder_info(source_label, width, height, fps, time_base)
-    sinks: list[LiveSink] = []
+    sinks: list[FrameSink] = []
     try:
         for plan in plans:
             if plan.kind == "stream":

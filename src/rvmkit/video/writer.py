@@ -94,7 +94,9 @@ def resolve_output(path: str | os.PathLike, output_type: str | None, images: boo
 
 
 class FrameSink:
-    """Where one output's frames go; `commit()` publishes it, `abort()` removes every trace."""
+    """Where one output's frames go, the one protocol of every sink (files, PNG folders, images, batch
+    segments, live streams, recordings and the virtual camera): `write` each frame, then `finish` (stage
+    it for `publish_all`) or `commit` (finish and publish it alone), or `abort` (remove every trace)."""
 
     path: Path
 
@@ -107,7 +109,8 @@ class FrameSink:
         self.commit()
         return None
 
-    def commit(self) -> Path:
+    def commit(self) -> Path | None:
+        """Finish and publish; the published path, or None for an output that is not a file (a stream)."""
         raise NotImplementedError
 
     def abort(self) -> None:
