@@ -280,7 +280,36 @@ def encode_image(frame: np.ndarray, suffix: str) -> bytes:
     return b"".join(bytes(packet) for packet in [*context.encode(picture), *context.encode(None)])
 
 
-class PngSequenceSink(FrameSink):
+class _TempSink(FrameSink):
+    """An output written under a locked temporary name (`_temp`): `finish` stages it, `commit` publishes
+    it alone, `abort` removes it."""
+
+    path: Path
+    overwrite: bool
+    _temp: Path
+    _lock: int | None
+
+    def _staged(self, lock: int | None) -> Staged:
+        raise NotImplementedError
+
+    def _remove_temp(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> Staged:
+        lock, self._lock = self._lock, None
+        return self._staged(lock)
+
+    def commit(self) -> Path:
+        publish_all([self.finish()], overwrite=self.overwrite)
+        return self.path
+
+    def abort(self) -> None:
+        release_lock(self._lock)
+        self._lock = None
+        self._remove_temp()
+
+
+class PngSequenceSink(_TempSink):
     """PNG frames in a hidden temporary folder, renamed to `path` when published."""
 
     def __init__(self, path: Path, overwrite: bool = False) -> None:
@@ -302,21 +331,14 @@ class PngSequenceSink(FrameSink):
             raise _one_line(self.path, f"cannot write frame {source.index}", error) from None
         self._count += 1
 
-    def finish(self) -> Staged:
-        lock, self._lock = self._lock, None
+    def _staged(self, lock: int | None) -> Staged:
         return Staged(self._temp, self.path, into_empty_folder=True, recheck=recheck_frame_folder, lock=lock)
 
-    def commit(self) -> Path:
-        publish_all([self.finish()], overwrite=self.overwrite)
-        return self.path
-
-    def abort(self) -> None:
-        release_lock(self._lock)
-        self._lock = None
+    def _remove_temp(self) -> None:
         shutil.rmtree(self._temp, ignore_errors=True)
 
 
-class ImageSink(FrameSink):
+class ImageSink(_TempSink):
     """One picture (a one-frame input) in a temporary file, renamed to `path` when published."""
 
     def __init__(self, path: Path, info: VideoInfo, overwrite: bool = False) -> None:
@@ -339,17 +361,10 @@ class ImageSink(FrameSink):
             raise _one_line(self.path, "cannot write the image", error) from None
         self._written = True
 
-    def finish(self) -> Staged:
-        lock, self._lock = self._lock, None
+    def _staged(self, lock: int | None) -> Staged:
         return Staged(self._temp, self.path, lock=lock)
 
-    def commit(self) -> Path:
-        publish_all([self.finish()], overwrite=self.overwrite)
-        return self.path
-
-    def abort(self) -> None:
-        release_lock(self._lock)
-        self._lock = None
+    def _remove_temp(self) -> None:
         with contextlib.suppress(OSError):
             self._temp.unlink(missing_ok=True)
 
