@@ -9,7 +9,7 @@
   ProRes, PNG folders; transparent formats included) under a temporary name, renamed when the run ends,
   however it ends: a live recording is kept (finalized and playable) on Ctrl-C, SIGTERM or a lost source.
   A run killed outright cannot rename it, so video files are muxed to stay playable as they grow
-  (KILL_SAFE_MUXING); the next run for the same path removes such a leftover.
+  (encoders.KILL_SAFE_MUXING); the next run for the same path removes such a leftover.
 - A virtual camera through pyvirtualcam (the `live` extra; v4l2loopback on Linux).
 
 Every frame written carries its source frame's timestamp: streams keep it as is, recordings start at 0.
@@ -252,17 +252,6 @@ def sink_error(label: str, error: BaseException, opening: bool = False) -> LiveE
     return LiveError(f"{describe_path(label)}: {'cannot open the stream: ' if opening else ''}{reason}")
 
 
-#: muxer settings of live recordings, so that a file whose run was killed (SIGKILL, power loss) is playable
-#: up to its last written frame: MP4 and QuickTime fragmented (a moof per frame: no index is needed at
-#: the end), Matroska and WebM one cluster per frame; each packet reaches the file when muxed
-KILL_SAFE_MUXING = {
-    "mp4": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
-    "mov": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
-    "matroska": {"cluster_time_limit": "0", "flush_packets": "1"},
-    "webm": {"cluster_time_limit": "0", "flush_packets": "1"},
-}
-
-
 class _KillSafeVideoSink(VideoSink):
     """A `VideoSink` whose container stays playable if the process dies (KILL_SAFE_MUXING)."""
 
@@ -270,7 +259,7 @@ class _KillSafeVideoSink(VideoSink):
         super().__init__(path, info, fmt=fmt, audio_from=None, **settings)
         # VideoSink takes no muxer options; its container writes the header with the first frame, after
         # this, so options added here apply to it
-        self._container.container_options.update(KILL_SAFE_MUXING[fmt])
+        self._container.container_options.update(encoders.KILL_SAFE_MUXING[fmt])
 
 
 class RecordingSink(FrameSink):

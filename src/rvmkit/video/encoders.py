@@ -57,6 +57,15 @@ MUXERS: dict[str, dict[str, str]] = {
     "mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
     "flv": {"flvflags": "no_duration_filesize", "flush_packets": "1"},
 }
+#: muxer settings of live recordings, so that a file whose run was killed (SIGKILL, power loss) is playable
+#: up to its last written frame: MP4 and QuickTime fragmented (a moof per frame: no index is needed at
+#: the end), Matroska and WebM one cluster per frame; each packet reaches the file when muxed
+KILL_SAFE_MUXING = {
+    "mp4": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
+    "mov": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
+    "matroska": {"cluster_time_limit": "0", "flush_packets": "1"},
+    "webm": {"cluster_time_limit": "0", "flush_packets": "1"},
+}
 STREAM_CRF = 21
 #: the stream encoder's threads (0: x264 chooses, 1.5 per core)
 ENCODE_THREADS = 0
