@@ -26,10 +26,17 @@ from rvmkit.live.capture import (
     parse_source,
     source_problem,
 )
+from rvmkit.video.reader import Frame
 
 
-def _frame(seq: int) -> CapturedFrame:
-    return CapturedFrame(seq, np.zeros((2, 2, 3), np.uint8), seq, Fraction(1, 30), (2, 2), 0, 0.0)
+def test_a_captured_frame_is_a_frame_converted_only_when_used() -> None:
+    """Live capture yields `Frame`s as the file reader does; a dropped frame's pixels are never made."""
+    made: list[int] = []
+    frame = CapturedFrame(4, lambda: made.append(1) or np.zeros((2, 2, 3), np.uint8), 12, Fraction(1, 30),
+                          (2, 2), 0, 0.0)
+    assert isinstance(frame, Frame) and (frame.index, frame.pts, frame.time_base) == (4, 12, Fraction(1, 30))
+    assert made == []
+    assert frame.rgb.shape == (2, 2, 3) and frame.rgb.shape == (2, 2, 3) and made == [1]
 
 
 def test_timeline_keeps_timestamps_and_makes_restarts_follow_on() -> None:

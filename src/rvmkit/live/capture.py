@@ -32,7 +32,7 @@ import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.policy import NewestFrame
-from rvmkit.video.reader import quarter_turns, to_rgb  # the file reader's upright RGB conversion
+from rvmkit.video.reader import Frame, quarter_turns, to_rgb  # the file reader's upright RGB conversion
 
 #: FFmpeg device inputs that may prefix a source as FORMAT:NAME
 DEVICE_FORMATS = ("v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab", "kmsgrab", "fbdev",
@@ -233,19 +233,20 @@ def source_error(error: BaseException, spec: SourceSpec, timeout: float | None, 
     return LiveError(f"{label}: {source_problem(error, spec, timeout, started)}")
 
 
-class CapturedFrame:
-    """A decoded source frame: `seq` counts every frame captured (dropped ones too), `pts` is in
-    `time_base` (increasing), `native` is the decoded size before --input-resize, `epoch` changes when
-    the source is reopened (reconnect: the recurrent state restarts). `rgb` (upright HxWx3 uint8, after
-    --input-resize) is converted on first use, so frames that are dropped are never converted."""
+class CapturedFrame(Frame):
+    """A decoded live frame, a `Frame` as every source yields: `index` counts every frame captured
+    (dropped ones too), `pts` is in `time_base` (increasing), `native` is the decoded size before
+    --input-resize, `epoch` changes when the source is reopened (reconnect: the recurrent state restarts).
+    `rgb` (upright HxWx3 uint8, after --input-resize) is converted on first use, so frames that are
+    dropped are never converted."""
 
-    def __init__(self, seq: int, image: np.ndarray | Callable[[], np.ndarray], pts: int, time_base: Fraction,
-                 native: tuple[int, int], epoch: int, captured_at: float) -> None:
-        self.seq, self.pts, self.time_base = seq, pts, time_base
+    def __init__(self, index: int, image: np.ndarray | Callable[[], np.ndarray], pts: int,
+                 time_base: Fraction, native: tuple[int, int], epoch: int, captured_at: float) -> None:
+        self.index, self.pts, self.time_base = index, pts, time_base
         self.native, self.epoch, self.captured_at = native, epoch, captured_at
         self._image = image
 
-    @property
+    @property  # type: ignore[override]
     def rgb(self) -> np.ndarray:
         if callable(self._image):
             self._image = self._image()

@@ -367,7 +367,7 @@ class _Session:
             composition = rgba(fgr[None], pha[None]) if outputs.wants_composition else None
             alpha = alpha_u8(pha[None], channels=1) if outputs.wants_alpha else None
         else:
-            background = self._background(*_size(frame.rgb)).frame(frame.seq)
+            background = self._background(*_size(frame.rgb)).frame(frame.index)
             composition, alpha = result.composite(background, want_alpha=outputs.wants_alpha)
         outputs.write(composition, alpha, frame)
         self.stats.frame_out(frame.captured_at)

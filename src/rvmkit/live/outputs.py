@@ -371,8 +371,7 @@ class Outputs:
         for sink in self.sinks:
             image = composition if sink.role == "composition" else alpha
             assert image is not None
-            image = fit(image, self.width, self.height)
-            sink.write(image, Frame(index=frame.seq, rgb=image, pts=frame.pts, time_base=frame.time_base))
+            sink.write(fit(image, self.width, self.height), frame)
 
     def close(self) -> list[Path]:
         """Finalize every sink (all of them, even if one fails); the published recordings."""
