@@ -5,8 +5,10 @@ a restructure changes no output byte.
     python benchmarks/outputs_sha.py CHECKOUT OUT.json          # runs CHECKOUT/src's rvmkit
     python benchmarks/outputs_sha.py --compare A.json B.json     # names every file that differs
 
-A live recording is deterministic only when no frame was dropped: its stats' `dropped` is stored beside its
-hashes, and `--compare` reports a live difference as meaningful only when both runs dropped none.
+Matroska and WebM files differ in every run (FFmpeg writes the date and a random segment UID), so they
+are compared by their packets. A live recording is deterministic only when no frame was dropped: its
+stats' `dropped` is stored beside its hashes, and `--compare` reports a live difference as meaningful only
+when both runs dropped none.
 """
 
 from __future__ import annotations
@@ -42,8 +44,27 @@ LIVE_RUN = ["--realtime", "--record", "r.mp4", "--record-alpha", "ra.mkv", "--in
 SERVE_FORMATS = ("mp4", "webm", "png")
 
 
+def packets(path: Path) -> str:
+    """sha256 of every packet (stream, pts, dts, keyframe flag, bytes) and each stream's extradata: a
+    Matroska/WebM file's content, which its bytes are not (FFmpeg writes the date and a random segment
+    UID into every file)."""
+    import av
+
+    hasher = hashlib.sha256()
+    with av.open(str(path)) as container:
+        for stream in container.streams:
+            hasher.update(bytes(stream.codec_context.extradata or b""))
+        for packet in container.demux():
+            hasher.update(repr((packet.stream.index, packet.pts, packet.dts, packet.is_keyframe)).encode())
+            hasher.update(bytes(packet))
+    return hasher.hexdigest()
+
+
 def digest(path: Path) -> dict[str, str]:
-    """{name: sha256} of a file, a folder's files, or a zip's members (not its dates)."""
+    """{name: sha256} of a file, a folder's files, or a zip's members (not its dates); a Matroska/WebM
+    file by its packets."""
+    if path.suffix in (".mkv", ".webm"):
+        return {f"{path.name} (packets)": packets(path)}
     if path.is_dir():
         return {f"{path.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(path.iterdir())}
