@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
-from rvmkit.signals import Terminated, exit_with_status, handling, interrupt
+from rvmkit.signals import Expired, Terminated, alarm, exit_with_status, handling, interrupt
 
 
 def test_a_real_signal_raises_terminated_once_and_the_old_handler_comes_back():
@@ -45,3 +46,24 @@ def test_exit_with_status_follows_the_shell_convention():
     with pytest.raises(SystemExit) as raised:
         exit_with_status(signal.SIGTERM)
     assert raised.value.code == 128 + signal.SIGTERM
+
+
+def test_alarm_interrupts_a_python_wait_and_is_put_back():
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(Expired), alarm(0.05) as armed:
+        assert armed
+        threading.Event().wait(5)  # a wait in Python, as Ray's start-up is
+    assert signal.getsignal(signal.SIGALRM) == before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_alarm_is_not_armed_off_the_main_thread():
+    seen: list[bool] = []
+
+    def other() -> None:
+        with alarm(0.01) as armed:
+            seen.append(armed)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == [False]

@@ -3,7 +3,8 @@
 Every front-end stops through it: `rvmkit` commands turn SIGTERM/SIGHUP into `Terminated` (a
 KeyboardInterrupt, so Ctrl-C's cleanup runs: temporary outputs removed, nothing published), `rvmkit live`
 turns SIGINT/SIGTERM into a stop event (the recordings are finalized), a serve job process into
-`Terminated`, Ray's start-up into an exit status. Handlers only exist on the main thread (Python's
+`Terminated`, Ray's start-up into an exit status; `alarm` bounds a wait that only Python code can
+interrupt (Ray's start-up). Handlers only exist on the main thread (Python's
 rule); elsewhere these do nothing.
 """
 
@@ -75,4 +76,31 @@ def handling(signals: Sequence[int], action: Action, *, replace: bool = False,
     try:
         yield
     finally:
+        restore()
+
+
+class Expired(Exception):
+    """Raised by `alarm` in the main thread when its time is up."""
+
+
+@contextlib.contextmanager
+def alarm(seconds: float) -> Iterator[bool]:
+    """Raise `Expired` in the main thread after `seconds` (SIGALRM), then put the alarm back. It is
+    armed only where it is free: on the main thread, when the program uses no alarm of its own. Yields
+    whether it is armed."""
+    armed = (threading.current_thread() is threading.main_thread()
+             and not signal.getitimer(signal.ITIMER_REAL)[0]
+             and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN))
+
+    def expire(signum: int) -> None:
+        raise Expired
+
+    restore = handle((signal.SIGALRM,), expire, replace=True) if armed else (lambda: None)
+    if armed:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield armed
+    finally:
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         restore()
