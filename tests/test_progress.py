@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rvmkit.progress import Progress
+from rvmkit.progress import Console, Progress
 
 
 def test_progress_is_silent_when_not_a_terminal():
@@ -37,8 +37,6 @@ def test_progress_shows_frames_fps_and_eta_on_a_terminal():
 
 
 def test_live_console_redraws_its_status_line_and_erases_it_before_a_note():
-    from rvmkit.progress import Console
-
     stream = FakeTTY()
     console = Console(stream)
     console.status("12.0 fps")
