@@ -4,7 +4,9 @@ The page (static/: index.html, app.js, boot.js, style.css; no build step) and th
 runtime (static/ort/, copied from the pinned npm package by `make install`) ship in this package. The
 models are made here, without torch, by `export.convert`: the official ONNX with the ratio baked in,
 one file per ratio. A baked ratio means no float input feeding a Resize (onnxruntime-web's GPU backends
-have Resize bugs) and fixed-rank, named shapes. `models.json` lists them for the page.
+have Resize bugs) and fixed-rank, named shapes; the ceil-mode pools are padded (graph.pools: the WebGPU
+kernel refuses ceil_mode). A user's model is run once here, so another graph under RVM's names gets one
+line instead of a page that fails. `models.json` lists them for the page.
 
 The folder is built under a temporary name beside OUT_DIR and renamed when complete: all or nothing.
 """
@@ -69,6 +71,8 @@ def write_site(out_dir: Path, *, ratios: tuple[float, ...] = DEFAULT_RATIOS, mod
     """
     out_dir = Path(out_dir)
     ratios = _checked_ratios(ratios)
+    if model is not None:
+        _check_apart(out_dir, Path(model))
     check_out_dir(out_dir, overwrite)
     source = _source_model(model)
     _check_apart(out_dir, source)
@@ -134,12 +138,13 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def _check_apart(out_dir: Path, source: Path) -> None:
-    """Refuse an OUT_DIR that is the model file or holds it (--overwrite would delete it)."""
+    """Refuse an OUT_DIR that is the model file, holds it (--overwrite would delete it) or lies inside it."""
     from rvmkit.fileio import is_same_path
 
     folder, model = out_dir.resolve(), source.resolve()
-    if is_same_path(out_dir, source) or folder in model.parents:
-        raise RvmkitError(f"{describe_path(out_dir)}: holds the input model {describe_path(source)}; "
+    if is_same_path(out_dir, source) or folder in model.parents or model in folder.parents:
+        where = "lies inside" if model in folder.parents else "is or holds"
+        raise RvmkitError(f"{describe_path(out_dir)}: {where} the input model {describe_path(source)}; "
                           "choose a folder apart from it")
 
 

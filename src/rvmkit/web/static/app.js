@@ -12,6 +12,7 @@
 //       mattes the images in order with a fresh state carried from one to the next, at their own size
 //       (ratio: one listed in models.json, default the page's); runMs: that frame's session.run() time;
 //       backend: the one that ran that frame
+//   failWebgpu(n) makes the nth WebGPU run from now fail (as ?failwebgpu does from the page's start)
 //   status() -> {backend, lastBackend, fallback, threads, isolated, running, frames, fps, runMs, message,
 //                ortVersion, ratio}
 //       backend: the one new sessions use; lastBackend: the one that ran the last frame (null before);
@@ -34,15 +35,16 @@ const HERE = new URL('./', import.meta.url);
 let ort = null;
 let manifest = null;
 const CORES = Math.max(1, navigator.hardwareConcurrency || 1);
-//: a WebGPU run that has not ended after this long counts as failed (a software adapter's first run,
-//: shaders compiled, takes seconds; a stuck one never ends)
-const WEBGPU_RUN_LIMIT_MS = 120_000;
+// a WebGPU run that has not ended after this long counts as failed: a stuck one never ends. The first
+// run compiles the shaders (a minute on a software adapter under load), so it gets longer.
+const WEBGPU_RUN_LIMIT_MS = { first: 300_000, later: 60_000 };
 const runtime = {
   backend: null, lastBackend: null, fallback: '', threads: 1, isolated: Boolean(self.crossOriginIsolated),
   notes: [], failWebgpu: null, webgpuRuns: 0,
 };
 const sessions = new Map(); // `${backend}:${ratio}` -> Promise<{session, backend}>
 let runQueue = Promise.resolve(); // one session.run() at a time, whichever stream asks
+const warmed = new WeakSet(); // WebGPU sessions that have run once (their shaders compiled)
 const live = { token: 0, running: false, frames: 0, fps: 0, runMs: 0, presented: 0, done: -1, wake: null };
 const view = { background: null, message: '', phase: 'loading' };
 
@@ -186,7 +188,7 @@ async function fetchModel(model) {
 
 /** The test hook ?failwebgpu=N: WebGPU fails at its session creation (N = 0) or Nth run. */
 function failpoint(use) {
-  if (runtime.failWebgpu === use) throw new Error(`forced by ?failwebgpu=${use}`);
+  if (runtime.failWebgpu === use) throw new Error(`a failure forced by the test hook, at WebGPU use ${use}`);
 }
 
 /** {session, backend} for `ratio` on the current backend; a WebGPU session that cannot be created
@@ -224,7 +226,8 @@ function fallBack(error, when) {
   for (const [key, pending] of [...sessions]) {
     if (!key.startsWith('webgpu:')) continue;
     sessions.delete(key);
-    pending.then(({ session }) => session.release()).catch(() => {});
+    // a session that failed to be created resolves to its WASM replacement: that one stays
+    pending.then(({ session, backend }) => backend === 'webgpu' && session.release()).catch(() => {});
   }
   if (view.message === '') showMessage(runtime.notes.join(' '), false);
   showBackend();
@@ -253,13 +256,15 @@ function runOnce(session, backend, feeds) {
     if (backend !== 'webgpu') return session.run(feeds);
     runtime.webgpuRuns += 1;
     failpoint(runtime.webgpuRuns);
+    const ms = warmed.has(session) ? WEBGPU_RUN_LIMIT_MS.later : WEBGPU_RUN_LIMIT_MS.first;
     let timer;
     const limit = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no result after ${WEBGPU_RUN_LIMIT_MS / 1000} s`)),
-        WEBGPU_RUN_LIMIT_MS);
+      timer = setTimeout(() => reject(new Error(`no result after ${ms / 1000} s`)), ms);
     });
     try {
-      return await Promise.race([session.run(feeds), limit]);
+      const out = await Promise.race([session.run(feeds), limit]);
+      warmed.add(session);
+      return out;
     } finally {
       clearTimeout(timer);
     }
@@ -619,4 +624,6 @@ const ready = init().catch((error) => {
 });
 ready.catch(() => {}); // reported on the page; the hook's callers see the rejection
 wireControls();
-window.rvmkitTest = { ready, matteUrls, status };
+window.rvmkitTest = {
+  ready, matteUrls, status, failWebgpu: (n) => { runtime.failWebgpu = runtime.webgpuRuns + n; },
+};
