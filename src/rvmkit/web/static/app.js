@@ -36,15 +36,16 @@ let ort = null;
 let manifest = null;
 const CORES = Math.max(1, navigator.hardwareConcurrency || 1);
 // a WebGPU run that has not ended after this long counts as failed: a stuck one never ends. The first
-// run compiles the shaders (a minute on a software adapter under load), so it gets longer.
-const WEBGPU_RUN_LIMIT_MS = { first: 300_000, later: 60_000 };
+// run compiles the shaders (a minute on a software adapter under load); a later one gets 10 times the
+// session's slowest run so far, at least 30 s.
+const WEBGPU_RUN_LIMIT_MS = { first: 300_000, later: 30_000, laterTimes: 10 };
 const runtime = {
   backend: null, lastBackend: null, fallback: '', threads: 1, isolated: Boolean(self.crossOriginIsolated),
   notes: [], failWebgpu: null, webgpuRuns: 0,
 };
 const sessions = new Map(); // `${backend}:${ratio}` -> Promise<{session, backend}>
 let runQueue = Promise.resolve(); // one session.run() at a time, whichever stream asks
-const warmed = new WeakSet(); // WebGPU sessions that have run once (their shaders compiled)
+const slowest = new WeakMap(); // WebGPU session -> its slowest run so far (ms)
 const live = { token: 0, running: false, frames: 0, fps: 0, runMs: 0, presented: 0, done: -1, wake: null };
 const view = { background: null, message: '', phase: 'loading' };
 
@@ -256,14 +257,16 @@ function runOnce(session, backend, feeds) {
     if (backend !== 'webgpu') return session.run(feeds);
     runtime.webgpuRuns += 1;
     failpoint(runtime.webgpuRuns);
-    const ms = warmed.has(session) ? WEBGPU_RUN_LIMIT_MS.later : WEBGPU_RUN_LIMIT_MS.first;
+    const { first, later, laterTimes } = WEBGPU_RUN_LIMIT_MS;
+    const ms = slowest.has(session) ? Math.max(later, laterTimes * slowest.get(session)) : first;
+    const started = performance.now();
     let timer;
     const limit = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no result after ${ms / 1000} s`)), ms);
+      timer = setTimeout(() => reject(new Error(`no result after ${Math.round(ms / 1000)} s`)), ms);
     });
     try {
       const out = await Promise.race([session.run(feeds), limit]);
-      warmed.add(session);
+      slowest.set(session, Math.max(slowest.get(session) ?? 0, performance.now() - started));
       return out;
     } finally {
       clearTimeout(timer);
