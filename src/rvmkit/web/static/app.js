@@ -8,13 +8,24 @@
 // Test hook (documented in the README), on window.rvmkitTest:
 //   ready: Promise, resolved once the runtime and models.json are loaded (rejected with the page's message)
 //   matteUrls(urls, ratio?) -> Promise<[{width, height, alpha: number[] (uint8, HxW),
-//                                         fgr: number[] (uint8 RGB, HxWx3), runMs}]>
+//                                         fgr: number[] (uint8 RGB, HxWx3), runMs, backend}]>
 //       mattes the images in order with a fresh state carried from one to the next, at their own size
-//       (ratio: one listed in models.json, default the page's); runMs: that frame's session.run() time
-//   status() -> {backend, threads, isolated, running, frames, fps, runMs, message, ortVersion, ratio}
-//       frames: live frames matted; fps: over the last 10 of them; runMs: the last session.run() time
+//       (ratio: one listed in models.json, default the page's); runMs: that frame's session.run() time;
+//       backend: the one that ran that frame
+//   failWebgpu(n) makes the nth WebGPU run from now fail (as ?failwebgpu does from the page's start)
+//   status() -> {backend, lastBackend, fallback, threads, isolated, running, frames, fps, runMs, message,
+//                ortVersion, ratio}
+//       backend: the one new sessions use; lastBackend: the one that ran the last frame (null before);
+//       fallback: what failed on WebGPU ('' when nothing did); frames: live frames matted; fps: over the
+//       last 10 of them; runMs: the last session.run() time
 //
-// URL parameters: ?backend=wasm|webgpu forces a backend, ?threads=N sets the WASM threads.
+// URL parameters, each checked at start-up (a value out of range is said on the page, and clamped):
+//   ?backend=wasm|webgpu  forces a backend (default: WebGPU where the browser has an adapter)
+//   ?threads=N            WASM threads, 1..the machine's cores (default: up to 4)
+//   ?failwebgpu=N         test hook, 0..1000: WebGPU fails at session creation (0) or on its Nth run
+//
+// WebGPU failing anywhere (session creation, the first run, a later run, or a run that never ends)
+// switches the page to WASM once, says so, and goes on matting the same stream (state kept).
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -23,8 +34,18 @@ const HERE = new URL('./', import.meta.url);
 
 let ort = null;
 let manifest = null;
-const runtime = { backend: null, threads: 1, isolated: Boolean(self.crossOriginIsolated), notes: [] };
-const sessions = new Map(); // ratio -> Promise<InferenceSession>
+const CORES = Math.max(1, navigator.hardwareConcurrency || 1);
+// a WebGPU run that has not ended after this long counts as failed: a stuck one never ends. The first
+// run compiles the shaders (a minute on a software adapter under load); a later one gets 10 times the
+// session's slowest run so far, at least 30 s.
+const WEBGPU_RUN_LIMIT_MS = { first: 300_000, later: 30_000, laterTimes: 10 };
+const runtime = {
+  backend: null, lastBackend: null, fallback: '', threads: 1, isolated: Boolean(self.crossOriginIsolated),
+  notes: [], failWebgpu: null, webgpuRuns: 0,
+};
+const sessions = new Map(); // `${backend}:${ratio}` -> Promise<{session, backend}>
+let runQueue = Promise.resolve(); // one session.run() at a time, whichever stream asks
+const slowest = new WeakMap(); // WebGPU session -> its slowest run so far (ms)
 const live = { token: 0, running: false, frames: 0, fps: 0, runMs: 0, presented: 0, done: -1, wake: null };
 const view = { background: null, message: '', phase: 'loading' };
 
@@ -83,7 +104,8 @@ async function loadRuntime() {
       `(${error.message}). Re-create the folder with \`rvmkit export-web DIR --overwrite\`.`);
   }
   ort.env.wasm.wasmPaths = new URL('ort/', HERE).href;
-  const wanted = Number(params.get('threads')) || Math.min(4, navigator.hardwareConcurrency || 1);
+  const wanted = intParam('threads', 1, CORES, Math.min(4, CORES));
+  runtime.failWebgpu = intParam('failwebgpu', 0, 1000, null);
   runtime.threads = runtime.isolated ? wanted : 1;
   ort.env.wasm.numThreads = runtime.threads;
   if (!runtime.isolated) {
@@ -95,9 +117,24 @@ async function loadRuntime() {
   ort.env.wasm.proxy = runtime.backend === 'wasm';
 }
 
+/** The whole number ?name=N in min..max; absent: `fallback`; else clamped (or `fallback` for a
+ * non-number), and said on the page. */
+function intParam(name, min, max, fallback) {
+  const text = params.get(name);
+  if (text === null || text === '') return fallback;
+  const value = Number(text);
+  if (Number.isInteger(value) && value >= min && value <= max) return value;
+  const used = Number.isFinite(value) ? Math.min(max, Math.max(min, Math.round(value))) : fallback;
+  runtime.notes.push(`?${name}=${text} is not a whole number in ${min}..${max}: using ${used ?? 'none'}.`);
+  return used;
+}
+
 async function chooseBackend() {
   const forced = params.get('backend');
   if (forced === 'wasm') return 'wasm';
+  if (forced !== null && forced !== 'webgpu') {
+    runtime.notes.push(`?backend=${forced} is not wasm or webgpu: choosing by itself.`);
+  }
   try {
     if (navigator.gpu && await navigator.gpu.requestAdapter()) return 'webgpu';
   } catch (error) {
@@ -150,52 +187,129 @@ async function fetchModel(model) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-async function createSession(bytes) {
-  const options = { executionProviders: [runtime.backend], graphOptimizationLevel: 'all' };
-  try {
-    return await ort.InferenceSession.create(bytes, options);
-  } catch (error) {
-    if (runtime.backend !== 'webgpu') throw error;
-    runtime.notes.push(`WebGPU failed (${error.message}): using WASM.`);
-    runtime.backend = 'wasm';
-    return ort.InferenceSession.create(bytes, { ...options, executionProviders: ['wasm'] });
-  }
+/** The test hook ?failwebgpu=N: WebGPU fails at its session creation (N = 0) or Nth run. */
+function failpoint(use) {
+  if (runtime.failWebgpu === use) throw new Error(`a failure forced by the test hook, at WebGPU use ${use}`);
 }
 
+/** {session, backend} for `ratio` on the current backend; a WebGPU session that cannot be created
+ * switches the page to WASM. */
 function sessionFor(ratio) {
-  const key = Number(ratio);
+  const backend = runtime.backend;
+  const key = `${backend}:${Number(ratio)}`;
   if (!sessions.has(key)) {
-    const pending = (async () => createSession(await fetchModel(modelFor(key))))();
+    const pending = (async () => {
+      const bytes = await fetchModel(modelFor(ratio));
+      const options = { executionProviders: [backend], graphOptimizationLevel: 'all' };
+      try {
+        if (backend === 'webgpu') failpoint(0);
+        return { session: await ort.InferenceSession.create(bytes, options), backend };
+      } catch (error) {
+        if (backend !== 'webgpu') throw error;
+        fallBack(error, 'creating its session');
+        return sessionFor(ratio);
+      }
+    })();
     pending.catch(() => sessions.delete(key));
     sessions.set(key, pending);
   }
   return sessions.get(key);
 }
 
-function backendLabel() {
-  if (runtime.backend === 'webgpu') return 'WebGPU';
+/** WebGPU failed: from now on WASM, once, said on the page; the WebGPU sessions are dropped (a session
+ * whose run failed is never called again: onnxruntime-web leaves it unusable). */
+function fallBack(error, when) {
+  if (runtime.backend !== 'webgpu') return; // another stream switched already
+  runtime.backend = 'wasm';
+  runtime.fallback = `WebGPU failed ${when} (${error && error.message ? error.message : error}): ` +
+    'switched to WASM.';
+  runtime.notes.push(runtime.fallback);
+  for (const [key, pending] of [...sessions]) {
+    if (!key.startsWith('webgpu:')) continue;
+    sessions.delete(key);
+    // a session that failed to be created resolves to its WASM replacement: that one stays
+    pending.then(({ session, backend }) => backend === 'webgpu' && session.release()).catch(() => {});
+  }
+  if (view.message === '') showMessage(runtime.notes.join(' '), false);
+  showBackend();
+}
+
+function backendLabel(backend = runtime.backend) {
+  if (backend === 'webgpu') return 'WebGPU';
   const threads = runtime.threads === 1 ? '1 thread' : `${runtime.threads} threads`;
   return `WASM (SIMD, ${threads})`;
+}
+
+/** The footer: the backend that ran the last frame (before any frame: the one that will). */
+function showBackend(loading = false) {
+  const version = manifest ? ` (onnxruntime-web ${manifest.onnxruntime_web})` : '';
+  const text = runtime.lastBackend === null
+    ? `backend: ${backendLabel()}${loading ? ' - loading the model' : ', no frame yet'}${version}`
+    : `backend: ${backendLabel(runtime.lastBackend)}${version}`;
+  $('backend').textContent = text;
+  $('backend').dataset.backend = runtime.lastBackend ?? '';
+}
+
+/** session.run(), one at a time; a WebGPU run that fails or never ends throws (it is not retried on
+ * that session). */
+function runOnce(session, backend, feeds) {
+  const run = async () => {
+    if (backend !== 'webgpu') return session.run(feeds);
+    runtime.webgpuRuns += 1;
+    failpoint(runtime.webgpuRuns);
+    const { first, later, laterTimes } = WEBGPU_RUN_LIMIT_MS;
+    const ms = slowest.has(session) ? Math.max(later, laterTimes * slowest.get(session)) : first;
+    const started = performance.now();
+    let timer;
+    const limit = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no result after ${Math.round(ms / 1000)} s`)), ms);
+    });
+    try {
+      const out = await Promise.race([session.run(feeds), limit]);
+      slowest.set(session, Math.max(slowest.get(session) ?? 0, performance.now() - started));
+      return out;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const result = runQueue.then(run);
+  runQueue = result.catch(() => {});
+  return result;
 }
 
 // ---- one recurrent stream ----
 
 class Matter {
-  constructor(session) {
-    this.session = session;
+  constructor(ratio) {
+    this.ratio = ratio;
     this.state = null;
     this.runMs = 0;
+    this.backend = null;
   }
 
+  /** One frame; where WebGPU fails, the same frame and state again on WASM. */
   async step(rgba, width, height) {
     const feeds = { src: new ort.Tensor('float32', toPlanar(rgba, width, height), [1, 3, height, width]) };
     const state = this.state ?? STATES.map(() => new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]));
     STATES.forEach((name, index) => { feeds[`${name}i`] = state[index]; });
-    const started = performance.now();
-    const out = await this.session.run(feeds);
-    this.runMs = performance.now() - started;
-    this.state = STATES.map((name) => out[`${name}o`]);
-    return { fgr: out.fgr.data, pha: out.pha.data };
+    for (;;) {
+      const { session, backend } = await sessionFor(this.ratio);
+      const started = performance.now();
+      let out;
+      try {
+        out = await runOnce(session, backend, feeds);
+      } catch (error) {
+        if (backend !== 'webgpu') throw error;
+        fallBack(error, runtime.webgpuRuns === 1 ? 'on its first run' : `on run ${runtime.webgpuRuns}`);
+        continue; // now on WASM: fallBack never returns to WebGPU, so this retries at most once
+      }
+      this.runMs = performance.now() - started;
+      this.state = STATES.map((name) => out[`${name}o`]);
+      this.backend = backend;
+      runtime.lastBackend = backend;
+      showBackend();
+      return { fgr: out.fgr.data, pha: out.pha.data };
+    }
   }
 }
 
@@ -341,7 +455,7 @@ async function runLoop(token) {
     const [width, height] = processSize(video);
     const ratio = $('ratio').value;
     if (`${width}x${height}@${ratio}` !== key) { // a new size or model starts a new stream
-      matter = new Matter(await sessionFor(ratio));
+      matter = new Matter(ratio);
       key = `${width}x${height}@${ratio}`;
     }
     const { fgr, pha } = await matter.step(pixelsOf(video, width, height, liveFrame), width, height);
@@ -442,7 +556,7 @@ async function loadImage(url) {
 
 async function matteUrls(urls, ratio) {
   await ready;
-  const matter = new Matter(await sessionFor(ratio ?? $('ratio').value));
+  const matter = new Matter(ratio ?? $('ratio').value);
   const results = [];
   for (const url of urls) {
     const image = await loadImage(url);
@@ -450,14 +564,15 @@ async function matteUrls(urls, ratio) {
     const height = image.naturalHeight;
     const { fgr, pha } = await matter.step(pixelsOf(image, width, height), width, height);
     const { alpha, colour } = quantise(fgr, pha, width * height);
-    results.push({ width, height, alpha, fgr: colour, runMs: matter.runMs });
+    results.push({ width, height, alpha, fgr: colour, runMs: matter.runMs, backend: matter.backend });
   }
   return results;
 }
 
 function status() {
   return {
-    backend: runtime.backend, threads: runtime.threads, isolated: runtime.isolated,
+    backend: runtime.backend, lastBackend: runtime.lastBackend, fallback: runtime.fallback,
+    threads: runtime.threads, isolated: runtime.isolated,
     running: live.running, frames: live.frames, fps: live.fps, runMs: live.runMs, message: view.message,
     ortVersion: manifest ? manifest.onnxruntime_web : null, ratio: $('ratio').value,
   };
@@ -478,13 +593,13 @@ function enableSources(enabled) {
 async function init() {
   await loadRuntime();
   await loadManifest();
-  $('backend').textContent = `backend: ${backendLabel()} - loading the model`;
+  showBackend(true);
   if (runtime.notes.length) showMessage(runtime.notes.join(' '), false);
   enableSources(true); // the camera may start while the model loads: matting begins when it is ready
   drawText('Loading the model...');
   setPhase('loading-model');
   await sessionFor($('ratio').value); // the default model, so a missing file is said at once
-  $('backend').textContent = `backend: ${backendLabel()} (onnxruntime-web ${manifest.onnxruntime_web})`;
+  showBackend();
   if (!live.running && view.message === '') drawText('Press Start camera, or pick a video file.');
   setPhase('ready');
 }
@@ -512,4 +627,6 @@ const ready = init().catch((error) => {
 });
 ready.catch(() => {}); // reported on the page; the hook's callers see the rejection
 wireControls();
-window.rvmkitTest = { ready, matteUrls, status };
+window.rvmkitTest = {
+  ready, matteUrls, status, failWebgpu: (n) => { runtime.failWebgpu = runtime.webgpuRuns + n; },
+};
