@@ -38,6 +38,10 @@ _loader: threading.Thread | None = None
 _loader_lock = threading.Lock()
 _threads: int | None = None
 _deferred = False  # warm_up_later(): numba starts loading when the first frame's size says when
+#: the largest frame (pixels) whose tail runs on one thread even where parallel is asked: a 640x480 float
+#: tail is ~2 ms of work on one core, less than the parallel kernel's fork and join cost on a busy machine
+#: (16 ms median with 2 threads on a loaded 2-vCPU Xeon; benchmarks/LEVERS.md)
+SERIAL_TAIL_MAX_PIXELS = 1280 * 720
 #: the largest frame (pixels) whose tail numpy runs while numba loads; larger ones wait for numba
 NUMPY_TAIL_MAX_PIXELS = 1280 * 720
 
@@ -136,7 +140,8 @@ _NO_F32 = np.zeros((0, 0, 0), np.float32)
 def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, geometry: Geometry,
                parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """fgr [1,3,H,W], pha [1,1,H,W] float32: exactly what the official graph outputs.
-    parallel=False runs on the calling thread only (a pipeline stage that overlaps inference)."""
+    parallel=False runs on the calling thread only (a pipeline stage that overlaps inference); frames up
+    to SERIAL_TAIL_MAX_PIXELS always do (`_parallel`)."""
     compiled = _kernels_for(geometry, tail=True)
     if compiled is None:
         src, is_u8 = _chw(frame)
@@ -147,7 +152,7 @@ def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, geomet
     fgr = np.empty((1, 3, geometry.height, geometry.width), np.float32)
     pha = np.empty((1, 1, geometry.height, geometry.width), np.float32)
     compiled.tail(*_tail_args(frame, coef_a, coef_b, geometry), _NO_U8, _NO_U8, _NO_ALPHA, fgr[0], pha[0], 0,
-                  parallel=parallel)
+                  parallel=_parallel(parallel, geometry))
     return fgr, pha
 
 
@@ -171,8 +176,12 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
     alpha = np.empty((height, width), np.uint8) if want_alpha else _NO_ALPHA
     bg = np.broadcast_to(np.asarray(background, np.uint8), (height, width, 3))
     compiled.tail(*_tail_args(frame, coef_a, coef_b, geometry), bg, comp, alpha, _NO_F32, _NO_F32, 1,
-                  parallel=parallel)
+                  parallel=_parallel(parallel, geometry))
     return comp, alpha if want_alpha else None
+
+
+def _parallel(asked: bool, geometry: Geometry) -> bool:
+    return asked and geometry.height * geometry.width > SERIAL_TAIL_MAX_PIXELS
 
 
 def set_threads(count: int) -> None:
