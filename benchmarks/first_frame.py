@@ -49,6 +49,28 @@ def argv_for(variant: str, clip: Path, tmp: Path, ratio: float) -> list[str]:
     return [base[0], "-c", code, *base[3:]]
 
 
+#: imported by the numba loader thread, which starts after the first frame below 1280x720
+NUMBA_THREAD = ("numba", "llvmlite", "scipy", "rvmkit.runtime.kernels_numba", "numpy.ma")
+
+
+def import_split(argv: list[str]) -> dict:
+    """`python -X importtime`: top-level imports (cumulative ms) of the main thread and of the numba
+    loader thread (NUMBA_THREAD; it runs after the first frame up to 1280x720), the five costliest of each."""
+    result = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True,
+                            timeout=300)
+    parts: dict[str, list[tuple[float, str]]] = {"main": [], "numba loader": []}
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self, cumulative, name = line[len("import time:"):].split("|")
+        if not name.startswith("  "):  # depth 0
+            part = "numba loader" if name.strip().startswith(NUMBA_THREAD) else "main"
+            parts[part].append((int(cumulative) / 1000, name.strip()))
+    return {part: {"total_ms": round(sum(ms for ms, _ in rows), 1),
+                   "top_ms": {name: round(ms, 1) for ms, name in sorted(rows, reverse=True)[:5]}}
+            for part, rows in parts.items()}
+
+
 def first_frame(argv: list[str], timeout: float = 120) -> tuple[float, float]:
     """(wall s, process CPU s) from launch to the first progress draw on a pseudo-terminal (drawn once the
     first frame is written). CPU seconds (user + system of all its threads, from /proc) are what a busy
@@ -122,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpus[variant].append(round(cpu, 2))
             print(f"round {rnd}: " + ", ".join(f"{v} {runs[v][-1]:.3f} s ({cpus[v][-1]:.2f} CPU s)"
                                                for v in args.variants), flush=True)
-        imports = perf.import_times(perf.rvmkit_argv(clip, tmp / "c.mp4", tmp / "a.mp4", args.ratio)) \
+        imports = import_split(perf.rvmkit_argv(clip, tmp / "c.mp4", tmp / "a.mp4", args.ratio)) \
             if args.importtime else None
     result = {"machine": bench.machine(), "size": args.size, "ratio": args.ratio,
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -135,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
               f"  (runs {runs[variant]})")
     print(f"load average {min(loads):.1f}-{max(loads):.1f}; {result['machine'].get('cpu')}")
     if imports:
-        print(f"imports {imports['total_ms']} ms: {imports['top_ms']}")
+        for part, info in imports.items():
+            print(f"imports, {part}: {info['total_ms']} ms: {info['top_ms']}")
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 

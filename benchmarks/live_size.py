@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="rvmkit-live-size-") as tmp:
             clip = perf.held_out_clip(Path(tmp) / "clip.mp4", width, height, args.frames + 2)
             frames = bench.load_frames(clip, width, height, args.frames + 2)
-        backends = {name: runtime.load_backend("onnxruntime", None, **VARIANTS[name]) for name in args.variants}
+        backends = {name: runtime.load_backend("onnxruntime", None, **VARIANTS[name])
+                    for name in args.variants}
         rounds: dict[str, list[float]] = {name: [] for name in backends}
         cpu: dict[str, list[float]] = {name: [] for name in backends}
         for rep in range(args.reps):
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         base = statistics.median(rounds[args.variants[0]])
         for name, medians in rounds.items():
             median = statistics.median(medians)
-            row = {"size": f"{width}x{height}", "ratio": ratio, "variant": name, "median_ms": round(median, 1),
+            row = {"size": f"{width}x{height}", "ratio": ratio, "variant": name,
+                   "median_ms": round(median, 1),
                    "best_ms": min(medians), "rounds": medians, "cpu_ms": statistics.median(cpu[name]),
                    f"speed vs {args.variants[0]}": round(base / median, 3)}
             rows.append(row)
