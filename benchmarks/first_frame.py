@@ -49,13 +49,13 @@ def argv_for(variant: str, clip: Path, tmp: Path, ratio: float) -> list[str]:
     return [base[0], "-c", code, *base[3:]]
 
 
-#: imported by the numba loader thread, which starts after the first frame below 1280x720
+#: imported by the numba loader thread, which starts after the first frame up to 640x480
 NUMBA_THREAD = ("numba", "llvmlite", "scipy", "rvmkit.runtime.kernels_numba", "numpy.ma")
 
 
 def import_split(argv: list[str]) -> dict:
     """`python -X importtime`: top-level imports (cumulative ms) of the main thread and of the numba
-    loader thread (NUMBA_THREAD; it runs after the first frame up to 1280x720), the five costliest of each."""
+    loader thread (NUMBA_THREAD; it runs after the first frame up to 640x480), the five costliest of each."""
     result = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True,
                             timeout=300)
     parts: dict[str, list[tuple[float, str]]] = {"main": [], "numba loader": []}

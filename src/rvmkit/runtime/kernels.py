@@ -17,8 +17,9 @@ its cache cost 0.4-0.9 s of CPU, most of it holding the GIL); meanwhile numpy do
 fast backend schedules that (`warm_up_later`) depends on the frame size, known at the first frame: up to
 NUMPY_TAIL_MAX_PIXELS numpy downsamples and finishes the first frame, and numba starts loading only after
 that frame's tail, so it takes neither the GIL nor a core from it (a 640x480 tail costs numpy ~60 ms);
-above that size numba starts loading at the first frame's downsample and the tail waits for it (numpy's
-1080p tail, 0.5-0.7 s, is slower than the wait). Where numba is missing, numpy does everything.
+above that size numba starts loading at the first frame's downsample, and the tail and later frames wait
+for it (numpy's 720p and 1080p tails, 0.2-0.7 s, cost more than the wait; numpy work beside the load
+slows it 2-3x). Where numba is missing, numpy does everything.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ _deferred = False  # warm_up_later(): numba starts loading when the first frame'
 #: tail is ~2 ms of work on one core, less than the parallel kernel's fork and join cost on a busy machine
 #: (16 ms median with 2 threads on a loaded 2-vCPU Xeon; benchmarks/LEVERS.md)
 SERIAL_TAIL_MAX_PIXELS = 1280 * 720
-#: the largest frame (pixels) whose tail numpy runs while numba loads; larger ones wait for numba
-NUMPY_TAIL_MAX_PIXELS = 1280 * 720
+#: the largest frame (pixels) whose tail numpy runs while numba loads; larger ones wait for numba (at
+#: 1280x720 numpy's tail cost the first frame more than it saved: benchmarks/LEVERS.md)
+NUMPY_TAIL_MAX_PIXELS = 640 * 480
 
 _F = np.float32
 _LUT = np.arange(256, dtype=np.float32) / np.float32(255)  # exactly float32(u8) / 255, as to_input
@@ -218,13 +220,15 @@ def warm_up(wait: bool = False) -> None:
 
 def _kernels_for(geometry: Geometry, tail: bool) -> ModuleType | None:
     """The numba kernels for a frame of this size, or None for numpy. Above NUMPY_TAIL_MAX_PIXELS numba
-    loads now, and a tail waits for it; smaller frames take numpy until it is loaded."""
+    loads now, and the tail and any later frame wait for it; smaller frames take numpy until it is loaded."""
     if not HAVE_NUMBA:
         return None
     if _loader is None and not _deferred:
         warm_up(wait=True)  # direct use (tests, a script): load here and now
     elif geometry.height * geometry.width > NUMPY_TAIL_MAX_PIXELS:
-        warm_up(wait=tail)
+        # the first frame's downsample starts the load; later ones wait with the tail, so that neither
+        # numpy nor frames inferred ahead hold the GIL from numba's load (it took 2-3x longer beside them)
+        warm_up(wait=tail or _loader is not None)
     return _compiled
 
 
