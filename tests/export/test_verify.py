@@ -228,6 +228,18 @@ def test_verify_judges_an_openvino_bf16_runner_on_rvms_metrics(official_onnx, ca
         assert "alpha difference above 10% of RVM's own error (model-openvino-bf16" in captured.err
 
 
+@pytest.mark.skipif(not (cpu.cpu_flags() or set()) & {"avx512_fp16", "amx_fp16"},
+                    reason="needs a CPU with avx512_fp16 or amx_fp16")
+def test_verify_openvino_fp16_is_within_a_tenth_of_rvms_own_error(official_onnx):
+    pytest.importorskip("openvino", reason="openvino not installed")
+    report = verify_model(official_onnx, backend="openvino", precision="fp16", video=CLIPS["sister"],
+                          frames=4,
+                          sizes=((320, 240),), downsample_ratio=0.5)
+    (row,) = report.alpha
+    assert row.judged and row.metrics["MAD"] > 0  # fp16 is not fp32 ...
+    assert row.within_budget and report.ok, report.table()  # ... but well within RVM's error (~4x margin)
+
+
 def test_verify_refuses_bf16_on_a_cpu_without_the_instructions(baked, capsys, monkeypatch):
     monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
     assert main(["verify", str(baked), "--no-torch", "--precision", "bf16"]) == 2

@@ -24,7 +24,7 @@ def _run(backend: OpenVINOBackend, frames: list[np.ndarray]) -> tuple[list[np.nd
 
 
 def test_unknown_precision_is_refused_in_one_line(official_onnx):
-    with pytest.raises(RvmkitError, match=r"^backend openvino: precision fp8 is not one of fp32, bf16$"):
+    with pytest.raises(RvmkitError, match=r"^backend openvino: precision fp8 is not one of fp32, bf16, fp16$"):
         compile_cpu(official_onnx, "fp8")
 
 
@@ -46,3 +46,11 @@ def test_bf16_runs_in_bf16_where_the_cpu_has_it_and_is_refused_elsewhere(officia
     assert [s.shape for s in low_state] == [s.shape for s in exact_state] and low_state[0].dtype == np.float32
     worst = max(float(np.abs(a - b).max()) for a, b in zip(low, exact, strict=True))
     assert 1e-4 < worst < 0.5  # a different precision, still a matte of the same person
+
+
+def test_fp16_runs_in_f16_where_the_cpu_has_avx512_fp16_and_is_refused_elsewhere(official_onnx):
+    if not (cpu_flags() or set()) & {"avx512_fp16", "amx_fp16"}:
+        with pytest.raises(RvmkitError, match="does not compute in fp16"):
+            compile_cpu(official_onnx, "fp16")
+        return
+    assert compile_cpu(official_onnx, "fp16").get_property("INFERENCE_PRECISION_HINT") == ov.Type.f16

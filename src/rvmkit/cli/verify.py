@@ -30,9 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="ratio for a model with a downsample_ratio input (default 0.25)")
     parser.add_argument("--backend", choices=VERIFY_BACKENDS,
                         help="also run the model on this CPU backend (onnxruntime: the fast path matte runs)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="precision of the --backend runner (bf16: openvino, on a CPU with AMX or "
-                        "AVX512_BF16; judged on RVM's metrics, within 10%% of RVM's own error)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="precision of the --backend runner (bf16 / fp16: openvino, on a CPU with "
+                        "AMX_BF16 or AVX512_BF16 / AVX512_FP16; judged on RVM's metrics: within 10%% of "
+                        "RVM's own error)")
     parser.set_defaults(func=run)
 
 

@@ -38,7 +38,7 @@ PUBLISHED_ERROR = {"MAD": 6.08, "MSE": 1.47, "Grad": 0.88, "dtSSD": 1.36}
 PRECISION_BUDGET = 0.10
 #: the backends `verify --backend` adds a runner on, and the reduced precisions it can run them in
 VERIFY_BACKENDS = ("onnxruntime", "openvino")
-REDUCED = {"bf16": "bfloat16"}
+REDUCED = ("bf16", "fp16")
 #: Grad is a sum over pixels; it is scaled to the pixel count of the frames RVM published it on
 GRAD_PIXELS = 512 * 288
 
@@ -74,8 +74,8 @@ def torch_runner(model: Any, name: str = "torch") -> Runner:
 
 def backend_runner(path: str | os.PathLike, backend: str, precision: str = "fp32") -> Runner:
     """The model on a CPU backend as `rvmkit matte` would run it: `onnxruntime` (the fast path) or
-    `openvino`, in `precision` (bf16 on OpenVINO only, where the CPU computes it: measured here, not
-    offered to `matte`)."""
+    `openvino`, in `precision` (bf16 / fp16 on OpenVINO only, where the CPU computes it: measured here,
+    not offered to `matte`)."""
     from rvmkit.runtime import load_backend
     from rvmkit.runtime.precision import check_precision
 
@@ -83,20 +83,21 @@ def backend_runner(path: str | os.PathLike, backend: str, precision: str = "fp32
         raise RvmkitError(f"--backend {backend}: choose one of {', '.join(VERIFY_BACKENDS)}")
     if precision not in ("fp32", *REDUCED):
         raise RvmkitError(f"--precision {precision}: choose one of fp32, {', '.join(REDUCED)}")
-    if precision == "bf16" and backend != "openvino":
-        raise RvmkitError(f"--precision bf16: runs on --backend openvino only (asked: --backend {backend})")
+    if precision in REDUCED and backend != "openvino":
+        raise RvmkitError(f"--precision {precision}: runs on --backend openvino only "
+                          f"(asked: --backend {backend})")
     check_precision(precision, backend, "cpu", offered_only=False)
     name = backend if precision == "fp32" else f"{backend}-{precision}"
     if backend == "openvino":
         from rvmkit.runtime.openvino import OpenVINOBackend
 
-        return Runner(name, OpenVINOBackend(path, precision=precision), REDUCED.get(precision, "float32"))
+        return Runner(name, OpenVINOBackend(path, precision=precision), precision)
     return Runner(name, load_backend(backend, path, device="cpu"))
 
 
 def _reduced(a: Runner, b: Runner) -> bool:
     """Does the pair involve a reduced-precision runner, judged on RVM's metrics, not on max abs?"""
-    return bool({a.precision, b.precision} & set(REDUCED.values()))
+    return bool({a.precision, b.precision} & set(REDUCED))
 
 
 @dataclass
@@ -121,7 +122,7 @@ class AlphaRow:
     pair: str
     frames: int
     metrics: dict[str, float]
-    judged: bool = False  # a reduced-precision runner's pair: within PRECISION_BUDGET or verify fails
+    judged: bool = False  # a reduced-precision (bf16/fp16) runner's pair: within PRECISION_BUDGET or fail
 
     @property
     def within_budget(self) -> bool:
@@ -176,8 +177,8 @@ class VerifyReport:
         lines.append(f"{verdict}: max abs error {self.max_error():.2e} "
                      f"(tolerance {', '.join(f'{t:g}' for t in tolerances)})")
         if not all(r.gating for r in self.rows):
-            lines.append("i: informational (float16 recurrent state; a bf16 runner's pair, judged on the "
-                         "alpha difference below), not judged")
+            lines.append("i: informational (float16 recurrent state; a bf16/fp16 runner's pair, judged on "
+                         "the alpha difference below), not judged")
         lines += self.alpha_table()
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -200,7 +201,7 @@ class VerifyReport:
                          + f" {verdict}".rstrip())
         if not all(r.within_budget for r in self.alpha):
             lines.append(f">: above {PRECISION_BUDGET:.0%} of RVM's own error (a reduced precision's budget; "
-                         "judged only for a bf16 runner)")
+                         "judged only for a bf16/fp16 runner)")
         return lines
 
 

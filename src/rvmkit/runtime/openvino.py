@@ -2,8 +2,8 @@
 
 Two infer requests alternate: frame t's state outputs (ov.Tensors) are set as frame t+1's inputs on
 the other request, so states stay in OpenVINO's memory and are never overwritten while in use.
-`precision="bf16"` computes in bfloat16 (AMX / AVX512_BF16): not offered to users (it fails the accuracy
-gate, `rvmkit.runtime.precision`), used by `rvmkit verify --precision bf16` and the benchmarks to measure it.
+`precision="bf16"` computes in bfloat16 (AMX / AVX512_BF16), "fp16" in float16 (AVX512_FP16 / AMX_FP16): not
+offered to users (`rvmkit.runtime.precision`), used by `rvmkit verify --precision` and the benchmarks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.runtime.base import Backend, State
 
 #: rvmkit's precision names -> OpenVINO's inference precision hint
-HINTS = {"fp32": "f32", "bf16": "bf16"}
+HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: a reduced precision the plugin silently replaces with f32 on a CPU without its instructions
+NEEDS = {"bf16": (ov.Type.bf16, "avx512_bf16 or amx_bf16"), "fp16": (ov.Type.f16, "avx512_fp16 or amx_fp16")}
 
 
 def compile_cpu(model_path: str | os.PathLike, precision: str = "fp32",
@@ -39,9 +41,9 @@ def compile_cpu(model_path: str | os.PathLike, precision: str = "fp32",
     except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
         first = first_line(exc)
         raise RvmkitError(f"{describe_path(model_path)}: OpenVINO cannot load it ({first})") from None
-    if precision == "bf16" and compiled.get_property("INFERENCE_PRECISION_HINT") != ov.Type.bf16:
-        raise RvmkitError("backend openvino: this CPU's plugin does not compute in bf16 (it needs "
-                          "avx512_bf16 or amx_bf16)")
+    if precision in NEEDS and compiled.get_property("INFERENCE_PRECISION_HINT") != NEEDS[precision][0]:
+        raise RvmkitError(f"backend openvino: this CPU's plugin does not compute in {precision} (it needs "
+                          f"{NEEDS[precision][1]})")
     return compiled
 
 
