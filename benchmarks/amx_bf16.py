@@ -29,8 +29,10 @@ Sections:
            VideoMatte 512x288 (MAD 6.08, MSE 1.47, Grad 0.88, dtSSD 1.36);
   whole    `rvmkit matte` as fresh processes, 1080p @0.25, --whole-frames held-out frames (sister, milk,
            book), composition + alpha H.264 4 Mbps: the default against the same command with the fast
-           path's low-res engine swapped for OpenVINO bf16 (this script, --child), alternating; the
-           speed gate is >= 1.3x.
+           path's low-res engine swapped for OpenVINO bf16 / fp16 (this script, --child), order rotated
+           each rep; wall seconds and the process's CPU seconds (user + system: on a shared machine the
+           steadier number; on 2 dedicated cores a CPU-bound run's wall time follows it). Speed gate:
+           >= 1.3x.
 Machine (CPU model, flags), versions and the 1-minute load before/after each measurement are recorded.
 """
 
@@ -40,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -268,14 +271,27 @@ def whole_section(tmp: Path, frames: int, reps: int, variants: list[str]) -> dic
     for rep in range(reps):
         names = list(argv)
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            load_before = loadavg()
+            load_before, cpu_before = loadavg(), _children_cpu()
             seconds = timed_process(argv[name])
-            runs[name].append({"s": round(seconds, 3), "load_before": load_before, "load_after": loadavg()})
+            cpu_s = _children_cpu() - cpu_before
+            runs[name].append({"s": round(seconds, 3), "cpu_s": round(cpu_s, 3), "load_before": load_before,
+                               "load_after": loadavg()})
             print(f"  whole {name:15s} {seconds:7.2f} s ({1000 * seconds / frames:.1f} ms/frame), "
-                  f"load {load_before:.2f}", flush=True)
+                  f"CPU {cpu_s:6.2f} s, load {load_before:.2f}", flush=True)
     median = {name: statistics.median(r["s"] for r in values) for name, values in runs.items()}
+    cpu_median = {name: statistics.median(r["cpu_s"] for r in values) for name, values in runs.items()}
     return {"frames": frames, "downsample_ratio": 0.25, "runs": runs, "median_s": median,
-            "speedup_vs_ort_fp32": {name: round(median["ort_fp32"] / median[name], 3) for name in variants}}
+            "median_cpu_s": cpu_median,
+            "speedup_vs_ort_fp32": {name: round(median["ort_fp32"] / median[name], 3) for name in variants},
+            "cpu_ratio_vs_ort_fp32": {name: round(cpu_median["ort_fp32"] / cpu_median[name], 3)
+                                      for name in variants}}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far: the whole process's CPU work,
+    which the other jobs on a shared machine disturb less than its wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(precision: str, argv: list[str]) -> int:

@@ -24,7 +24,8 @@ def _run(backend: OpenVINOBackend, frames: list[np.ndarray]) -> tuple[list[np.nd
 
 
 def test_unknown_precision_is_refused_in_one_line(official_onnx):
-    with pytest.raises(RvmkitError, match=r"^backend openvino: precision fp8 is not one of fp32, bf16, fp16$"):
+    with pytest.raises(RvmkitError, match=r"^backend openvino: precision fp8 is not one of fp32, bf16, fp16$"
+                       ):
         compile_cpu(official_onnx, "fp8")
 
 

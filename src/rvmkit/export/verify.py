@@ -76,7 +76,7 @@ def backend_runner(path: str | os.PathLike, backend: str, precision: str = "fp32
     """The model on a CPU backend as `rvmkit matte` would run it: `onnxruntime` (the fast path) or
     `openvino`, in `precision` (bf16 / fp16 on OpenVINO only, where the CPU computes it: measured here,
     not offered to `matte`)."""
-    from rvmkit.runtime import load_backend
+    from rvmkit.runtime import backend_class, load_backend
     from rvmkit.runtime.precision import check_precision
 
     if backend not in VERIFY_BACKENDS:
@@ -88,11 +88,10 @@ def backend_runner(path: str | os.PathLike, backend: str, precision: str = "fp32
                           f"(asked: --backend {backend})")
     check_precision(precision, backend, "cpu", offered_only=False)
     name = backend if precision == "fp32" else f"{backend}-{precision}"
-    if backend == "openvino":
-        from rvmkit.runtime.openvino import OpenVINOBackend
-
-        return Runner(name, OpenVINOBackend(path, precision=precision), precision)
-    return Runner(name, load_backend(backend, path, device="cpu"))
+    label = precision if precision in REDUCED else precision_of(require_rvm_onnx(path))
+    if backend == "openvino":  # backend_class: one line, not a traceback, when openvino is missing
+        return Runner(name, backend_class("openvino")(path, precision=precision), label)
+    return Runner(name, load_backend(backend, path, device="cpu"), label)
 
 
 def _reduced(a: Runner, b: Runner) -> bool:
