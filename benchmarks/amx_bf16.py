@@ -34,6 +34,11 @@ Sections:
            steadier number; on 2 dedicated cores a CPU-bound run's wall time follows it). Speed gate:
            >= 1.3x.
 Machine (CPU model, flags), versions and the 1-minute load before/after each measurement are recorded.
+
+Result (amx_bf16.json, amx_bf16_whole.json; Intel Xeon with AMX, 2 vCPUs, heavily shared; LEVERS.md,
+"Reduced precision on AMX (issue 22)"): ov_bf16_lowres makes the model ~1.5x faster at 1080p but fails
+dtSSD (0.16-0.19 > 0.136) and the whole process is ~1.2x faster in CPU seconds (< 1.3x); fp16 passes every
+metric but is slower than fp32; torch is slower in any precision. No reduced mode is offered.
 """
 
 from __future__ import annotations
