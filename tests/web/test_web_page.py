@@ -232,10 +232,22 @@ def assert_as_python_path(sites: Path, results: list[dict]) -> list[tuple[np.nda
 def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
     results = matte_frames(camera_page, 10)
     assert {result["backend"] for result in results} == {"wasm"}
+    # WASM runs the low-resolution graph, the downsample and the refiner's tail in JS
+    assert all(result["lowRes"] and result["jsMs"] > 0 for result in results)
     expected = assert_as_python_path(sites, results)
     stateless = python_path(sites / "site" / MODEL, frames_of(sites, 10), carry_state=False)
     assert max(np.abs(a - b[0]).max() for a, b in zip([r[0] for r in expected], stateless)) > 2, \
         "the tolerance must tell a carried state from none"
+
+
+def test_wasm_full_model_on_request_as_the_python_path(sites: Path, browser: object, isolated_url: str
+                                                      ) -> None:
+    """?lowres=0: WASM runs the ratio's full model (as where the site has no low-res graph)."""
+    page = open_page(browser, isolated_url + "site/?backend=wasm&lowres=0")
+    results = matte_frames(page, 3)
+    page.context.close()
+    assert not any(result["lowRes"] for result in results) and {r["backend"] for r in results} == {"wasm"}
+    assert_as_python_path(sites, results)
 
 
 def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
