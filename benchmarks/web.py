@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,33 @@ DATA = HERE.parent.parent / "shared" / "data"
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTH, HEIGHT, RATIO, THREADS, WARMUP = 640, 480, 0.5, 2, 3
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def renderer_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's Chromium renderers: the page's work, less load-bound."""
+    tree, total, todo = _children(), 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        todo.extend(tree.get(pid, []))
+        try:
+            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return total
 
 
 def loadavg() -> float:
@@ -130,14 +158,19 @@ def measure(chromium: str, url: str, count: int, clip: Path, rounds: int, native
         for index in range(rounds):
             before = loadavg()
             for name, page in pages.items():
+                cpu = renderer_cpu_s()
                 hook = page.evaluate(HOOK, [urls, RATIO])
+                samples.setdefault(f"cpu_browser_{name}_hook", []).append(
+                    (renderer_cpu_s() - cpu) * 1000 / count)
                 assert all(hook["lowRes"]) == (name == "low_res"), name
                 run, js = hook["runMs"][WARMUP:], hook["jsMs"][WARMUP:]
                 samples.setdefault(f"browser_{name}_run", []).extend(run)
                 samples.setdefault(f"browser_{name}_run_js", []).extend(r + j for r, j in zip(run, js))
                 samples.setdefault(f"browser_{name}_hook_wall", []).append(hook["wallMs"] / count)
             for name, runner in native.items():
+                cpu = time.process_time()
                 samples.setdefault(name, []).extend(runner()[WARMUP:])
+                samples.setdefault(f"cpu_{name}", []).append((time.process_time() - cpu) * 1000 / count)
             loads.append([before, loadavg()])
             print(f"round {index}: " + ", ".join(f"{k} {np.median(v):.1f}" for k, v in samples.items()),
                   file=sys.stderr)
@@ -176,6 +209,14 @@ def write_report(result: dict, json_path: Path, md_path: Path) -> None:
         ("native rvmkit CPU fast path (frame to fgr/pha)", med["native_fast_path"]),
     ]
     table = "\n".join(f"| {name} | {ms:.1f} | {ms / native:.2f}x |" for name, ms in rows)
+    cpu_rows = [("Chromium renderer, the page as shipped (hook: decode, canvas read, head, run, tail, 8-bit)",
+                 med["cpu_browser_low_res_hook"]),
+                ("Chromium renderer, the full model (`?lowres=0`; hook: decode, canvas, pack, run, 8-bit)",
+                 med["cpu_browser_full_hook"]),
+                ("native ONNX Runtime, `session.run` on the full model file", med["cpu_native_session_run"]),
+                ("native rvmkit CPU fast path", med["cpu_native_fast_path"])]
+    cpu_native = med["cpu_native_session_run"]
+    cpu_table = "\n".join(f"| {name} | {ms:.0f} | {ms / cpu_native:.2f}x |" for name, ms in cpu_rows)
     loads = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in result["loads"])
     md_path.write_text(f"""# Browser vs native ONNX Runtime, 640x480 at ratio 0.5 (`benchmarks/web.py`)
 
@@ -191,6 +232,14 @@ ran in turn, rather than the absolute values.
 | what (2 threads each) | ms per frame (median) | vs native `session.run` |
 | --- | --- | --- |
 {table}
+
+CPU time per frame (user + system over all threads, of Chromium's renderer processes or of the native
+process, per round, warm-up frames included; median of the rounds): the work done, which the machine's
+load changes far less than the wall time (a spinning thread counts as working).
+
+| what (2 threads each) | CPU ms per frame | vs native `session.run` |
+| --- | --- | --- |
+{cpu_table}
 
 The live fps counts frames matted while the fake camera plays at 30 fps; the page skips the frames
 that arrive while the model runs, and its time also covers drawing and compositing on the main thread.

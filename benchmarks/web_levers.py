@@ -10,7 +10,8 @@ Each round runs every browser variant and every native variant over the same fra
 other (never concurrently, so a shared machine's load hits all alike); the report gives per-variant
 medians over the rounds' frames (warm-up frames dropped) and the 1-min load before/after each round.
 
-Variants: the page's model and options (graphOptimizationLevel 'all'), other optimisation levels,
+Variants: the page's model and options (in ORT's proxy worker as the page runs it, and on the page's
+thread) (graphOptimizationLevel 'all'), other optimisation levels,
 freeDimensionOverrides fixing src to the frame's size, and the low-resolution graph of the CPU fast
 path (`rvmkit.graph.lowres`: the network only, the refiner's full-size tail outside ORT) with and
 without the blocked rewrites; the tail's cost in JS is timed on the page too (bilinear upsample of
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from web import renderer_cpu_s  # benchmarks/web.py
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -108,7 +110,7 @@ window.bench = {
     let state = STATES.map(() => new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]));
     const runMs = [], tailMs = [];
     for (let f = 0; f < urls.length; f += 1) {
-      const feeds = { [input]: new ort.Tensor('float32', await floats(urls[f]), [1, 3, ...dims]) };
+      const feeds = { [input]: new ort.Tensor('float32', (await floats(urls[f])).slice(), [1, 3, ...dims]) };
       STATES.forEach((name, i) => { feeds[`${name}i`] = state[i]; });
       const started = performance.now();
       const out = await session.run(feeds);
@@ -140,35 +142,6 @@ window.benchReady = true;
 """
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def renderer_cpu_s() -> float:
-    """CPU seconds (user + system) of this process's Chromium renderers: the page's work, less load-bound."""
-    import os
-
-    tree, total, todo = _children(), 0.0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        todo.extend(tree.get(pid, []))
-        try:
-            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            continue
-    return total
-
-
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -189,9 +162,10 @@ def write_models(site: Path, model: Path) -> dict[str, str]:
 
     source = onnx.load(str(model))
     files = {"full": f"models/{model.name}"}
-    for name, blocked in (("lowres", False), ("lowres_blocked", True)):
+    for name, split, blocked in (("lowres", True, False), ("lowres_blocked", True, True),
+                                 ("lowres_own_convs", False, False)):
         path = site / "models" / f"{name}.onnx"
-        onnx.save(low_res_model(source, blocked=blocked), str(path))
+        onnx.save(low_res_model(source, split_convs=split, blocked=blocked), str(path))
         files[name] = f"models/{name}.onnx"
     return files
 
@@ -282,8 +256,12 @@ def main() -> int:
             "wasm full, level extended": ("full", {"graphOptimizationLevel": "extended"}),
             "wasm full, level basic": ("full", {"graphOptimizationLevel": "basic"}),
             "wasm full, level disabled": ("full", {"graphOptimizationLevel": "disabled"}),
-            "wasm low-res graph, level all (+ JS tail)": ("lowres", {"graphOptimizationLevel": "all"}),
-            "wasm low-res graph, level basic (+ JS tail)": ("lowres", {"graphOptimizationLevel": "basic"}),
+            "wasm low-res graph, split concat convs, level all (+ JS tail)": (
+                "lowres", {"graphOptimizationLevel": "all"}),
+            "wasm low-res graph, the model's own convs, level all (+ JS tail; the page's)": (
+                "lowres_own_convs", {"graphOptimizationLevel": "all"}),
+            "wasm low-res graph, split concat convs, level basic (+ JS tail)": (
+                "lowres", {"graphOptimizationLevel": "basic"}),
             "wasm low-res graph, blocked rewrites, level basic (+ JS tail)": (
                 "lowres_blocked", {"graphOptimizationLevel": "basic"}),
         }

@@ -30,6 +30,7 @@ BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
 RATIO = 0.5
 MODEL = "models/rvm_mobilenetv3_r0.5.onnx"
+LOW_RES_MODEL = "models/rvm_mobilenetv3_lowres.onnx"
 SIZE = (320, 240)  # the numbers test's frames: small, so 10 recurrent frames take seconds in WASM
 TIMEOUT_MS = 90_000
 
@@ -54,6 +55,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(root / "site", root / "broken", ignore=shutil.ignore_patterns("*.onnx", "frames"))
     shutil.copytree(root / "site", root / "ceil", ignore=shutil.ignore_patterns("*.onnx"))
     convert_official(weights.official_onnx_path(), root / "ceil" / MODEL, RATIO)
+    shutil.copyfile(root / "site" / LOW_RES_MODEL, root / "ceil" / LOW_RES_MODEL)  # WASM's, unchanged
     return root
 
 
