@@ -260,6 +260,8 @@ def main() -> int:
                 "lowres", {"graphOptimizationLevel": "all"}),
             "wasm low-res graph, the model's own convs, level all (+ JS tail; the page's)": (
                 "lowres_own_convs", {"graphOptimizationLevel": "all"}),
+            "wasm low-res graph, the model's own convs, level all, in ORT's proxy worker (+ JS tail)": (
+                "lowres_own_convs", {"graphOptimizationLevel": "all"}),
             "wasm low-res graph, split concat convs, level basic (+ JS tail)": (
                 "lowres", {"graphOptimizationLevel": "basic"}),
             "wasm low-res graph, blocked rewrites, level basic (+ JS tail)": (
