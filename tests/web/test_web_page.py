@@ -279,7 +279,8 @@ def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
 def test_missing_model_file_is_explained(browser: object, isolated_url: str) -> None:
     page = open_page(browser, isolated_url + "broken/", wait="")
     message = page_message(page)
-    assert MODEL in message and "missing" in message and "rvmkit export-web" in message
+    # no GPU here: the page runs WASM, whose model is the low-res graph
+    assert LOW_RES_MODEL in message and "missing" in message and "rvmkit export-web" in message
     assert page.is_disabled("#start-camera")
     assert canvas_colours(page) > 1
     page.context.close()
