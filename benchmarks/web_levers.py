@@ -14,9 +14,11 @@ Variants: the page's model and options (in ORT's proxy worker as the page runs i
 thread) (graphOptimizationLevel 'all'), other optimisation levels,
 freeDimensionOverrides fixing src to the frame's size, and the low-resolution graph of the CPU fast
 path (`rvmkit.graph.lowres`: the network only, the refiner's full-size tail outside ORT) with and
-without the blocked rewrites; the tail's cost in JS is timed on the page too (bilinear upsample of
-A, b and fgr/pha, as `rvmkit.runtime.kernels` does natively). Native: ONNX Runtime with 2 threads on
-the same files (level all, and level extended: without the NCHWc layout that has no WASM kernel).
+without the blocked rewrites or split convolutions; the tail's cost in JS is timed on the bench page
+too (its own straightforward copy of the math: bilinear upsample of A, b and fgr/pha; the shipped page's
+row-separable `lowResHead` + `lowResTail` are timed by benchmarks/web.py as the hook's `jsMs`). Native:
+ONNX Runtime with --threads threads on the same files (level all; the low-res graph with the blocked
+rewrites, as the CPU fast path runs it; level extended: without the NCHWc layout, which WASM lacks).
 """
 
 from __future__ import annotations
