@@ -6,7 +6,9 @@ models are made here, without torch, by `export.convert`: the official ONNX with
 one file per ratio. A baked ratio means no float input feeding a Resize (onnxruntime-web's GPU backends
 have Resize bugs) and fixed-rank, named shapes; the ceil-mode pools are padded (graph.pools: the WebGPU
 kernel refuses ceil_mode). A user's model is run once here, so another graph under RVM's names gets one
-line instead of a page that fails. `models.json` lists them for the page.
+line instead of a page that fails. WASM gets its own model, one for every ratio: the CPU fast path's
+low-resolution graph (graph.lowres), whose full-size ends the page computes in JS (measured cheaper
+than in onnxruntime-web: benchmarks/web_levers.md). `models.json` lists them for the page.
 
 The folder is built under a temporary name beside OUT_DIR and renamed when complete: all or nothing.
 """
