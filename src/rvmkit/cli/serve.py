@@ -111,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Any:
+    from rvmkit.options import MatteOptions
     from rvmkit.serve.config import MB, ServeConfig
 
     model = str(Path(args.model).expanduser().absolute()) if args.model else None
@@ -124,7 +125,8 @@ def config_from(args: argparse.Namespace) -> Any:
                        retention_s=args.retention, min_free_bytes=int(args.min_free_mb * MB),
                        cors_origins=tuple(args.cors_origin),
                        allowed_hosts=tuple(args.allow_host), live_dir=args.live_dir,
-                       matte={key: value for key, value in matte.items() if value is not None}).checked()
+                       matte=MatteOptions(**{key: value for key, value in matte.items() if value is not None})
+                       ).checked()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,12 +137,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise RvmkitError(f"rvmkit serve needs the 'serve' extra ({exc.name} is missing): "
                           "pip install 'rvmkit[serve]'") from None
-    from rvmkit.api import check_model
-    from rvmkit.runtime import parse_ratio
+    from dataclasses import replace
 
     config = config_from(args)
-    parse_ratio(args.downsample_ratio)
-    check_model(args.model, args.backend, args.device, args.fp16, args.variant, args.precision)  # once
+    replace(config.matte, model=args.model).checked()  # once, with the model as typed
     if args.model is None:  # fetch the default weights once here, not in the first jobs at the same time
         from rvmkit import weights
 
