@@ -359,6 +359,7 @@ def _timed_backends(options: BenchOptions, specs: dict[str, ModelSpec],
             except UnsupportedGraph as exc:  # a float16 model, or a graph the fast path does not know
                 log(f"rvmkit bench: {name} ({label}) left out: {first_line(exc)}")
                 continue
+            backend.warm_up()  # the fast path's compiled kernels loaded before timing, not during it
             title = f"{name} ({label})" if label else f"{name} ({options.device}{', fp16' if fp16 else ''})"
             backends[title] = backend
     return backends

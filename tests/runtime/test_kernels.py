@@ -98,3 +98,33 @@ def test_warm_up_loads_the_kernels_in_the_background_and_numpy_runs_meanwhile(tm
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["(1, 3, 32, 24)", "True"]
+
+
+def test_warm_up_later_loads_numba_after_a_small_first_frame_and_at_once_for_a_big_one():
+    """In fresh processes: the fast backend's warm_up_later() leaves numba unloaded through a small first
+    frame (numpy finishes it; numba's load would hold the GIL), then starts it; a frame above
+    NUMPY_TAIL_MAX_PIXELS starts it at its downsample, and the next frame waits for it."""
+    import subprocess
+    import sys
+
+    common = (
+        "import numpy as np\n"
+        "from rvmkit.runtime import kernels\n"
+        "kernels.warm_up_later()\n"
+        "g = kernels.Geometry(64, 48, 0.5)\n"
+        "frame, coef = np.zeros((64, 48, 3), np.uint8), np.zeros((1, 4, 32, 24), np.float32)\n")
+    small = common + (
+        "kernels.downsample(frame, g)\n"
+        "print(kernels._loader is None)\n"
+        "kernels.tail_composite(frame, coef, coef, g, frame)\n"
+        "print(kernels._loader is not None)\n")
+    big = common + (
+        "kernels.NUMPY_TAIL_MAX_PIXELS = 64 * 48 - 1\n"
+        "kernels.downsample(frame, g)\n"
+        "print(kernels._loader is not None)\n"
+        "kernels.downsample(frame, g)\n"  # the next frame waits for numba
+        "print(kernels._compiled is not None)\n")
+    for script in (small, big):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[:2] == ["True", "True"]

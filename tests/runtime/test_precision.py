@@ -105,3 +105,12 @@ def test_default_fp32_outputs_are_the_official_models(official_onnx):
         for frame, expected in zip(frames, reference, strict=True):
             _, alpha, state = backend.step(frame, state, 0.5)
             assert np.abs(alpha - expected).max() <= 1e-4
+
+
+def test_fp16_is_measured_by_verify_but_not_a_matte_mode(monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: ZEN1_FLAGS | {"avx512_fp16"})
+    assert "unknown" in _one_line_error(check_precision, "fp16", "openvino", "cpu")
+    check_precision("fp16", "openvino", "cpu", offered_only=False)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: ZEN1_FLAGS | {"amx_bf16"})
+    message = _one_line_error(check_precision, "fp16", "openvino", "cpu", offered_only=False)
+    assert message.startswith("--precision fp16: this CPU lacks") and "avx512_fp16 or amx_fp16" in message

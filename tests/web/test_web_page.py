@@ -26,27 +26,40 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None,
 
 BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: WebGPU on Chromium's software adapter (SwiftShader on Vulkan), which Debian's chromium ships
+WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
 RATIO = 0.5
 MODEL = "models/rvm_mobilenetv3_r0.5.onnx"
+LOW_RES_MODEL = "models/rvm_mobilenetv3_lowres.onnx"
 SIZE = (320, 240)  # the numbers test's frames: small, so 10 recurrent frames take seconds in WASM
+#: WebGPU's test frames: SwiftShader's time grows with the pixels (several seconds a frame at 320x240)
+GPU_SIZE = (160, 120)
 TIMEOUT_MS = 90_000
 
 
-def small(frame: np.ndarray) -> Image.Image:
-    return Image.fromarray(frame).resize(SIZE, Image.BILINEAR)
+def small(frame: np.ndarray, size: tuple[int, int] = SIZE) -> Image.Image:
+    return Image.fromarray(frame).resize(size, Image.BILINEAR)
 
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root holding `site/` (made by the CLI, plus test frames) and `broken/` (its model removed)."""
+    """A root holding `site/` (made by the CLI, plus test frames), `broken/` (its model removed) and
+    `ceil/` (its model with the ceil-mode pools the WebGPU kernel refuses, as before graph.pools)."""
+    from rvmkit import weights
     from rvmkit.cli import main
+    from rvmkit.graph.bake import convert_official
 
     root = tmp_path_factory.mktemp("web")
     assert main(["export-web", str(root / "site"), "--ratio", str(RATIO)]) == 0
     (root / "site" / "frames").mkdir()
+    (root / "site" / "gpu_frames").mkdir()
     for index, frame in enumerate(read_frames("book", 10)):
         small(frame).save(root / "site" / "frames" / f"{index}.png")
+        small(frame, GPU_SIZE).save(root / "site" / "gpu_frames" / f"{index}.png")
     shutil.copytree(root / "site", root / "broken", ignore=shutil.ignore_patterns("*.onnx", "frames"))
+    shutil.copytree(root / "site", root / "ceil", ignore=shutil.ignore_patterns("*.onnx"))
+    convert_official(weights.official_onnx_path(), root / "ceil" / MODEL, RATIO)
+    shutil.copyfile(root / "site" / LOW_RES_MODEL, root / "ceil" / LOW_RES_MODEL)  # WASM's, unchanged
     return root
 
 
@@ -84,14 +97,37 @@ def _launch(playwright: object, *extra: str) -> object:
 
 
 @pytest.fixture(scope="module")
-def camera_browser(playwright: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Chromium whose fake camera plays a real clip (looped); access only where a context grants it."""
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frames = [np.asarray(small(frame)) for frame in read_frames("book", 30)]
-    clip = write_y4m(tmp_path_factory.mktemp("camera") / "book.y4m", frames)
-    browser = _launch(playwright, "--use-fake-device-for-media-stream",
-                      f"--use-file-for-fake-video-capture={clip}")
+    return write_y4m(tmp_path_factory.mktemp("camera") / "book.y4m", frames)
+
+
+def fake_camera(clip: Path) -> list[str]:
+    return ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={clip}"]
+
+
+@pytest.fixture(scope="module")
+def camera_browser(playwright: object, camera_clip: Path) -> Iterator[object]:
+    """Chromium whose fake camera plays a real clip (looped); access only where a context grants it."""
+    browser = _launch(playwright, *fake_camera(camera_clip))
     yield browser
     browser.close()
+
+
+@pytest.fixture(scope="module")
+def webgpu_browser(playwright: object, camera_clip: Path) -> Iterator[object]:
+    """Chromium with WebGPU on the software adapter, and the same fake camera."""
+    browser = _launch(playwright, *WEBGPU_ARGS, *fake_camera(camera_clip))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def webgpu_page(webgpu_browser: object, isolated_url: str) -> Iterator[object]:
+    """The page asked for WebGPU, its model loaded (shared: the first WebGPU run compiles the shaders)."""
+    page = open_page(webgpu_browser, isolated_url + "site/?backend=webgpu", camera=True)
+    yield page
+    page.context.close()
 
 
 @pytest.fixture(scope="module")
@@ -172,24 +208,53 @@ def python_path(model: Path, frames: list[np.ndarray], carry_state: bool = True
     return results
 
 
-def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
-    urls = [f"frames/{index}.png" for index in range(10)]
+def matte_frames(page: object, count: int, folder: str = "frames") -> list[dict]:
+    """The hook on the first `count` test frames, one stream (state carried)."""
+    urls = [f"{folder}/{index}.png" for index in range(count)]
     # JSON in the page: Playwright's own transfer of millions of numbers takes minutes
     hook = "async ([urls, ratio]) => JSON.stringify(await window.rvmkitTest.matteUrls(urls, ratio))"
-    results = json.loads(camera_page.evaluate(hook, [urls, RATIO]))
-    frames = [np.asarray(Image.open(sites / "site" / url).convert("RGB")) for url in urls]
-    expected = python_path(sites / "site" / MODEL, frames)
-    width, height = SIZE
+    return json.loads(page.evaluate(hook, [urls, RATIO]))
+
+
+def frames_of(sites: Path, count: int, folder: str = "frames") -> list[np.ndarray]:
+    return [np.asarray(Image.open(sites / "site" / f"{folder}/{index}.png").convert("RGB"))
+            for index in range(count)]
+
+
+def assert_as_python_path(sites: Path, results: list[dict], folder: str = "frames"
+                          ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each frame's alpha and fgr within 2/255 of plain ONNX Runtime on the same frames, state carried."""
+    expected = python_path(sites / "site" / MODEL, frames_of(sites, len(results), folder))
+    height, width = expected[0][0].shape
     for index, (result, (alpha, fgr)) in enumerate(zip(results, expected)):
-        assert (result["width"], result["height"]) == SIZE
+        assert (result["width"], result["height"]) == (width, height)
         page_alpha = np.array(result["alpha"], np.int16).reshape(height, width)
         page_fgr = np.array(result["fgr"], np.int16).reshape(height, width, 3)
         assert np.abs(page_alpha - alpha).max() <= 2, f"frame {index}: alpha off by more than 2/255"
         assert np.abs(page_fgr - fgr).max() <= 2, f"frame {index}: fgr off by more than 2/255"
         assert 0.05 < (alpha > 128).mean() < 0.95, "a person on a background, not a blank matte"
-    stateless = python_path(sites / "site" / MODEL, frames, carry_state=False)
+    return expected
+
+
+def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
+    results = matte_frames(camera_page, 10)
+    assert {result["backend"] for result in results} == {"wasm"}
+    # WASM runs the low-resolution graph, the downsample and the refiner's tail in JS
+    assert all(result["lowRes"] and result["jsMs"] > 0 for result in results)
+    expected = assert_as_python_path(sites, results)
+    stateless = python_path(sites / "site" / MODEL, frames_of(sites, 10), carry_state=False)
     assert max(np.abs(a - b[0]).max() for a, b in zip([r[0] for r in expected], stateless)) > 2, \
         "the tolerance must tell a carried state from none"
+
+
+def test_wasm_full_model_on_request_as_the_python_path(sites: Path, browser: object, isolated_url: str
+                                                      ) -> None:
+    """?lowres=0: WASM runs the ratio's full model (as where the site has no low-res graph)."""
+    page = open_page(browser, isolated_url + "site/?backend=wasm&lowres=0")
+    results = matte_frames(page, 3)
+    page.context.close()
+    assert not any(result["lowRes"] for result in results) and {r["backend"] for r in results} == {"wasm"}
+    assert_as_python_path(sites, results)
 
 
 def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
@@ -219,7 +284,8 @@ def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
 def test_missing_model_file_is_explained(browser: object, isolated_url: str) -> None:
     page = open_page(browser, isolated_url + "broken/", wait="")
     message = page_message(page)
-    assert MODEL in message and "missing" in message and "rvmkit export-web" in message
+    # no GPU here: the page runs WASM, whose model is the low-res graph
+    assert LOW_RES_MODEL in message and "missing" in message and "rvmkit export-web" in message
     assert page.is_disabled("#start-camera")
     assert canvas_colours(page) > 1
     page.context.close()
@@ -256,3 +322,74 @@ def test_page_opened_from_file_says_to_serve_it(browser: object, sites: Path) ->
     message = page_message(page)
     assert "file://" in message and "--serve" in message
     page.close()
+
+
+# ---- WebGPU (Chromium's software adapter) and the fall-back to WASM ----
+
+def test_webgpu_mattes_ten_frames_as_the_python_path(sites: Path, webgpu_page: object) -> None:
+    """The page asked for WebGPU runs the model on it (its ceil-mode pools padded by export-web)."""
+    results = matte_frames(webgpu_page, 10, "gpu_frames")
+    assert [result["backend"] for result in results] == ["webgpu"] * 10
+    assert_as_python_path(sites, results, "gpu_frames")
+    status = webgpu_page.evaluate("window.rvmkitTest.status()")
+    assert status["lastBackend"] == "webgpu" and status["fallback"] == "" and status["message"] == ""
+    assert webgpu_page.inner_text("#backend").startswith("backend: WebGPU")
+
+
+def test_webgpu_failing_on_a_later_run_falls_back_to_wasm_once(sites: Path, webgpu_page: object) -> None:
+    """The second run fails: that frame and the rest run on WASM, the same stream (state kept), the page
+    says so once, and the live camera then goes on matting on WASM, named in the footer."""
+    page = webgpu_page
+    page.evaluate("window.rvmkitTest.failWebgpu(2)")
+    results = matte_frames(page, 4, "gpu_frames")
+    assert [result["backend"] for result in results] == ["webgpu", "wasm", "wasm", "wasm"]
+    assert_as_python_path(sites, results, "gpu_frames")
+    status = page.evaluate("window.rvmkitTest.status()")
+    assert status["backend"] == status["lastBackend"] == "wasm" and status["message"] == ""
+    assert "WebGPU failed on run" in status["fallback"] and "test hook" in status["fallback"]
+    assert page_message(page).count("switched to WASM") == 1
+    page.click("#start-camera")
+    page.select_option("#view", "alpha")
+    wait_until(page, "window.rvmkitTest.status().frames >= 2")
+    status = page.evaluate("window.rvmkitTest.status()")
+    assert status["running"] and status["lastBackend"] == "wasm" and status["message"] == ""
+    assert page.inner_text("#backend").startswith("backend: WASM") and canvas_colours(page) > 1
+    assert page_message(page).count("switched to WASM") == 1
+    page.click("#stop")
+
+
+def test_webgpu_session_that_cannot_be_created_falls_back_to_wasm(webgpu_browser: object,
+                                                                   isolated_url: str) -> None:
+    page = open_page(webgpu_browser, isolated_url + "site/?backend=webgpu&failwebgpu=0")
+    assert [result["backend"] for result in matte_frames(page, 1)] == ["wasm"]
+    assert "WebGPU failed creating its session" in page_message(page)
+    assert page.inner_text("#backend").startswith("backend: WASM")
+    page.context.close()
+
+
+def test_model_the_webgpu_kernel_refuses_falls_back_and_never_sticks(sites: Path, webgpu_browser: object,
+                                                                     isolated_url: str) -> None:
+    """The issue's repro: a model with ceil-mode pools fails its first WebGPU run; the page switches to
+    WASM for that frame on, and later calls (which hung on the failed session) run."""
+    page = open_page(webgpu_browser, isolated_url + "ceil/?backend=webgpu")
+    first = matte_frames(page, 2)
+    assert [result["backend"] for result in first] == ["wasm", "wasm"]
+    assert_as_python_path(sites, first)
+    message = page_message(page)
+    assert "WebGPU failed on its first run" in message and "ceil_mode" in message
+    for _ in range(2):
+        assert [result["backend"] for result in matte_frames(page, 1)] == ["wasm"]
+    assert message.count("switched to WASM") == 1
+    assert page.inner_text("#backend").startswith("backend: WASM")
+    page.context.close()
+
+
+@pytest.mark.parametrize(("query", "threads"), [("64", "cores"), ("-1", 1), ("two", "default")])
+def test_threads_out_of_range_is_clamped_and_said(browser: object, isolated_url: str, query: str,
+                                                  threads: object) -> None:
+    page = open_page(browser, isolated_url + f"site/?threads={query}", wait="controls")
+    cores = page.evaluate("navigator.hardwareConcurrency")
+    wanted = {"cores": cores, "default": min(4, cores)}.get(threads, threads)
+    assert page.evaluate("window.rvmkitTest.status().threads") == wanted
+    assert f"?threads={query} is not a whole number in 1..{cores}: using {wanted}" in page_message(page)
+    page.context.close()

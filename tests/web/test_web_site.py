@@ -6,23 +6,33 @@ import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from conftest import REPO
 from rvmkit import web
 from rvmkit.cli import main
 from rvmkit.errors import RvmkitError
+from rvmkit.graph.pools import ceil_pools
 
 
 def fake_converter(calls: list[float], fail_at: float | None = None):
     """Stands in for the real conversion (tested in test_convert.py) where only the folder logic is tested."""
-    def convert(source: Path, output: Path, ratio: float) -> Path:
+    def convert(source: Path, output: Path, ratio: float, check: bool) -> Path:
         calls.append(ratio)
         if ratio == fail_at:
             raise RvmkitError("conversion failed")
         output.write_bytes(b"model at %g" % ratio)
         return output
     return convert
+
+
+def fake_conversion(monkeypatch: pytest.MonkeyPatch, calls: list[float], fail_at: float | None = None
+                    ) -> None:
+    """The fake conversion, and no low-res WASM model (made from the converted file; see the real site)."""
+    monkeypatch.setattr(web, "_web_model", fake_converter(calls, fail_at))
+    monkeypatch.setattr(web, "_wasm_low_res_model", lambda web_model, output: None)
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -54,6 +64,15 @@ def test_site_holds_page_runtime_and_one_baked_model_per_ratio(real_site: Path) 
     pinned = json.loads((REPO / "package.json").read_text())["dependencies"]["onnxruntime-web"]
     assert manifest["onnxruntime_web"] == pinned
     assert "Cross-Origin-Embedder-Policy: require-corp" in (out / "_headers").read_text()
+    for model in manifest["models"]:  # onnxruntime-web's WebGPU kernel refuses ceil_mode pools
+        assert ceil_pools(onnx.load(str(out / model["file"])).graph) == 0
+    # WASM's model: the low-res graph, one for every ratio (its ends run in the page's JS)
+    low_res = manifest["wasm_low_res"]
+    path = out / low_res["file"]
+    assert low_res["sha256"] == web._sha256(path) and low_res["bytes"] == path.stat().st_size
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["src_sm", "r1i", "r2i", "r3i", "r4i"]
+    assert [o.name for o in graph.output][:2] == ["coef_a", "coef_b"] and ceil_pools(graph) == 0
     assert leftovers(out.parent) == []
 
 
@@ -78,7 +97,7 @@ def test_overwrite_refuses_a_folder_that_is_not_an_earlier_site(tmp_path: Path) 
 
 def test_overwrite_replaces_an_earlier_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    monkeypatch.setattr("rvmkit.graph.bake.convert_official", fake_converter(calls))
+    fake_conversion(monkeypatch, calls)
     site = web.write_site(tmp_path / "site", ratios=(0.25,))
     (site / "models" / "stale.onnx").write_text("old")
     web.write_site(site, ratios=(0.4,), overwrite=True)
@@ -87,14 +106,14 @@ def test_overwrite_replaces_an_earlier_site(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_empty_folder_is_filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rvmkit.graph.bake.convert_official", fake_converter([]))
+    fake_conversion(monkeypatch, [])
     (tmp_path / "site").mkdir()
     assert (web.write_site(tmp_path / "site", ratios=(0.5,)) / "index.html").is_file()
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    monkeypatch.setattr("rvmkit.graph.bake.convert_official", fake_converter(calls, fail_at=0.5))
+    fake_conversion(monkeypatch, calls, fail_at=0.5)
     with pytest.raises(RvmkitError, match="conversion failed"):
         web.write_site(tmp_path / "site", ratios=(0.25, 0.5))
     assert calls == [0.25, 0.5] and list(tmp_path.iterdir()) == []
@@ -115,3 +134,58 @@ def test_trt_ready_model_and_bad_ratio_are_refused(tmp_path: Path, real_site: Pa
     with pytest.raises(RvmkitError, match="ratio"):
         web.write_site(tmp_path / "site", ratios=(1.5,))
     assert not (tmp_path / "site").exists()
+
+
+def impostor(path: Path, shapes: bool) -> Path:
+    """An ONNX with RVM's input and output names (and downsample_ratio) around another graph: fgr = src,
+    pha = src * ratio (3 channels, not 1), r*o = r*i. `shapes`: typed inputs (onnxsim then accepts it)."""
+    def value(name: str, rank: int) -> onnx.ValueInfoProto:
+        dims = ["n", 3, "h", "w"] if name in ("src", "fgr", "pha") else ["n", "c", "y", "x"]
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims[:rank] if shapes else None)
+
+    inputs = [value(name, 4) for name in ("src", "r1i", "r2i", "r3i", "r4i")]
+    inputs.append(helper.make_tensor_value_info("downsample_ratio", TensorProto.FLOAT, [1]))
+    outputs = [value(name, 4) for name in ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")]
+    nodes = [helper.make_node("Identity", ["src"], ["fgr"]),
+             helper.make_node("Mul", ["src", "downsample_ratio"], ["pha"]),
+             *[helper.make_node("Identity", [f"r{i}i"], [f"r{i}o"]) for i in range(1, 5)]]
+    graph = helper.make_graph(nodes, "impostor", inputs, outputs)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("shapes", [False, True], ids=["onnxsim-fails", "runs-but-not-a-matte"])
+def test_model_with_rvm_names_but_another_graph_is_one_line(tmp_path: Path, shapes: bool,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    model = impostor(tmp_path / "other.onnx", shapes)
+    before = model.read_bytes()
+    assert main(["export-web", str(tmp_path / "site"), "--model", str(model)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("rvmkit: error: ") and "Traceback" not in error
+    assert "other.onnx" in error and "not a graph export-web can convert" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.onnx"] and model.read_bytes() == before
+
+
+def test_overwrite_never_replaces_a_site_that_holds_the_input_model(tmp_path: Path, official_onnx: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "models.json").write_text("{}")
+    (site / "models").mkdir()
+    model = site / "models" / "mine.onnx"
+    shutil.copyfile(official_onnx, model)
+    assert main(["export-web", str(site), "--model", str(model), "--overwrite"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is or holds the input model" in error
+    assert model.read_bytes() == official_onnx.read_bytes() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("option", "value"), [("--ratio", "0"), ("--ratio", "1.01"), ("--ratio", "nan"),
+                                               ("--port", "65536"), ("--port", "-1"), ("--port", "8e3")])
+def test_numeric_option_out_of_range_is_one_line_before_any_work(tmp_path: Path, option: str, value: str,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["export-web", str(tmp_path / "site"), option, value])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and error.count("\n") == 1 and f"argument {option}: {value!r}" in error
+    assert list(tmp_path.iterdir()) == []

@@ -16,8 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "that mattes the webcam or a video file live in the browser. Nothing leaves the "
                     "user's machine.")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (must not exist, or be empty)")
-    parser.add_argument("--ratio", dest="ratios", type=float, action="append", metavar="R",
-                        help="downsample ratio to bake into a model; repeat for several "
+    parser.add_argument("--ratio", dest="ratios", type=_ratio, action="append", metavar="R",
+                        help="downsample ratio in (0, 1] to bake into a model; repeat for several "
                              "(default: 0.25 and 0.5)")
     parser.add_argument("--model", help="official RVM ONNX to convert (default: the pretrained MobileNetV3)")
     parser.add_argument("--overwrite", action="store_true",
@@ -26,8 +26,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="then serve OUT_DIR over http with the COOP/COEP headers WASM threads need "
                              "(an existing site is served as it is unless --overwrite)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="port to serve on, 0..65535 (0: any free port; default 8000)")
     parser.set_defaults(func=run)
+
+
+def _ratio(text: str) -> float:
+    """argparse type: a downsample ratio in (0, 1], checked before any work."""
+    from rvmkit.contract import validate_ratio
+    from rvmkit.errors import RvmkitError
+
+    try:
+        return validate_ratio(float(text))
+    except (ValueError, RvmkitError):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number > 0 and <= 1") from None
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 0..65535 (0: any free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number from 0 to 65535")
+    return value
 
 
 @contextmanager

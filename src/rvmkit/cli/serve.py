@@ -111,12 +111,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Any:
+    from rvmkit.options import MatteOptions
     from rvmkit.serve.config import MB, ServeConfig
 
     model = str(Path(args.model).expanduser().absolute()) if args.model else None
-    matte = {"model": model, "variant": args.variant, "backend": args.backend, "device": args.device,
-             "fp16": args.fp16, "precision": args.precision, "seq_chunk": args.seq_chunk,
-             "downsample_ratio": args.downsample_ratio}
+    matte = MatteOptions(model=model, variant=args.variant, backend=args.backend, device=args.device,
+                         fp16=args.fp16, precision=args.precision, seq_chunk=args.seq_chunk,
+                         downsample_ratio=args.downsample_ratio)
     return ServeConfig(data_dir=args.data_dir.expanduser().absolute(), host=args.host, port=args.port,
                        workers=args.workers, token=args.token or None, address=args.address,
                        max_upload_bytes=int(args.max_upload_mb * MB), max_duration_s=args.max_duration,
@@ -124,7 +125,7 @@ def config_from(args: argparse.Namespace) -> Any:
                        retention_s=args.retention, min_free_bytes=int(args.min_free_mb * MB),
                        cors_origins=tuple(args.cors_origin),
                        allowed_hosts=tuple(args.allow_host), live_dir=args.live_dir,
-                       matte={key: value for key, value in matte.items() if value is not None}).checked()
+                       matte=matte).checked()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,12 +136,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise RvmkitError(f"rvmkit serve needs the 'serve' extra ({exc.name} is missing): "
                           "pip install 'rvmkit[serve]'") from None
-    from rvmkit.api import check_model
-    from rvmkit.runtime import parse_ratio
+    from dataclasses import replace
 
     config = config_from(args)
-    parse_ratio(args.downsample_ratio)
-    check_model(args.model, args.backend, args.device, args.fp16, args.variant, args.precision)  # once
+    replace(config.matte, model=args.model).checked()  # once, with the model as typed
     if args.model is None:  # fetch the default weights once here, not in the first jobs at the same time
         from rvmkit import weights
 

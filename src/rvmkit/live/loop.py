@@ -27,11 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit.contract import LIVE_AUTO_LONG_SIDE as LIVE_AUTO_LONG_SIDE  # `--downsample-ratio auto` here
+from rvmkit.contract import live_auto_ratio
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import require_distinct_outputs, require_writable_output
 from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
+from rvmkit.options import MatteOptions, check_model_fit
 from rvmkit.policy import POLL_S, EveryFrame
 from rvmkit.progress import Console
 from rvmkit.runtime import parse_ratio, resolve_ratio
@@ -40,10 +43,6 @@ from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_b
 from rvmkit.video.reader import MAX_SIDE
 
 WARMUP_SIZE = (640, 480)
-#: `--downsample-ratio auto` in live: the network sees a fixed size, this long side in pixels, as the live
-#: tools run it, so a 720p or 1080p source costs what 640x480 does (ratio 0.5 there). matte's auto (long
-#: side 512, RVM's rule) would run 640x480 at 0.8, 2.6 times the pixels, at about a third of the rate.
-LIVE_AUTO_LONG_SIDE = 320
 DEFAULT_FPS = Fraction(30)
 _STATUS_S = 0.5
 
@@ -82,6 +81,13 @@ class LiveConfig:
     overwrite: bool = False
     quiet: bool = False
 
+    def matte_options(self) -> MatteOptions:
+        """The options live shares with `rvmkit matte`, under their common names (checked by one rule)."""
+        return MatteOptions(model=self.model, variant=self.variant, backend=self.backend, device=self.device,
+                            downsample_ratio=self.downsample_ratio, input_resize=self.input_resize,
+                            background=self.background, output_video_mbps=self.mbps, crf=self.crf,
+                            fp16=self.fp16, precision=self.precision)
+
 
 @dataclass
 class LiveReport:
@@ -112,10 +118,7 @@ def run_live(config: LiveConfig, *, stop: threading.Event | None = None, backend
 
 def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     """Every option that can be checked before a model is loaded or a source opened."""
-    from rvmkit.api import check_numbers
-
-    check_numbers(1, config.mbps, config.crf, config.input_resize)
-    parse_ratio(config.downsample_ratio)
+    config.matte_options().check_values()
     check_ranges(config)
     spec = parse_source(config.source, fmt=config.source_format, size=config.source_size,
                         fps=config.source_fps, options=config.source_options, realtime=config.realtime,
@@ -138,7 +141,7 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     return spec, plans
 
 
-#: option -> (smallest, largest) of every number `rvmkit live` takes that check_numbers does not cover:
+#: option -> (smallest, largest) of every number `rvmkit live` takes that MatteOptions does not cover:
 #: beyond these a value can never work or costs without bound (a camera asked for 100000 fps, a timeout
 #: of 1e300 s that overflows FFmpeg's microseconds or one too short for any packet, a --max-fps wait
 #: longer than a second between frames that holds up the end of the source)
@@ -176,18 +179,17 @@ def read_paths(config: LiveConfig, spec: SourceSpec) -> list[str]:
 
 def live_ratio(request: float | None, width: int, height: int, engine: Backend, label: str) -> float:
     """The ratio a width x height source runs at: the one asked for, the model's baked one, or (auto) the
-    ratio that gives the network a fixed size (LIVE_AUTO_LONG_SIDE)."""
+    ratio that gives the network a fixed size (`rvmkit.contract.live_auto_ratio`)."""
     if request is None and engine.baked_ratio is None:
-        request = min(1.0, LIVE_AUTO_LONG_SIDE / max(width, height))
+        request = live_auto_ratio(width, height)
     return resolve_ratio(request, width, height, engine.baked_ratio, getattr(engine, "name", "model"), label)
 
 
 def _load_engine(config: LiveConfig) -> Backend:
-    from rvmkit.api import check_model_fit as check_model
     from rvmkit.runtime import load_backend
 
-    spec, name = check_model(config.model, config.backend, config.device, config.fp16, config.variant,
-                             config.precision)
+    spec, name = check_model_fit(config.model, config.backend, config.device, config.fp16, config.variant,
+                                 config.precision)
     options: dict[str, Any] = {"fp16": True} if config.fp16 else {}
     engine = load_backend(name, spec, device=config.device, variant=config.variant,
                           precision=config.precision, **options)

@@ -12,10 +12,14 @@ Coordinates and weights follow ONNX Runtime's Resize (linear, pytorch_half_pixel
 coordinate; 0.5/0.5 weights at the border) so outputs match the official graph to float rounding.
 With numba (a core dependency) the kernels (`kernels_numba`) are compiled once (cached on disk) and
 run over rows in parallel, releasing the GIL. numpy does the same math, operation for operation, so
-both give the same bits (tested). numba loads in the background (`warm_up`: importing it and loading its
-cache cost about a second of CPU at start-up); meanwhile numpy downsamples the first frames, so inference
-starts, and the tail waits for numba (numpy's full-resolution tail is slower than the wait). Where numba
-is missing, numpy does everything.
+both give the same bits (tested). numba loads in a background thread (`warm_up`: importing it and loading
+its cache cost 0.4-0.9 s of CPU, most of it holding the GIL); meanwhile numpy does the work. How the
+fast backend schedules that (`warm_up_later`) depends on the frame size, known at the first frame: up to
+NUMPY_TAIL_MAX_PIXELS numpy downsamples and finishes the first frame, and numba starts loading only after
+that frame's tail, so it takes neither the GIL nor a core from it (a 640x480 tail costs numpy ~60 ms);
+above that size numba starts loading at the first frame's downsample, and the tail and later frames wait
+for it (numpy's 720p and 1080p tails, 0.2-0.7 s, cost more than the wait; numpy work beside the load
+slows it 2-3x). Where numba is missing, numpy does everything.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ _compiled: ModuleType | None = None  # kernels_numba, once its machine code is l
 _loader: threading.Thread | None = None
 _loader_lock = threading.Lock()
 _threads: int | None = None
+_deferred = False  # warm_up_later(): numba starts loading when the first frame's size says when
+#: the largest frame (pixels) whose tail runs on one thread even where parallel is asked: a 640x480 float
+#: tail is ~2 ms of work on one core, less than the parallel kernel's fork and join cost on a busy machine
+#: (16 ms median with 2 threads on a loaded 2-vCPU Xeon; benchmarks/LEVERS.md)
+SERIAL_TAIL_MAX_PIXELS = 1280 * 720
+#: the largest frame (pixels) whose tail numpy runs while numba loads; larger ones wait for numba (at
+#: 1280x720 numpy's tail cost the first frame more than it saved: benchmarks/LEVERS.md)
+NUMPY_TAIL_MAX_PIXELS = 640 * 480
 
 _F = np.float32
 _LUT = np.arange(256, dtype=np.float32) / np.float32(255)  # exactly float32(u8) / 255, as to_input
@@ -86,7 +98,7 @@ def downsample(frame: np.ndarray, geometry: Geometry, out: np.ndarray | None = N
         out = np.empty((1, 3, h, w), np.float32)
     yi0, yi1, wy0, wy1 = geometry.down_y
     xi0, xi1, wx0, wx1 = geometry.down_x
-    compiled = _ready()
+    compiled = _kernels_for(geometry, tail=False)
     if compiled is not None:
         compiled.downsample(src, _LUT, yi0, yi1, wy0, wy1, xi0, xi1, wx0, wx1, out[0])
         return out
@@ -130,17 +142,19 @@ _NO_F32 = np.zeros((0, 0, 0), np.float32)
 def tail_float(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, geometry: Geometry,
                parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """fgr [1,3,H,W], pha [1,1,H,W] float32: exactly what the official graph outputs.
-    parallel=False runs on the calling thread only (a pipeline stage that overlaps inference)."""
-    compiled = _ready(wait=True)  # numpy's full-resolution tail is slower than waiting for numba
+    parallel=False runs on the calling thread only (a pipeline stage that overlaps inference); frames up
+    to SERIAL_TAIL_MAX_PIXELS always do (`_parallel`)."""
+    compiled = _kernels_for(geometry, tail=True)
     if compiled is None:
         src, is_u8 = _chw(frame)
         fgr, pha = _tail_np(src, is_u8, coef_a.reshape(coef_a.shape[-3:]), coef_b.reshape(coef_b.shape[-3:]),
                             geometry)
+        _after_numpy_tail()
         return fgr[None], pha[None]
     fgr = np.empty((1, 3, geometry.height, geometry.width), np.float32)
     pha = np.empty((1, 1, geometry.height, geometry.width), np.float32)
     compiled.tail(*_tail_args(frame, coef_a, coef_b, geometry), _NO_U8, _NO_U8, _NO_ALPHA, fgr[0], pha[0], 0,
-                  parallel=parallel)
+                  parallel=_parallel(parallel, geometry))
     return fgr, pha
 
 
@@ -149,7 +163,7 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """(composition HxWx3 uint8 over `background` (HxWx3 uint8), alpha HxW uint8 or None), one pass."""
     height, width = geometry.height, geometry.width
-    compiled = _ready(wait=True)
+    compiled = _kernels_for(geometry, tail=True)
     if compiled is None:
         from rvmkit.runtime.pixels import alpha_u8, composite
 
@@ -157,13 +171,19 @@ def tail_composite(frame: np.ndarray, coef_a: np.ndarray, coef_b: np.ndarray, ge
         fgr, pha = _tail_np(src, is_u8, coef_a.reshape(coef_a.shape[-3:]), coef_b.reshape(coef_b.shape[-3:]),
                             geometry)
         fgr, pha = fgr[None], pha[None]  # NCHW: composite() reads a 3-D array as HWC
-        return composite(fgr, pha, background), alpha_u8(pha, channels=1) if want_alpha else None
+        out = composite(fgr, pha, background), alpha_u8(pha, channels=1) if want_alpha else None
+        _after_numpy_tail()
+        return out
     comp = np.empty((height, width, 3), np.uint8)
     alpha = np.empty((height, width), np.uint8) if want_alpha else _NO_ALPHA
     bg = np.broadcast_to(np.asarray(background, np.uint8), (height, width, 3))
     compiled.tail(*_tail_args(frame, coef_a, coef_b, geometry), bg, comp, alpha, _NO_F32, _NO_F32, 1,
-                  parallel=parallel)
+                  parallel=_parallel(parallel, geometry))
     return comp, alpha if want_alpha else None
+
+
+def _parallel(asked: bool, geometry: Geometry) -> bool:
+    return asked and geometry.height * geometry.width > SERIAL_TAIL_MAX_PIXELS
 
 
 def set_threads(count: int) -> None:
@@ -172,6 +192,14 @@ def set_threads(count: int) -> None:
     _threads = int(count)
     if _compiled is not None:
         _compiled.set_threads(_threads)
+
+
+def warm_up_later() -> None:
+    """Load the numba kernels when the first frame's size says when (the fast backend calls this): above
+    NUMPY_TAIL_MAX_PIXELS at its downsample (its tail will wait for them), otherwise after its tail
+    (numpy finishes it sooner than numba would load, and a loading numba holds the GIL)."""
+    global _deferred
+    _deferred = True
 
 
 def warm_up(wait: bool = False) -> None:
@@ -190,14 +218,24 @@ def warm_up(wait: bool = False) -> None:
         loader.join()
 
 
-def _ready(wait: bool = False) -> ModuleType | None:
-    """The numba kernels if loaded; None means numpy (no numba, HAVE_NUMBA off, or still loading and
-    not `wait`). Without a warm-up under way, they are loaded here and now (direct use, tests)."""
+def _kernels_for(geometry: Geometry, tail: bool) -> ModuleType | None:
+    """The numba kernels for a frame of this size, or None for numpy. Above NUMPY_TAIL_MAX_PIXELS numba
+    loads now, and the tail and any later frame wait for it; smaller frames take numpy until it is loaded."""
     if not HAVE_NUMBA:
         return None
-    if _loader is None or wait:
-        warm_up(wait=True)
+    if _loader is None and not _deferred:
+        warm_up(wait=True)  # direct use (tests, a script): load here and now
+    elif geometry.height * geometry.width > NUMPY_TAIL_MAX_PIXELS:
+        # the first frame's downsample starts the load; later ones wait with the tail, so that neither
+        # numpy nor frames inferred ahead hold the GIL from numba's load (it took 2-3x longer beside them)
+        warm_up(wait=tail or _loader is not None)
     return _compiled
+
+
+def _after_numpy_tail() -> None:
+    """A frame has been finished in numpy: numba may start loading now (warm_up_later)."""
+    if HAVE_NUMBA and _loader is None:
+        warm_up()
 
 
 def _load() -> None:

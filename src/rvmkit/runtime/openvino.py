@@ -2,6 +2,8 @@
 
 Two infer requests alternate: frame t's state outputs (ov.Tensors) are set as frame t+1's inputs on
 the other request, so states stay in OpenVINO's memory and are never overwritten while in use.
+`precision="bf16"` computes in bfloat16 (AMX / AVX512_BF16), "fp16" in float16 (AVX512_FP16 / AMX_FP16): not
+offered to users (`rvmkit.runtime.precision`), used by `rvmkit verify --precision` and the benchmarks.
 """
 
 from __future__ import annotations
@@ -15,26 +17,45 @@ from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.runtime.base import Backend, State
 
+#: rvmkit's precision names -> OpenVINO's inference precision hint
+HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: a reduced precision the plugin silently replaces with f32 on a CPU without its instructions
+NEEDS = {"bf16": (ov.Type.bf16, "avx512_bf16 or amx_bf16"), "fp16": (ov.Type.f16, "avx512_fp16 or amx_fp16")}
+
+
+def compile_cpu(model_path: str | os.PathLike, precision: str = "fp32",
+                threads: int | None = None) -> ov.CompiledModel:
+    """The ONNX at `model_path` compiled for the CPU plugin in `precision`; bf16 must really run in bf16
+    (the plugin silently falls back to f32 on a CPU without AVX512_BF16 / AMX)."""
+    if precision not in HINTS:
+        raise RvmkitError(f"backend openvino: precision {precision} is not one of {', '.join(HINTS)}")
+    # f32 by default: the CPU plugin would otherwise pick bf16 on CPUs that have it, far from the reference
+    config: dict = {"INFERENCE_PRECISION_HINT": HINTS[precision]}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    try:
+        core = ov.Core()
+        model = core.read_model(os.fspath(model_path))
+        pad_ceil_pools(model)
+        compiled = core.compile_model(model, "CPU", config)
+    except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
+        first = first_line(exc)
+        raise RvmkitError(f"{describe_path(model_path)}: OpenVINO cannot load it ({first})") from None
+    if precision in NEEDS and compiled.get_property("INFERENCE_PRECISION_HINT") != NEEDS[precision][0]:
+        raise RvmkitError(f"backend openvino: this CPU's plugin does not compute in {precision} (it needs "
+                          f"{NEEDS[precision][1]})")
+    return compiled
+
 
 class OpenVINOBackend(Backend):
     name = "openvino"
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "fp32") -> None:
         if device != "cpu":
             raise RvmkitError("backend openvino: runs on the CPU here; use --device cpu")
-        core = ov.Core()
-        # f32: the CPU plugin would otherwise pick bf16 on CPUs that have it, far from the reference
-        config: dict = {"INFERENCE_PRECISION_HINT": "f32"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        try:
-            model = core.read_model(os.fspath(model_path))
-            pad_ceil_pools(model)
-            compiled = core.compile_model(model, "CPU", config)
-        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
-            first = first_line(exc)
-            raise RvmkitError(f"{describe_path(model_path)}: OpenVINO cannot load it ({first})") from None
+        compiled = compile_cpu(model_path, precision, threads)
+        self.precision = precision
         self.compiled = compiled
         names = {name for port in compiled.inputs for name in port.get_names()}
         self.has_ratio_input = "downsample_ratio" in names
@@ -59,6 +80,9 @@ class OpenVINOBackend(Backend):
         fgr = request.get_tensor("fgr").data.astype(np.float32, copy=True)
         pha = request.get_tensor("pha").data.astype(np.float32, copy=True)
         return fgr, pha, [request.get_tensor(name) for name in STATE_OUTPUTS]
+
+    def states(self, state: State) -> list[np.ndarray]:
+        return [np.array(tensor.data, np.float32) for tensor in state]
 
     def close(self) -> None:
         self.requests = []

@@ -59,7 +59,7 @@ class FastOnnxRuntimeBackend(Backend):
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
-        kernels.warm_up()  # numba loads in the background while ORT builds the session
+        kernels.warm_up_later()  # numba loads in the background when the first frame's size says when
         self._settings = (threads, spinning, opt_level)
         self.session = self._session(pad_channels=pad_channels, split_convs=split_convs, blocked=blocked)
         if kernel_threads:

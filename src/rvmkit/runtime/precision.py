@@ -1,16 +1,20 @@
 """`--precision fp32|bf16|int8`: exact fp32 by default; a reduced precision only where it is offered.
 
-A reduced mode is offered only if its configuration passed the accuracy gate of issue 15 on real clips
-(99.9% of alpha pixels within 2/255 of fp32 and a mean alpha error <= 0.2/255), and then only on a CPU
-with the instructions that make it fast (without them it is no faster than fp32). `benchmarks/precision.py`
-measures the gate; the results are in benchmarks/LEVERS.md, "Reduced precision (issue 15)":
-- mixed int8 (the rest fp32) passed only where it lowers a sliver of the convolutions (the backbone's
-  last 1x1 conv: 1.9% of the MACs) at 640x480, and failed there too at 1280x720;
-- mixed bf16 (emulated: conv inputs and weights rounded to bf16) passed at 640x480 with 69% of the MACs
-  lowered, but failed at 1280x720 (held-out milk) in every configuration lowering more than 2%; its
-  real form (OpenVINO bf16) needs avx512_bf16/amx_bf16, which no machine of this project had.
-So no reduced mode is offered yet: `NOT_OFFERED` says why, and the check refuses the mode in one line
-before any model is loaded.
+A reduced mode is offered only if it passes both gates of issue 22 (item 6), on a CPU with the instructions
+that make it fast: every alpha metric of RVM's evaluation (MAD, MSE, Grad, dtSSD against fp32, over 30+ real
+frames with the state carried: `rvmkit verify --precision`) within 10% of RVM MobileNetV3's own published
+error, and the whole `rvmkit matte` process at least 1.3x faster than fp32. Measured on an Intel Xeon with
+AMX (`benchmarks/amx_bf16.py`; benchmarks/LEVERS.md, "Reduced precision on AMX (issue 22)"):
+- bf16 (OpenVINO on AMX, the fast path's low-res graph): model 1.5x faster at 1080p, but dtSSD 0.16-0.19
+  against a budget of 0.136 (the frame-to-frame noise of bf16 rounding), and the whole process only ~1.2x
+  faster (its CPU seconds; the model is about half the process's work); the whole graph in bf16 is worse
+  on both counts;
+- fp16 (OpenVINO on AVX512_FP16, measured only, not a `matte` mode): within every budget, but slower than
+  fp32 (no AMX-FP16 on that CPU);
+- int8 (issue 15): mixed int8 failed issue 15's pixel gate on real clips in every configuration lowering more
+  than 2% of the convolutions (`benchmarks/precision.py`).
+So no reduced mode is offered: `NOT_OFFERED` says why, and the check refuses the mode in one line before
+any model is loaded.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from rvmkit.errors import RvmkitError
 from rvmkit.runtime import cpu
 
 PRECISIONS = ("fp32", "bf16", "int8")
+#: modes `rvmkit verify --precision` can measure (on OpenVINO) that `matte` does not list
+MEASURED_ONLY = ("fp16",)
 #: a mode needs any one of these CPU flags (as /proc/cpuinfo names them)
 INSTRUCTIONS = {
     "bf16": ("avx512_bf16", "amx_bf16"),
     "int8": ("avx512_vnni", "avx_vnni", "amx_int8"),
+    "fp16": ("avx512_fp16", "amx_fp16"),
 }
 #: the backends (CPU only) a reduced mode would run on
 BACKENDS = ("onnxruntime", "openvino")
@@ -30,9 +37,11 @@ BACKENDS = ("onnxruntime", "openvino")
 NOT_OFFERED = {
     "int8": "mixed int8 failed the accuracy gate on real clips in every configuration that lowers more "
             "than 2% of the convolutions",
-    "bf16": "mixed bf16 (emulated) failed the accuracy gate on real clips at 1280x720 in every "
-            "configuration that lowers more than 2% of the convolutions",
+    "bf16": "bf16 (OpenVINO, AMX) fails the accuracy gate on real clips (alpha dtSSD against fp32 above 10% "
+            "of RVM's own error) and makes the whole run only ~1.2x faster (1.3x needed)",
 }
+
+
 def missing_instructions(precision: str, flags: set[str] | None) -> tuple[str, ...]:
     """The instructions `precision` would need and this CPU lacks (all of them when flags are unknown)."""
     needed = INSTRUCTIONS.get(precision, ())
@@ -49,7 +58,7 @@ def check_precision(precision: str, backend: str, device: str, *, offered_only: 
     """
     if precision == "fp32":
         return
-    if precision not in PRECISIONS:
+    if precision not in PRECISIONS and (offered_only or precision not in MEASURED_ONLY):
         raise RvmkitError(f"--precision {precision}: unknown; choose one of {', '.join(PRECISIONS)}")
     if offered_only and precision in NOT_OFFERED:
         raise RvmkitError(f"--precision {precision}: not offered: {NOT_OFFERED[precision]} (see "

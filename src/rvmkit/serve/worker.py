@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from rvmkit.errors import RvmkitError, first_line
+from rvmkit.options import ROLES as ROLES  # the job spec's output roles
+from rvmkit.options import output_paths as output_paths  # <role>.<fmt> in the job's outputs folder
 from rvmkit.signals import handle, interrupt
 
-ROLES = ("composition", "alpha", "foreground")
 REPORT_EVERY_S = 0.2
 Report = Callable[[int, "int | None"], None]
 
@@ -51,11 +52,6 @@ class Channel:
         if now - self._sent >= REPORT_EVERY_S or done == total:
             self._sent = now
             self.send({"done": done, "total": total})
-
-
-def output_paths(outputs_dir: Path, roles: list[str], fmt: str) -> dict[str, Path]:
-    """Where each output is written: `<role>.<fmt>`, or a `<role>` folder of PNGs (zipped when done)."""
-    return {role: outputs_dir / (role if fmt == "png" else f"{role}.{fmt}") for role in roles}
 
 
 def run_local(spec: dict[str, Any], report: Report) -> tuple[int, dict[str, Path]]:

@@ -4,7 +4,11 @@ The page (static/: index.html, app.js, boot.js, style.css; no build step) and th
 runtime (static/ort/, copied from the pinned npm package by `make install`) ship in this package. The
 models are made here, without torch, by `export.convert`: the official ONNX with the ratio baked in,
 one file per ratio. A baked ratio means no float input feeding a Resize (onnxruntime-web's GPU backends
-have Resize bugs) and fixed-rank, named shapes. `models.json` lists them for the page.
+have Resize bugs) and fixed-rank, named shapes; the ceil-mode pools are padded (graph.pools: the WebGPU
+kernel refuses ceil_mode). A user's model is run once here, so another graph under RVM's names gets one
+line instead of a page that fails. WASM gets its own model, one for every ratio: the CPU fast path's
+low-resolution graph (graph.lowres), whose full-size ends the page computes in JS (measured cheaper
+than in onnxruntime-web: benchmarks/web_levers.md). `models.json` lists them for the page.
 
 The folder is built under a temporary name beside OUT_DIR and renamed when complete: all or nothing.
 """
@@ -20,7 +24,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from rvmkit.errors import RvmkitError, describe_path
+from rvmkit.errors import RvmkitError, describe_path, first_line
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_FILES = ("index.html", "app.js", "boot.js", "style.css")
@@ -69,14 +73,17 @@ def write_site(out_dir: Path, *, ratios: tuple[float, ...] = DEFAULT_RATIOS, mod
     """
     out_dir = Path(out_dir)
     ratios = _checked_ratios(ratios)
+    if model is not None:
+        _check_apart(out_dir, Path(model))
     check_out_dir(out_dir, overwrite)
     source = _source_model(model)
+    _check_apart(out_dir, source)
     runtime = ort_dir()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".rvmkit-tmp"))
     try:
         os.chmod(staging, 0o777 & ~_umask())
-        _fill(staging, source, ratios, runtime)
+        _fill(staging, source, ratios, runtime, checked=model is not None)
         _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -132,6 +139,17 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> None:
     require_creatable(out_dir)
 
 
+def _check_apart(out_dir: Path, source: Path) -> None:
+    """Refuse an OUT_DIR that is the model file, holds it (--overwrite would delete it) or lies inside it."""
+    from rvmkit.fileio import is_same_path
+
+    folder, model = out_dir.resolve(), source.resolve()
+    if is_same_path(out_dir, source) or folder in model.parents or model in folder.parents:
+        where = "lies inside" if model in folder.parents else "is or holds"
+        raise RvmkitError(f"{describe_path(out_dir)}: {where} the input model {describe_path(source)}; "
+                          "choose a folder apart from it")
+
+
 def _check_replaceable(out_dir: Path) -> None:
     others = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in SITE_ENTRIES)
     if others or not (out_dir / MANIFEST).is_file():
@@ -140,9 +158,9 @@ def _check_replaceable(out_dir: Path) -> None:
                           f"and this folder {what}; choose a new folder")
 
 
-def _fill(folder: Path, source: Path, ratios: tuple[float, ...], runtime: Path) -> None:
-    """Page, runtime, one model per ratio, manifest and host headers into `folder`."""
-    from rvmkit.graph.bake import convert_official
+def _fill(folder: Path, source: Path, ratios: tuple[float, ...], runtime: Path, checked: bool) -> None:
+    """Page, runtime, one model per ratio, manifest and host headers into `folder`; `checked`: run
+    each model once here first (a user's file may hold another graph under RVM's names)."""
     from rvmkit.graph.io import load_onnx, variant_of
 
     for name in PAGE_FILES:
@@ -155,15 +173,93 @@ def _fill(folder: Path, source: Path, ratios: tuple[float, ...], runtime: Path) 
     models = []
     for ratio in ratios:
         relative = f"{MODELS_DIR}/{model_file_name(variant, ratio)}"
-        convert_official(source, folder / relative, ratio)
+        _web_model(source, folder / relative, ratio, check=checked)
         models.append({"ratio": ratio, "file": relative, "variant": variant,
                        "bytes": (folder / relative).stat().st_size, "sha256": _sha256(folder / relative)})
+    low_res = _wasm_low_res_model(folder / models[0]["file"],
+                                  folder / MODELS_DIR / f"rvm_{variant}_lowres.onnx")
+    if low_res is not None:
+        wasm_model = {"file": low_res.relative_to(folder).as_posix(), "bytes": low_res.stat().st_size,
+                      "sha256": _sha256(low_res), "input": "src_sm", "outputs": ["coef_a", "coef_b"]}
     manifest = {"format": "rvmkit-web/1", "onnxruntime_web": ort_version(), "models": models,
+                **({"wasm_low_res": wasm_model} if low_res is not None else {}),
                 "inputs": ["src", "r1i", "r2i", "r3i", "r4i"],
                 "outputs": ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     rules = "".join(f"  {name}: {value}\n" for name, value in ISOLATION_HEADERS.items())
     (folder / HEADERS_FILE).write_text(f"/*\n{rules}", encoding="utf-8")
+
+
+def _web_model(source: Path, output: Path, ratio: float, check: bool) -> None:
+    """`source` with `ratio` baked in (graph.bake), its ceil-mode pools padded (graph.pools: the
+    WebGPU kernel refuses ceil_mode) and, with `check`, run once on a small frame; a file that is not
+    an RVM graph gets one line naming it, whatever failed (onnxsim, onnx.checker, the run)."""
+    from rvmkit.graph.bake import convert_official
+
+    try:
+        convert_official(source, output, ratio)
+        _pad_pools(output)
+        if check:
+            _check_runs(output)
+    except RvmkitError:
+        raise
+    except Exception as error:  # onnxsim, onnx and ONNX Runtime raise their own types
+        raise RvmkitError(f"{describe_path(source)}: has RVM's input and output names but not a graph "
+                          f"export-web can convert ({first_line(error, type(error).__name__)})") from None
+
+
+def _wasm_low_res_model(web_model: Path, output: Path) -> Path | None:
+    """The low-resolution graph of the CPU fast path (graph.lowres: no full-size Resize, refiner tail
+    left out) for the page's WASM backend, which does the downsample and the tail in JS, as rvmkit's
+    kernels do natively: measured, the full-size head and tail cost WASM more than JS (see
+    benchmarks/web_levers.md). One file serves every ratio. The model's own convolutions (no splitting,
+    no blocked rewrites: WASM has no blocked kernels). None where the graph is not one the rewrite knows:
+    the page then runs the full model on WASM too."""
+    import onnx
+
+    from rvmkit.graph.lowres import UnsupportedGraph, low_res_model
+
+    try:
+        model = low_res_model(onnx.load(os.fspath(web_model)), split_convs=False, blocked=False)
+    except UnsupportedGraph:
+        return None
+    onnx.save(model, os.fspath(output))
+    return output
+
+
+def _pad_pools(path: Path) -> None:
+    import onnx
+
+    from rvmkit.graph.pools import ceil_pools, pad_ceil_pools
+
+    model = onnx.load(os.fspath(path))
+    pad_ceil_pools(model.graph)
+    if ceil_pools(model.graph):
+        raise ValueError("it has a ceil-mode pool that the WebGPU kernel cannot run")
+    onnx.checker.check_model(model)
+    onnx.save(model, os.fspath(path))
+
+
+#: the check frame (height, width): odd sides, so every pooling level rounds
+CHECK_SIZE = (45, 61)
+
+
+def _check_runs(path: Path) -> None:
+    """Run the model on one frame (ONNX Runtime, CPU) and check the matte's shapes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from rvmkit.contract import INPUT_NAMES
+
+    height, width = CHECK_SIZE
+    feeds = {name: np.zeros((1, 1, 1, 1), np.float32) for name in INPUT_NAMES}
+    feeds["src"] = np.full((1, 3, height, width), 0.5, np.float32)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    fgr, pha, *_ = session.run(None, feeds)
+    if fgr.shape != (1, 3, height, width) or pha.shape != (1, 1, height, width):
+        raise ValueError(f"a {width}x{height} frame gave fgr {list(fgr.shape)} and pha {list(pha.shape)}")
 
 
 def _sha256(path: Path) -> str:
