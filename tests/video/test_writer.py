@@ -438,12 +438,14 @@ def _x264_settings(path: Path) -> str:
 
 
 def test_h264_uses_auto_variance_aq_and_a_matte_at_a_bitrate_ultrafast(tmp_path: Path, clip) -> None:
-    """Issue 15's encoder settings (benchmarks/encoder.py): compositions get aq-mode 2, with superfast at a
-    bitrate (subme 1) and veryfast at the default quality (subme 2); a grey matte at a bitrate is encoded
-    with ultrafast (no CABAC), and at a CRF not."""
+    """Issues 15 and 22's encoder settings (benchmarks/encoder.py, quality.py): compositions get aq-mode 2,
+    with superfast at a bitrate (subme 1) keeping mbtree over a 40-frame lookahead (what holds on any
+    footage) and veryfast at the default quality (subme 2); a grey matte at a bitrate is encoded with
+    ultrafast (no CABAC), and at a CRF not."""
     info, frames = clip
     composition = _x264_settings(_write(tmp_path / "c.mp4", clip, mbps=2))
     assert "aq=2:" in composition and "cabac=1" in composition and "subme=1" in composition
+    assert " mbtree=1 " in composition and " rc_lookahead=40 " in composition
     quality = _x264_settings(_write(tmp_path / "q.mp4", clip))
     assert "aq=2:" in quality and "subme=2" in quality
 

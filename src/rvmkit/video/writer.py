@@ -71,10 +71,12 @@ IMAGE_OUTPUTS = {
     ".jpeg": ("mjpeg", {1: "yuvj444p", 3: "yuvj444p"}, {"qmin": "1", "qmax": "2"}),
 }
 IMAGE_CODECS = {"png"} | {codec for codec, _, _ in IMAGE_OUTPUTS.values()}
-#: compositions at a bitrate: x264 superfast with auto-variance AQ. At 4 Mbps on 1080p held-out footage it
-#: keeps 0.43 dB over the naive loop's medium preset (issue 15 asks >= -0.2) for 0.7x veryfast's encoder
-#: CPU, which on 2 cores goes to inference: whole runs 3.6% faster (benchmarks/encoder.py, LEVERS.md)
-X264_SETTINGS = {"preset": "superfast", "x264-params": "aq-mode=2"}
+#: compositions at a bitrate: x264 superfast with auto-variance AQ, plus the rule that holds on any footage
+#: (issue 22, benchmarks/quality.py): keep the macroblock-tree rate control with the naive loop's (medium's)
+#: 40-frame lookahead. At a fixed bitrate mbtree is what gives bits to what later frames reuse; superfast
+#: alone drops it and lost 5.6 dB to the naive loop on a busy static background (1.2 dB with a 10-frame
+#: lookahead), while with it every clip there is within 0.2 dB, for superfast's encoder CPU
+X264_SETTINGS = {"preset": "superfast", "x264-params": "aq-mode=2:mbtree=1:rc-lookahead=40"}
 #: quality mode (no bitrate asked): veryfast with auto-variance AQ at CRF 18, where a faster preset would
 #: cost file size rather than quality
 DEFAULT_X264 = {"crf": "18", "preset": "veryfast", "x264-params": "aq-mode=2"}
