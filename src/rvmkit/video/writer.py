@@ -71,10 +71,15 @@ IMAGE_OUTPUTS = {
     ".jpeg": ("mjpeg", {1: "yuvj444p", 3: "yuvj444p"}, {"qmin": "1", "qmax": "2"}),
 }
 IMAGE_CODECS = {"png"} | {codec for codec, _, _ in IMAGE_OUTPUTS.values()}
-#: compositions at a bitrate: x264 superfast with auto-variance AQ. At 4 Mbps on 1080p held-out footage it
-#: keeps 0.43 dB over the naive loop's medium preset (issue 15 asks >= -0.2) for 0.7x veryfast's encoder
-#: CPU, which on 2 cores goes to inference: whole runs 3.6% faster (benchmarks/encoder.py, LEVERS.md)
-X264_SETTINGS = {"preset": "superfast", "x264-params": "aq-mode=2"}
+#: compositions at a bitrate: x264 with auto-variance AQ and the macroblock-tree rate control over the naive
+#: loop's (medium's) 40-frame lookahead, preset by `x264_bitrate_settings`'s rule (issue 22,
+#: benchmarks/quality.py). Superfast alone drops mbtree and lost 5.6 dB to the naive loop on a busy static
+#: background; with it, at 0.145 bits per pixel and up every clip there is within 0.2 dB
+X264_SETTINGS = {"preset": "superfast", "x264-params": "aq-mode=2:mbtree=1:rc-lookahead=40"}
+#: ... and below LOW_BPP bits per pixel (1080p30 at 4 Mbps is 0.064), preset fast: fast motion over a busy
+#: pan lost 0.37 dB with veryfast and 0.34 with faster, 0.06 dB over it with fast (RD mode decision)
+X264_LOW_BPP_SETTINGS = {"preset": "fast", "x264-params": "aq-mode=2:rc-lookahead=40"}
+LOW_BPP = 0.1
 #: quality mode (no bitrate asked): veryfast with auto-variance AQ at CRF 18, where a faster preset would
 #: cost file size rather than quality
 DEFAULT_X264 = {"crf": "18", "preset": "veryfast", "x264-params": "aq-mode=2"}
@@ -93,6 +98,14 @@ _FRAME_NAME = re.compile(r"\d+\.png")  # frames of a PNG-sequence output (ours: 
 # offset from its cluster's, and FFmpeg writes and reads such negative times exactly, so keep every
 # timestamp as given. (The cleaner CodecDelay needs the stream's initial_padding, which PyAV cannot set.)
 _MUXER_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}, "webm": {"avoid_negative_ts": "disabled"}}
+
+
+def x264_bitrate_settings(width: int, height: int, fps: Fraction | float, mbps: float) -> dict[str, str]:
+    """x264 options for a composition at `mbps`: the fewer bits each pixel gets, the more a slower preset's
+    motion search and mode decision are worth (fast motion at 1080p30 4 Mbps needs fast to stay within
+    0.2 dB of the naive loop's medium); with bits to spare superfast is as good for 0.4x the encoder CPU."""
+    bits_per_pixel = mbps * 1e6 / (width * height * float(fps or 30))
+    return {**(X264_LOW_BPP_SETTINGS if bits_per_pixel < LOW_BPP else X264_SETTINGS)}
 
 
 def resolve_output(path: str | os.PathLike, output_type: str | None, images: bool = False) -> tuple[str, str]:
@@ -423,7 +436,7 @@ class VideoSink(FrameSink):
         options: dict[str, str] = {}
         if codec == "libx264":
             context.pix_fmt = "yuv444p" if odd else "yuv420p"
-            options = {**X264_SETTINGS} if mbps else {**DEFAULT_X264}
+            options = x264_bitrate_settings(width, height, self.fps, mbps) if mbps else {**DEFAULT_X264}
             if crf is not None and not mbps:
                 options["crf"] = str(crf)
         elif codec == "libvpx-vp9":
