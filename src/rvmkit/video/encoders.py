@@ -11,14 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-#: (codec, use) -> options. Uses: "bitrate" (a file at --output-video-mbps), "quality" (a file at a CRF),
+#: (codec, use) -> options. Uses: "bitrate" and "bitrate_low_bpp" (a file at --output-video-mbps, by bits
+#: per pixel), "quality" (a file at a CRF),
 #: "matte" (a grey alpha matte at a bitrate), "stream" (a live network stream), "base" (always),
 #: "alpha" (a transparent output), "reference" (the benchmark's high-quality inputs), "segment" (FFV1).
 ENCODERS: dict[tuple[str, str], dict[str, str]] = {
-    # compositions at a bitrate: x264 superfast with auto-variance AQ. At 4 Mbps on 1080p held-out footage
-    # it keeps 0.43 dB over the naive loop's medium preset (issue 15 asks >= -0.2) for 0.7x veryfast's
-    # encoder CPU, which on 2 cores goes to inference: whole runs 3.6% faster (benchmarks/encoder.py)
-    ("libx264", "bitrate"): {"preset": "superfast", "x264-params": "aq-mode=2"},
+    # compositions at a bitrate: x264 with auto-variance AQ and the macroblock-tree rate control over the
+    # naive loop's (medium's) 40-frame lookahead, preset by `x264_bitrate_options`' rule (issue 22,
+    # benchmarks/quality.py). Superfast alone drops mbtree and lost 5.6 dB to the naive loop on a busy
+    # static background; with it, at 0.145 bits per pixel and up every clip there is within 0.2 dB
+    ("libx264", "bitrate"): {"preset": "superfast", "x264-params": "aq-mode=2:mbtree=1:rc-lookahead=40"},
+    # ... and below LOW_BPP bits per pixel (1080p30 at 4 Mbps is 0.064), preset fast: fast motion over a
+    # busy pan lost 0.37 dB with veryfast and 0.34 with faster, 0.06 dB over it with fast (RD mode decision)
+    ("libx264", "bitrate_low_bpp"): {"preset": "fast", "x264-params": "aq-mode=2:rc-lookahead=40"},
     # quality mode (no bitrate asked): veryfast with auto-variance AQ at CRF 18, where a faster preset
     # would cost file size rather than quality
     ("libx264", "quality"): {"crf": "18", "preset": "veryfast", "x264-params": "aq-mode=2"},
@@ -66,6 +71,7 @@ KILL_SAFE_MUXING = {
     "matroska": {"cluster_time_limit": "0", "flush_packets": "1"},
     "webm": {"cluster_time_limit": "0", "flush_packets": "1"},
 }
+LOW_BPP = 0.1
 STREAM_CRF = 21
 #: the stream encoder's threads (0: x264 chooses, 1.5 per core)
 ENCODE_THREADS = 0
@@ -87,13 +93,21 @@ def x264_pixel_format(width: int, height: int) -> str:
     return "yuv444p" if width % 2 or height % 2 else "yuv420p"
 
 
+def x264_bitrate_options(width: int, height: int, fps: Fraction | float, mbps: float) -> dict[str, str]:
+    """x264 options for a composition at `mbps`: the fewer bits each pixel gets, the more a slower preset's
+    motion search and mode decision are worth (fast motion at 1080p30 4 Mbps needs fast to stay within
+    0.2 dB of the naive loop's medium); with bits to spare superfast is as good for 0.4x the encoder CPU."""
+    bits_per_pixel = mbps * 1e6 / (width * height * float(fps or 30))
+    return dict(ENCODERS["libx264", "bitrate_low_bpp" if bits_per_pixel < LOW_BPP else "bitrate"])
+
+
 def video_settings(codec: str, width: int, height: int, fps: Fraction, *, alpha: bool, mbps: float | None,
                    crf: int | None, extra: dict[str, str] | None = None) -> Settings:
     """A video file's encoder settings: `mbps` sets the bitrate (for ProRes, the bits per macroblock that
     give it), else `crf`, else each codec's quality default; `extra` (the caller's) comes last."""
     if codec == "libx264":
-        use = "bitrate" if mbps else "quality"
-        settings = Settings(x264_pixel_format(width, height), dict(ENCODERS[codec, use]))
+        options = x264_bitrate_options(width, height, fps, mbps) if mbps else dict(ENCODERS[codec, "quality"])
+        settings = Settings(x264_pixel_format(width, height), options)
         if crf is not None and not mbps:
             settings.options["crf"] = str(crf)
     elif codec == "libvpx-vp9":
