@@ -29,6 +29,7 @@ from rvmkit.runtime import (
     is_torch_model,
     load_backend,
     parse_ratio,
+    registry,
     resolve_model,
     resolve_ratio,
 )
@@ -314,7 +315,7 @@ def check_model_fit(model: str | os.PathLike | None, backend: str | None, device
         raise RvmkitError(f"--variant {variant}: {what}; the variant applies to a .pth checkpoint "
                           "(--model rvm_resnet50.pth --variant resnet50)")
     check_backend(name, spec, device)
-    if fp16 and name != "torch":
+    if fp16 and not registry.takes_fp16(name):
         raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
                           "(export one with rvmkit export)")
     check_precision(precision, name, device)

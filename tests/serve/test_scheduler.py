@@ -112,3 +112,19 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_server_stays_up(tmp_path):
             server.stop()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_spare_worker_preloads_the_servers_backend_and_exits_on_eof(tmp_path):
+    import sys
+
+    from rvmkit.serve.worker import _backend_args
+
+    plain = Scheduler(JobStore(tmp_path / "plain"), ServeConfig(data_dir=tmp_path / "plain"), lambda: None)
+    assert _backend_args(plain.worker_args()) == (None, "cpu")
+    config = ServeConfig(data_dir=tmp_path / "torch", matte={"backend": "torch", "device": "cpu"})
+    scheduler = Scheduler(JobStore(tmp_path / "torch"), config, lambda: None)
+    assert _backend_args(scheduler.worker_args()) == ("torch", "cpu")
+    spare = subprocess.run([sys.executable, "-m", "rvmkit.serve.worker", *scheduler.worker_args()], input="",
+                           capture_output=True, text=True, env=scheduler.worker_env(), timeout=120)
+    assert spare.returncode == 0, spare.stderr
+    assert spare.stdout == ""  # a spare let go reports nothing
