@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit.cli.options import add_model_options
-from rvmkit.errors import RvmkitError
 
 EPILOG = """\
 examples:
@@ -128,29 +127,7 @@ def config_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
+    from rvmkit.serve.run import serve
 
-        from rvmkit.serve.app import create_app
-    except ImportError as exc:
-        raise RvmkitError(f"rvmkit serve needs the 'serve' extra ({exc.name} is missing): "
-                          "pip install 'rvmkit[serve]'") from None
-    from rvmkit.api import check_model
-    from rvmkit.runtime import parse_ratio
-
-    config = config_from(args)
-    parse_ratio(args.downsample_ratio)
-    check_model(args.model, args.backend, args.device, args.fp16, args.variant, args.precision)  # once
-    if args.model is None:  # fetch the default weights once here, not in the first jobs at the same time
-        from rvmkit import weights
-
-        weights.default_checkpoint_path() if args.backend == "torch" else weights.official_onnx_path()
-    app = create_app(config)
-    where = f"http://{_shown(config.host)}:{config.port}/"
-    print(f"rvmkit serve: {where} (data in {config.data_dir})", flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
+    serve(config_from(args), args.model, announce=lambda line: print(line, flush=True))
     return 0
-
-
-def _shown(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
