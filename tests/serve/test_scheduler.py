@@ -17,6 +17,7 @@ from rvmkit.serve.jobs import Job, JobStore, new_job_id
 from rvmkit.serve.scheduler import Scheduler, died
 
 
+@pytest.mark.slow
 def test_restart_keeps_finished_jobs_and_requeues_the_interrupted_one(tmp_path, clips):
     data = tmp_path / "data"
     clip = make_clip(tmp_path / "ninety.mp4", 90)
@@ -87,6 +88,7 @@ def _mount_tmpfs(folder, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_job_cleanly_and_the_server_stays_up(tmp_path):
     disk = tmp_path / "small-disk"
     if not _mount_tmpfs(disk, "4m"):
