@@ -20,10 +20,10 @@ def check_server_model(config: ServeConfig, model: str | None) -> None:
     parse_ratio(matte.get("downsample_ratio"))
     spec, _ = check_model_fit(model, matte.get("backend"), matte.get("device", "cpu"),
                               matte.get("fp16", False), matte.get("variant"), matte.get("precision", "fp32"))
-    if model is None:  # the pretrained default of the backend: a checkpoint (torch) or the official ONNX
-        from rvmkit import weights
+    if model is None:
+        from rvmkit.weights import fetch_pretrained
 
-        weights.default_checkpoint_path() if spec.kind == "checkpoint" else weights.official_onnx_path()
+        fetch_pretrained(spec.kind)
 
 
 def serve(config: ServeConfig, model: str | None, announce: Callable[[str], None]) -> None:
