@@ -144,7 +144,7 @@ def child_anchor(source: str, url: str, log: Path) -> None:
     import onnxruntime as ort
 
     from rvmkit.live.capture import TS_OPTIONS
-    from rvmkit.live.outputs import MUXER_OPTIONS, STREAM_CRF, STREAM_X264
+    from rvmkit.video.encoders import ENCODERS, MUXERS, STREAM_CRF
     from rvmkit.weights import official_onnx_path
 
     session = ort.InferenceSession(str(official_onnx_path()), providers=["CPUExecutionProvider"])
@@ -153,7 +153,7 @@ def child_anchor(source: str, url: str, log: Path) -> None:
     print("anchor: waiting for source", file=sys.stderr, flush=True)
     counts = {"decoded": 0, "matted": 0}
     with av.open(source, options=dict(TS_OPTIONS), timeout=(60, 30)) as inp, \
-            av.open(f"{url}?pkt_size=1316", "w", format="mpegts", options=MUXER_OPTIONS["mpegts"]) as out:
+            av.open(f"{url}?pkt_size=1316", "w", format="mpegts", options=MUXERS["mpegts"]) as out:
         stream = None
         state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
         ratio = np.array([RATIO], np.float32)
@@ -176,7 +176,7 @@ def child_anchor(source: str, url: str, log: Path) -> None:
             if stream is None:
                 stream = out.add_stream("libx264", rate=FPS)
                 stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "yuv420p"
-                stream.options = {**STREAM_X264, "g": str(FPS), "crf": str(STREAM_CRF)}
+                stream.options = {**ENCODERS["libx264", "stream"], "g": str(FPS), "crf": str(STREAM_CRF)}
                 stream.codec_context.time_base = stream.time_base = Fraction(1, 90000)
             picture = av.VideoFrame.from_ndarray(image, format="rgb24")
             picture.pts, picture.time_base = frame.pts, frame.time_base

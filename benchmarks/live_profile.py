@@ -41,8 +41,8 @@ LEVERS: dict[str, dict] = {
     "baseline": {},
     "decode-1-thread": {"capture.DECODE_THREADS": 1},
     "decode-frame-threads": {"capture.DECODE_THREAD_TYPE": "FRAME"},
-    "encode-1-thread": {"outputs.ENCODE_THREADS": 1},
-    "encode-ultrafast": {"outputs.STREAM_X264": {"preset": "ultrafast"}},
+    "encode-1-thread": {"encoders.ENCODE_THREADS": 1},
+    "encode-ultrafast": {"encoders.ENCODERS": {"libx264/stream": {"preset": "ultrafast"}}},
     "ort-1-thread": {"ort_threads": 1},
     "ort-spinning": {"ort_spinning": True},
     "ort-dynamic-blocks": {"session_config": {"session.dynamic_block_base": "4"}},
@@ -55,8 +55,9 @@ LEVERS: dict[str, dict] = {
 
 def child_subject(source: str, url: str, stats: str, settings_json: str) -> None:
     """rvmkit live, with the lever's settings applied first."""
-    from rvmkit.live import capture, outputs
+    from rvmkit.live import capture
     from rvmkit.live.capture import name_os_thread
+    from rvmkit.video import encoders
 
     name_os_thread("rvmkit-infer")
     settings = json.loads(settings_json)
@@ -65,8 +66,10 @@ def child_subject(source: str, url: str, stats: str, settings_json: str) -> None
     _add_session_config(settings.pop("session_config", {}))
     for key, value in settings.items():
         module, name = key.split(".")
-        target = {"capture": capture, "outputs": outputs}[module]
+        target = {"capture": capture, "encoders": encoders}[module]
         current = getattr(target, name)
+        if name == "ENCODERS":  # JSON keys "codec/use" -> the table's (codec, use), merged into its entry
+            value = {tuple(k.split("/")): {**current[tuple(k.split("/"))], **v} for k, v in value.items()}
         setattr(target, name, {**current, **value} if isinstance(current, dict) else value)
     if ort:
         import rvmkit.runtime as runtime

@@ -12,6 +12,7 @@ from rvmkit.contract import (
     RATIO_TOLERANCE,
     auto_downsample_ratio,
     downsampled,
+    live_auto_ratio,
     parse_ratio,
     resolve_ratio,
     same_ratio,
@@ -28,6 +29,17 @@ def test_auto_ratio_puts_the_long_side_near_512(size, expected):
     ratio = auto_downsample_ratio(*size)
     assert math.isclose(ratio, expected)
     assert max(size) * ratio <= 512 + 1e-9
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    ((640, 480), 0.5), ((1280, 720), 0.25), ((720, 1280), 0.25), ((1920, 1080), 320 / 1920),
+    ((320, 200), 1.0), ((160, 120), 1.0)])
+def test_live_auto_ratio_gives_the_network_a_long_side_of_320(size, expected):
+    ratio = live_auto_ratio(*size)
+    assert math.isclose(ratio, expected)
+    assert max(size) * ratio <= 320 + 1e-9
+    with pytest.raises(RvmkitError, match="frame size 0x480"):
+        live_auto_ratio(0, 480)
 
 
 @pytest.mark.parametrize("bad", ["0", "-0.5", "1.5", "nan", "inf", "fast", ""])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rvmkit.progress import Progress
+from rvmkit.progress import Console, Progress
 
 
 def test_progress_is_silent_when_not_a_terminal():
@@ -34,3 +34,18 @@ def test_progress_shows_frames_fps_and_eta_on_a_terminal():
     bar.done = 50
     assert "50/200" in bar.line(now=bar._start + 2.0) and "25.0 fps" in bar.line(now=bar._start + 2.0)
     assert "ETA 0:06" in bar.line(now=bar._start + 2.0)
+
+
+def test_live_console_redraws_its_status_line_and_erases_it_before_a_note():
+    stream = FakeTTY()
+    console = Console(stream)
+    console.status("12.0 fps")
+    console.note("size changed")
+    console.clear()
+    assert stream.getvalue() == "\r12.0 fps\x1b[K\r\x1b[Krvmkit live: size changed\n"
+    assert console.notes == ["size changed"]
+    piped = io.StringIO()
+    quiet = Console(piped)
+    quiet.status("12.0 fps")  # not a terminal: no status line, notes still printed
+    quiet.note("lost source")
+    assert piped.getvalue() == "rvmkit live: lost source\n"

@@ -21,23 +21,14 @@ import numpy as np
 from rvmkit.contract import LIMITS, check_limit
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import Staged, publish_all, remove_stale_temps, require_distinct_outputs, temp_beside
+from rvmkit.options import ROLES, MatteOptions, check_model_fit
+from rvmkit.options import check_numbers as check_numbers  # its earlier home
 from rvmkit.progress import Progress
-from rvmkit.runtime import (
-    ModelSpec,
-    check_backend,
-    default_backend,
-    is_torch_model,
-    load_backend,
-    parse_ratio,
-    registry,
-    resolve_model,
-    resolve_ratio,
-)
+from rvmkit.runtime import ModelSpec, is_torch_model, load_backend, parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameResult
-from rvmkit.runtime.precision import check_precision
 from rvmkit.video.composite import Background, alpha_u8, composite, foreground_u8, parse_background, rgba
 from rvmkit.video.preview import sample_indices
-from rvmkit.video.reader import Frame, FrameSource, VideoInfo, check_resize, open_source
+from rvmkit.video.reader import Frame, FrameSource, VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
 from rvmkit.video.writer import (
     FrameSink,
@@ -48,7 +39,6 @@ from rvmkit.video.writer import (
     resolve_output,
 )
 
-ROLES = ("composition", "alpha", "foreground")
 MAX_MBPS = LIMITS["output_video_mbps"][2]  # 1 Gbit/s: far above any codec's useful rate
 PREVIEW_FRAMES = 4
 
@@ -156,8 +146,12 @@ def _check_arguments(outputs: tuple[Any, Any, Any], background: Any, output_type
     background = _background_text(background)
     mbps = ignored_png_mbps(output_type, mbps, progress)
     requested = _requested_outputs(composition, alpha, foreground)
+    options = MatteOptions(downsample_ratio=downsample_ratio, input_resize=input_resize,
+                           output_type=output_type, background=background, output_video_mbps=mbps, crf=crf,
+                           seq_chunk=seq_chunk)
+    options.check_values()
+    check_limit("compat_num_workers", others["num_workers"])
     ratio_request = parse_ratio(downsample_ratio)
-    check_numbers(seq_chunk, mbps, crf, input_resize, others["num_workers"])
     resize = (int(input_resize[0]), int(input_resize[1])) if input_resize is not None else None
     return requested, background, mbps, ratio_request, resize
 
@@ -301,45 +295,7 @@ def _background_text(background: Any) -> str | None:
                     f"0-255, an image or video path, or 'transparent'; not {background!r}")
 
 
-def check_model_fit(model: str | os.PathLike | None, backend: str | None, device: str,
-                    fp16: bool, variant: str | None = None, precision: str = "fp32") -> tuple[ModelSpec, str]:
-    """(model spec, backend name) once the model, backend, device, fp16, variant and precision are known
-    to fit together, so a mismatch is a one-line error before anything is loaded."""
-    spec = resolve_model(model, backend)
-    name = backend or default_backend(spec)
-    if spec.path is None and spec.module is None:
-        spec = resolve_model(None, name)
-    pretrained_other = spec.path is None and spec.module is None and variant not in (None, "mobilenetv3")
-    if pretrained_other or (variant is not None and spec.path is not None and spec.kind != "checkpoint"):
-        what = "the pretrained model is mobilenetv3" if spec.path is None else f"{spec.label} is not a .pth"
-        raise RvmkitError(f"--variant {variant}: {what}; the variant applies to a .pth checkpoint "
-                          "(--model rvm_resnet50.pth --variant resnet50)")
-    check_backend(name, spec, device)
-    if fp16 and not registry.takes_fp16(name):
-        raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
-                          "(export one with rvmkit export)")
-    check_precision(precision, name, device)
-    return spec, name
-
-
 check_model = check_model_fit  # the earlier name (not TensorRT readiness: that is `rvmkit check`)
-
-
-def check_numbers(seq_chunk: int, mbps: float | None, crf: int | None,
-                  input_resize: tuple[int, int] | None, num_workers: int | None = None) -> None:
-    """convert_video's numeric options against their ranges (`rvmkit.contract.LIMITS`), in one line each."""
-    check_limit("seq_chunk", seq_chunk)
-    if mbps is not None:
-        check_limit("output_video_mbps", mbps)
-    if crf is not None:
-        check_limit("crf", crf)
-    if crf is not None and mbps is not None:
-        raise RvmkitError("give --crf or --output-video-mbps, not both: one sets the quality, the other "
-                          "the bitrate")
-    if input_resize is not None:
-        check_resize(input_resize)
-    if num_workers is not None:
-        check_limit("compat_num_workers", num_workers)
 
 
 def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,

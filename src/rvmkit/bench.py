@@ -153,6 +153,7 @@ def make_clip(source: str | os.PathLike | list, dest: str | os.PathLike, width: 
     HD inputs."""
     import av
 
+    from rvmkit.video.encoders import reference_options
     from rvmkit.video.reader import open_source
 
     dest = Path(dest)
@@ -165,7 +166,7 @@ def make_clip(source: str | os.PathLike | list, dest: str | os.PathLike, width: 
                 if stream is None:  # at the first clip's rate
                     stream = out.add_stream("libx264", rate=clip.info.fps or Fraction(30))
                     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                    stream.options = {"crf": str(crf), "preset": "veryfast"}
+                    stream.options = reference_options(crf)
                 for frame in clip:
                     if written >= frames:
                         break

@@ -89,6 +89,10 @@ RATIO_TOLERANCE = 1e-4
 
 #: `auto` ratio: the downsampled long side is at most this many pixels (RVM's convert_video rule)
 AUTO_RATIO_LONG_SIDE = 512
+#: `auto` ratio in `rvmkit live`: the network sees a fixed size, this long side in pixels, as the live
+#: tools run it, so a 720p or 1080p source costs what 640x480 does (ratio 0.5 there). matte's auto (long
+#: side 512, RVM's rule) would run 640x480 at 0.8, 2.6 times the pixels, at about a third of the rate.
+LIVE_AUTO_LONG_SIDE = 320
 
 
 def same_ratio(a: float, b: float) -> bool:
@@ -133,6 +137,14 @@ def auto_downsample_ratio(width: int, height: int) -> float:
     if width <= 0 or height <= 0:
         raise RvmkitError(f"frame size {width}x{height}: must be positive")
     return min(1.0, AUTO_RATIO_LONG_SIDE / max(width, height))
+
+
+def live_auto_ratio(width: int, height: int) -> float:
+    """`rvmkit live`'s auto rule: min(1, 320 / max(W, H)), a fixed network size whatever the source's
+    (640x480 -> 0.5, 1280x720 -> 0.25, 1920x1080 -> 0.167)."""
+    if width <= 0 or height <= 0:
+        raise RvmkitError(f"frame size {width}x{height}: must be positive")
+    return min(1.0, LIVE_AUTO_LONG_SIDE / max(width, height))
 
 
 def downsampled(size: int, ratio: float) -> int:

@@ -1,6 +1,6 @@
 """The recurrent matting loop, with decoding, inference and encoding running concurrently.
 
-    decode thread --(bounded queue)--> inference (calling thread) --(bounded queue)--> write thread
+    decode thread --(EveryFrame)--> inference (calling thread) --(EveryFrame)--> write thread
     backend.prepare                    backend.infer                             backend.finish, consume
 
 Frames stay in order (one inference stage carries the recurrent state), memory stays flat whatever the
@@ -15,11 +15,11 @@ and is re-raised by `run`; the caller then aborts its sinks, so nothing half-wri
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rvmkit.policy import POLL_S, EveryFrame
 from rvmkit.runtime.base import Backend, FrameResult, State, to_input
 from rvmkit.video.reader import Frame
 
@@ -27,7 +27,6 @@ from rvmkit.video.reader import Frame
 Consumer = Callable[[Frame, FrameResult], None]
 
 _END = object()
-_POLL_S = 0.1
 
 __all__ = ["Consumer", "run", "to_input"]
 
@@ -50,24 +49,15 @@ class _Stages:
                 self.error = error
         self.stop.set()
 
-    def put(self, q: queue.Queue, item: Any) -> None:
-        while True:
-            if self.stop.is_set():
-                raise _Stopped
-            try:
-                q.put(item, timeout=_POLL_S)
-                return
-            except queue.Full:
-                continue
+    def put(self, q: EveryFrame, item: Any) -> None:
+        if self.stop.is_set() or not q.put(item, self.stop.is_set):
+            raise _Stopped
 
-    def get(self, q: queue.Queue) -> Any:
-        while True:
-            if self.stop.is_set():
-                raise _Stopped
-            try:
-                return q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
+    def get(self, q: EveryFrame) -> Any:
+        got, item = q.get(self.stop.is_set)
+        if not got:
+            raise _Stopped
+        return item
 
     def thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         def body() -> None:
@@ -115,8 +105,8 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
         raise ValueError(f"bad frame range: start={start} stop={stop} warmup={warmup}")
     first = max(0, start - warmup)
     stages = _Stages()
-    decoded: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * seq_chunk))
-    matted: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * seq_chunk))
+    decoded: EveryFrame = EveryFrame(max(queue_size, 2 * seq_chunk))
+    matted: EveryFrame = EveryFrame(max(queue_size, 2 * seq_chunk))
     written = 0
 
     def decode() -> None:
@@ -146,7 +136,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
     try:
         _infer(stages, decoded, matted, backend, downsample_ratio, seq_chunk, start)
         while threads[1].is_alive():
-            threads[1].join(_POLL_S)
+            threads[1].join(POLL_S)
     except _Stopped:
         pass
     except BaseException as error:
@@ -160,7 +150,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: float, cons
     return written
 
 
-def _infer(stages: _Stages, decoded: queue.Queue, matted: queue.Queue, backend: Backend, ratio: float,
+def _infer(stages: _Stages, decoded: EveryFrame, matted: EveryFrame, backend: Backend, ratio: float,
            seq_chunk: int, start: int) -> None:
     """The inference stage: chunks of up to `seq_chunk` frames, in order, carrying the state."""
     state: State = None

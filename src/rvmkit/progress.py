@@ -1,4 +1,6 @@
-"""A one-line progress bar (frames, fps, ETA) for terminals; silent when not a TTY or when disabled."""
+"""One reporter line on a terminal, rendered two ways: `Progress`, a bar (frames, fps, ETA) for files, and
+`Console`, live's status line plus notes. Both draw through `TerminalLine`, silent when not a TTY or when
+disabled, so logs and pipes never get carriage-return noise."""
 
 from __future__ import annotations
 
@@ -17,21 +19,42 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+class TerminalLine:
+    """One line redrawn in place ('\\r', the text, erase to the end of the line) when `stream` is a
+    terminal and `enabled`; callers hold `lock` around `draw` and `clear`."""
+
+    def __init__(self, stream: TextIO | None, enabled: bool) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(enabled and isatty is not None and isatty())
+        self.drawn = False
+        self.lock = threading.Lock()
+
+    def draw(self, text: str, end: str = "") -> None:
+        self.stream.write("\r" + text + "\x1b[K" + end)
+        self.stream.flush()
+        self.drawn = not end
+
+    def clear(self) -> None:
+        """Erase the line (before other output, and at the end)."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.drawn = False
+
+
 class Progress:
     """`update(done)` from any thread; `close()` ends the line. Does nothing unless `enabled` and the
     stream is a terminal, so logs and pipes never get carriage-return noise."""
 
     def __init__(self, total: int | None, *, label: str = "matte", enabled: bool = True,
                  stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        self._line = TerminalLine(stream, enabled)
+        self.stream, self.enabled = self._line.stream, self._line.enabled
         self.total = total
         self.label = label
-        isatty = getattr(self.stream, "isatty", None)
-        self.enabled = bool(enabled and isatty is not None and isatty())
         self.done = 0
         self._start = time.monotonic()
         self._drawn = 0.0
-        self._lock = threading.Lock()
 
     def line(self, now: float | None = None) -> str:
         """The text of the bar for the current count (also used by tests)."""
@@ -50,18 +73,16 @@ class Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        with self._lock:
+        with self._line.lock:
             if now - self._drawn < _REDRAW_S and done != self.total:
                 return
             self._drawn = now
-            self.stream.write("\r" + self.line(now) + "\x1b[K")
-            self.stream.flush()
+            self._line.draw(self.line(now))
 
     def close(self) -> None:
         if self.enabled and self.done:
-            with self._lock:
-                self.stream.write("\r" + self.line() + "\x1b[K\n")
-                self.stream.flush()
+            with self._line.lock:
+                self._line.draw(self.line(), end="\n")
         self.enabled = False
 
     def __enter__(self) -> Progress:
@@ -69,3 +90,35 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Console:
+    """Live's rendering: notes (one line each, kept for the report) and a status line redrawn in place."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self._line = TerminalLine(stream, not quiet)
+        self.stream, self.quiet = self._line.stream, quiet
+        self.tty = self._line.enabled
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        """A line worth keeping (in the report and the stats file too)."""
+        with self._line.lock:
+            self.notes.append(text)
+        self.say(f"rvmkit live: {text}")
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self._line.lock:
+            self._line.clear()
+            print(text, file=self.stream, flush=True)
+
+    def status(self, text: str) -> None:
+        if self.tty:
+            with self._line.lock:
+                self._line.draw(text)
+
+    def clear(self) -> None:
+        """Erase the status line (before other output, and at the end)."""
+        self._line.clear()

@@ -73,8 +73,22 @@ def send(path: Path, url: str, pts_shift: int = 0) -> list[tuple[int, float]]:
     return sent
 
 
+class _InThread:
+    """A test's viewer: `_run` starts in a daemon thread when the dataclass is made; `join` waits."""
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
 @dataclass
-class Receiver:
+class Receiver(_InThread):
     """Decodes an MPEG-TS stream from udp://127.0.0.1:port in a thread until `silence` s pass without
     data (or `limit` s in all); keeps (pts, wall time, image) per frame."""
 
@@ -84,10 +98,6 @@ class Receiver:
     limit: float = 60.0
     frames: list[tuple[int, float, np.ndarray]] = field(default_factory=list)
     error: BaseException | None = None
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit
@@ -105,9 +115,6 @@ class Receiver:
             pass  # silence: the stream is over
         except BaseException as error:  # noqa: BLE001 - reported by the test
             self.error = error
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
 
     @property
     def pts(self) -> list[int]:
@@ -242,7 +249,7 @@ def _accepts(port: int) -> bool:
 
 
 @dataclass
-class Puller:
+class Puller(_InThread):
     """Plays `url` (an RTMP stream) in a thread as a viewer does, keeping the first `count` decoded
     frames (pts in ms, RGB) or what came within `limit` s."""
 
@@ -251,10 +258,6 @@ class Puller:
     limit: float = 60.0
     frames: list[tuple[int, np.ndarray]] = field(default_factory=list)
     error: BaseException | None = None
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit
@@ -266,6 +269,3 @@ class Puller:
                         break
         except BaseException as error:  # noqa: BLE001 - reported by the test
             self.error = error
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)

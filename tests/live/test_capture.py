@@ -19,7 +19,6 @@ from rvmkit.live.capture import (
     TS_OPTIONS,
     Capture,
     CapturedFrame,
-    NewestFrame,
     SourceSpec,
     _Timeline,
     ffmpeg_protocols,
@@ -27,26 +26,17 @@ from rvmkit.live.capture import (
     parse_source,
     source_problem,
 )
+from rvmkit.video.reader import Frame
 
 
-def _frame(seq: int) -> CapturedFrame:
-    return CapturedFrame(seq, np.zeros((2, 2, 3), np.uint8), seq, Fraction(1, 30), (2, 2), 0, 0.0)
-
-
-def test_newest_frame_replaces_an_untaken_frame() -> None:
-    slot = NewestFrame()
-    assert slot.put(_frame(0)) is False
-    assert slot.put(_frame(1)) is True  # frame 0 was never taken: dropped
-    assert slot.take(0).seq == 1 and slot.take(0) is None
-    slot.put(_frame(2))
-    slot.close()
-    assert slot.take(1).seq == 2 and slot.take(1) is None  # closed: what is left, then nothing, no wait
-
-
-def test_take_waits_for_the_next_frame() -> None:
-    slot = NewestFrame()
-    threading.Timer(0.05, slot.put, args=(_frame(7),)).start()
-    assert slot.take(5).seq == 7
+def test_a_captured_frame_is_a_frame_converted_only_when_used() -> None:
+    """Live capture yields `Frame`s as the file reader does; a dropped frame's pixels are never made."""
+    made: list[int] = []
+    frame = CapturedFrame(4, lambda: made.append(1) or np.zeros((2, 2, 3), np.uint8), 12, Fraction(1, 30),
+                          (2, 2), 0, 0.0)
+    assert isinstance(frame, Frame) and (frame.index, frame.pts, frame.time_base) == (4, 12, Fraction(1, 30))
+    assert made == []
+    assert frame.rgb.shape == (2, 2, 3) and frame.rgb.shape == (2, 2, 3) and made == [1]
 
 
 def test_timeline_keeps_timestamps_and_makes_restarts_follow_on() -> None:

@@ -19,14 +19,15 @@ from live.streaming import REPO, Datagrams
 from conftest import read_frames
 from rvmkit.errors import RvmkitError
 from rvmkit.live import outputs
-from rvmkit.live.capture import CapturedFrame, ffmpeg_protocols
+from rvmkit.live.capture import ffmpeg_protocols
 from rvmkit.live.outputs import OutputPlan, RecordingSink, StreamSink, fit, placeholder_info, plan_outputs
+from rvmkit.video.reader import Frame
 
 TB = Fraction(1, 90000)
 
 
-def _frame(seq: int, pts: int, rgb: np.ndarray) -> CapturedFrame:
-    return CapturedFrame(seq, rgb, pts, TB, (rgb.shape[1], rgb.shape[0]), 0, 0.0)
+def _frame(seq: int, pts: int, rgb: np.ndarray) -> Frame:
+    return Frame(index=seq, rgb=rgb, pts=pts, time_base=TB)
 
 
 def _nal_types(payload: bytes) -> list[int]:
@@ -47,7 +48,7 @@ def sent_stream() -> tuple[bytes, list[int]]:
     sink.start(TB)
     for index in kept:
         sink.write(frames[index], _frame(index, index * 9000, frames[index]))
-    sink.close()
+    sink.commit()
     return receiver.join(5), [index * 9000 for index in kept]
 
 
@@ -82,7 +83,7 @@ def test_alpha_stream_is_lossless_with_crf_0() -> None:
     sink.start(TB)
     for index, image in enumerate(alpha):
         sink.write(image, _frame(index, index * 9000, image))
-    sink.close()
+    sink.commit()
     with av.open(io.BytesIO(receiver.join(5)), format="mpegts") as container:
         decoded = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     assert len(decoded) == 5
@@ -145,7 +146,7 @@ def test_recordings_are_finalized_and_empty_ones_removed(tmp_path: Path) -> None
     for index in range(3):
         full.write(np.full((48, 64), 40 * index, np.uint8), _frame(index, 9000 + 6000 * index,
                                                                   np.zeros((48, 64, 3), np.uint8)))
-    assert empty.close() is None and full.close() == tmp_path / "alpha.mkv"
+    assert empty.commit() is None and full.commit() == tmp_path / "alpha.mkv"
     assert [path.name for path in tmp_path.iterdir()] == ["alpha.mkv"]
     with av.open(str(tmp_path / "alpha.mkv")) as container:
         times = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
@@ -162,16 +163,15 @@ _KILLED_RUN = """
 import os, sys
 from fractions import Fraction
 import numpy as np
-from rvmkit.live.capture import CapturedFrame
 from rvmkit.live.outputs import OutputPlan, RecordingSink, placeholder_info
+from rvmkit.video.reader import Frame
 frames = np.load(sys.argv[2])
 height, width = frames.shape[1:3]
 info = placeholder_info("src", width, height, Fraction(30), Fraction(1, 90000))
 sink = RecordingSink(OutputPlan("composition", "recording", sys.argv[1]), info, mbps=None, crf=None,
                      overwrite=False)
 for index, image in enumerate(frames):
-    sink.write(image, CapturedFrame(index, image, 9000 + 3000 * index, Fraction(1, 90000), (width, height),
-                                    0, 0.0))
+    sink.write(image, Frame(index=index, rgb=image, pts=9000 + 3000 * index, time_base=Fraction(1, 90000)))
 os.kill(os.getpid(), 9)
 """
 
@@ -204,5 +204,5 @@ def test_a_killed_run_leaves_a_recording_playable_to_its_last_written_frame(suff
                           mbps=None, crf=None, overwrite=False)
     assert not left.exists()  # the next run for the same path removes what the dead one left
     again.write(frames[0], _frame(0, 0, frames[0]))
-    assert again.close() == target
+    assert again.commit() == target
     assert sorted(path.name for path in tmp_path.iterdir()) == ["frames.npy", f"out{suffix}"]

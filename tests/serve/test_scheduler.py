@@ -123,7 +123,9 @@ def test_a_spare_worker_preloads_the_servers_backend_and_exits_on_eof(tmp_path):
 
     plain = Scheduler(JobStore(tmp_path / "plain"), ServeConfig(data_dir=tmp_path / "plain"), lambda: None)
     assert _backend_args(plain.worker_args()) == (None, "cpu")
-    config = ServeConfig(data_dir=tmp_path / "torch", matte={"backend": "torch", "device": "cpu"})
+    from rvmkit.options import MatteOptions
+
+    config = ServeConfig(data_dir=tmp_path / "torch", matte=MatteOptions(backend="torch", device="cpu"))
     scheduler = Scheduler(JobStore(tmp_path / "torch"), config, lambda: None)
     assert _backend_args(scheduler.worker_args()) == ("torch", "cpu")
     spare = subprocess.run([sys.executable, "-m", "rvmkit.serve.worker", *scheduler.worker_args()], input="",

@@ -438,12 +438,17 @@ def _x264_settings(path: Path) -> str:
 
 
 def test_h264_uses_auto_variance_aq_and_a_matte_at_a_bitrate_ultrafast(tmp_path: Path, clip) -> None:
-    """Issue 15's encoder settings (benchmarks/encoder.py): compositions get aq-mode 2, with superfast at a
-    bitrate (subme 1) and veryfast at the default quality (subme 2); a grey matte at a bitrate is encoded
-    with ultrafast (no CABAC), and at a CRF not."""
+    """Issues 15 and 22's encoder settings (benchmarks/encoder.py, quality.py): compositions get aq-mode 2,
+    at a bitrate mbtree over a 40-frame lookahead (what holds on any footage) with superfast (subme 1) where
+    each pixel gets 0.1 bit or more (640x480 at 2 Mbps: 0.22) and fast (subme 6) below (at 0.5 Mbps:
+    0.054), and veryfast at the default quality (subme 2); a grey matte at a bitrate is encoded with
+    ultrafast (no CABAC), and at a CRF not."""
     info, frames = clip
     composition = _x264_settings(_write(tmp_path / "c.mp4", clip, mbps=2))
     assert "aq=2:" in composition and "cabac=1" in composition and "subme=1" in composition
+    assert " mbtree=1 " in composition and " rc_lookahead=40 " in composition
+    low = _x264_settings(_write(tmp_path / "low.mp4", clip, mbps=0.5))
+    assert "aq=2:" in low and "subme=6" in low and " mbtree=1 " in low and " rc_lookahead=40 " in low
     quality = _x264_settings(_write(tmp_path / "q.mp4", clip))
     assert "aq=2:" in quality and "subme=2" in quality
 

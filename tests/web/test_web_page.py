@@ -30,12 +30,15 @@ BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
 RATIO = 0.5
 MODEL = "models/rvm_mobilenetv3_r0.5.onnx"
+LOW_RES_MODEL = "models/rvm_mobilenetv3_lowres.onnx"
 SIZE = (320, 240)  # the numbers test's frames: small, so 10 recurrent frames take seconds in WASM
+#: WebGPU's test frames: SwiftShader's time grows with the pixels (several seconds a frame at 320x240)
+GPU_SIZE = (160, 120)
 TIMEOUT_MS = 90_000
 
 
-def small(frame: np.ndarray) -> Image.Image:
-    return Image.fromarray(frame).resize(SIZE, Image.BILINEAR)
+def small(frame: np.ndarray, size: tuple[int, int] = SIZE) -> Image.Image:
+    return Image.fromarray(frame).resize(size, Image.BILINEAR)
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +52,14 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("web")
     assert main(["export-web", str(root / "site"), "--ratio", str(RATIO)]) == 0
     (root / "site" / "frames").mkdir()
+    (root / "site" / "gpu_frames").mkdir()
     for index, frame in enumerate(read_frames("book", 10)):
         small(frame).save(root / "site" / "frames" / f"{index}.png")
+        small(frame, GPU_SIZE).save(root / "site" / "gpu_frames" / f"{index}.png")
     shutil.copytree(root / "site", root / "broken", ignore=shutil.ignore_patterns("*.onnx", "frames"))
     shutil.copytree(root / "site", root / "ceil", ignore=shutil.ignore_patterns("*.onnx"))
     convert_official(weights.official_onnx_path(), root / "ceil" / MODEL, RATIO)
+    shutil.copyfile(root / "site" / LOW_RES_MODEL, root / "ceil" / LOW_RES_MODEL)  # WASM's, unchanged
     return root
 
 
@@ -202,25 +208,26 @@ def python_path(model: Path, frames: list[np.ndarray], carry_state: bool = True
     return results
 
 
-def matte_frames(page: object, count: int) -> list[dict]:
+def matte_frames(page: object, count: int, folder: str = "frames") -> list[dict]:
     """The hook on the first `count` test frames, one stream (state carried)."""
-    urls = [f"frames/{index}.png" for index in range(count)]
+    urls = [f"{folder}/{index}.png" for index in range(count)]
     # JSON in the page: Playwright's own transfer of millions of numbers takes minutes
     hook = "async ([urls, ratio]) => JSON.stringify(await window.rvmkitTest.matteUrls(urls, ratio))"
     return json.loads(page.evaluate(hook, [urls, RATIO]))
 
 
-def frames_of(sites: Path, count: int) -> list[np.ndarray]:
-    return [np.asarray(Image.open(sites / "site" / f"frames/{index}.png").convert("RGB"))
+def frames_of(sites: Path, count: int, folder: str = "frames") -> list[np.ndarray]:
+    return [np.asarray(Image.open(sites / "site" / f"{folder}/{index}.png").convert("RGB"))
             for index in range(count)]
 
 
-def assert_as_python_path(sites: Path, results: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
+def assert_as_python_path(sites: Path, results: list[dict], folder: str = "frames"
+                          ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each frame's alpha and fgr within 2/255 of plain ONNX Runtime on the same frames, state carried."""
-    expected = python_path(sites / "site" / MODEL, frames_of(sites, len(results)))
-    width, height = SIZE
+    expected = python_path(sites / "site" / MODEL, frames_of(sites, len(results), folder))
+    height, width = expected[0][0].shape
     for index, (result, (alpha, fgr)) in enumerate(zip(results, expected)):
-        assert (result["width"], result["height"]) == SIZE
+        assert (result["width"], result["height"]) == (width, height)
         page_alpha = np.array(result["alpha"], np.int16).reshape(height, width)
         page_fgr = np.array(result["fgr"], np.int16).reshape(height, width, 3)
         assert np.abs(page_alpha - alpha).max() <= 2, f"frame {index}: alpha off by more than 2/255"
@@ -232,10 +239,22 @@ def assert_as_python_path(sites: Path, results: list[dict]) -> list[tuple[np.nda
 def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
     results = matte_frames(camera_page, 10)
     assert {result["backend"] for result in results} == {"wasm"}
+    # WASM runs the low-resolution graph, the downsample and the refiner's tail in JS
+    assert all(result["lowRes"] and result["jsMs"] > 0 for result in results)
     expected = assert_as_python_path(sites, results)
     stateless = python_path(sites / "site" / MODEL, frames_of(sites, 10), carry_state=False)
     assert max(np.abs(a - b[0]).max() for a, b in zip([r[0] for r in expected], stateless)) > 2, \
         "the tolerance must tell a carried state from none"
+
+
+def test_wasm_full_model_on_request_as_the_python_path(sites: Path, browser: object, isolated_url: str
+                                                      ) -> None:
+    """?lowres=0: WASM runs the ratio's full model (as where the site has no low-res graph)."""
+    page = open_page(browser, isolated_url + "site/?backend=wasm&lowres=0")
+    results = matte_frames(page, 3)
+    page.context.close()
+    assert not any(result["lowRes"] for result in results) and {r["backend"] for r in results} == {"wasm"}
+    assert_as_python_path(sites, results)
 
 
 def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
@@ -265,7 +284,8 @@ def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
 def test_missing_model_file_is_explained(browser: object, isolated_url: str) -> None:
     page = open_page(browser, isolated_url + "broken/", wait="")
     message = page_message(page)
-    assert MODEL in message and "missing" in message and "rvmkit export-web" in message
+    # no GPU here: the page runs WASM, whose model is the low-res graph
+    assert LOW_RES_MODEL in message and "missing" in message and "rvmkit export-web" in message
     assert page.is_disabled("#start-camera")
     assert canvas_colours(page) > 1
     page.context.close()
@@ -308,9 +328,9 @@ def test_page_opened_from_file_says_to_serve_it(browser: object, sites: Path) ->
 
 def test_webgpu_mattes_ten_frames_as_the_python_path(sites: Path, webgpu_page: object) -> None:
     """The page asked for WebGPU runs the model on it (its ceil-mode pools padded by export-web)."""
-    results = matte_frames(webgpu_page, 10)
+    results = matte_frames(webgpu_page, 10, "gpu_frames")
     assert [result["backend"] for result in results] == ["webgpu"] * 10
-    assert_as_python_path(sites, results)
+    assert_as_python_path(sites, results, "gpu_frames")
     status = webgpu_page.evaluate("window.rvmkitTest.status()")
     assert status["lastBackend"] == "webgpu" and status["fallback"] == "" and status["message"] == ""
     assert webgpu_page.inner_text("#backend").startswith("backend: WebGPU")
@@ -321,9 +341,9 @@ def test_webgpu_failing_on_a_later_run_falls_back_to_wasm_once(sites: Path, webg
     says so once, and the live camera then goes on matting on WASM, named in the footer."""
     page = webgpu_page
     page.evaluate("window.rvmkitTest.failWebgpu(2)")
-    results = matte_frames(page, 4)
+    results = matte_frames(page, 4, "gpu_frames")
     assert [result["backend"] for result in results] == ["webgpu", "wasm", "wasm", "wasm"]
-    assert_as_python_path(sites, results)
+    assert_as_python_path(sites, results, "gpu_frames")
     status = page.evaluate("window.rvmkitTest.status()")
     assert status["backend"] == status["lastBackend"] == "wasm" and status["message"] == ""
     assert "WebGPU failed on run" in status["fallback"] and "test hook" in status["fallback"]

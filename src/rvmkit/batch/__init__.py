@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-#: `rvmkit batch --format` choices (png: a folder of PNGs per output)
-FORMATS = ("mp4", "mkv", "webm", "mov", "png")
+from rvmkit.options import FORMATS as FORMATS  # `rvmkit batch --format` choices
 
 __all__ = ["run_batch", "convert_segmented", "plan_segments", "DEFAULT_WARMUP", "Manifest", "Item"]
 

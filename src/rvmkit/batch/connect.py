@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rvmkit.errors import RvmkitError, first_line
+from rvmkit.signals import Expired, alarm, exit_with_status, handle
 
 PROBE_TIMEOUT_S = 5.0  # the TCP check of a cluster's address
 JOIN_TIMEOUT_S = 60.0  # ray.init joining an existing cluster
@@ -184,38 +185,19 @@ def _auth_hint(error: BaseException) -> str:
     return ""
 
 
-class _StartTimeout(Exception):
-    pass
-
-
 def start_within(ray: Any, kwargs: dict[str, Any], timeout: float) -> None:
     """ray.init(**kwargs) starting a local cluster on this thread (see join_within), bounded by SIGALRM
     on the main thread: Ray's start-up waits in Python, where the alarm's exception lands."""
-    def expire(signum: int, frame: Any) -> None:
-        raise _StartTimeout
-
-    # the alarm is free only on the main thread, and when the program uses no alarm of its own
-    bounded = (threading.current_thread() is threading.main_thread()
-               and not signal.getitimer(signal.ITIMER_REAL)[0]
-               and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN))
-    previous = signal.signal(signal.SIGALRM, expire) if bounded else None
-    if bounded:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        ray.init(**kwargs)
-    except _StartTimeout:
+        with alarm(timeout):
+            ray.init(**kwargs)
+    except Expired:
         raise RvmkitError(f"cannot start a local Ray cluster: not up within {timeout:.0f} s") from None
     except Exception as exc:  # noqa: BLE001 - Ray raises many types; the user gets one line
         raise RvmkitError(f"cannot start a local Ray cluster: {first_line(exc)}") from None
-    finally:
-        if bounded:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
 
 
 def _exit_on_sigterm() -> None:
     """What ray.init does on the main thread (SIGTERM -> SystemExit, so `finally` blocks clean up),
     unless someone already handles SIGTERM."""
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    handle((signal.SIGTERM,), exit_with_status)

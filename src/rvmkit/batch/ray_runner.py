@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit import api
-from rvmkit.batch import FORMATS, connect, work
+from rvmkit.batch import connect, work
 from rvmkit.batch import segments as seg
 from rvmkit.batch.manifest import MANIFEST_NAME, Item, Manifest
 from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import remove_stale_temps, require_distinct_outputs, require_writable_output
+from rvmkit.options import FORMATS, ROLES, MatteOptions
+from rvmkit.options import output_paths as named_outputs
 from rvmkit.video.composite import is_transparent
 from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.reader import notes as input_notes
@@ -72,7 +74,7 @@ class _ItemRun:
 class Worker:
     """Ray actor body: holds one loaded model and runs jobs with it. Returns small dicts, never frames."""
 
-    def __init__(self, options: work.MatteOptions, threads: int | None) -> None:
+    def __init__(self, options: MatteOptions, threads: int | None) -> None:
         self.options = options
         self.backend = work.load_worker_backend(options, threads)
 
@@ -95,7 +97,7 @@ class Worker:
             return {"plan": seg.plan_segments(work.probe(item.input, options), segments, warmup)}
         work_dir = str(_work_dir(item))
         if job.kind == "segment":
-            key = options.fingerprint(item.input)
+            key = work.fingerprint(options, item.input)
             return {"frames": work.run_segment(self.backend, item.input, item.outputs, options, job.segment,
                                                work_dir, key)}
         frames, staged = work.stitch_output(item.input, job.role, item.outputs, options, item.plan, work_dir,
@@ -104,7 +106,7 @@ class Worker:
 
 
 def _work_dir(item: _ItemRun) -> Path:
-    first = next(path for role, path in item.outputs.items() if role in api.ROLES)
+    first = next(path for role, path in item.outputs.items() if role in ROLES)
     return seg.work_dir_for(Path(first))
 
 
@@ -169,7 +171,7 @@ class _Pool:
     (placed and its model loaded), so no job waits on an actor the cluster cannot place; and when no
     actor comes up within _WORKER_START_TIMEOUT_S while work waits, the run stops with one line."""
 
-    def __init__(self, options: work.MatteOptions, size: int, cpus_per_worker: int,
+    def __init__(self, options: MatteOptions, size: int, cpus_per_worker: int,
                  gpus_per_worker: float) -> None:
         import ray
 
@@ -228,7 +230,7 @@ class _Pool:
 # The scheduler
 
 
-def run_items(items: list[_ItemRun], options: work.MatteOptions, *, segments: int = 1,
+def run_items(items: list[_ItemRun], options: MatteOptions, *, segments: int = 1,
               warmup: int = seg.DEFAULT_WARMUP, overwrite: bool = False, num_workers: int | None = None,
               cpus_per_worker: int = 1, on_item: Callable[[_ItemRun, Item], None] | None = None,
               log: Log | None = None) -> list[Item]:
@@ -378,7 +380,7 @@ class _Scheduler:
             self.log(f"segment {job.segment.index + 1} of {Path(run.input).name} done: frames "
                      f"{job.segment.start}-{job.segment.stop - 1} ({done}/{len(run.plan)} segments)")
         if run.remaining == 0:
-            roles = [role for role in api.ROLES if role in run.outputs]
+            roles = [role for role in ROLES if role in run.outputs]
             run.remaining = len(roles)
             self.pending.extendleft(reversed([Job("stitch", job.item, role=role) for role in roles]))
 
@@ -426,8 +428,7 @@ def _first_line(exc: BaseException) -> str:
 def output_paths(input_path: Path, output_dir: Path, roles: Sequence[str], fmt: str) -> dict[str, str]:
     """`<stem>.<role>.<fmt>` in output_dir (a `<stem>.<role>` folder of PNGs for fmt png)."""
     stem = input_path.stem if input_path.is_file() else input_path.name
-    suffix = "" if fmt == "png" else f".{fmt}"
-    return {role: str(output_dir / f"{stem}.{role}{suffix}") for role in roles}
+    return {role: str(path) for role, path in named_outputs(output_dir, roles, fmt, stem).items()}
 
 
 def _remove_leftovers(outputs: Any) -> None:
@@ -485,7 +486,7 @@ def _check_outputs_spare_inputs(planned: dict[Path, dict[str, str]]) -> None:
                               f"the input {describe_path(path)}; choose another --output-dir")
 
 
-def _check_run_paths(planned: dict[Path, dict[str, str]], manifest: Path, options: work.MatteOptions) -> None:
+def _check_run_paths(planned: dict[Path, dict[str, str]], manifest: Path, options: MatteOptions) -> None:
     """Each item's outputs and the manifest: never the same file as, inside, or holding one another, the
     item's input, the background or the model (any spelling, symlink or hard link)."""
     reads = list(api.read_paths(options.background, options.model).items())
@@ -496,13 +497,13 @@ def _check_run_paths(planned: dict[Path, dict[str, str]], manifest: Path, option
 
 def _check_roles(roles: Sequence[str]) -> list[str]:
     roles = list(dict.fromkeys(role.strip() for role in roles if role.strip()))
-    unknown = [role for role in roles if role not in api.ROLES]
+    unknown = [role for role in roles if role not in ROLES]
     if unknown or not roles:
-        raise RvmkitError(f"outputs {','.join(unknown) or '(none)'}: choose from {','.join(api.ROLES)}")
+        raise RvmkitError(f"outputs {','.join(unknown) or '(none)'}: choose from {','.join(ROLES)}")
     return roles
 
 
-def _check_format(fmt: str, output_type: str | None, options: work.MatteOptions, roles: list[str]) -> str:
+def _check_format(fmt: str, output_type: str | None, options: MatteOptions, roles: list[str]) -> str:
     if output_type is not None and output_type not in OUTPUT_TYPES:
         raise RvmkitError(f"output type {output_type!r}: expected one of {', '.join(OUTPUT_TYPES)}")
     fmt = "png" if output_type == "png_sequence" else fmt.lower().lstrip(".")
@@ -624,14 +625,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], output_dir: str | os.PathLike
 
 
 def _checked_options(outputs: Sequence[str], fmt: str, run: RunOptions,
-                     matte_options: dict[str, Any]) -> tuple[list[str], work.MatteOptions, str]:
+                     matte_options: dict[str, Any]) -> tuple[list[str], MatteOptions, str]:
     """(roles, the workers' options, format) once outputs, format, options and Ray numbers are checked."""
     roles = _check_roles(outputs)
     output_type = matte_options.get("output_type")
-    options = work.MatteOptions(**matte_options).checked()
+    options = work.worker_options(matte_options)
     fmt = _check_format(fmt, output_type, options, roles)
     if fmt == "png":
-        options = work.MatteOptions(**{**options.__dict__, "output_type": "png_sequence"})
+        options = MatteOptions(**{**options.__dict__, "output_type": "png_sequence"})
     check_cluster_numbers(run.num_workers, run.cpus_per_worker)
     seg.plan_segments(1, run.segments, run.warmup)  # validates the numbers
     return roles, options, fmt
@@ -706,7 +707,7 @@ def convert_segmented(input_source: str | os.PathLike, output_composition: str |
     if "output_video_mbps" in matte_options:  # as convert_video: no bitrate for PNGs (RVM passes one)
         matte_options["output_video_mbps"] = api.ignored_png_mbps(
             matte_options.get("output_type"), matte_options["output_video_mbps"], progress)
-    options = work.MatteOptions(**matte_options).checked()
+    options = work.worker_options(matte_options)
     check_cluster_numbers(num_workers, cpus_per_worker)
     seg.plan_segments(1, segments, warmup)  # validates the numbers
     input_path = Path(input_source).expanduser().absolute()
@@ -752,7 +753,7 @@ def segmented_converter(segments: int, warmup: int = seg.DEFAULT_WARMUP,
     return convert
 
 
-def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.MatteOptions,
+def _check_outputs(input_path: Path, requested: dict[str, Any], options: MatteOptions,
                    overwrite: bool) -> tuple[dict[str, str], VideoInfo]:
     """The same up-front checks as `convert_video` (paths, types, transparency, existing files);
     return the absolute output paths and what the input is (frame count, notes)."""
@@ -770,7 +771,7 @@ def _check_outputs(input_path: Path, requested: dict[str, Any], options: work.Ma
     return {t.role: str(t.path.expanduser().absolute()) for t in targets}, info
 
 
-def _ratio_for(input_path: Path, options: work.MatteOptions) -> float:
+def _ratio_for(input_path: Path, options: MatteOptions) -> float:
     from rvmkit.runtime import resolve_model, resolve_ratio
 
     with open_source(input_path, resize=options.input_resize) as source:
@@ -780,7 +781,7 @@ def _ratio_for(input_path: Path, options: work.MatteOptions) -> float:
                          info.path)
 
 
-def _prefetch_weights(options: work.MatteOptions) -> None:
+def _prefetch_weights(options: MatteOptions) -> None:
     """Fetch the default weights once here, not in every local worker at the same time."""
     if options.model is None:
         from rvmkit.runtime import resolve_model

@@ -30,6 +30,7 @@ import numpy as np
 from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import Staged, hidden_name
+from rvmkit.video import encoders
 from rvmkit.video.reader import Frame, ffmpeg_path
 from rvmkit.video.writer import FrameSink
 
@@ -92,11 +93,11 @@ class LosslessSink(FrameSink):
     def _open(self, frame: np.ndarray) -> None:
         channels = 1 if frame.ndim == 2 else frame.shape[2]
         self._format, pix_fmt = _FORMATS[channels]
-        self._container = av.open(ffmpeg_path(self._temp), mode="w", format="nut")
-        self._stream = self._container.add_stream("ffv1", rate=30)
+        self._container = av.open(ffmpeg_path(self._temp), mode="w", format=encoders.SEGMENT_MUXER)
+        self._stream = self._container.add_stream(encoders.SEGMENT_CODEC, rate=30)
         self._stream.width, self._stream.height = frame.shape[1], frame.shape[0]
         self._stream.pix_fmt = pix_fmt
-        self._stream.codec_context.options = {"slices": "4", "threads": "1"}
+        self._stream.codec_context.options = dict(encoders.ENCODERS[encoders.SEGMENT_CODEC, "segment"])
 
     def write(self, frame: np.ndarray, source: Frame) -> None:
         if frame.ndim == 3 and frame.shape[2] == 1:

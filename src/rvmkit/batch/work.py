@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,60 +20,36 @@ from rvmkit import api
 from rvmkit.batch import segments as seg
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import Staged, publish_all, release_lock
-from rvmkit.runtime import load_backend, parse_ratio, resolve_ratio
+from rvmkit.options import MatteOptions
+from rvmkit.runtime import load_backend, resolve_model, resolve_ratio
 from rvmkit.runtime.base import Backend
 from rvmkit.video.composite import parse_background
 from rvmkit.video.reader import VideoInfo, open_source
 from rvmkit.video.writer import open_sink, recheck_frame_folder
 
 
-@dataclass(frozen=True)
-class MatteOptions:
-    """`rvmkit matte`'s model and output options, shared by every item of a run (picklable)."""
+def worker_options(matte_options: dict[str, Any]) -> MatteOptions:
+    """`rvmkit.options.MatteOptions` from a batch call's keywords, checked (one-line errors before any
+    work starts), with absolute paths for workers elsewhere; a bad .pth is loaded once here, since it
+    would fail every worker alike."""
+    model = matte_options.get("model")
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise RvmkitError("model: batch and --segments workers load the model from a file; save an "
+                          "in-memory one first: torch.save(model.state_dict(), 'model.pth')")
+    options = MatteOptions(**matte_options).checked()
+    spec = resolve_model(options.model, options.backend)
+    if spec.kind == "checkpoint" and spec.path is not None:
+        from rvmkit.weights import load_model
 
-    model: str | None = None
-    variant: str | None = None
-    backend: str | None = None
-    device: str = "cpu"
-    downsample_ratio: str | float | None = "auto"
-    input_resize: tuple[int, int] | None = None
-    output_type: str | None = None
-    background: str | None = None
-    output_video_mbps: float | None = None
-    crf: int | None = None
-    seq_chunk: int = 1
-    fp16: bool = False
-    precision: str = "fp32"
+        load_model(spec.path, options.variant)
+    return options.for_workers()
 
-    def checked(self) -> MatteOptions:
-        """Validate everything checkable without an input (one-line errors before any work starts);
-        return a copy with absolute paths, so workers on other machines see the same files."""
-        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
-            raise RvmkitError("model: batch and --segments workers load the model from a file; save an "
-                              "in-memory one first: torch.save(model.state_dict(), 'model.pth')")
-        parse_ratio(self.downsample_ratio)
-        api.check_numbers(self.seq_chunk, self.output_video_mbps, self.crf, self.input_resize)
-        spec, name = api.check_model_fit(self.model, self.backend, self.device, self.fp16, self.variant,
-                                            self.precision)
-        if spec.kind == "checkpoint" and spec.path is not None:  # a bad .pth would fail every worker alike
-            from rvmkit.weights import load_model
 
-            load_model(spec.path, self.variant)
-        with parse_background(self.background, 16, 16):  # a colour, or a readable image/video: every item
-            pass                                          # would fail alike, so it is an argument error
-        model = None if self.model is None else str(Path(self.model).expanduser().absolute())
-        background = self.background
-        if background is not None and Path(background).expanduser().exists():
-            background = str(Path(background).expanduser().absolute())
-        resize = tuple(int(v) for v in self.input_resize) if self.input_resize is not None else None
-        return MatteOptions(**{**asdict(self), "model": model, "background": background, "backend": name,
-                               "input_resize": resize})
-
-    def fingerprint(self, input_path: str | os.PathLike) -> str:
-        """Identifies options + input file version, so stale segment parts are never reused."""
-        stat = os.stat(input_path)
-        text = json.dumps([asdict(self), os.fspath(input_path), stat.st_size, stat.st_mtime_ns], default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+def fingerprint(options: MatteOptions, input_path: str | os.PathLike) -> str:
+    """Identifies options + input file version, so stale segment parts are never reused."""
+    stat = os.stat(input_path)
+    text = json.dumps([asdict(options), os.fspath(input_path), stat.st_size, stat.st_mtime_ns], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _version(path: str | os.PathLike | None) -> list[int] | None:

@@ -7,15 +7,12 @@ A subcommand module adds its parser and sets `func(args) -> int`. Errors meant f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from typing import NoReturn
 
 from rvmkit.errors import RvmkitError
+from rvmkit.signals import TERMINATING, Terminated, handling, interrupt
 
 # Subcommand modules, in the order `rvmkit --help` lists them. Each imports its heavy dependencies
 # (torch, tensorrt, ray) only when run, so a missing extra is reported by the command that needs it.
@@ -64,48 +61,11 @@ def _commands_named(argv: list[str] | None) -> list[str]:
     return [first] if first in COMMANDS else COMMANDS
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt, so the same
-    cleanup runs (temporary outputs removed, nothing published)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-_TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-@contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
-    """While running a command, SIGTERM and SIGHUP raise `Terminated` in the main thread. A signal the
-    process was told to ignore (nohup) stays ignored; after the first, further ones are ignored so
-    they cannot cut the cleanup short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in _TERMINATING}
-
-    def handler(signum: int, frame: object) -> None:
-        for sig in installed:
-            signal.signal(sig, signal.SIG_IGN)
-        raise Terminated(signum)
-
-    installed = [sig for sig, old in previous.items() if old == signal.SIG_DFL]
-    for sig in installed:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            signal.signal(sig, previous[sig])
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        with signals_as_interrupts():
+        with handling(TERMINATING, interrupt, once=True):  # SIGTERM/SIGHUP unwind as Ctrl-C does
             args = build_parser(argv).parse_args(argv)
             return int(args.func(args) or 0)
     except RvmkitError as exc:

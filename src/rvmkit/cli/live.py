@@ -77,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(model)
     _set_help(model, "downsample_ratio", f"R in (0, 1]; auto (default): the network sees a long side of "
                                          f"{LIVE_AUTO_LONG_SIDE} px, whatever the source's size")
+    _set_help(model, "seq_chunk", "live mattes one frame at a time (the newest): only 1")
     out = parser.add_argument_group("outputs (any number, at least one)")
     out.add_argument("--output", action="append", default=[], metavar="URL",
                      help="stream the composition: udp://, tcp:// (MPEG-TS; srt:// where FFmpeg has "

@@ -12,6 +12,7 @@ from typing import Any
 from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError
 from rvmkit.model import VARIANTS
+from rvmkit.options import MatteOptions
 from rvmkit.runtime import BACKENDS, DEVICES
 from rvmkit.runtime.precision import PRECISIONS
 
@@ -102,10 +103,11 @@ def add_segment_options(group: argparse._ArgumentGroup) -> None:
 
 
 def matte_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of `convert_video` / `run_batch` that the shared options set."""
-    return {"model": args.model, "variant": args.variant, "backend": args.backend, "device": args.device,
-            "downsample_ratio": args.downsample_ratio,
-            "input_resize": tuple(args.input_resize) if args.input_resize else None,
-            "output_type": args.output_type, "background": args.background,
-            "output_video_mbps": args.output_video_mbps, "crf": args.crf, "seq_chunk": args.seq_chunk,
-            "fp16": args.fp16, "precision": args.precision}
+    """The keyword arguments of `convert_video` / `run_batch` that the shared options set: the fields of
+    `rvmkit.options.MatteOptions`, the one spelling of them."""
+    return MatteOptions(model=args.model, variant=args.variant, backend=args.backend, device=args.device,
+                        downsample_ratio=args.downsample_ratio,
+                        input_resize=tuple(args.input_resize) if args.input_resize else None,
+                        output_type=args.output_type, background=args.background,
+                        output_video_mbps=args.output_video_mbps, crf=args.crf, seq_chunk=args.seq_chunk,
+                        fp16=args.fp16, precision=args.precision).as_dict()

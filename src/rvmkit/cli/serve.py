@@ -110,12 +110,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Any:
+    from rvmkit.options import MatteOptions
     from rvmkit.serve.config import MB, ServeConfig
 
     model = str(Path(args.model).expanduser().absolute()) if args.model else None
-    matte = {"model": model, "variant": args.variant, "backend": args.backend, "device": args.device,
-             "fp16": args.fp16, "precision": args.precision, "seq_chunk": args.seq_chunk,
-             "downsample_ratio": args.downsample_ratio}
+    matte = MatteOptions(model=model, variant=args.variant, backend=args.backend, device=args.device,
+                         fp16=args.fp16, precision=args.precision, seq_chunk=args.seq_chunk,
+                         downsample_ratio=args.downsample_ratio)
     return ServeConfig(data_dir=args.data_dir.expanduser().absolute(), host=args.host, port=args.port,
                        workers=args.workers, token=args.token or None, address=args.address,
                        max_upload_bytes=int(args.max_upload_mb * MB), max_duration_s=args.max_duration,
@@ -123,7 +124,7 @@ def config_from(args: argparse.Namespace) -> Any:
                        retention_s=args.retention, min_free_bytes=int(args.min_free_mb * MB),
                        cors_origins=tuple(args.cors_origin),
                        allowed_hosts=tuple(args.allow_host), live_dir=args.live_dir,
-                       matte={key: value for key, value in matte.items() if value is not None}).checked()
+                       matte=matte).checked()
 
 
 def run(args: argparse.Namespace) -> int:

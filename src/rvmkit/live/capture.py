@@ -31,7 +31,8 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.video.reader import _quarter_turns, _to_rgb  # the reader's upright RGB conversion
+from rvmkit.policy import NewestFrame
+from rvmkit.video.reader import Frame, quarter_turns, to_rgb  # the file reader's upright RGB conversion
 
 #: FFmpeg device inputs that may prefix a source as FORMAT:NAME
 DEVICE_FORMATS = ("v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab", "kmsgrab", "fbdev",
@@ -232,58 +233,24 @@ def source_error(error: BaseException, spec: SourceSpec, timeout: float | None, 
     return LiveError(f"{label}: {source_problem(error, spec, timeout, started)}")
 
 
-class CapturedFrame:
-    """A decoded source frame: `seq` counts every frame captured (dropped ones too), `pts` is in
-    `time_base` (increasing), `native` is the decoded size before --input-resize, `epoch` changes when
-    the source is reopened (reconnect: the recurrent state restarts). `rgb` (upright HxWx3 uint8, after
-    --input-resize) is converted on first use, so frames that are dropped are never converted."""
+class CapturedFrame(Frame):
+    """A decoded live frame, a `Frame` as every source yields: `index` counts every frame captured
+    (dropped ones too), `pts` is in `time_base` (increasing), `native` is the decoded size before
+    --input-resize, `epoch` changes when the source is reopened (reconnect: the recurrent state restarts).
+    `rgb` (upright HxWx3 uint8, after --input-resize) is converted on first use, so frames that are
+    dropped are never converted."""
 
-    def __init__(self, seq: int, image: np.ndarray | Callable[[], np.ndarray], pts: int, time_base: Fraction,
-                 native: tuple[int, int], epoch: int, captured_at: float) -> None:
-        self.seq, self.pts, self.time_base = seq, pts, time_base
+    def __init__(self, index: int, image: np.ndarray | Callable[[], np.ndarray], pts: int,
+                 time_base: Fraction, native: tuple[int, int], epoch: int, captured_at: float) -> None:
+        self.index, self.pts, self.time_base = index, pts, time_base
         self.native, self.epoch, self.captured_at = native, epoch, captured_at
         self._image = image
 
-    @property
+    @property  # type: ignore[override]
     def rgb(self) -> np.ndarray:
         if callable(self._image):
             self._image = self._image()
         return self._image
-
-
-class NewestFrame:
-    """A one-frame slot: `put` replaces an untaken frame (returns True: it was dropped), `take` waits
-    for a frame; `close` wakes every waiter (then `take` returns what is left, then None)."""
-
-    def __init__(self) -> None:
-        self._frame: CapturedFrame | None = None
-        self._closed = False
-        self._ready = threading.Condition()
-
-    def put(self, frame: CapturedFrame) -> bool:
-        with self._ready:
-            replaced = self._frame is not None
-            self._frame = frame
-            self._ready.notify_all()
-            return replaced
-
-    def take(self, timeout: float) -> CapturedFrame | None:
-        with self._ready:
-            if self._frame is None and not self._closed:
-                self._ready.wait(timeout)
-            frame, self._frame = self._frame, None
-            return frame
-
-    def discard(self) -> bool:
-        """Drop a waiting frame (at the end of a run); True if there was one."""
-        with self._ready:
-            had, self._frame = self._frame is not None, None
-            return had
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify_all()
 
 
 class _Timeline:
@@ -348,7 +315,7 @@ class Capture:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.spec, self.resize, self.timeout, self.reconnect = spec, resize, timeout, reconnect
         self.on_frame, self.note, self.clock = on_frame, note, clock
-        self.slot = NewestFrame()
+        self.slot: NewestFrame[CapturedFrame] = NewestFrame()  # the live policy: newest frame, drops counted
         self.error: BaseException | None = None
         self.fps: Fraction | None = None
         self.reconnects = 0
@@ -474,14 +441,14 @@ class Capture:
             self.note(f"{describe_path(self.spec.label)}: reconnected; recurrent state restarted")
 
     def _publish(self, frame: av.VideoFrame) -> None:
-        turns = _quarter_turns(frame) if self.spec.kind == "file" else 0
+        turns = quarter_turns(frame) if self.spec.kind == "file" else 0
         resize = self.resize
         time_base = Fraction(frame.time_base) if frame.time_base else None
         pts = self._timeline.place(frame.pts, time_base, self.clock())
         if self.spec.realtime:
             self._wait_until_due(float(pts * self._timeline.time_base))
         native = (frame.width, frame.height) if turns % 2 == 0 else (frame.height, frame.width)
-        captured = CapturedFrame(self._seq, lambda: _to_rgb(frame, resize, turns), pts,
+        captured = CapturedFrame(self._seq, lambda: to_rgb(frame, resize, turns), pts,
                                  self._timeline.time_base, native, self._epoch, self.clock())
         self._seq += 1
         self.on_frame(self.slot.put(captured))

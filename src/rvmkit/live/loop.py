@@ -17,35 +17,33 @@ is removed), the stats written.
 
 from __future__ import annotations
 
-import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
+from rvmkit.contract import LIVE_AUTO_LONG_SIDE as LIVE_AUTO_LONG_SIDE  # `--downsample-ratio auto` here
+from rvmkit.contract import live_auto_ratio
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import require_distinct_outputs, require_writable_output
 from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
+from rvmkit.options import MatteOptions, check_model_fit
+from rvmkit.policy import POLL_S, EveryFrame
+from rvmkit.progress import Console
 from rvmkit.runtime import parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
 from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_background, rgba
 from rvmkit.video.reader import MAX_SIDE
 
 WARMUP_SIZE = (640, 480)
-#: `--downsample-ratio auto` in live: the network sees a fixed size, this long side in pixels, as the live
-#: tools run it, so a 720p or 1080p source costs what 640x480 does (ratio 0.5 there). matte's auto (long
-#: side 512, RVM's rule) would run 640x480 at 0.8, 2.6 times the pixels, at about a third of the rate.
-LIVE_AUTO_LONG_SIDE = 320
 DEFAULT_FPS = Fraction(30)
-_POLL_S = 0.1
 _STATUS_S = 0.5
 
 
@@ -83,6 +81,13 @@ class LiveConfig:
     overwrite: bool = False
     quiet: bool = False
 
+    def matte_options(self) -> MatteOptions:
+        """The options live shares with `rvmkit matte`, under their common names (checked by one rule)."""
+        return MatteOptions(model=self.model, variant=self.variant, backend=self.backend, device=self.device,
+                            downsample_ratio=self.downsample_ratio, input_resize=self.input_resize,
+                            background=self.background, output_video_mbps=self.mbps, crf=self.crf,
+                            fp16=self.fp16, precision=self.precision)
+
 
 @dataclass
 class LiveReport:
@@ -91,45 +96,6 @@ class LiveReport:
     totals: dict[str, Any]
     recordings: list[Path]
     notes: list[str]
-
-
-class Console:
-    """Notes (one line each) and, on a terminal, a status line redrawn in place."""
-
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.quiet = quiet
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(not quiet and isatty is not None and isatty())
-        self.notes: list[str] = []
-        self._drawn = False
-        self._lock = threading.Lock()
-
-    def note(self, text: str) -> None:
-        """A line worth keeping (in the report and the stats file too)."""
-        with self._lock:
-            self.notes.append(text)
-        self.say(f"rvmkit live: {text}")
-
-    def say(self, text: str) -> None:
-        if self.quiet:
-            return
-        with self._lock:
-            self.clear()
-            print(text, file=self.stream, flush=True)
-
-    def status(self, text: str) -> None:
-        if self.tty:
-            with self._lock:
-                self.stream.write("\r" + text + "\x1b[K")
-                self.stream.flush()
-                self._drawn = True
-
-    def clear(self) -> None:
-        """Erase the status line (before other output, and at the end)."""
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
 
 
 def run_live(config: LiveConfig, *, stop: threading.Event | None = None, backend: Backend | None = None,
@@ -152,10 +118,7 @@ def run_live(config: LiveConfig, *, stop: threading.Event | None = None, backend
 
 def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     """Every option that can be checked before a model is loaded or a source opened."""
-    from rvmkit.api import check_numbers
-
-    check_numbers(1, config.mbps, config.crf, config.input_resize)
-    parse_ratio(config.downsample_ratio)
+    config.matte_options().check_values()
     check_ranges(config)
     spec = parse_source(config.source, fmt=config.source_format, size=config.source_size,
                         fps=config.source_fps, options=config.source_options, realtime=config.realtime,
@@ -178,7 +141,7 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     return spec, plans
 
 
-#: option -> (smallest, largest) of every number `rvmkit live` takes that check_numbers does not cover:
+#: option -> (smallest, largest) of every number `rvmkit live` takes that MatteOptions does not cover:
 #: beyond these a value can never work or costs without bound (a camera asked for 100000 fps, a timeout
 #: of 1e300 s that overflows FFmpeg's microseconds or one too short for any packet, a --max-fps wait
 #: longer than a second between frames that holds up the end of the source)
@@ -216,18 +179,17 @@ def read_paths(config: LiveConfig, spec: SourceSpec) -> list[str]:
 
 def live_ratio(request: float | None, width: int, height: int, engine: Backend, label: str) -> float:
     """The ratio a width x height source runs at: the one asked for, the model's baked one, or (auto) the
-    ratio that gives the network a fixed size (LIVE_AUTO_LONG_SIDE)."""
+    ratio that gives the network a fixed size (`rvmkit.contract.live_auto_ratio`)."""
     if request is None and engine.baked_ratio is None:
-        request = min(1.0, LIVE_AUTO_LONG_SIDE / max(width, height))
+        request = live_auto_ratio(width, height)
     return resolve_ratio(request, width, height, engine.baked_ratio, getattr(engine, "name", "model"), label)
 
 
 def _load_engine(config: LiveConfig) -> Backend:
-    from rvmkit.api import check_model_fit as check_model
     from rvmkit.runtime import load_backend
 
-    spec, name = check_model(config.model, config.backend, config.device, config.fp16, config.variant,
-                             config.precision)
+    spec, name = check_model_fit(config.model, config.backend, config.device, config.fp16, config.variant,
+                                 config.precision)
     options: dict[str, Any] = {"fp16": True} if config.fp16 else {}
     engine = load_backend(name, spec, device=config.device, variant=config.variant,
                           precision=config.precision, **options)
@@ -238,20 +200,20 @@ def _load_engine(config: LiveConfig) -> Backend:
 
 
 class _OutputThread:
-    """Runs `consume(frame, result)` for each item of a one-frame queue, in its own thread."""
+    """Runs `consume(frame, result)` for each item of a one-frame `EveryFrame` queue, in its own thread."""
 
     _END = object()
 
     def __init__(self, consume: Callable[[CapturedFrame, FrameResult], None]) -> None:
         self._consume = consume
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._queue: EveryFrame = EveryFrame(1)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="rvmkit-output", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         name_os_thread("rvmkit-output")
-        while (item := self._queue.get()) is not self._END:
+        while (item := self._queue.get()[1]) is not self._END:
             if self.error is None:
                 try:
                     self._consume(*item)
@@ -264,24 +226,13 @@ class _OutputThread:
 
     def put(self, frame: CapturedFrame, result: FrameResult, stop: threading.Event) -> bool:
         """Queue a frame, waiting while the previous one is being written; False if `stop` came first."""
-        while True:
-            self.check()
-            try:
-                self._queue.put((frame, result), timeout=_POLL_S)
-                return True
-            except queue.Full:
-                if stop.is_set():
-                    return False
+        return self._queue.put((frame, result), stop.is_set, check=self.check)
 
     def close(self, wait_s: float) -> None:
         """Write what is queued, then end the thread (bounded wait: a sink stuck past its timeout)."""
         deadline = time.monotonic() + wait_s
-        while self._thread.is_alive() and time.monotonic() < deadline:
-            try:
-                self._queue.put(self._END, timeout=_POLL_S)
-                break
-            except queue.Full:
-                continue
+        if self._thread.is_alive() and time.monotonic() < deadline:
+            self._queue.put(self._END, lambda: not self._thread.is_alive() or time.monotonic() >= deadline)
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self.check()
 
@@ -348,7 +299,7 @@ class _Session:
 
     def _first_frame(self, capture: Capture) -> CapturedFrame | None:
         while not self.stop.is_set():
-            frame = capture.take(_POLL_S)
+            frame = capture.take(POLL_S)
             if frame is not None or capture.finished:
                 return frame
         return None
@@ -384,7 +335,7 @@ class _Session:
                 if time.monotonic() >= next_status:
                     self.console.status(self.stats.status_line())
                     next_status = time.monotonic() + _STATUS_S
-                frame = capture.take(_POLL_S)
+                frame = capture.take(POLL_S)
         except KeyboardInterrupt:
             pass  # in-process use without the CLI's signal handlers: stop as Ctrl-C does
         finally:
@@ -418,7 +369,7 @@ class _Session:
             composition = rgba(fgr[None], pha[None]) if outputs.wants_composition else None
             alpha = alpha_u8(pha[None], channels=1) if outputs.wants_alpha else None
         else:
-            background = self._background(*_size(frame.rgb)).frame(frame.seq)
+            background = self._background(*_size(frame.rgb)).frame(frame.index)
             composition, alpha = result.composite(background, want_alpha=outputs.wants_alpha)
         outputs.write(composition, alpha, frame)
         self.stats.frame_out(frame.captured_at)

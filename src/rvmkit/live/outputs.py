@@ -9,7 +9,7 @@
   ProRes, PNG folders; transparent formats included) under a temporary name, renamed when the run ends,
   however it ends: a live recording is kept (finalized and playable) on Ctrl-C, SIGTERM or a lost source.
   A run killed outright cannot rename it, so video files are muxed to stay playable as they grow
-  (KILL_SAFE_MUXING); the next run for the same path removes such a leftover.
+  (encoders.KILL_SAFE_MUXING); the next run for the same path removes such a leftover.
 - A virtual camera through pyvirtualcam (the `live` extra; v4l2loopback on Linux).
 
 Every frame written carries its source frame's timestamp: streams keep it as is, recordings start at 0.
@@ -32,10 +32,10 @@ import numpy as np
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import remove_stale_temps
 from rvmkit.live.capture import CapturedFrame, LiveError, check_scheme, scheme_of
+from rvmkit.video import encoders
 from rvmkit.video.reader import Frame, VideoInfo
 from rvmkit.video.writer import (
     ALPHA_SUFFIXES,
-    MATTE_X264_SETTINGS,
     SMPTE170M,
     VIDEO_SUFFIXES,
     FrameSink,
@@ -50,14 +50,7 @@ ROLES = ("composition", "alpha")
 #: URL scheme -> muxer of a network stream
 STREAM_FORMATS = {"udp": "mpegts", "udplite": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rist": "mpegts",
                   "rtmp": "flv", "rtmps": "flv", "rtmpt": "flv", "rtmpts": "flv"}
-STREAM_X264 = {"preset": "veryfast", "tune": "zerolatency", "forced-idr": "1",
-               "x264-params": "repeat-headers=1"}
-STREAM_CRF = 21
-#: the stream encoder's threads (0: x264 chooses, 1.5 per core)
-ENCODE_THREADS = 0
 KEYFRAME_INTERVAL_S = 1.0
-MUXER_OPTIONS = {"mpegts": {"omit_video_pes_length": "0", "flush_packets": "1"},
-                  "flv": {"flvflags": "no_duration_filesize", "flush_packets": "1"}}
 V4L2LOOPBACK = Path("/sys/module/v4l2loopback")  # present when the kernel module is loaded
 _UDP_PACKET = 1316  # 7 MPEG-TS packets: one datagram, no IP fragmentation
 
@@ -141,32 +134,18 @@ def check_virtual_camera() -> None:
                           "camera to write to (sudo modprobe v4l2loopback exclusive_caps=1)")
 
 
-class LiveSink:
-    """One output of a live run: `write` each frame, `close` to finalize (or `abort`)."""
+class StreamSink(FrameSink):
+    """An H.264 network stream (MPEG-TS or FLV), connected (header written) when created."""
 
-    role: str
+    role: str  # "composition" or "alpha"
     label: str
     frames = 0
-
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
-        raise NotImplementedError
-
-    def close(self) -> Path | None:
-        """Finalize; return the published recording's path, if any."""
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        self.close()
-
-
-class StreamSink(LiveSink):
-    """An H.264 network stream (MPEG-TS or FLV), connected (header written) when created."""
 
     def __init__(self, url: str, role: str, width: int, height: int, fps: Fraction, *, mbps: float | None,
                  crf: int | None, timeout: float) -> None:
         self.role, self.label = role, url
         fmt = STREAM_FORMATS[scheme_of(url) or ""]
-        self._container = av.open(_with_packet_size(url), "w", format=fmt, options=MUXER_OPTIONS[fmt],
+        self._container = av.open(_with_packet_size(url), "w", format=fmt, options=encoders.MUXERS[fmt],
                                   timeout=(timeout, timeout))
         self._last_key: int | None = None  # pts of the last IDR
         self._last_pts: float | None = None  # seconds
@@ -182,19 +161,16 @@ class StreamSink(LiveSink):
                    crf: int | None) -> av.video.VideoStream:
         stream = self._container.add_stream("libx264", rate=fps)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
-        options = {**STREAM_X264, "g": str(max(1, round(10 * float(fps))))}  # IDR by time, see write
-        if mbps:
-            stream.codec_context.bit_rate = int(mbps * 1e6)
-            options.update({"maxrate": str(int(mbps * 1e6)), "bufsize": str(int(mbps * 1e6))})
-        else:
-            options["crf"] = str(crf if crf is not None else STREAM_CRF)
-        stream.options = options
+        settings = encoders.stream_settings(width, height, fps, mbps, crf)  # IDR by time, see write
+        stream.pix_fmt = settings.pix_fmt
+        if settings.bit_rate:
+            stream.codec_context.bit_rate = settings.bit_rate
+        stream.options = settings.options
         context = stream.codec_context
         context.color_range, context.colorspace = 1, SMPTE170M
         context.color_primaries, context.color_trc = SMPTE170M, SMPTE170M
         stream.thread_type = "SLICE"
-        context.thread_count = ENCODE_THREADS
+        context.thread_count = encoders.ENCODE_THREADS
         return stream
 
     def start(self, time_base: Fraction) -> None:
@@ -204,10 +180,10 @@ class StreamSink(LiveSink):
         try:
             self._container.start_encoding()
         except (av.FFmpegError, OSError) as error:
-            self.close()
+            self.abort()
             raise sink_error(self.label, error, opening=True) from None
 
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
+    def write(self, image: np.ndarray, frame: Frame) -> None:
         picture = av.VideoFrame.from_ndarray(image, format="gray" if image.ndim == 2 else "rgb24")
         picture.pts, picture.time_base = frame.pts, frame.time_base
         picture.colorspace = SMPTE170M
@@ -220,7 +196,7 @@ class StreamSink(LiveSink):
             raise sink_error(self.label, error) from None
         self.frames += 1
 
-    def _keyframe_due(self, frame: CapturedFrame) -> bool:
+    def _keyframe_due(self, frame: Frame) -> bool:
         """An IDR now if waiting for the next frame could leave more than KEYFRAME_INTERVAL_S since the
         last one; the next frame's distance is guessed from recent ones (a decaying maximum of the gaps,
         which grow when frames are dropped)."""
@@ -232,7 +208,7 @@ class StreamSink(LiveSink):
             return True
         return float((frame.pts - self._last_key) * frame.time_base) + self._gap >= KEYFRAME_INTERVAL_S - 1e-6
 
-    def close(self) -> None:
+    def commit(self) -> None:
         """Flush the encoder, write the trailer, close the connection (once)."""
         if self._closed:
             return None
@@ -247,6 +223,10 @@ class StreamSink(LiveSink):
             except (av.FFmpegError, OSError):
                 pass
         return None
+
+    def abort(self) -> None:
+        """What a stream can do on failure: deliver what is encoded and hang up."""
+        self.commit()
 
 
 def _with_packet_size(url: str) -> str:
@@ -272,17 +252,6 @@ def sink_error(label: str, error: BaseException, opening: bool = False) -> LiveE
     return LiveError(f"{describe_path(label)}: {'cannot open the stream: ' if opening else ''}{reason}")
 
 
-#: muxer settings of live recordings, so that a file whose run was killed (SIGKILL, power loss) is playable
-#: up to its last written frame: MP4 and QuickTime fragmented (a moof per frame: no index is needed at
-#: the end), Matroska and WebM one cluster per frame; each packet reaches the file when muxed
-KILL_SAFE_MUXING = {
-    "mp4": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
-    "mov": {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"},
-    "matroska": {"cluster_time_limit": "0", "flush_packets": "1"},
-    "webm": {"cluster_time_limit": "0", "flush_packets": "1"},
-}
-
-
 class _KillSafeVideoSink(VideoSink):
     """A `VideoSink` whose container stays playable if the process dies (KILL_SAFE_MUXING)."""
 
@@ -290,12 +259,16 @@ class _KillSafeVideoSink(VideoSink):
         super().__init__(path, info, fmt=fmt, audio_from=None, **settings)
         # VideoSink takes no muxer options; its container writes the header with the first frame, after
         # this, so options added here apply to it
-        self._container.container_options.update(KILL_SAFE_MUXING[fmt])
+        self._container.container_options.update(encoders.KILL_SAFE_MUXING[fmt])
 
 
-class RecordingSink(LiveSink):
+class RecordingSink(FrameSink):
     """A `rvmkit.video.writer` sink (kill-safe for video files), timestamps starting at 0; finalized
-    (committed) on close. The temporaries dead runs left for the same target are removed first."""
+    (committed) on commit. The temporaries dead runs left for the same target are removed first."""
+
+    role: str  # "composition" or "alpha"
+    label: str
+    frames = 0
 
     def __init__(self, plan: OutputPlan, info: VideoInfo, *, mbps: float | None, crf: int | None,
                  overwrite: bool) -> None:
@@ -303,15 +276,15 @@ class RecordingSink(LiveSink):
         self._sink: FrameSink | None = _open_recording(plan, info, mbps, crf, overwrite)
         self._first_pts: int | None = None
 
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
+    def write(self, image: np.ndarray, frame: Frame) -> None:
         if self._first_pts is None:
             self._first_pts = frame.pts
         assert self._sink is not None
-        self._sink.write(image, Frame(index=frame.seq, rgb=image, pts=frame.pts - self._first_pts,
+        self._sink.write(image, Frame(index=frame.index, rgb=image, pts=frame.pts - self._first_pts,
                                       time_base=frame.time_base))
         self.frames += 1
 
-    def close(self) -> Path | None:
+    def commit(self) -> Path | None:
         """Publish the recording; one without frames is removed instead (no empty files)."""
         sink, self._sink = self._sink, None
         if sink is None:
@@ -341,17 +314,18 @@ def _open_recording(plan: OutputPlan, info: VideoInfo, mbps: float | None, crf: 
     target = Path(plan.target)
     remove_stale_temps(target)  # as open_sink does: what killed runs left
     fmt = VIDEO_SUFFIXES[target.suffix.lower()][1]
-    options = {"g": str(max(1, round(float(info.fps or DEFAULT_RATE))))}
-    if codec == "libx264" and fmt == "mp4":
-        options["bf"] = "0"  # a fragment cannot shift B-frame delay away: the first frame stays at 0
-    if plan.role == "alpha" and codec == "libx264" and mbps:
-        options = {**MATTE_X264_SETTINGS, **options}
+    options = encoders.recording_options(codec, fmt, float(info.fps or DEFAULT_RATE),
+                                         matte=plan.role == "alpha", mbps=mbps)
     return _KillSafeVideoSink(target, info, fmt=fmt, codec=codec, alpha=plan.rgba, mbps=mbps, crf=crf,
                               codec_options=options, overwrite=overwrite)
 
 
-class CameraSink(LiveSink):
+class CameraSink(FrameSink):
     """A virtual camera (pyvirtualcam): RGB frames, shown as they come."""
+
+    role: str  # "composition" or "alpha"
+    label: str
+    frames = 0
 
     def __init__(self, device: str, width: int, height: int, fps: Fraction) -> None:
         import pyvirtualcam
@@ -364,13 +338,16 @@ class CameraSink(LiveSink):
             raise RvmkitError(f"--virtual-camera: {first_line(error)}") from None
         self.label = self._camera.device
 
-    def write(self, image: np.ndarray, frame: CapturedFrame) -> None:
+    def write(self, image: np.ndarray, frame: Frame) -> None:
         self._camera.send(np.ascontiguousarray(image))
         self.frames += 1
 
-    def close(self) -> None:
+    def commit(self) -> None:
         self._camera.close()
         return None
+
+    def abort(self) -> None:
+        self.commit()
 
 
 def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -385,7 +362,7 @@ def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class Outputs:
     """Every sink of a run; `write` sends the composition and/or alpha of one frame to each."""
 
-    def __init__(self, sinks: list[LiveSink], width: int, height: int) -> None:
+    def __init__(self, sinks: list[FrameSink], width: int, height: int) -> None:
         self.sinks, self.width, self.height = sinks, width, height
         self.wants_alpha = any(sink.role == "alpha" for sink in sinks)
         self.wants_composition = any(sink.role == "composition" for sink in sinks)
@@ -401,7 +378,7 @@ class Outputs:
         published, failure = [], None
         for sink in self.sinks:
             try:
-                path = sink.close()
+                path = sink.commit()
             except Exception as error:  # noqa: BLE001 - finish the others first
                 failure = failure or error
                 continue
@@ -425,7 +402,7 @@ def open_outputs(plans: list[OutputPlan], *, source_label: str, width: int, heig
     """Open every planned output for width x height frames; on any failure close those already open
     (no socket left open, no file left behind) and raise."""
     info = placeholder_info(source_label, width, height, fps, time_base)
-    sinks: list[LiveSink] = []
+    sinks: list[FrameSink] = []
     try:
         for plan in plans:
             if plan.kind == "stream":

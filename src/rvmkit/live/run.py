@@ -7,15 +7,12 @@ import signal
 import threading
 
 from rvmkit.live.loop import LiveConfig, LiveReport, run_live
+from rvmkit.signals import handling
 
 
 def run_until_stopped(config: LiveConfig) -> LiveReport:
     """`run_live` with SIGINT and SIGTERM setting its stop event (the previous handlers restored after;
-    from the main thread only, as Python installs handlers)."""
+    from the main thread only, as Python installs handlers): the recordings are kept."""
     stop = threading.Event()
-    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handling((signal.SIGINT, signal.SIGTERM), lambda _: stop.set(), replace=True):
         return run_live(config, stop=stop)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)

@@ -3,7 +3,7 @@
 The contract other programs rely on (keep it stable; README "rvmkit serve" documents it):
 - POST /api/jobs: multipart field `file` plus form fields `outputs` (comma list of composition, alpha,
   foreground; default composition), `background` (colour or 'transparent'; or an image as the file
-  field `background_file`), `downsample_ratio` and `format` (mp4, webm, mov, png) -> 202 + the job.
+  field `background_file`), `downsample_ratio` and `format` (mp4, mkv, webm, mov, png) -> 202 + the job.
 - A job: {"id", "state": queued|running|done|failed|cancelled, "progress": {"frames_done",
   "frames_total", ...}, "error", "outputs": {NAME: URL}, ...}.
 - GET /api/jobs, /api/jobs/{id}, /api/jobs/{id}/events (SSE), /api/jobs/{id}/outputs/{name} (Range),
@@ -69,7 +69,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
         "downsample_ratio": {"type": "string", "default": "auto",
                              "description": "'auto' or a number in (0, 1]"},
         "format": {"type": "string", "enum": list(FORMATS),
-                   "description": "mp4 (default; webm when transparent), webm, mov, or png (a zip of PNGs)"},
+                   "description": "mp4 (default; webm when transparent), mkv, webm, mov, or png "
+                                  "(a zip of PNGs)"},
     }}}}}}
 
 

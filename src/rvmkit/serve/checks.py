@@ -15,14 +15,12 @@ from typing import Any
 
 from rvmkit import api
 from rvmkit.errors import RvmkitError
+from rvmkit.options import FORMATS, ROLES, output_paths
 from rvmkit.runtime import parse_ratio, resolve_model, resolve_ratio
 from rvmkit.serve.config import ServeConfig
 from rvmkit.serve.upload import UploadError
-from rvmkit.serve.worker import ROLES, output_paths
 from rvmkit.video.composite import is_transparent, parse_background, parse_colour
 from rvmkit.video.reader import open_source
-
-FORMATS = ("mp4", "webm", "mov", "png")
 
 
 def job_options(fields: dict[str, str], background_file: str | None, config: ServeConfig) -> dict[str, Any]:
@@ -43,7 +41,7 @@ def job_options(fields: dict[str, str], background_file: str | None, config: Ser
     if background is not None and not transparent and parse_colour(background) is None:
         raise UploadError(422, f"background {background!r}: a colour name, #RRGGBB, R,G,B or 'transparent' "
                                "(send an image as the file field 'background_file')")
-    ratio = fields.get("downsample_ratio", "").strip() or config.matte.get("downsample_ratio", "auto")
+    ratio = fields.get("downsample_ratio", "").strip() or config.matte.downsample_ratio
     try:
         parse_ratio(ratio)
     except RvmkitError as exc:
@@ -64,7 +62,7 @@ def check_upload(input_path: Path, name: str, options: dict[str, Any], outputs_d
     span = video_span(input_path)
     check_limits(info.width, info.height, info.frame_count, info.fps, config, span)
     try:
-        baked, label = model_ratio(config.matte.get("model"), config.matte.get("backend"))
+        baked, label = model_ratio(config.matte.model, config.matte.backend)
         ratio = resolve_ratio(options["downsample_ratio"], info.width, info.height, baked, label, name)
         background = str(background_path) if background_path is not None else options["background"]
         requested = {role: None for role in ROLES}

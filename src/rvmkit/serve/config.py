@@ -7,9 +7,9 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rvmkit.errors import RvmkitError
+from rvmkit.options import MatteOptions
 
 MB = 1024 * 1024
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
@@ -33,9 +33,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything `rvmkit serve` takes. `matte` holds the server-wide model options of `rvmkit matte`
-    (model, variant, backend, device, fp16, seq_chunk) and the default downsample ratio; jobs choose
-    outputs, background, ratio and format."""
+    """Everything `rvmkit serve` takes. `matte` holds the server-wide options of `rvmkit matte` (model,
+    variant, backend, device, fp16, precision, seq_chunk) and the default downsample ratio; each job
+    overrides the ratio, background and output type, and chooses the outputs and format."""
 
     data_dir: Path
     host: str = "127.0.0.1"
@@ -53,7 +53,7 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides the bound address and localhost
     live_dir: Path | None = None  # serve this folder at /live; None: build <data-dir>/live with rvmkit.web
-    matte: dict[str, Any] = field(default_factory=dict)
+    matte: MatteOptions = field(default_factory=MatteOptions)
 
     def checked(self) -> ServeConfig:
         for name, (low, high, option) in RANGES.items():

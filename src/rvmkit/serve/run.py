@@ -13,17 +13,15 @@ from rvmkit.serve.config import ServeConfig
 def check_server_model(config: ServeConfig, model: str | None) -> None:
     """The model options every job shares, refused in one line before the server starts; the default
     weights fetched. `model`: the --model as given (errors name it so)."""
-    from rvmkit.api import check_model_fit
-    from rvmkit.runtime import parse_ratio
+    from dataclasses import replace
 
-    matte = config.matte
-    parse_ratio(matte.get("downsample_ratio"))
-    spec, _ = check_model_fit(model, matte.get("backend"), matte.get("device", "cpu"),
-                              matte.get("fp16", False), matte.get("variant"), matte.get("precision", "fp32"))
+    from rvmkit.runtime import resolve_model
+
+    checked = replace(config.matte, model=model).checked()
     if model is None:
         from rvmkit.weights import fetch_pretrained
 
-        fetch_pretrained(spec.kind)
+        fetch_pretrained(resolve_model(None, checked.backend).kind)
 
 
 def serve(config: ServeConfig, model: str | None, announce: Callable[[str], None]) -> None:

@@ -20,12 +20,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rvmkit.options import output_paths
 from rvmkit.serve.config import ServeConfig
 from rvmkit.serve.jobs import Job, JobStore
-from rvmkit.serve.worker import output_paths
 
 log = logging.getLogger("rvmkit.serve")
 STOP_WAIT_S = 5.0  # a worker gets this long after SIGTERM to abort its outputs, then it is killed
@@ -81,11 +82,11 @@ class JobRun:
         store, job, config = self.scheduler.store, self.job, self.scheduler.config
         job_dir, outputs_dir = store.job_dir(job.id), store.outputs_dir(job.id)
         options = job.options
-        matte = {**config.matte, "downsample_ratio": options["downsample_ratio"],
-                 "background": options.get("background"),
-                 "output_type": "png_sequence" if options["format"] == "png" else "video"}
+        background = options.get("background")
         if options.get("background_file"):
-            matte["background"] = str(job_dir / options["background_file"])
+            background = str(job_dir / options["background_file"])
+        matte = replace(config.matte, downsample_ratio=options["downsample_ratio"], background=background,
+                        output_type="png_sequence" if options["format"] == "png" else "video").as_dict()
         address = config.address
         preview = None if address else str(outputs_dir / "preview.png")
         paths = output_paths(outputs_dir, options["outputs"], options["format"])
@@ -193,8 +194,8 @@ class Scheduler:
 
     def worker_args(self) -> list[str]:
         """The server's backend and device, so a spare worker preloads that backend's runtime."""
-        args = ["--device", str(self.config.matte.get("device") or "cpu")]
-        backend = self.config.matte.get("backend")
+        args = ["--device", str(self.config.matte.device or "cpu")]
+        backend = self.config.matte.backend
         return [*args, "--backend", str(backend)] if backend else args
 
     def worker_env(self) -> dict[str, str]:

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from rvmkit.errors import RvmkitError, first_line
+from rvmkit.options import ROLES as ROLES  # the job spec's output roles
+from rvmkit.options import output_paths as output_paths  # <role>.<fmt> in the job's outputs folder
+from rvmkit.signals import handle, interrupt
 
-ROLES = ("composition", "alpha", "foreground")
 REPORT_EVERY_S = 0.2
 Report = Callable[[int, "int | None"], None]
 
@@ -50,11 +52,6 @@ class Channel:
         if now - self._sent >= REPORT_EVERY_S or done == total:
             self._sent = now
             self.send({"done": done, "total": total})
-
-
-def output_paths(outputs_dir: Path, roles: list[str], fmt: str) -> dict[str, Path]:
-    """Where each output is written: `<role>.<fmt>`, or a `<role>` folder of PNGs (zipped when done)."""
-    return {role: outputs_dir / (role if fmt == "png" else f"{role}.{fmt}") for role in roles}
 
 
 def run_local(spec: dict[str, Any], report: Report) -> tuple[int, dict[str, Path]]:
@@ -128,10 +125,6 @@ def run_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
     return {"ok": True, "frames": frames, "outputs": outputs}
 
 
-def _stop(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # the engine aborts its outputs (no temporary files left) and re-raises
-
-
 def preload(backend: str | None = None, device: str = "cpu") -> None:
     """Import what every job needs and the server's backend (None: onnxruntime, with the fast path's
     compiled kernels from numba's disk cache on the CPU), before there is a job: together about two
@@ -160,7 +153,7 @@ def _log_to(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     channel = Channel(os.fdopen(os.dup(1), "w"))
     os.dup2(2, 1)  # stray prints from libraries go to the log, not into the protocol
-    signal.signal(signal.SIGTERM, _stop)
+    handle((signal.SIGTERM,), interrupt, replace=True)  # the engine aborts its outputs and re-raises
     try:
         preload(*_backend_args(sys.argv[1:] if argv is None else argv))
         line = sys.stdin.readline().strip()

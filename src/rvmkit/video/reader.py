@@ -164,7 +164,7 @@ def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error).split(":")[0] or type(error).__name__
 
 
-def _to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None, turns: int = 0) -> np.ndarray:
+def to_rgb(frame: av.VideoFrame, resize: tuple[int, int] | None, turns: int = 0) -> np.ndarray:
     """Upright HxWx3 uint8 RGB: scaled (area averaging to shrink, bicubic to enlarge), then turned
     `turns` quarter turns counter-clockwise; `resize` is the upright size."""
     if resize is not None and turns % 2:
@@ -184,7 +184,7 @@ def _require_decoder(path: Path, stream: av.video.VideoStream) -> None:
                           "this FFmpeg cannot decode)")
 
 
-def _quarter_turns(frame: av.VideoFrame) -> int:
+def quarter_turns(frame: av.VideoFrame) -> int:
     """Counter-clockwise quarter turns that make the frame upright, from its display matrix."""
     return round(frame.rotation / 90) % 4
 
@@ -223,7 +223,7 @@ class VideoFileSource(FrameSource):
             if not all(coded):
                 raise RvmkitError(f"{describe_path(path)}: video stream has no frame size (not a video?)")
             count, first = _count_frames(path, probe, stream)
-            self.turns = _quarter_turns(first) if first is not None else 0
+            self.turns = quarter_turns(first) if first is not None else 0
             if first is not None:
                 coded = (first.width, first.height)
             width, height = resize or (coded[::-1] if self.turns % 2 else coded)
@@ -255,7 +255,7 @@ class VideoFileSource(FrameSource):
                 raise RvmkitError(f"{describe_path(self.path)}: frame {index} is corrupt; "
                                   "the file is damaged")
             size = (self.info.width, self.info.height)
-            yield Frame(index=index, rgb=_to_rgb(frame, size, self.turns), pts=frame.pts,
+            yield Frame(index=index, rgb=to_rgb(frame, size, self.turns), pts=frame.pts,
                         time_base=Fraction(frame.time_base) if frame.time_base else self.info.time_base)
             index += 1
         if self.info.frame_count is not None and index != self.info.frame_count:
@@ -381,7 +381,7 @@ class ImageSource(FrameSource):
                 raise RvmkitError(f"{describe_path(image)}: image is {size[0]}x{size[1]}, but "
                                   f"{images[0].name} is {first[0]}x{first[1]}; "
                                   "all images must be the same size")
-        upright = first[::-1] if _quarter_turns(_decode_image(images[0])) % 2 else first
+        upright = first[::-1] if quarter_turns(_decode_image(images[0])) % 2 else first
         width, height = resize or upright
         self.info = VideoInfo(path=path, width=int(width), height=int(height), frame_count=len(images),
                               fps=fps, time_base=1 / fps, has_audio=False, is_image_sequence=True)
@@ -389,7 +389,7 @@ class ImageSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         for index, image in enumerate(self.images):
             picture = _decode_image(image)
-            rgb = _to_rgb(picture, self.resize, _quarter_turns(picture))
+            rgb = to_rgb(picture, self.resize, quarter_turns(picture))
             if rgb.shape[:2] != (self.info.height, self.info.width):
                 raise RvmkitError(f"{describe_path(image)}: image is {rgb.shape[1]}x{rgb.shape[0]} once "
                                   f"turned upright, but {self.images[0].name} is "

@@ -54,45 +54,19 @@ from rvmkit.fileio import (
     require_creatable,
     require_replaceable,
 )
+from rvmkit.video.encoders import IMAGE_OUTPUTS, MUXERS, matte_options, video_settings
 from rvmkit.video.reader import Frame, VideoInfo, ffmpeg_path
 
 VIDEO_SUFFIXES = {".mp4": ("libx264", "mp4"), ".mkv": ("libx264", "matroska"),
                   ".webm": ("libvpx-vp9", "webm"), ".mov": ("prores_ks", "mov")}
 ALPHA_SUFFIXES = (".webm", ".mov")
 OUTPUT_TYPES = ("video", "png_sequence")
-#: one-image outputs (a photo in, a photo out): suffix -> (encoder, its pixel formats for 1, 3, 4 channels,
-#: encoder options). PNG, lossless WebP and deflate TIFF are exact and carry alpha; JPEG does not
-IMAGE_OUTPUTS = {
-    ".png": ("png", {1: "gray", 3: "rgb24", 4: "rgba"}, {}),
-    ".webp": ("libwebp", {1: "bgra", 3: "bgra", 4: "bgra"}, {"lossless": "1"}),
-    ".tif": ("tiff", {1: "gray", 3: "rgb24", 4: "rgba"}, {"compression_algo": "deflate"}),
-    ".tiff": ("tiff", {1: "gray", 3: "rgb24", 4: "rgba"}, {"compression_algo": "deflate"}),
-    ".jpg": ("mjpeg", {1: "yuvj444p", 3: "yuvj444p"}, {"qmin": "1", "qmax": "2"}),
-    ".jpeg": ("mjpeg", {1: "yuvj444p", 3: "yuvj444p"}, {"qmin": "1", "qmax": "2"}),
-}
 IMAGE_CODECS = {"png"} | {codec for codec, _, _ in IMAGE_OUTPUTS.values()}
-#: compositions at a bitrate: x264 superfast with auto-variance AQ. At 4 Mbps on 1080p held-out footage it
-#: keeps 0.43 dB over the naive loop's medium preset (issue 15 asks >= -0.2) for 0.7x veryfast's encoder
-#: CPU, which on 2 cores goes to inference: whole runs 3.6% faster (benchmarks/encoder.py, LEVERS.md)
-X264_SETTINGS = {"preset": "superfast", "x264-params": "aq-mode=2"}
-#: quality mode (no bitrate asked): veryfast with auto-variance AQ at CRF 18, where a faster preset would
-#: cost file size rather than quality
-DEFAULT_X264 = {"crf": "18", "preset": "veryfast", "x264-params": "aq-mode=2"}
-#: a grey alpha matte at a fixed bitrate: x264 ultrafast. At 4 Mbps on that footage its PSNR equals the
-#: medium preset's (63.5 dB) for 0.4x veryfast's CPU time, which on 2 cores goes to inference instead
-MATTE_X264_SETTINGS = {"preset": "ultrafast", "x264-params": "aq-mode=0"}
-DEFAULT_VP9 = {"crf": "30", "b": "0"}
-PRORES_HQ, PRORES_4444 = 3, 4
 BT709, BT470BG, SMPTE170M = 1, 5, 6  # AVColorSpace values
 # colorspace -> (primaries, transfer) tags that go with it
 _COLOR_TAGS = {BT709: (1, 1), BT470BG: (5, 6), SMPTE170M: (6, 6)}
 _FORMATS = {3: "rgb24", 4: "rgba", 1: "gray"}
 _FRAME_NAME = re.compile(r"\d+\.png")  # frames of a PNG-sequence output (ours: 000000.png; RVM's: 0000.png)
-# By default FFmpeg shifts every Matroska/WebM stream until the earliest packet is at 0: copied AAC starts
-# with a priming packet at -1024 samples, which moved the whole video by +21 ms. A block's time is a signed
-# offset from its cluster's, and FFmpeg writes and reads such negative times exactly, so keep every
-# timestamp as given. (The cleaner CodecDelay needs the stream's initial_padding, which PyAV cannot set.)
-_MUXER_OPTIONS = {"matroska": {"avoid_negative_ts": "disabled"}, "webm": {"avoid_negative_ts": "disabled"}}
 
 
 def resolve_output(path: str | os.PathLike, output_type: str | None, images: bool = False) -> tuple[str, str]:
@@ -120,7 +94,9 @@ def resolve_output(path: str | os.PathLike, output_type: str | None, images: boo
 
 
 class FrameSink:
-    """Where one output's frames go; `commit()` publishes it, `abort()` removes every trace."""
+    """Where one output's frames go, the one protocol of every sink (files, PNG folders, images, batch
+    segments, live streams, recordings and the virtual camera): `write` each frame, then `finish` (stage
+    it for `publish_all`) or `commit` (finish and publish it alone), or `abort` (remove every trace)."""
 
     path: Path
 
@@ -133,7 +109,8 @@ class FrameSink:
         self.commit()
         return None
 
-    def commit(self) -> Path:
+    def commit(self) -> Path | None:
+        """Finish and publish; the published path, or None for an output that is not a file (a stream)."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -172,8 +149,8 @@ def open_sink(path: str | os.PathLike, info: VideoInfo, *, alpha: bool, output_t
     if kind == "image":
         return ImageSink(path, info, overwrite=overwrite)
     fmt = VIDEO_SUFFIXES[suffix][1]
-    if matte and codec == "libx264" and mbps:
-        codec_options = {**MATTE_X264_SETTINGS, **(codec_options or {})}
+    if matte:
+        codec_options = matte_options(codec, mbps, codec_options)
     return VideoSink(path, info, codec=codec, fmt=fmt, alpha=alpha, mbps=mbps, crf=crf,
                      audio_from=audio_from, codec_options=codec_options or {}, overwrite=overwrite)
 
@@ -303,7 +280,36 @@ def encode_image(frame: np.ndarray, suffix: str) -> bytes:
     return b"".join(bytes(packet) for packet in [*context.encode(picture), *context.encode(None)])
 
 
-class PngSequenceSink(FrameSink):
+class _TempSink(FrameSink):
+    """An output written under a locked temporary name (`_temp`): `finish` stages it, `commit` publishes
+    it alone, `abort` removes it."""
+
+    path: Path
+    overwrite: bool
+    _temp: Path
+    _lock: int | None
+
+    def _staged(self, lock: int | None) -> Staged:
+        raise NotImplementedError
+
+    def _remove_temp(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> Staged:
+        lock, self._lock = self._lock, None
+        return self._staged(lock)
+
+    def commit(self) -> Path:
+        publish_all([self.finish()], overwrite=self.overwrite)
+        return self.path
+
+    def abort(self) -> None:
+        release_lock(self._lock)
+        self._lock = None
+        self._remove_temp()
+
+
+class PngSequenceSink(_TempSink):
     """PNG frames in a hidden temporary folder, renamed to `path` when published."""
 
     def __init__(self, path: Path, overwrite: bool = False) -> None:
@@ -325,21 +331,14 @@ class PngSequenceSink(FrameSink):
             raise _one_line(self.path, f"cannot write frame {source.index}", error) from None
         self._count += 1
 
-    def finish(self) -> Staged:
-        lock, self._lock = self._lock, None
+    def _staged(self, lock: int | None) -> Staged:
         return Staged(self._temp, self.path, into_empty_folder=True, recheck=recheck_frame_folder, lock=lock)
 
-    def commit(self) -> Path:
-        publish_all([self.finish()], overwrite=self.overwrite)
-        return self.path
-
-    def abort(self) -> None:
-        release_lock(self._lock)
-        self._lock = None
+    def _remove_temp(self) -> None:
         shutil.rmtree(self._temp, ignore_errors=True)
 
 
-class ImageSink(FrameSink):
+class ImageSink(_TempSink):
     """One picture (a one-frame input) in a temporary file, renamed to `path` when published."""
 
     def __init__(self, path: Path, info: VideoInfo, overwrite: bool = False) -> None:
@@ -362,17 +361,10 @@ class ImageSink(FrameSink):
             raise _one_line(self.path, "cannot write the image", error) from None
         self._written = True
 
-    def finish(self) -> Staged:
-        lock, self._lock = self._lock, None
+    def _staged(self, lock: int | None) -> Staged:
         return Staged(self._temp, self.path, lock=lock)
 
-    def commit(self) -> Path:
-        publish_all([self.finish()], overwrite=self.overwrite)
-        return self.path
-
-    def abort(self) -> None:
-        release_lock(self._lock)
-        self._lock = None
+    def _remove_temp(self) -> None:
         with contextlib.suppress(OSError):
             self._temp.unlink(missing_ok=True)
 
@@ -398,7 +390,7 @@ class VideoSink(FrameSink):
             raise _one_line(path, "cannot create output", error) from None
         self._lock = lock_temp(self._temp)
         try:
-            options = _MUXER_OPTIONS.get(fmt, {})
+            options = MUXERS.get(fmt, {})
             self._container = av.open(ffmpeg_path(self._temp), mode="w", format=fmt, options=options)
         except (av.FFmpegError, OSError) as error:
             self.abort()
@@ -419,36 +411,15 @@ class VideoSink(FrameSink):
         context.width, context.height = width, height
         context.time_base = self.time_base
         stream.time_base = self.time_base
-        odd = width % 2 or height % 2
-        options: dict[str, str] = {}
-        if codec == "libx264":
-            context.pix_fmt = "yuv444p" if odd else "yuv420p"
-            options = {**X264_SETTINGS} if mbps else {**DEFAULT_X264}
-            if crf is not None and not mbps:
-                options["crf"] = str(crf)
-        elif codec == "libvpx-vp9":
-            context.pix_fmt = "yuva420p" if alpha else "yuv420p"
-            options = {"row-mt": "1", "cpu-used": "4", "deadline": "good"}
-            if not mbps:
-                options.update(DEFAULT_VP9, **({"crf": str(crf)} if crf is not None else {}))
-            if alpha:
-                options["auto-alt-ref"] = "0"
-        else:  # prores_ks
-            context.pix_fmt = "yuva444p10le" if alpha else "yuv422p10le"
-            options = {"profile": str(PRORES_4444 if alpha else PRORES_HQ), "vendor": "apl0"}
-            if mbps:
-                macroblocks = ((width + 15) // 16) * ((height + 15) // 16)
-                options["bits_per_mb"] = str(max(1, int(mbps * 1e6 / float(self.fps) / macroblocks)))
-                mbps = None
-            if alpha:
-                options["alpha_bits"] = "16"
-        if mbps:
-            context.bit_rate = int(mbps * 1e6)
+        settings = video_settings(codec, width, height, self.fps, alpha=alpha, mbps=mbps, crf=crf,
+                                  extra=codec_options)
+        context.pix_fmt = settings.pix_fmt
+        if settings.bit_rate:
+            context.bit_rate = settings.bit_rate
         self._colorspace = output_colorspace(self.info)
         context.color_range, context.colorspace = 1, self._colorspace  # limited range: swscale's default
         context.color_primaries, context.color_trc = _COLOR_TAGS[self._colorspace]
-        options.update(codec_options)
-        context.options = options
+        context.options = settings.options
         stream.thread_type = "AUTO"
         return stream
 
