@@ -37,6 +37,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(private, ignore_errors=True)
 
 
+#: fixtures that start something slow (a Ray cluster, a torch ONNX export): every test using one is `slow`
+SLOW_FIXTURES = frozenset({"ray_local", "ray_up", "first_run", "runs", "seed_export", "fp16_export"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that need a slow fixture `slow`: `pytest -m "not slow"` is the quick run (about a
+    minute); `make test` and CI run everything."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def read_frames(clip: str = "book", count: int = 20) -> list[np.ndarray]:
     """The first `count` frames of a real clip as HxWx3 uint8 RGB."""
     import av

@@ -166,3 +166,9 @@ def test_cache_that_cannot_be_written_is_one_line_naming_the_setting(tmp_path, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a directory" in err and weights.CACHE_ENV in err
     assert blocker.read_text().startswith("a file")
+
+
+def test_fetch_pretrained_gives_the_default_each_model_kind_runs():
+    assert weights.fetch_pretrained("checkpoint") == weights.default_checkpoint_path()
+    assert weights.fetch_pretrained("onnx") == weights.official_onnx_path()
+    assert weights.fetch_pretrained("checkpoint").suffix == ".pth"

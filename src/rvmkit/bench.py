@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rvmkit.runtime import registry
 from rvmkit.runtime.base import Backend, to_input
 from rvmkit.video.reader import MAX_SIDE  # the largest frame side, as for --input-resize
 
@@ -105,9 +106,9 @@ def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: 
                      threads: int | None = None) -> Stepper:
     """The official ONNX as its examples run it (`sess.run` with default session options: the runtime's
     `OrtReferenceBackend`), on float inputs prepared before timing (float16 for a float16 model)."""
-    from rvmkit.runtime.ort_reference import OrtReferenceBackend
+    from rvmkit.runtime import load_backend
 
-    return backend_stepper(OrtReferenceBackend(model, threads=threads), frames, ratio, prepared=True)
+    return backend_stepper(load_backend("reference", model, threads=threads), frames, ratio, prepared=True)
 
 
 def backend_stepper(backend: Backend, frames: list[np.ndarray], ratio: float,
@@ -209,9 +210,9 @@ def composition_psnr(input_path: str | os.PathLike, videos: list[str | os.PathLi
     model's float fgr/pha composited in float (no rounding), compared with the decoded RGB frames."""
     import av
 
-    from rvmkit.runtime.onnxruntime import OnnxRuntimeBackend
+    from rvmkit.runtime import load_backend
 
-    backend = OnnxRuntimeBackend(model)
+    backend = load_backend("onnxruntime", model, fast=False)
     bg = np.array(background, np.float32).reshape(3, 1, 1)
     decoders = [av.open(str(path)) for path in videos]
     streams = [container.decode(video=0) for container in decoders]
@@ -309,7 +310,8 @@ def check_options(options: BenchOptions) -> tuple[dict[str, ModelSpec], list[tup
     specs = {}
     for name in dict.fromkeys(options.backends):
         # fp16 is the torch backend's; without torch among the backends it is refused as matte refuses it
-        fp16 = options.fp16 and (name == "torch" or "torch" not in options.backends)
+        fp16 = options.fp16 and (registry.takes_fp16(name)
+                                 or not any(map(registry.takes_fp16, options.backends)))
         specs[name] = check_model_fit(options.model, name, options.device, fp16)[0]
     spec = next(iter(specs.values()))
     baked = spec.baked_ratio
@@ -347,8 +349,10 @@ def _timed_backends(options: BenchOptions, specs: dict[str, ModelSpec],
 
     backends: dict[str, Backend] = {}
     for name, spec in specs.items():
-        loading: dict[str, Any] = {"threads": options.threads} if options.threads and name != "torch" else {}
-        fp16 = options.fp16 and name == "torch"
+        info = registry.info(name)
+        # a process-wide cap (torch) would hold for every later row too: only session caps are set
+        loading: dict[str, Any] = {"threads": options.threads} if info and info.session_threads else {}
+        fp16 = options.fp16 and registry.takes_fp16(name)
         if fp16:
             loading["fp16"] = True
         variants = [("fast", {"fast": True}), ("plain", {"fast": False})] if name == "onnxruntime" \
@@ -419,7 +423,7 @@ def e2e_rows(options: BenchOptions, specs: dict[str, ModelSpec], width: int, hei
         for name in specs:
             frames, seconds = rvmkit_e2e(clip, Path(tmp) / f"c_{name}.mp4", Path(tmp) / f"a_{name}.mp4",
                                          ratio, backend=name, device=options.device, model=options.model,
-                                         fp16=options.fp16 and name == "torch")
+                                         fp16=options.fp16 and registry.takes_fp16(name))
             ms = 1000 * seconds / frames
             rows.append({"mode": "e2e", "variant": f"rvmkit matte ({name})", "size": f"{width}x{height}",
                          "ratio": ratio, "ms/frame": round(ms, 2), "fps": round(1000 / ms, 2),

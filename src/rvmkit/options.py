@@ -110,7 +110,7 @@ def check_model_fit(model: str | os.PathLike | None, backend: str | None, device
                     fp16: bool, variant: str | None = None, precision: str = "fp32") -> tuple[ModelSpec, str]:
     """(model spec, backend name) once the model, backend, device, fp16, variant and precision are known
     to fit together, so a mismatch is a one-line error before anything is loaded."""
-    from rvmkit.runtime import check_backend, default_backend, resolve_model
+    from rvmkit.runtime import check_backend, default_backend, registry, resolve_model
     from rvmkit.runtime.precision import check_precision
 
     spec = resolve_model(model, backend)
@@ -123,7 +123,7 @@ def check_model_fit(model: str | os.PathLike | None, backend: str | None, device
         raise RvmkitError(f"--variant {variant}: {what}; the variant applies to a .pth checkpoint "
                           "(--model rvm_resnet50.pth --variant resnet50)")
     check_backend(name, spec, device)
-    if fp16 and name != "torch":
+    if fp16 and not registry.takes_fp16(name):
         raise RvmkitError("fp16 applies to --backend torch; ONNX backends run an fp16 ONNX model "
                           "(export one with rvmkit export)")
     check_precision(precision, name, device)

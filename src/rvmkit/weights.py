@@ -40,6 +40,13 @@ def _digest_path(pth: Path) -> Path:
     return pth.with_name(pth.name + ".sha256")
 
 
+def fetch_pretrained(kind: str) -> Path:
+    """The pretrained default a model kind runs (`rvmkit.runtime.ModelSpec.kind`): the imported checkpoint
+    for 'checkpoint', else the official ONNX; fetched once by a server or a batch before its jobs, not by
+    every job at the same time."""
+    return default_checkpoint_path() if kind == "checkpoint" else official_onnx_path()
+
+
 def default_checkpoint_path(fetch: bool = True) -> Path:
     """Path of the imported `rvm_mobilenetv3.pth` (verified against its recorded sha256)."""
     pth = cache_dir() / PTH_NAME

@@ -62,6 +62,7 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+@pytest.mark.slow
 def test_alpha_png_sequence_equals_the_official_onnx(official_onnx, tmp_path, capsys):
     clip = CLIPS["milk"]
     assert main(["matte", str(clip), "--output-alpha", str(tmp_path / "alpha"), *QUIET]) == 0
@@ -178,6 +179,7 @@ def test_trailing_slash_output_is_a_folder_of_frames_whatever_its_name(short_cli
         f"{folder}/{index:06d}.png" for folder in ("clip.mp4", "frames.v1") for index in range(6)])
 
 
+@pytest.mark.slow
 def test_torch_backend_with_seq_chunk_matches_onnxruntime(short_clip, checkpoint, tmp_path):
     pytest.importorskip("torch")
     convert_video(short_clip, output_alpha=tmp_path / "ort", downsample_ratio=RATIO, progress=False)
@@ -188,6 +190,7 @@ def test_torch_backend_with_seq_chunk_matches_onnxruntime(short_clip, checkpoint
         assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 2
 
 
+@pytest.mark.slow
 def test_rvm_style_call_with_a_torch_model_object(short_clip, checkpoint, tmp_path):
     """RVM's own call: convert_video(model, input_source=..., ...), with its argument names and values."""
     torch = pytest.importorskip("torch")

@@ -122,6 +122,7 @@ def test_full_size_states_give_the_same_result_as_initial_states(seed_export):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opset", [11, 17])
 def test_opsets_11_and_17_match_official(opset, tmp_path, torch_model, official_onnx):
     from rvmkit.export.onnx_export import export_onnx
@@ -133,6 +134,7 @@ def test_opsets_11_and_17_match_official(opset, tmp_path, torch_model, official_
     assert report.ok, report.table()
 
 
+@pytest.mark.slow
 def test_resnet50_random_checkpoint_exports_and_matches_torch(tmp_path):
     import torch
 

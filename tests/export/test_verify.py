@@ -23,6 +23,7 @@ def baked(tmp_path_factory, official_onnx) -> Path:
     return convert_official(official_onnx, tmp_path_factory.mktemp("verify") / "baked.onnx", 0.25)
 
 
+@pytest.mark.slow
 def test_verify_cli_prints_a_row_per_size_and_output_and_passes(baked, capsys):
     rc = main(["verify", str(baked), "--video", str(CLIPS["milk"]), "--frames", "1"])
     out = capsys.readouterr().out
@@ -33,6 +34,7 @@ def test_verify_cli_prints_a_row_per_size_and_output_and_passes(baked, capsys):
     assert "alpha difference in RVM's evaluation units" in out and "dtSSD" in out
 
 
+@pytest.mark.slow
 def test_verify_fails_with_nonzero_exit_on_a_perturbed_model(baked, tmp_path, capsys):
     model = onnx.load(str(baked))
     conv = next(n for n in model.graph.node if n.op_type == "Conv")

@@ -27,6 +27,7 @@ def pretrained(checkpoint):
     return load_model(checkpoint)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", [0.25, 0.5])
 def test_imported_weights_match_official_onnx_over_20_recurrent_frames(pretrained, official_onnx,
                                                                        book_frames, ratio):
@@ -47,6 +48,7 @@ def test_imported_weights_match_official_onnx_over_20_recurrent_frames(pretraine
     assert max(errors) <= 1e-4
 
 
+@pytest.mark.slow
 def test_time_series_input_equals_frame_by_frame(pretrained, book_frames):
     clip = torch.from_numpy(np.stack(book_frames[:4]).astype(np.float32) / 255).permute(0, 3, 1, 2)[None]
     with torch.no_grad():

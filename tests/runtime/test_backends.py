@@ -93,6 +93,7 @@ def test_onnxruntime_runs_a_baked_ratio_model(baked_onnx, milk_frames, milk_refe
         assert np.abs(ours - ref).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_torch_backend_agrees_with_onnxruntime(checkpoint, milk_frames, milk_reference):
     pytest.importorskip("torch")
     backend = load_backend(None, checkpoint)

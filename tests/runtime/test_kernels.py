@@ -100,6 +100,7 @@ def test_warm_up_loads_the_kernels_in_the_background_and_numpy_runs_meanwhile(tm
     assert result.stdout.split("\n")[:2] == ["(1, 3, 32, 24)", "True"]
 
 
+@pytest.mark.slow
 def test_warm_up_later_loads_numba_after_a_small_first_frame_and_at_once_for_a_big_one():
     """In fresh processes: the fast backend's warm_up_later() leaves numba unloaded through a small first
     frame (numpy finishes it; numba's load would hold the GIL), then starts it; a frame above

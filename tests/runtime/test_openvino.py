@@ -34,6 +34,7 @@ def test_fp32_compiles_in_f32_even_on_a_bf16_cpu(official_onnx):
     assert compile_cpu(official_onnx).get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
 
 
+@pytest.mark.slow
 def test_bf16_runs_in_bf16_where_the_cpu_has_it_and_is_refused_elsewhere(official_onnx):
     frames = [f[::2, ::2] for f in read_frames("milk", 3)]  # 320x240
     if not (cpu_flags() or set()) & {"avx512_bf16", "amx_bf16"}:
@@ -49,6 +50,7 @@ def test_bf16_runs_in_bf16_where_the_cpu_has_it_and_is_refused_elsewhere(officia
     assert 1e-4 < worst < 0.5  # a different precision, still a matte of the same person
 
 
+@pytest.mark.slow
 def test_fp16_runs_in_f16_where_the_cpu_has_avx512_fp16_and_is_refused_elsewhere(official_onnx):
     if not (cpu_flags() or set()) & {"avx512_fp16", "amx_fp16"}:
         with pytest.raises(RvmkitError, match="does not compute in fp16"):

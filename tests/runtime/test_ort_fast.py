@@ -61,6 +61,7 @@ def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, offic
         assert all(isinstance(value, ort.OrtValue) for value in state)
 
 
+@pytest.mark.slow
 def test_float_input_gives_the_outputs_of_the_uint8_frame(fast_backend, frames):
     rgb = frames[0]
     src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
@@ -92,6 +93,7 @@ def test_graph_variants_keep_the_outputs(official_onnx, frames, official_outputs
     assert variant.path != low_res_model_path(official_onnx)  # its own file, not the default's
 
 
+@pytest.mark.slow
 def test_matte_writes_the_same_frames_on_the_fast_and_plain_paths(tmp_path, monkeypatch):
     from conftest import CLIPS
     from rvmkit.api import convert_video

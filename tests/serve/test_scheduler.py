@@ -17,6 +17,7 @@ from rvmkit.serve.jobs import Job, JobStore, new_job_id
 from rvmkit.serve.scheduler import Scheduler, died
 
 
+@pytest.mark.slow
 def test_restart_keeps_finished_jobs_and_requeues_the_interrupted_one(tmp_path, clips):
     data = tmp_path / "data"
     clip = make_clip(tmp_path / "ninety.mp4", 90)
@@ -87,6 +88,7 @@ def _mount_tmpfs(folder, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_job_cleanly_and_the_server_stays_up(tmp_path):
     disk = tmp_path / "small-disk"
     if not _mount_tmpfs(disk, "4m"):
@@ -112,3 +114,21 @@ def test_a_full_disk_fails_the_job_cleanly_and_the_server_stays_up(tmp_path):
             server.stop()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_spare_worker_preloads_the_servers_backend_and_exits_on_eof(tmp_path):
+    import sys
+
+    from rvmkit.serve.worker import _backend_args
+
+    plain = Scheduler(JobStore(tmp_path / "plain"), ServeConfig(data_dir=tmp_path / "plain"), lambda: None)
+    assert _backend_args(plain.worker_args()) == (None, "cpu")
+    from rvmkit.options import MatteOptions
+
+    config = ServeConfig(data_dir=tmp_path / "torch", matte=MatteOptions(backend="torch", device="cpu"))
+    scheduler = Scheduler(JobStore(tmp_path / "torch"), config, lambda: None)
+    assert _backend_args(scheduler.worker_args()) == ("torch", "cpu")
+    spare = subprocess.run([sys.executable, "-m", "rvmkit.serve.worker", *scheduler.worker_args()], input="",
+                           capture_output=True, text=True, env=scheduler.worker_env(), timeout=120)
+    assert spare.returncode == 0, spare.stderr
+    assert spare.stdout == ""  # a spare let go reports nothing

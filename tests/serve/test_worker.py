@@ -81,6 +81,7 @@ def ray_cluster():
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_jobs_run_on_a_ray_cluster_with_address(tmp_path, ray_cluster):
     clip = make_clip(tmp_path / "clip.mp4", 10, size=(160, 120), audio=True)
     server = Server(tmp_path / "data", "--address", ray_cluster).start()

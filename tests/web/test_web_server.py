@@ -47,3 +47,18 @@ def test_cli_serves_an_existing_site_until_terminated(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0
+
+
+def test_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
+    from rvmkit.errors import RvmkitError
+    from rvmkit.web.server import make_server, serve_until_stopped
+
+    taken = make_server(tmp_path, "127.0.0.1", 0)
+    port = taken.server_address[1]
+    announced: list[str] = []
+    try:
+        with pytest.raises(RvmkitError, match=f"127.0.0.1:{port}: cannot serve there .*another --port"):
+            serve_until_stopped(tmp_path, "127.0.0.1", port, announced.append)
+    finally:
+        taken.server_close()
+    assert announced == []

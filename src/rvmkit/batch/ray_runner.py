@@ -784,12 +784,10 @@ def _ratio_for(input_path: Path, options: MatteOptions) -> float:
 def _prefetch_weights(options: MatteOptions) -> None:
     """Fetch the default weights once here, not in every local worker at the same time."""
     if options.model is None:
-        from rvmkit import weights
+        from rvmkit.runtime import resolve_model
+        from rvmkit.weights import fetch_pretrained
 
-        if options.backend == "torch":
-            weights.default_checkpoint_path()
-        else:
-            weights.official_onnx_path()
+        fetch_pretrained(resolve_model(None, options.backend).kind)
 
 
 def _shutdown() -> None:

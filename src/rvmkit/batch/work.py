@@ -21,7 +21,7 @@ from rvmkit.batch import segments as seg
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import Staged, publish_all, release_lock
 from rvmkit.options import MatteOptions
-from rvmkit.runtime import default_backend, load_backend, resolve_model, resolve_ratio
+from rvmkit.runtime import load_backend, resolve_model, resolve_ratio
 from rvmkit.runtime.base import Backend
 from rvmkit.video.composite import parse_background
 from rvmkit.video.reader import VideoInfo, open_source
@@ -79,20 +79,9 @@ def output_fingerprint(options: MatteOptions, input_path: str | os.PathLike, seg
 
 def load_worker_backend(options: MatteOptions, threads: int | None = None) -> Backend:
     """The worker's one model. `threads` caps intra-op threads so workers sharing a machine don't fight."""
-    spec = resolve_model(options.model, options.backend)
-    name = options.backend or default_backend(spec)
-    extra: dict[str, Any] = {}
-    if name in ("onnxruntime", "openvino") and threads:
-        extra["threads"] = threads
-    if name == "torch":
-        if options.fp16:
-            extra["fp16"] = True
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-    return load_backend(name, spec, device=options.device, variant=options.variant,
-                        precision=options.precision, **extra)
+    return load_backend(options.backend, options.model, device=options.device, variant=options.variant,
+                        precision=options.precision, threads=threads,
+                        **({"fp16": True} if options.fp16 else {}))
 
 
 def _ratio(options: MatteOptions, info: VideoInfo, backend: Backend) -> float:

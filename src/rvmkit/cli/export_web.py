@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -53,52 +50,20 @@ def _port(text: str) -> int:
     return value
 
 
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the half-built folder is removed."""
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(args: argparse.Namespace) -> int:
-    from rvmkit.web import DEFAULT_RATIOS, MANIFEST, write_site
+    from rvmkit.web import DEFAULT_RATIOS, MANIFEST
+    from rvmkit.web.server import serve_until_stopped, write_until_stopped
 
     out_dir = Path(args.out_dir)
     existing_site = out_dir.is_dir() and (out_dir / MANIFEST).is_file()
     if not (args.serve and existing_site and not args.overwrite):
-        with _sigterm_as_exit():
-            write_site(out_dir, ratios=tuple(args.ratios or DEFAULT_RATIOS), model=args.model,
-                       overwrite=args.overwrite)
+        write_until_stopped(out_dir, ratios=tuple(args.ratios or DEFAULT_RATIOS), model=args.model,
+                            overwrite=args.overwrite)
         print(f"wrote {out_dir}")
     elif args.ratios or args.model:
         print(f"{out_dir} already holds a site: serving it as it is (add --overwrite to re-export)")
     if args.serve:
-        return _serve(out_dir, args.host, args.port)
+        serve_until_stopped(out_dir, args.host, args.port, announce=lambda line: print(line, flush=True))
+        return 0
     print(f"serve it over http (from file:// the page cannot run): rvmkit export-web {out_dir} --serve")
-    return 0
-
-
-def _serve(folder: Path, host: str, port: int) -> int:
-    from rvmkit.errors import RvmkitError
-    from rvmkit.web.server import make_server, url_of
-
-    try:
-        server = make_server(folder, host, port)
-    except OSError as error:
-        raise RvmkitError(f"{host}:{port}: cannot serve there ({error.strerror or error}); "
-                          "choose another --port") from None
-    try:
-        with _sigterm_as_exit():
-            print(f"serving {folder} at {url_of(server)} (Ctrl-C to stop)", flush=True)
-            server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.server_close()
     return 0

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
 
 from rvmkit.cli.options import add_model_options, add_render_options
+from rvmkit.cli.options import number as _number  # its range: `check_ranges` (one line naming it)
 from rvmkit.live.loop import LIVE_AUTO_LONG_SIDE, RANGES
-from rvmkit.signals import handling
 
 EPILOG = """\
 examples:
@@ -42,14 +40,6 @@ def _size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive")
     return width, height
-
-
-def _number(text: str) -> float:
-    """A number; its range is `check_ranges`'s (one line naming the option and the range)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def _range(option: str) -> str:
@@ -150,12 +140,10 @@ def config_from(args: argparse.Namespace) -> Any:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from rvmkit.live.loop import run_live
+    from rvmkit.live.run import run_until_stopped
 
     config = config_from(args)
-    stop = threading.Event()
-    with handling((signal.SIGINT, signal.SIGTERM), lambda _: stop.set(), replace=True):  # recordings kept
-        report = run_live(config, stop=stop)
+    report = run_until_stopped(config)
     for path in report.recordings:
         print(f"recorded: {path}")
     if report.totals["frames_in"] == 0 and not config.quiet:

@@ -49,15 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.segments > 1:
-        from rvmkit.batch.ray_runner import segmented_converter
+    from rvmkit.batch import converter
 
-        convert = segmented_converter(args.segments, args.warmup)
-    else:
-        from rvmkit.api import convert_video as convert
+    convert = converter(args.segments, args.warmup)
     result = convert(args.input, args.output_composition, args.output_alpha, args.output_foreground,
-                           progress=not args.quiet, overwrite=args.overwrite, preview=args.preview,
-                           **matte_options(args))
+                     progress=not args.quiet, overwrite=args.overwrite, preview=args.preview,
+                     **matte_options(args))
     if not args.quiet:
         fps = result.frames / result.seconds if result.seconds > 0 else 0.0
         print(f"matted {result.frames} frames in {result.seconds:.1f} s ({fps:.1f} fps, {result.backend}, "

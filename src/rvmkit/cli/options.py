@@ -17,7 +17,7 @@ from rvmkit.runtime import BACKENDS, DEVICES
 from rvmkit.runtime.precision import PRECISIONS
 
 __all__ = ["add_model_options", "add_render_options", "add_segment_options", "limited", "matte_options",
-           "whole_number"]
+           "number", "whole_number"]
 
 
 def add_model_options(group: argparse._ArgumentGroup) -> None:
@@ -51,13 +51,26 @@ def add_render_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--crf", type=int, help="constant quality for H.264 / VP9 (lower is better)")
 
 
+def _converted(text: str, convert: Any, what: str) -> Any:
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _whole(text: str) -> int:
+    return _converted(text, int, "a whole number")
+
+
+def number(text: str) -> float:
+    """argparse type: a number; its range is checked where the option is known (one line naming it)."""
+    return _converted(text, float, "a number")
+
+
 def whole_number(minimum: int) -> Any:
     """argparse type: an int >= minimum (argparse reports anything else as a usage error)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = _whole(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
         return value
@@ -68,10 +81,7 @@ def whole_number(minimum: int) -> Any:
 def limited(name: str) -> Any:
     """argparse type: a whole number within `rvmkit.contract.LIMITS[name]` (one usage line otherwise)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = _whole(text)
         try:
             check_limit(name, value)
         except RvmkitError as error:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rvmkit.cli.options import add_model_options
-from rvmkit.errors import RvmkitError
 
 EPILOG = """\
 examples:
@@ -129,27 +128,7 @@ def config_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
+    from rvmkit.serve.run import serve
 
-        from rvmkit.serve.app import create_app
-    except ImportError as exc:
-        raise RvmkitError(f"rvmkit serve needs the 'serve' extra ({exc.name} is missing): "
-                          "pip install 'rvmkit[serve]'") from None
-    from dataclasses import replace
-
-    config = config_from(args)
-    replace(config.matte, model=args.model).checked()  # once, with the model as typed
-    if args.model is None:  # fetch the default weights once here, not in the first jobs at the same time
-        from rvmkit import weights
-
-        weights.default_checkpoint_path() if args.backend == "torch" else weights.official_onnx_path()
-    app = create_app(config)
-    where = f"http://{_shown(config.host)}:{config.port}/"
-    print(f"rvmkit serve: {where} (data in {config.data_dir})", flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
+    serve(config_from(args), args.model, announce=lambda line: print(line, flush=True))
     return 0
-
-
-def _shown(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

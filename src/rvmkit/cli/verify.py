@@ -10,11 +10,11 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from rvmkit.runtime.registry import VERIFY_BACKENDS
+
 if TYPE_CHECKING:
     from rvmkit.export.verify import VerifyReport
 
-#: rvmkit.export.verify.VERIFY_BACKENDS, not imported at start-up (a test keeps them equal)
-VERIFY_BACKENDS = ("onnxruntime", "openvino")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

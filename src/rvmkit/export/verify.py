@@ -23,6 +23,7 @@ from rvmkit.contract import OUTPUT_NAMES, same_ratio, validate_ratio
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.graph.io import baked_ratio, has_ratio_input, precision_of, require_rvm_onnx
 from rvmkit.runtime.base import Backend, State, to_input
+from rvmkit.runtime.registry import VERIFY_BACKENDS
 
 # (width, height): an odd size, a portrait and a landscape 1080p frame.
 SIZES: tuple[tuple[int, int], ...] = ((641, 479), (1080, 1920), (1920, 1080))
@@ -36,8 +37,7 @@ FP16_GATED = ("fgr", "pha")
 PUBLISHED_ERROR = {"MAD": 6.08, "MSE": 1.47, "Grad": 0.88, "dtSSD": 1.36}
 #: a reduced precision may differ from fp32 by at most this fraction of PUBLISHED_ERROR, on every metric
 PRECISION_BUDGET = 0.10
-#: the backends `verify --backend` adds a runner on, and the reduced precisions it can run them in
-VERIFY_BACKENDS = ("onnxruntime", "openvino")
+#: the reduced precisions `verify --backend` can run its runner in (VERIFY_BACKENDS: the registry's)
 REDUCED = ("bf16", "fp16")
 #: Grad is a sum over pixels; it is scaled to the pixel count of the frames RVM published it on
 GRAD_PIXELS = 512 * 288
@@ -59,10 +59,10 @@ class Runner:
 
 def onnx_runner(path: str | os.PathLike, name: str) -> Runner:
     """ONNX Runtime (CPU) on an RVM ONNX, official (ratio input) or TRT-ready (ratio baked)."""
-    from rvmkit.runtime.ort_reference import OrtReferenceBackend
+    from rvmkit.runtime import load_backend
 
     precision = precision_of(require_rvm_onnx(path))
-    return Runner(name, OrtReferenceBackend(path), precision)
+    return Runner(name, load_backend("reference", path), precision)
 
 
 def torch_runner(model: Any, name: str = "torch") -> Runner:
@@ -76,8 +76,7 @@ def backend_runner(path: str | os.PathLike, backend: str, precision: str = "fp32
     """The model on a CPU backend as `rvmkit matte` would run it: `onnxruntime` (the fast path) or
     `openvino`, in `precision` (bf16 / fp16 on OpenVINO only, where the CPU computes it: measured here,
     not offered to `matte`)."""
-    from rvmkit.runtime import backend_class, load_backend
-    from rvmkit.runtime.precision import check_precision
+    from rvmkit.runtime import load_backend
 
     if backend not in VERIFY_BACKENDS:
         raise RvmkitError(f"--backend {backend}: choose one of {', '.join(VERIFY_BACKENDS)}")
@@ -86,12 +85,10 @@ def backend_runner(path: str | os.PathLike, backend: str, precision: str = "fp32
     if precision in REDUCED and backend != "openvino":
         raise RvmkitError(f"--precision {precision}: runs on --backend openvino only "
                           f"(asked: --backend {backend})")
-    check_precision(precision, backend, "cpu", offered_only=False)
     name = backend if precision == "fp32" else f"{backend}-{precision}"
     label = precision if precision in REDUCED else precision_of(require_rvm_onnx(path))
-    if backend == "openvino":  # backend_class: one line, not a traceback, when openvino is missing
-        return Runner(name, backend_class("openvino")(path, precision=precision), label)
-    return Runner(name, load_backend(backend, path, device="cpu"), label)
+    loaded = load_backend(backend, path, device="cpu", precision=precision, offered_only=False)
+    return Runner(name, loaded, label)
 
 
 def _reduced(a: Runner, b: Runner) -> bool:

@@ -1,4 +1,5 @@
-"""Inference backends behind one interface (`rvmkit.runtime.base.Backend`), picked by name.
+"""Inference backends behind one interface (`rvmkit.runtime.base.Backend`), picked by name from the
+registry (`rvmkit.runtime.registry`: what each backend runs, where, in what precision).
 
 `resolve_model` classifies what `--model` points at (official RVM ONNX, TRT-ready ONNX with a baked
 ratio, PyTorch checkpoint, TensorRT engine) before anything heavy is loaded; `load_backend` then
@@ -13,26 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rvmkit.cache import official_onnx_path
 from rvmkit.contract import auto_downsample_ratio, is_torch_model, parse_ratio, resolve_ratio
 from rvmkit.errors import RvmkitError, describe_path, require_readable_file
 from rvmkit.graph.io import baked_ratio, has_ratio_input, require_rvm_onnx
-from rvmkit.graph.lowres import UnsupportedGraph
+from rvmkit.runtime import registry
 from rvmkit.runtime.base import Backend
 from rvmkit.runtime.precision import check_precision
+from rvmkit.runtime.registry import BACKENDS
 
-BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
 DEVICES = ("cpu", "cuda")
-
-# backend name -> (module, class)
-_MODULES = {
-    "onnxruntime": ("rvmkit.runtime.onnxruntime", "OnnxRuntimeBackend"),
-    "openvino": ("rvmkit.runtime.openvino", "OpenVINOBackend"),
-    "torch": ("rvmkit.runtime.torch", "TorchBackend"),
-    "tensorrt": ("rvmkit.runtime.tensorrt", "TensorRTBackend"),
-}
-# pip extra that provides each backend's runtime, for the "not installed" message
-_EXTRAS = {"openvino": "openvino", "torch": "export", "tensorrt": "tensorrt"}
 
 ONNX_SUFFIXES = (".onnx",)
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
@@ -97,13 +87,6 @@ def _looks_like_zip_or_pickle(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
-# which model kinds each backend runs
-_ACCEPTS = {
-    "onnxruntime": ("onnx", "onnx_baked"),
-    "openvino": ("onnx", "onnx_baked"),
-    "torch": ("checkpoint", "onnx"),
-    "tensorrt": ("engine", "onnx_baked"),
-}
 _KIND_WORDS = {"onnx": "an RVM ONNX model", "onnx_baked": "a TRT-ready ONNX model",
                "checkpoint": "a PyTorch checkpoint", "engine": "a TensorRT engine"}
 
@@ -113,105 +96,80 @@ def default_backend(spec: ModelSpec) -> str:
     return {"checkpoint": "torch", "engine": "tensorrt"}.get(spec.kind, "onnxruntime")
 
 
-def check_backend(name: str, spec: ModelSpec, device: str = "cpu") -> None:
-    """Refuse a backend/model/device combination up front, in one line."""
-    if name not in BACKENDS:
+def check_backend(name: str, spec: ModelSpec, device: str = "cpu", *, internal: bool = False) -> None:
+    """Refuse a backend/model/device combination up front, in one line.
+    `internal`: also the backends users cannot name (the ONNX Runtime reference)."""
+    info = registry.info(name)
+    if info is None or not (info.public or internal):
         raise RvmkitError(f"backend {name!r}: unknown; choose one of {', '.join(BACKENDS)}")
     if device not in DEVICES:
         raise RvmkitError(f"device {device!r}: unknown; choose one of {', '.join(DEVICES)}")
-    if name == "tensorrt" and spec.path is None:
-        raise RvmkitError("backend tensorrt: needs --model, a TensorRT engine or a TRT-ready ONNX "
-                          "(see `rvmkit export` and `rvmkit build-engine`)")
-    if spec.kind not in _ACCEPTS[name]:
-        hint = default_backend(spec)
-        if name == "tensorrt" and spec.kind == "onnx":
-            hint = "onnxruntime, or make it TRT-ready with `rvmkit convert`"
+    if info.needs_model and spec.path is None:
+        raise RvmkitError(info.needs_model)
+    if spec.kind not in info.accepts:
+        hint = info.kind_hints.get(spec.kind, default_backend(spec))
         raise RvmkitError(f"{describe_path(spec.label)}: {_KIND_WORDS[spec.kind]} cannot run on the {name} "
                           f"backend; use --backend {hint}")
-    if name == "tensorrt" and device != "cuda":
-        raise RvmkitError("backend tensorrt: runs on an NVIDIA GPU only; add --device cuda")
-    if name == "openvino" and device != "cpu":
-        raise RvmkitError("backend openvino: runs on the CPU here; use --device cpu")
+    if device not in info.devices:
+        raise RvmkitError(info.device_refusal)
 
 
 def backend_class(name: str) -> type[Backend]:
     """Import the backend's module on demand; a missing optional runtime is a one-line error."""
-    module_name, class_name = _MODULES[name]
+    info = registry.info(name)
+    assert info is not None, name
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(info.module)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
-        extra = _EXTRAS.get(name)
-        hint = f" (pip install 'rvmkit[{extra}]')" if extra else ""
+        hint = f" (pip install 'rvmkit[{info.extra}]')" if info.extra else ""
         raise RvmkitError(f"backend {name}: cannot be loaded, {missing} is not installed{hint}") from None
-    return getattr(module, class_name)
+    return getattr(module, info.cls)
 
 
 def load_backend(name: str | None, model: Any = None, *, device: str = "cpu",
-                 variant: str | None = None, precision: str = "fp32", **options: Any) -> Backend:
+                 variant: str | None = None, precision: str = "fp32", threads: int | None = None,
+                 offered_only: bool = True, **options: Any) -> Backend:
     """A ready backend for `model` (a path, an in-memory torch model, a resolved ModelSpec, or None for
-    the pretrained default).
+    the pretrained default): the one way every front-end, bench and verify open an engine.
 
-    name None picks `default_backend`. `options` go to the backend (e.g. fp16=True for torch).
-    `precision` other than fp32 is refused unless offered (`rvmkit.runtime.precision`; none is yet).
+    name None picks `default_backend`. `threads` caps the backend's threads (process-wide for torch).
+    `options` go to the backend (e.g. fp16=True for torch, fast=False for the plain ONNX Runtime path).
+    `precision` other than fp32 is refused unless offered (`rvmkit.runtime.precision`; none is yet);
+    offered_only=False lets `verify` measure a mode that is not offered.
     """
     spec = model if isinstance(model, ModelSpec) else resolve_model(model, name)
     name = name or default_backend(spec)
     if spec.path is None and spec.module is None:
         spec = resolve_model(None, name)
-    check_backend(name, spec, device)
-    check_precision(precision, name, device)
-    cls = backend_class(name)
-    if name == "torch":
-        backend = cls(spec.module if spec.module is not None else spec.path, device=device, variant=variant,
-                      **options)
-        backend.model_label = spec.label
-        return backend
-    if name == "tensorrt":
-        return cls(spec.path, **options)
-    path = spec.path if spec.path is not None else official_onnx_path()
-    fast = options.pop("fast", None)
-    backend = _fast_onnxruntime(path, fast, options) if name == "onnxruntime" and device == "cpu" else None
-    if backend is None:
-        backend = cls(path, device=device, **options)
-    if spec.baked_ratio is not None:
-        backend.baked_ratio = spec.baked_ratio
-    backend.model_label = spec.label if spec.path is not None or spec.module is not None else str(path)
-    return backend
+    check_backend(name, spec, device, internal=True)
+    check_precision(precision, name, device, offered_only=offered_only)
+    if threads:
+        options["threads"] = threads
+    if options.get("fast", False) is None:  # fast=None: the default, for any backend
+        del options["fast"]
+    if precision != "fp32":
+        options["precision"] = precision
+    return backend_class(name).open(spec, device=device, variant=variant, **options)
 
 
-#: set to 0 to run the plain ONNX Runtime path (the whole official graph) instead of the fast one
-FAST_ENV = "RVMKIT_FAST"
-
-
-def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) -> Backend | None:
-    """The CPU fast path (`rvmkit.runtime.ort_fast`) unless disabled (fast=False or RVMKIT_FAST=0).
-
-    fast=None falls back to the plain path (None returned) for a float16 model or a graph the rewrite
-    does not recognise; fast=True makes that an error.
-    """
-    if fast is None and os.environ.get(FAST_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    if fast is False:
-        return None
-    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend  # imports onnxruntime: only when used
-
+def preload(name: str | None = None, device: str = "cpu") -> None:
+    """Import backend `name`'s runtime (None: onnxruntime, the default for ONNX models) and load what its
+    first frame would wait for (the CPU fast path's compiled kernels): a server, before its first job.
+    A backend that cannot be loaded is left for the job to report."""
     try:
-        return FastOnnxRuntimeBackend(path, **options)
-    except UnsupportedGraph:
-        if fast:
-            raise
-        return None
+        cls = backend_class(name or "onnxruntime")
+    except RvmkitError:
+        return
+    cls.preload(device)
 
 
 def preload_fast_path() -> None:
-    """Load the CPU fast path's compiled kernels now (a server, before its first job)."""
-    from rvmkit.runtime import kernels, ort_fast  # noqa: F401 - ort_fast: its imports, once
-
-    kernels.warm_up(wait=True)
+    """Load the CPU fast path's compiled kernels now (the earlier name of `preload()`)."""
+    preload("onnxruntime", "cpu")
 
 
 __all__ = ["BACKENDS", "DEVICES", "Backend", "ModelSpec", "auto_downsample_ratio", "backend_class",
            "check_backend", "default_backend", "is_torch_model", "load_backend", "parse_ratio",
-           "preload_fast_path",
+           "preload", "preload_fast_path", "registry",
            "resolve_model", "resolve_ratio"]

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rvmkit.cache import official_onnx_path
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.runtime import pixels
+
+if TYPE_CHECKING:
+    from rvmkit.runtime import ModelSpec
 
 State = Any  # backend-native recurrent state (r1..r4); None means "start of a stream"
 
@@ -66,6 +70,28 @@ class Backend(ABC):
     baked_ratio: float | None = None
     #: the model as errors name it (its file); set by `load_backend`
     model_label: str = "model"
+
+    @classmethod
+    def open(cls, spec: ModelSpec, *, device: str = "cpu", variant: str | None = None,
+             **options: Any) -> Backend:
+        """The backend for a resolved, already accepted model (`rvmkit.runtime.load_backend` calls it).
+
+        The default suits the ONNX backends: the pretrained ONNX when no file is named, the model's
+        baked ratio, the file as errors name it. A backend that loads something else overrides it."""
+        path = spec.path if spec.path is not None else official_onnx_path()
+        return cls(path, device=device, **options).labelled(spec, path)
+
+    @classmethod  # noqa: B027 - optional hook, most backends need nothing
+    def preload(cls, device: str = "cpu") -> None:
+        """Load ahead what the first frame on `device` would wait for (a server's spare worker); the
+        module's own imports are already done."""
+
+    def labelled(self, spec: ModelSpec, path: Any) -> Backend:
+        """This backend with the model's baked ratio and its name in errors (`path`: the file it opened)."""
+        if spec.baked_ratio is not None:
+            self.baked_ratio = spec.baked_ratio
+        self.model_label = spec.label if spec.path is not None or spec.module is not None else str(path)
+        return self
 
     @abstractmethod
     def step(self, src: np.ndarray, state: State,

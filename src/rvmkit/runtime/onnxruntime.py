@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
+from rvmkit.cache import official_onnx_path
 from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.runtime.base import Backend, State
+from rvmkit.runtime.ort_session import session_options
+
+if TYPE_CHECKING:
+    from rvmkit.runtime import ModelSpec
+
+#: set to 0 to run the plain ONNX Runtime path (the whole official graph) instead of the fast one
+FAST_ENV = "RVMKIT_FAST"
 
 
 def providers_for(device: str) -> list[Any]:
@@ -38,15 +46,30 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
+    @classmethod
+    def open(cls, spec: ModelSpec, *, device: str = "cpu", variant: str | None = None,
+             fast: bool | None = None, **options: Any) -> Backend:
+        """On the CPU the fast path (`rvmkit.runtime.ort_fast`) unless it is turned off or cannot take the
+        model; otherwise one plain session."""
+        if device == "cpu":
+            path = spec.path if spec.path is not None else official_onnx_path()
+            backend = _fast_onnxruntime(path, fast, options)
+            if backend is not None:
+                return backend.labelled(spec, path)
+        return super().open(spec, device=device, **options)
+
+    @classmethod
+    def preload(cls, device: str = "cpu") -> None:
+        """On the CPU: the fast path's imports and its compiled kernels (numba's disk cache)."""
+        if device == "cpu":
+            from rvmkit.runtime import kernels, ort_fast  # noqa: F401 - ort_fast: its imports, once
+
+            kernels.warm_up(wait=True)
+
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu",
                  providers: list[Any] | None = None, threads: int | None = None) -> None:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(model_path), options,
+            self.session = ort.InferenceSession(str(model_path), session_options(threads),
                                                 providers=providers or providers_for(device))
         except RvmkitError:
             raise
@@ -93,3 +116,24 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) -> Backend | None:
+    """The CPU fast path unless disabled (fast=False or RVMKIT_FAST=0).
+
+    fast=None falls back to the plain path (None returned) for a float16 model or a graph the rewrite
+    does not recognise; fast=True makes that an error.
+    """
+    if fast is None and os.environ.get(FAST_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    if fast is False:
+        return None
+    from rvmkit.graph.lowres import UnsupportedGraph
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    try:
+        return FastOnnxRuntimeBackend(path, **options)
+    except UnsupportedGraph:
+        if fast:
+            raise
+        return None

@@ -27,25 +27,9 @@ from rvmkit.fileio import write_atomically
 from rvmkit.runtime import kernels
 from rvmkit.runtime.base import Backend, FrameResult, State
 from rvmkit.runtime.cpu import cpu_signature
+from rvmkit.runtime.ort_session import session_options
 
 _CPU = ["CPUExecutionProvider"]
-
-
-def session_options(threads: int | None = None, spinning: bool = True,
-                    opt_level: str = "all") -> ort.SessionOptions:
-    """ORT options for the fast path. `spinning=False` lets decode/encode threads have the cores
-    while ORT's workers wait (the end-to-end pipeline), True is a little faster for inference alone."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[opt_level]
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = int(threads)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return options
 
 
 class FastOnnxRuntimeBackend(Backend):

@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from rvmkit.contract import INPUT_NAMES, OUTPUT_NAMES, RATIO_INPUT
 from rvmkit.runtime.base import Backend, State, to_input
+from rvmkit.runtime.ort_session import session_options
 
 
 class OrtReferenceBackend(Backend):
@@ -20,12 +21,12 @@ class OrtReferenceBackend(Backend):
 
     name = "onnxruntime (reference)"
 
-    def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None) -> None:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # float16 models on the CPU log a warning per inserted Cast
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        """`device`: the CPU only (the registry refuses another)."""
+        # log level 3 (in session_options): float16 models on the CPU log a warning per inserted Cast
+        self.session = ort.InferenceSession(str(model_path), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
         types = {item.name: item.type for item in self.session.get_inputs()}
         self.dtype = np.float16 if types.get("src") == "tensor(float16)" else np.float32
         self.has_ratio_input = RATIO_INPUT in types

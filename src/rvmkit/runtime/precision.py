@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from rvmkit.errors import RvmkitError
 from rvmkit.runtime import cpu
+from rvmkit.runtime.registry import REGISTRY
 
 PRECISIONS = ("fp32", "bf16", "int8")
 #: modes `rvmkit verify --precision` can measure (on OpenVINO) that `matte` does not list
@@ -31,8 +32,8 @@ INSTRUCTIONS = {
     "int8": ("avx512_vnni", "avx_vnni", "amx_int8"),
     "fp16": ("avx512_fp16", "amx_fp16"),
 }
-#: the backends (CPU only) a reduced mode would run on
-BACKENDS = ("onnxruntime", "openvino")
+#: the backends (CPU only) a reduced mode would run on: those whose record lists one
+BACKENDS = tuple(info.name for info in REGISTRY if set(info.precisions) - {"fp32"})
 #: reduced modes not offered, and why (benchmarks/LEVERS.md, "Reduced precision (issue 15)")
 NOT_OFFERED = {
     "int8": "mixed int8 failed the accuracy gate on real clips in every configuration that lowers more "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from rvmkit.graph.io import require_rvm_onnx
 from rvmkit.runtime.base import Backend, State
 from rvmkit.trt.engine import import_tensorrt, read_sidecar, require_ready, serialize_engine
 from rvmkit.trt.profile import compute_profile
+
+if TYPE_CHECKING:
+    from rvmkit.runtime import ModelSpec
 
 CUDA_NOT_INSTALLED = ("cuda-python is not installed: pip install 'rvmkit[tensorrt]' on a machine with an "
                       "NVIDIA GPU")
@@ -116,6 +119,12 @@ class TensorRTBackend(Backend):
     `baked_ratio` overrides the ratio for engines without metadata (e.g. built by trtexec)."""
 
     name = "tensorrt"
+
+    @classmethod
+    def open(cls, spec: ModelSpec, *, device: str = "cpu", variant: str | None = None,
+             **options: Any) -> TensorRTBackend:
+        """The engine or TRT-ready ONNX named (the registry refuses it without one); its ratio is its own."""
+        return cls(spec.path, **options)
 
     def __init__(self, engine_path: str | os.PathLike, *, baked_ratio: float | None = None,
                  device_id: int = 0, fp16: bool = False, verbose: bool = False, **_ignored: Any) -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from rvmkit.errors import RvmkitError
 from rvmkit.runtime.base import Backend, State
+
+if TYPE_CHECKING:
+    from rvmkit.runtime import ModelSpec
 
 
 class TorchBackend(Backend):
@@ -24,9 +28,14 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module | None = None, *, device: str = "cpu",
-                 variant: str | None = None, fp16: bool = False, refiner: str | None = None) -> None:
-        """`refiner` None: a model object's own refiner kind, else the deep guided filter."""
+                 variant: str | None = None, fp16: bool = False, refiner: str | None = None,
+                 threads: int | None = None) -> None:
+        """`refiner` None: a model object's own refiner kind, else the deep guided filter. `threads` caps
+        torch's intra-op threads, process-wide (batch workers sharing a machine)."""
         from rvmkit.weights import load_model
+
+        if threads:
+            torch.set_num_threads(threads)
 
         if device == "cuda" and not torch.cuda.is_available():
             raise RvmkitError("--device cuda: torch sees no CUDA GPU (or this torch build has no CUDA)")
@@ -36,6 +45,15 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if fp16 else torch.float32
         refiner = refiner or _refiner_of(checkpoint)
         self.model = load_model(checkpoint, variant, refiner).to(self.device, self.dtype)
+
+    @classmethod
+    def open(cls, spec: ModelSpec, *, device: str = "cpu", variant: str | None = None,
+             **options: Any) -> TorchBackend:
+        """A checkpoint, an in-memory model, or (path None) the cached pretrained weights."""
+        backend = cls(spec.module if spec.module is not None else spec.path, device=device, variant=variant,
+                      **options)
+        backend.model_label = spec.label
+        return backend
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype, non_blocking=True)

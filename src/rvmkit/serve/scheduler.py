@@ -188,8 +188,15 @@ class Scheduler:
 
     def _new_worker(self) -> subprocess.Popen:
         with open(Path(self.store.data_dir) / "workers.log", "ab") as log_file:  # until it has a job
-            return subprocess.Popen([sys.executable, "-m", "rvmkit.serve.worker"], stdin=subprocess.PIPE,
+            return subprocess.Popen([sys.executable, "-m", "rvmkit.serve.worker", *self.worker_args()],
+                                    stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=log_file, env=self.worker_env())
+
+    def worker_args(self) -> list[str]:
+        """The server's backend and device, so a spare worker preloads that backend's runtime."""
+        args = ["--device", str(self.config.matte.device or "cpu")]
+        backend = self.config.matte.backend
+        return [*args, "--backend", str(backend)] if backend else args
 
     def worker_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -125,16 +125,21 @@ def run_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
     return {"ok": True, "frames": frames, "outputs": outputs}
 
 
-def preload() -> None:
-    """Import what every job needs and load the fast path's compiled kernels (numba's disk cache), before
-    there is a job: together about two seconds a fresh process would otherwise spend on its first frame."""
-    import onnxruntime  # noqa: F401
-
+def preload(backend: str | None = None, device: str = "cpu") -> None:
+    """Import what every job needs and the server's backend (None: onnxruntime, with the fast path's
+    compiled kernels from numba's disk cache on the CPU), before there is a job: together about two
+    seconds a fresh process would otherwise spend on its first frame."""
     import rvmkit.api  # noqa: F401
     import rvmkit.pipeline  # noqa: F401
-    from rvmkit.runtime import preload_fast_path
+    from rvmkit.runtime import preload as preload_backend
 
-    preload_fast_path()
+    preload_backend(backend, device)
+
+
+def _backend_args(argv: list[str]) -> tuple[str | None, str]:
+    """(--backend, --device) from the worker's command line (the server's model options)."""
+    options = dict(zip(argv[::2], argv[1::2], strict=False))
+    return options.get("--backend"), options.get("--device", "cpu")
 
 
 def _log_to(path: Path) -> None:
@@ -150,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)  # stray prints from libraries go to the log, not into the protocol
     handle((signal.SIGTERM,), interrupt, replace=True)  # the engine aborts its outputs and re-raises
     try:
-        preload()
+        preload(*_backend_args(sys.argv[1:] if argv is None else argv))
         line = sys.stdin.readline().strip()
         if not line:
             return 0  # the server let this spare go

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import threading
+from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-from rvmkit.web import ISOLATION_HEADERS
+from rvmkit.errors import RvmkitError
+from rvmkit.signals import exit_with_status, handling
+from rvmkit.web import ISOLATION_HEADERS, write_site
 
 #: module scripts must come as JavaScript; WASM streaming compilation wants application/wasm
 MIME_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
@@ -56,3 +61,29 @@ def serve_in_thread(folder: str | os.PathLike, *, isolate: bool = True) -> Threa
     server = make_server(Path(folder), port=0, isolate=isolate)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     return server
+
+
+def write_until_stopped(out_dir: str | os.PathLike, **options: Any) -> Path:
+    """`write_site`, with SIGTERM unwinding like Ctrl-C so the half-built folder is removed
+    (`rvmkit export-web`)."""
+    with handling((signal.SIGTERM,), exit_with_status, replace=True):
+        return write_site(Path(out_dir), **options)
+
+
+def serve_until_stopped(folder: str | os.PathLike, host: str, port: int,
+                        announce: Callable[[str], None]) -> None:
+    """Serve `folder` until Ctrl-C or SIGTERM, the socket closed however it ends (`rvmkit export-web
+    --serve`); a host or port that cannot be bound is one line. `announce` gets the address."""
+    try:
+        server = make_server(folder, host, port)
+    except OSError as error:
+        raise RvmkitError(f"{host}:{port}: cannot serve there ({error.strerror or error}); "
+                          "choose another --port") from None
+    try:
+        with handling((signal.SIGTERM,), exit_with_status, replace=True):
+            announce(f"serving {folder} at {url_of(server)} (Ctrl-C to stop)")
+            server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
