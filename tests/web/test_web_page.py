@@ -30,7 +30,6 @@ BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
 RATIO = 0.5
 MODEL = "models/rvm_mobilenetv3_r0.5.onnx"
-LOW_RES_MODEL = "models/rvm_mobilenetv3_lowres.onnx"
 SIZE = (320, 240)  # the numbers test's frames: small, so 10 recurrent frames take seconds in WASM
 #: WebGPU's test frames: SwiftShader's time grows with the pixels (several seconds a frame at 320x240)
 GPU_SIZE = (160, 120)
@@ -59,7 +58,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(root / "site", root / "broken", ignore=shutil.ignore_patterns("*.onnx", "frames"))
     shutil.copytree(root / "site", root / "ceil", ignore=shutil.ignore_patterns("*.onnx"))
     convert_official(weights.official_onnx_path(), root / "ceil" / MODEL, RATIO)
-    shutil.copyfile(root / "site" / LOW_RES_MODEL, root / "ceil" / LOW_RES_MODEL)  # WASM's, unchanged
     return root
 
 
@@ -239,22 +237,10 @@ def assert_as_python_path(sites: Path, results: list[dict], folder: str = "frame
 def test_hook_mattes_ten_frames_with_state_as_the_python_path(sites: Path, camera_page: object) -> None:
     results = matte_frames(camera_page, 10)
     assert {result["backend"] for result in results} == {"wasm"}
-    # WASM runs the low-resolution graph, the downsample and the refiner's tail in JS
-    assert all(result["lowRes"] and result["jsMs"] > 0 for result in results)
     expected = assert_as_python_path(sites, results)
     stateless = python_path(sites / "site" / MODEL, frames_of(sites, 10), carry_state=False)
     assert max(np.abs(a - b[0]).max() for a, b in zip([r[0] for r in expected], stateless)) > 2, \
         "the tolerance must tell a carried state from none"
-
-
-def test_wasm_full_model_on_request_as_the_python_path(sites: Path, browser: object, isolated_url: str
-                                                      ) -> None:
-    """?lowres=0: WASM runs the ratio's full model (as where the site has no low-res graph)."""
-    page = open_page(browser, isolated_url + "site/?backend=wasm&lowres=0")
-    results = matte_frames(page, 3)
-    page.context.close()
-    assert not any(result["lowRes"] for result in results) and {r["backend"] for r in results} == {"wasm"}
-    assert_as_python_path(sites, results)
 
 
 def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
@@ -284,8 +270,7 @@ def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
 def test_missing_model_file_is_explained(browser: object, isolated_url: str) -> None:
     page = open_page(browser, isolated_url + "broken/", wait="")
     message = page_message(page)
-    # no GPU here: the page runs WASM, whose model is the low-res graph
-    assert LOW_RES_MODEL in message and "missing" in message and "rvmkit export-web" in message
+    assert MODEL in message and "missing" in message and "rvmkit export-web" in message
     assert page.is_disabled("#start-camera")
     assert canvas_colours(page) > 1
     page.context.close()

@@ -28,13 +28,6 @@ def fake_converter(calls: list[float], fail_at: float | None = None):
     return convert
 
 
-def fake_conversion(monkeypatch: pytest.MonkeyPatch, calls: list[float], fail_at: float | None = None
-                    ) -> None:
-    """The fake conversion, and no low-res WASM model (made from the converted file; see the real site)."""
-    monkeypatch.setattr(web, "_web_model", fake_converter(calls, fail_at))
-    monkeypatch.setattr(web, "_wasm_low_res_model", lambda web_model, output: None)
-
-
 def leftovers(parent: Path) -> list[str]:
     return sorted(entry.name for entry in parent.iterdir() if entry.name.startswith("."))
 
@@ -66,13 +59,6 @@ def test_site_holds_page_runtime_and_one_baked_model_per_ratio(real_site: Path) 
     assert "Cross-Origin-Embedder-Policy: require-corp" in (out / "_headers").read_text()
     for model in manifest["models"]:  # onnxruntime-web's WebGPU kernel refuses ceil_mode pools
         assert ceil_pools(onnx.load(str(out / model["file"])).graph) == 0
-    # WASM's model: the low-res graph, one for every ratio (its ends run in the page's JS)
-    low_res = manifest["wasm_low_res"]
-    path = out / low_res["file"]
-    assert low_res["sha256"] == web._sha256(path) and low_res["bytes"] == path.stat().st_size
-    graph = onnx.load(str(path)).graph
-    assert [i.name for i in graph.input] == ["src_sm", "r1i", "r2i", "r3i", "r4i"]
-    assert [o.name for o in graph.output][:2] == ["coef_a", "coef_b"] and ceil_pools(graph) == 0
     assert leftovers(out.parent) == []
 
 
@@ -97,7 +83,7 @@ def test_overwrite_refuses_a_folder_that_is_not_an_earlier_site(tmp_path: Path) 
 
 def test_overwrite_replaces_an_earlier_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    fake_conversion(monkeypatch, calls)
+    monkeypatch.setattr(web, "_web_model", fake_converter(calls))
     site = web.write_site(tmp_path / "site", ratios=(0.25,))
     (site / "models" / "stale.onnx").write_text("old")
     web.write_site(site, ratios=(0.4,), overwrite=True)
@@ -106,14 +92,14 @@ def test_overwrite_replaces_an_earlier_site(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_empty_folder_is_filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_conversion(monkeypatch, [])
+    monkeypatch.setattr(web, "_web_model", fake_converter([]))
     (tmp_path / "site").mkdir()
     assert (web.write_site(tmp_path / "site", ratios=(0.5,)) / "index.html").is_file()
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    fake_conversion(monkeypatch, calls, fail_at=0.5)
+    monkeypatch.setattr(web, "_web_model", fake_converter(calls, fail_at=0.5))
     with pytest.raises(RvmkitError, match="conversion failed"):
         web.write_site(tmp_path / "site", ratios=(0.25, 0.5))
     assert calls == [0.25, 0.5] and list(tmp_path.iterdir()) == []

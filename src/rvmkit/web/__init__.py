@@ -6,9 +6,7 @@ models are made here, without torch, by `export.convert`: the official ONNX with
 one file per ratio. A baked ratio means no float input feeding a Resize (onnxruntime-web's GPU backends
 have Resize bugs) and fixed-rank, named shapes; the ceil-mode pools are padded (graph.pools: the WebGPU
 kernel refuses ceil_mode). A user's model is run once here, so another graph under RVM's names gets one
-line instead of a page that fails. WASM gets its own model, one for every ratio: the CPU fast path's
-low-resolution graph (graph.lowres), whose full-size ends the page computes in JS (measured cheaper
-than in onnxruntime-web: benchmarks/web_levers.md). `models.json` lists them for the page.
+line instead of a page that fails. `models.json` lists them for the page.
 
 The folder is built under a temporary name beside OUT_DIR and renamed when complete: all or nothing.
 """
@@ -176,13 +174,7 @@ def _fill(folder: Path, source: Path, ratios: tuple[float, ...], runtime: Path, 
         _web_model(source, folder / relative, ratio, check=checked)
         models.append({"ratio": ratio, "file": relative, "variant": variant,
                        "bytes": (folder / relative).stat().st_size, "sha256": _sha256(folder / relative)})
-    low_res = _wasm_low_res_model(folder / models[0]["file"],
-                                  folder / MODELS_DIR / f"rvm_{variant}_lowres.onnx")
-    if low_res is not None:
-        wasm_model = {"file": low_res.relative_to(folder).as_posix(), "bytes": low_res.stat().st_size,
-                      "sha256": _sha256(low_res), "input": "src_sm", "outputs": ["coef_a", "coef_b"]}
     manifest = {"format": "rvmkit-web/1", "onnxruntime_web": ort_version(), "models": models,
-                **({"wasm_low_res": wasm_model} if low_res is not None else {}),
                 "inputs": ["src", "r1i", "r2i", "r3i", "r4i"],
                 "outputs": ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -206,25 +198,6 @@ def _web_model(source: Path, output: Path, ratio: float, check: bool) -> None:
     except Exception as error:  # onnxsim, onnx and ONNX Runtime raise their own types
         raise RvmkitError(f"{describe_path(source)}: has RVM's input and output names but not a graph "
                           f"export-web can convert ({first_line(error, type(error).__name__)})") from None
-
-
-def _wasm_low_res_model(web_model: Path, output: Path) -> Path | None:
-    """The low-resolution graph of the CPU fast path (graph.lowres: no full-size Resize, refiner tail
-    left out) for the page's WASM backend, which does the downsample and the tail in JS, as rvmkit's
-    kernels do natively: measured, the full-size head and tail cost WASM more than JS (see
-    benchmarks/web_levers.md). One file serves every ratio. The model's own convolutions (no splitting,
-    no blocked rewrites: WASM has no blocked kernels). None where the graph is not one the rewrite knows:
-    the page then runs the full model on WASM too."""
-    import onnx
-
-    from rvmkit.graph.lowres import UnsupportedGraph, low_res_model
-
-    try:
-        model = low_res_model(onnx.load(os.fspath(web_model)), split_convs=False, blocked=False)
-    except UnsupportedGraph:
-        return None
-    onnx.save(model, os.fspath(output))
-    return output
 
 
 def _pad_pools(path: Path) -> None:

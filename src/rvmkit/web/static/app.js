@@ -8,12 +8,10 @@
 // Test hook (documented in the README), on window.rvmkitTest:
 //   ready: Promise, resolved once the runtime and models.json are loaded (rejected with the page's message)
 //   matteUrls(urls, ratio?) -> Promise<[{width, height, alpha: number[] (uint8, HxW),
-//                                         fgr: number[] (uint8 RGB, HxWx3), runMs, jsMs, lowRes,
-//                                         backend}]>
+//                                         fgr: number[] (uint8 RGB, HxWx3), runMs, backend}]>
 //       mattes the images in order with a fresh state carried from one to the next, at their own size
 //       (ratio: one listed in models.json, default the page's); runMs: that frame's session.run() time;
-//       backend: the one that ran that frame; lowRes: whether WASM ran the low-resolution graph, with
-//       the downsample and the refiner's tail in JS (jsMs: their time; 0 on the full model)
+//       backend: the one that ran that frame
 //   failWebgpu(n) makes the nth WebGPU run from now fail (as ?failwebgpu does from the page's start)
 //   status() -> {backend, lastBackend, fallback, threads, isolated, running, frames, fps, runMs, message,
 //                ortVersion, ratio}
@@ -25,8 +23,6 @@
 //   ?backend=wasm|webgpu  forces a backend (default: WebGPU where the browser has an adapter)
 //   ?threads=N            WASM threads, 1..the machine's cores (default: up to 4)
 //   ?failwebgpu=N         test hook, 0..1000: WebGPU fails at session creation (0) or on its Nth run
-//   ?lowres=0|1           WASM runs the site's low-resolution graph with its ends in JS (1, default,
-//                         where models.json lists one) or the full model of the ratio (0)
 //
 // WebGPU failing anywhere (session creation, the first run, a later run, or a run that never ends)
 // switches the page to WASM once, says so, and goes on matting the same stream (state kept).
@@ -45,7 +41,7 @@ const CORES = Math.max(1, navigator.hardwareConcurrency || 1);
 const WEBGPU_RUN_LIMIT_MS = { first: 300_000, later: 30_000, laterTimes: 10 };
 const runtime = {
   backend: null, lastBackend: null, fallback: '', threads: 1, isolated: Boolean(self.crossOriginIsolated),
-  notes: [], failWebgpu: null, webgpuRuns: 0, lowRes: true,
+  notes: [], failWebgpu: null, webgpuRuns: 0,
 };
 const sessions = new Map(); // `${backend}:${ratio}` -> Promise<{session, backend}>
 let runQueue = Promise.resolve(); // one session.run() at a time, whichever stream asks
@@ -110,7 +106,6 @@ async function loadRuntime() {
   ort.env.wasm.wasmPaths = new URL('ort/', HERE).href;
   const wanted = intParam('threads', 1, CORES, Math.min(4, CORES));
   runtime.failWebgpu = intParam('failwebgpu', 0, 1000, null);
-  runtime.lowRes = intParam('lowres', 0, 1, 1) === 1;
   runtime.threads = runtime.isolated ? wanted : 1;
   ort.env.wasm.numThreads = runtime.threads;
   if (!runtime.isolated) {
@@ -197,21 +192,18 @@ function failpoint(use) {
   if (runtime.failWebgpu === use) throw new Error(`a failure forced by the test hook, at WebGPU use ${use}`);
 }
 
-/** {session, backend, lowRes} for `ratio` on the current backend; a WebGPU session that cannot be
- * created switches the page to WASM. WASM runs the low-resolution graph (one for every ratio) where the
- * site has one, with the downsample and the refiner's tail in JS (`lowResHead`, `lowResTail`). */
+/** {session, backend} for `ratio` on the current backend; a WebGPU session that cannot be created
+ * switches the page to WASM. */
 function sessionFor(ratio) {
   const backend = runtime.backend;
-  const model = modelFor(ratio);
-  const lowRes = backend === 'wasm' && runtime.lowRes && Boolean(manifest.wasm_low_res);
-  const key = lowRes ? 'wasm:lowres' : `${backend}:${Number(ratio)}`;
+  const key = `${backend}:${Number(ratio)}`;
   if (!sessions.has(key)) {
     const pending = (async () => {
-      const bytes = await fetchModel(lowRes ? manifest.wasm_low_res : model);
+      const bytes = await fetchModel(modelFor(ratio));
       const options = { executionProviders: [backend], graphOptimizationLevel: 'all' };
       try {
         if (backend === 'webgpu') failpoint(0);
-        return { session: await ort.InferenceSession.create(bytes, options), backend, lowRes };
+        return { session: await ort.InferenceSession.create(bytes, options), backend };
       } catch (error) {
         if (backend !== 'webgpu') throw error;
         fallBack(error, 'creating its session');
@@ -292,22 +284,16 @@ class Matter {
     this.ratio = ratio;
     this.state = null;
     this.runMs = 0;
-    this.jsMs = 0;
-    this.lowRes = false;
     this.backend = null;
   }
 
   /** One frame; where WebGPU fails, the same frame and state again on WASM. */
   async step(rgba, width, height) {
+    const feeds = { src: new ort.Tensor('float32', toPlanar(rgba, width, height), [1, 3, height, width]) };
     const state = this.state ?? STATES.map(() => new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]));
+    STATES.forEach((name, index) => { feeds[`${name}i`] = state[index]; });
     for (;;) {
-      const { session, backend, lowRes } = await sessionFor(this.ratio);
-      const headStarted = performance.now();
-      const geometry = lowRes ? geometryOf(width, height, Number(this.ratio)) : null;
-      const feeds = lowRes
-        ? { src_sm: new ort.Tensor('float32', lowResHead(rgba, geometry), [1, 3, geometry.h, geometry.w]) }
-        : { src: new ort.Tensor('float32', toPlanar(rgba, width, height), [1, 3, height, width]) };
-      STATES.forEach((name, index) => { feeds[`${name}i`] = state[index]; });
+      const { session, backend } = await sessionFor(this.ratio);
       const started = performance.now();
       let out;
       try {
@@ -317,130 +303,14 @@ class Matter {
         fallBack(error, runtime.webgpuRuns === 1 ? 'on its first run' : `on run ${runtime.webgpuRuns}`);
         continue; // now on WASM: fallBack never returns to WebGPU, so this retries at most once
       }
-      const ended = performance.now();
-      this.runMs = ended - started;
+      this.runMs = performance.now() - started;
       this.state = STATES.map((name) => out[`${name}o`]);
       this.backend = backend;
-      this.lowRes = lowRes;
       runtime.lastBackend = backend;
       showBackend();
-      if (!lowRes) {
-        this.jsMs = 0;
-        return { fgr: out.fgr.data, pha: out.pha.data };
-      }
-      const result = lowResTail(rgba, geometry, out.coef_a.data, out.coef_b.data);
-      this.jsMs = started - headStarted + performance.now() - ended;
-      return result;
+      return { fgr: out.fgr.data, pha: out.pha.data };
     }
   }
-}
-
-// ---- the low-resolution graph's ends, as rvmkit.runtime.kernels computes them natively ----
-// Coordinates and weights are ONNX Runtime's linear Resize (pytorch_half_pixel, clamped source
-// coordinate, 0.5/0.5 at the border), in float32 like the tables of kernels.axis_table.
-
-const f32 = Math.fround;
-const BYTE = Float32Array.from({ length: 256 }, (_, i) => i / 255); // float32(u8 / 255), as the models' input
-const geometries = new Map();
-
-/** out[i] = w0[i] * in[i0[i]] + w1[i] * in[i1[i]] for a linear Resize of inLen to outLen by `scale`. */
-function axisTable(outLen, inLen, scale) {
-  const table = { i0: new Int32Array(outLen), i1: new Int32Array(outLen),
-    w0: new Float32Array(outLen), w1: new Float32Array(outLen) };
-  for (let x = 0; x < outLen; x += 1) {
-    let orig = outLen > 1 ? f32(f32(f32(x + 0.5) / scale) - 0.5) : 0;
-    orig = Math.min(Math.max(orig, 0), inLen - 1);
-    const i0 = Math.min(Math.trunc(orig), inLen - 1);
-    const i1 = Math.min(i0 + 1, inLen - 1);
-    table.i0[x] = i0;
-    table.i1[x] = i1;
-    table.w0[x] = i0 === i1 ? 0.5 : Math.abs(orig - i1); // in[i0]'s weight is the distance to i1
-    table.w1[x] = i0 === i1 ? 0.5 : Math.abs(orig - i0);
-  }
-  return table;
-}
-
-/** The small frame's size (floor(size * ratio) in float32, as Resize with scales) and the tables. */
-function geometryOf(width, height, ratio) {
-  const key = `${width}x${height}@${ratio}`;
-  if (!geometries.has(key)) {
-    const shrink = (size) => (ratio === 1 ? size : Math.floor(f32(f32(size) * f32(ratio))));
-    const h = shrink(height);
-    const w = shrink(width);
-    if (h < 1 || w < 1) throw new PageError(`Ratio ${ratio} shrinks ${width}x${height} to nothing.`);
-    geometries.clear(); // one stream has one size
-    geometries.set(key, {
-      width, height, h, w,
-      downY: axisTable(h, height, f32(ratio)), downX: axisTable(w, width, f32(ratio)),
-      upY: axisTable(height, h, f32(f32(height) / f32(h))), upX: axisTable(width, w, f32(f32(width) / f32(w))),
-    });
-  }
-  return geometries.get(key);
-}
-
-/** RGBA bytes -> the low-res graph's input: float32 [3,h,w] in 0..1, the frame resized by the ratio. */
-function lowResHead(rgba, g) {
-  const { width, h, w, downY, downX } = g;
-  const out = new Float32Array(3 * h * w);
-  for (let y = 0; y < h; y += 1) {
-    const r0 = downY.i0[y] * width * 4;
-    const r1 = downY.i1[y] * width * 4;
-    const v0 = downY.w0[y];
-    const v1 = downY.w1[y];
-    for (let x = 0; x < w; x += 1) {
-      const c0 = downX.i0[x] * 4;
-      const c1 = downX.i1[x] * 4;
-      const u0 = downX.w0[x];
-      const u1 = downX.w1[x];
-      for (let c = 0; c < 3; c += 1) {
-        out[(c * h + y) * w + x] = u0 * v0 * BYTE[rgba[r0 + c0 + c]] + u1 * v0 * BYTE[rgba[r0 + c1 + c]]
-          + u0 * v1 * BYTE[rgba[r1 + c0 + c]] + u1 * v1 * BYTE[rgba[r1 + c1 + c]];
-      }
-    }
-  }
-  return out;
-}
-
-/** The refiner's full-size tail: A, b ([4,h,w]) upsampled to the frame, fgr = clamp(A * x + b + x),
- * pha = clamp(A * mean(x) + b) (channel 3); returns {fgr: [3,H,W], pha: [H,W]} as the full model does. */
-function lowResTail(rgba, g, coefA, coefB) {
-  const { width, height, h, w, upY, upX } = g;
-  const count = width * height;
-  const plane = h * w;
-  const fgr = new Float32Array(3 * count);
-  const pha = new Float32Array(count);
-  const rows = new Float32Array(8 * w); // this output row of A (channels 0..3) and b (4..7), still small in x
-  for (let y = 0; y < height; y += 1) {
-    const a0 = upY.i0[y] * w;
-    const a1 = upY.i1[y] * w;
-    const v0 = upY.w0[y];
-    const v1 = upY.w1[y];
-    for (let c = 0; c < 4; c += 1) {
-      for (let x = 0; x < w; x += 1) {
-        rows[c * w + x] = v0 * coefA[c * plane + a0 + x] + v1 * coefA[c * plane + a1 + x];
-        rows[(c + 4) * w + x] = v0 * coefB[c * plane + a0 + x] + v1 * coefB[c * plane + a1 + x];
-      }
-    }
-    for (let x = 0; x < width; x += 1) {
-      const x0 = upX.i0[x];
-      const x1 = upX.i1[x];
-      const u0 = upX.w0[x];
-      const u1 = upX.w1[x];
-      const p = y * width + x;
-      let sum = 0;
-      for (let c = 0; c < 3; c += 1) {
-        const value = BYTE[rgba[4 * p + c]];
-        sum += value;
-        const a = f32(u0 * rows[c * w + x0] + u1 * rows[c * w + x1]);
-        const b = f32(u0 * rows[(c + 4) * w + x0] + u1 * rows[(c + 4) * w + x1]);
-        fgr[c * count + p] = Math.min(1, Math.max(0, f32(f32(a * value) + b) + value));
-      }
-      const a = f32(u0 * rows[3 * w + x0] + u1 * rows[3 * w + x1]);
-      const b = f32(u0 * rows[7 * w + x0] + u1 * rows[7 * w + x1]);
-      pha[p] = Math.min(1, Math.max(0, f32(a * f32(f32(sum) / 3)) + b));
-    }
-  }
-  return { fgr, pha };
 }
 
 /** RGBA bytes -> float32 CHW in 0..1 (as rvmkit's Python path: uint8 / 255). */
@@ -694,10 +564,7 @@ async function matteUrls(urls, ratio) {
     const height = image.naturalHeight;
     const { fgr, pha } = await matter.step(pixelsOf(image, width, height), width, height);
     const { alpha, colour } = quantise(fgr, pha, width * height);
-    results.push({
-      width, height, alpha, fgr: colour, runMs: matter.runMs, jsMs: matter.jsMs, lowRes: matter.lowRes,
-      backend: matter.backend,
-    });
+    results.push({ width, height, alpha, fgr: colour, runMs: matter.runMs, backend: matter.backend });
   }
   return results;
 }
