@@ -61,35 +61,6 @@ def test_convert_video_names_misplaced_arguments_in_type_errors(clip, tmp_path):
         api.convert_video(clip, "a.mp4", "b.mp4", "c.mp4", "d.mp4")
 
 
-def test_check_model_fit_returns_the_spec_and_the_default_backend(official_onnx, checkpoint):
-    spec, name = api.check_model_fit(official_onnx, None, "cpu", False)
-    assert (spec.kind, spec.path, name) == ("onnx", Path(official_onnx), "onnxruntime")
-    spec, name = api.check_model_fit(checkpoint, None, "cpu", False)
-    assert (spec.kind, name) == ("checkpoint", "torch")
-    assert api.check_model is api.check_model_fit
-
-
-def test_check_model_fit_refuses_mismatches_in_one_line(official_onnx):
-    with pytest.raises(RvmkitError, match="fp16 applies to --backend torch"):
-        api.check_model_fit(official_onnx, None, "cpu", True)
-    with pytest.raises(RvmkitError, match="--variant resnet50: .* is not a .pth"):
-        api.check_model_fit(official_onnx, None, "cpu", False, "resnet50")
-    with pytest.raises(RvmkitError, match="backend openvino: runs on the CPU here"):
-        api.check_model_fit(official_onnx, "openvino", "cuda", False)
-    with pytest.raises(RvmkitError, match="--precision int8: not offered"):
-        api.check_model_fit(official_onnx, None, "cpu", False, precision="int8")
-
-
-def test_check_numbers_names_the_option_out_of_range():
-    api.check_numbers(1, 4.0, None, (64, 48), 0)
-    with pytest.raises(RvmkitError, match="seq chunk 0: must be a whole number from 1"):
-        api.check_numbers(0, None, None, None)
-    with pytest.raises(RvmkitError, match="give --crf or --output-video-mbps, not both"):
-        api.check_numbers(1, 4.0, 20, None)
-    with pytest.raises(RvmkitError, match="output video mbps 2000: must be a number from"):
-        api.check_numbers(1, api.MAX_MBPS * 2, None, None)
-
-
 def test_plan_targets_checks_every_path_before_any_is_opened(clip, tmp_path):
     with open_source(clip) as source:
         info = source.info

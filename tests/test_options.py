@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import CLIPS
+from rvmkit import options
 from rvmkit.api import convert_video
 from rvmkit.batch.work import worker_options
+from rvmkit.contract import LIMITS
 from rvmkit.errors import RvmkitError
 from rvmkit.live.loop import LiveConfig, check_config
 from rvmkit.options import FORMATS, ROLES, MatteOptions, output_paths
@@ -74,3 +76,31 @@ def test_for_workers_gives_absolute_paths(tmp_path, monkeypatch):
 def test_batch_refuses_an_in_memory_model():
     with pytest.raises(RvmkitError, match="load the model from a file"):
         worker_options({"model": object()})
+
+
+def test_check_model_fit_returns_the_spec_and_the_default_backend(official_onnx, checkpoint):
+    spec, name = options.check_model_fit(official_onnx, None, "cpu", False)
+    assert (spec.kind, spec.path, name) == ("onnx", Path(official_onnx), "onnxruntime")
+    spec, name = options.check_model_fit(checkpoint, None, "cpu", False)
+    assert (spec.kind, name) == ("checkpoint", "torch")
+
+
+def test_check_model_fit_refuses_mismatches_in_one_line(official_onnx):
+    with pytest.raises(RvmkitError, match="fp16 applies to --backend torch"):
+        options.check_model_fit(official_onnx, None, "cpu", True)
+    with pytest.raises(RvmkitError, match="--variant resnet50: .* is not a .pth"):
+        options.check_model_fit(official_onnx, None, "cpu", False, "resnet50")
+    with pytest.raises(RvmkitError, match="backend openvino: runs on the CPU here"):
+        options.check_model_fit(official_onnx, "openvino", "cuda", False)
+    with pytest.raises(RvmkitError, match="--precision int8: not offered"):
+        options.check_model_fit(official_onnx, None, "cpu", False, precision="int8")
+
+
+def test_check_numbers_names_the_option_out_of_range():
+    options.check_numbers(1, 4.0, None, (64, 48), 0)
+    with pytest.raises(RvmkitError, match="seq chunk 0: must be a whole number from 1"):
+        options.check_numbers(0, None, None, None)
+    with pytest.raises(RvmkitError, match="give --crf or --output-video-mbps, not both"):
+        options.check_numbers(1, 4.0, 20, None)
+    with pytest.raises(RvmkitError, match="output video mbps 2000: must be a number from"):
+        options.check_numbers(1, LIMITS["output_video_mbps"][2] * 2, None, None)

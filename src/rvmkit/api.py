@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from rvmkit.contract import LIMITS, check_limit
+from rvmkit.contract import check_limit
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import Staged, publish_all, remove_stale_temps, require_distinct_outputs, temp_beside
 from rvmkit.options import ROLES, MatteOptions, check_model_fit
-from rvmkit.options import check_numbers as check_numbers  # its earlier home
 from rvmkit.progress import Progress
 from rvmkit.runtime import ModelSpec, is_torch_model, load_backend, parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameResult
@@ -39,7 +38,6 @@ from rvmkit.video.writer import (
     resolve_output,
 )
 
-MAX_MBPS = LIMITS["output_video_mbps"][2]  # 1 Gbit/s: far above any codec's useful rate
 PREVIEW_FRAMES = 4
 
 
@@ -294,8 +292,6 @@ def _background_text(background: Any) -> str | None:
     raise TypeError(f"convert_video(): background must be a colour name, '#RRGGBB', an (R, G, B) tuple of "
                     f"0-255, an image or video path, or 'transparent'; not {background!r}")
 
-
-check_model = check_model_fit  # the earlier name (not TensorRT readiness: that is `rvmkit check`)
 
 
 def plan_targets(requested: dict[str, Any], info: VideoInfo, output_type: str | None, transparent: bool,

@@ -300,8 +300,8 @@ class BenchOptions:
 def check_options(options: BenchOptions) -> tuple[dict[str, ModelSpec], list[tuple[int, int, float]]]:
     """Everything given checked before any frame is timed, as `rvmkit matte` checks it (one-line errors):
     ({backend: model spec}, [(width, height, ratio)])."""
-    from rvmkit.api import check_model_fit
     from rvmkit.errors import RvmkitError
+    from rvmkit.options import check_model_fit
 
     if options.frames < 1:
         raise RvmkitError(f"--frames {options.frames}: must be at least 1")
