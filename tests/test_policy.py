@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import threading
 
-from rvmkit.policy import EveryFrame, NewestFrame
+from rvmkit.policy import END, EveryFrame, NewestFrame
 
 
-def test_newest_frame_replaces_an_untaken_frame() -> None:
-    slot: NewestFrame[int] = NewestFrame()
-    assert slot.put(0) is False
-    assert slot.put(1) is True  # frame 0 was never taken: dropped
-    assert slot.take(0) == 1 and slot.take(0) is None
+def test_newest_frame_replaces_an_untaken_frame_and_reports_it() -> None:
+    dropped: list[int] = []
+    slot: NewestFrame[int] = NewestFrame(on_drop=dropped.append)
+    assert slot.put(0) and slot.put(1) and dropped == [0]  # frame 0 was never taken: dropped
+    assert slot.get() == (True, 1) and slot.get(lambda: True) == (False, None)
     slot.put(2)
-    slot.close()
-    assert slot.take(1) == 2 and slot.take(1) is None  # closed: what is left, then nothing, no wait
+    slot.end()
+    assert slot.get() == (True, 2) and slot.get() == (True, END)  # ended: what is left, then END, no wait
+    slot.put(3)
+    slot.discard()
+    assert dropped == [0, 3]
 
 
-def test_take_waits_for_the_next_frame() -> None:
+def test_get_waits_for_the_next_frame() -> None:
     slot: NewestFrame[int] = NewestFrame()
     threading.Timer(0.05, slot.put, args=(7,)).start()
-    assert slot.take(5) == 7
+    assert slot.get() == (True, 7)
 
 
 def test_every_frame_keeps_order_and_makes_the_producer_wait() -> None:
@@ -34,16 +37,12 @@ def test_every_frame_keeps_order_and_makes_the_producer_wait() -> None:
     assert queue.get(stop.is_set) == (False, None)  # a consumer told to stop returns at once
 
 
-def test_every_frame_put_raises_the_consumers_error() -> None:
-    queue: EveryFrame[int] = EveryFrame(1)
-
-    def failed() -> None:
-        raise RuntimeError("sink gone")
-
-    try:
-        queue.put(0, lambda: False, check=failed)
-    except RuntimeError as error:
-        assert str(error) == "sink gone"
-    else:
-        raise AssertionError("the consumer's error was not raised")
-    assert queue.get(lambda: True) == (False, None)  # nothing was queued
+def test_every_frame_ends_after_its_items_and_discards_what_is_left() -> None:
+    dropped: list[int] = []
+    queue: EveryFrame[int] = EveryFrame(3, on_drop=dropped.append)
+    assert queue.put(0, lambda: False) and queue.end(lambda: False)
+    assert queue.get() == (True, 0) and queue.get() == (True, END)
+    queue.put(1, lambda: False)
+    queue.put(2, lambda: False)
+    queue.discard()
+    assert dropped == [1, 2] and queue.get(lambda: True) == (False, None)

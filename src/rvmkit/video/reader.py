@@ -30,7 +30,7 @@ import itertools
 import numbers
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -71,6 +71,12 @@ class Frame:
     rgb: np.ndarray
     pts: int | None
     time_base: Fraction | None
+
+    @property
+    def segment(self) -> Hashable:
+        """Frames of one segment are one stream: the recurrent state restarts where the segment (or the
+        frame size) changes. A file is one segment; a live source starts another when it is reopened."""
+        return None
 
 
 class FrameSource:
