@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Union
+from typing import Any
 
 from rvmkit.policy import END, POLL_S, EveryFrame, NewestFrame
 from rvmkit.runtime.base import Backend, FrameResult, State, to_input
@@ -33,8 +33,8 @@ from rvmkit.video.reader import Frame
 #: consume(frame, result), called in frame order from the write thread
 Consumer = Callable[[Frame, FrameResult], None]
 #: a downsample ratio, or the rule that gives one for a (width, height) (live's auto ratio)
-Ratio = Union[float, Callable[[int, int], float]]
-Policy = Union[EveryFrame, NewestFrame]
+Ratio = float | Callable[[int, int], float]
+Policy = EveryFrame | NewestFrame
 
 #: how long a halted run waits for its source thread: a read blocked in FFmpeg ends by itself later,
 #: within the source's own timeout

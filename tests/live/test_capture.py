@@ -1,4 +1,4 @@
-"""Live sources: naming, up-front checks, the newest-frame slot, timestamps, error lines."""
+"""Live sources: naming, up-front checks, the capture as an iterable source, timestamps, error lines."""
 
 from __future__ import annotations
 
@@ -115,18 +115,19 @@ def test_a_stalled_capture_skips_to_the_next_keyframe(tmp_path: Path) -> None:
             time.sleep(1.5)
 
     notes: list[str] = []
+    stop = threading.Event()
     capture = Capture(parse_source(f"udp://127.0.0.1:{port}"), resize=None, timeout=5, reconnect=False,
-                      on_frame=on_frame, note=notes.append)
+                      on_frame=on_frame, note=notes.append, stop=stop)
     published: list[int] = []
-    put = capture.slot.put
-    capture.slot.put = lambda frame: published.append(frame.pts) or put(frame)  # type: ignore[method-assign]
-    capture.start()
+    reader = threading.Thread(target=lambda: published.extend(frame.pts for frame in capture))
+    reader.start()
     time.sleep(0.3)
     send(stream, f"udp://127.0.0.1:{port}")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(counted) < 71:
         time.sleep(0.05)
-    capture.stop()
+    stop.set()
+    reader.join(10)
     assert capture.catch_ups == 1 and "skipping to the next keyframe" in notes[0]
     assert len(counted) >= 71  # every frame counted, the skipped ones too (as dropped)
     step = 3750  # 1/24 s
@@ -191,15 +192,8 @@ def test_timestamps_that_restart_jump_or_step_back_keep_every_frame_and_time_run
             expected += [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     capture = Capture(parse_source(str(joined), realtime=True), resize=None, timeout=5, reconnect=False,
                       on_frame=lambda dropped: None, note=lambda text: None)
-    published: list[CapturedFrame] = []
-    put = capture.slot.put
-    capture.slot.put = lambda frame: published.append(frame) or put(frame)  # type: ignore[method-assign]
-    capture.start()
-    deadline = time.monotonic() + 20
-    while not capture.finished and time.monotonic() < deadline:
-        time.sleep(0.05)
-    capture.stop()
-    assert capture.finished and capture.error is None
+    published: list[CapturedFrame] = list(capture)  # the file ends: so does the capture (1.3 s)
+    assert capture.error is None
     assert len(published) == len(expected) == 32
     seconds = [float(frame.pts * frame.time_base) for frame in published]
     assert all(later > earlier for earlier, later in zip(seconds, seconds[1:]))

@@ -1,8 +1,8 @@
-"""Live sources: a camera, a network stream or a file played in real time, read by a capture thread that
-keeps only the newest frame.
+"""Live sources: a camera, a network stream or a file played in real time, as a `Capture`, the iterable
+source that `rvmkit live` hands to the streaming core (`pipeline.run` with the `NewestFrame` policy).
 
-    capture thread: demux -> decode -> NewestFrame (replaces an untaken frame: a drop, counted)
-    matting loop:   NewestFrame.take() -> RGB -> always the newest frame, never a queue
+    source thread (capture): demux -> decode -> NewestFrame (replaces an untaken frame: a drop, counted)
+    inference:               the newest frame -> RGB -> the engine, never a queue
 
 Capture never waits for inference, so latency cannot build up: a slow machine sees a lower frame rate.
 Sources are named as FFmpeg names them: `/dev/video0` (v4l2), `FORMAT:NAME` for any device input this
@@ -22,7 +22,7 @@ import glob
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,7 +31,6 @@ import av
 import numpy as np
 
 from rvmkit.errors import RvmkitError, describe_path, first_line
-from rvmkit.policy import NewestFrame
 from rvmkit.video.reader import Frame, quarter_turns, to_rgb  # the file reader's upright RGB conversion
 
 #: FFmpeg device inputs that may prefix a source as FORMAT:NAME
@@ -252,6 +251,11 @@ class CapturedFrame(Frame):
             self._image = self._image()
         return self._image
 
+    @property
+    def segment(self) -> Hashable:
+        """A new decoded size or a reopened source starts a new stream (the recurrent state restarts)."""
+        return self.native, self.epoch
+
 
 class _Timeline:
     """Makes timestamps increasing in one time base, keeping every frame, as FFmpeg keeps time running
@@ -308,57 +312,39 @@ class _Backlog:
 
 
 class Capture:
-    """The capture thread over one source; `take` hands out the newest frame."""
+    """A live source as an iterable of `CapturedFrame`s, read and decoded in the thread that iterates it
+    (the pipeline's source thread), at the source's own pace: reconnects (`reconnect`), a looped file's
+    passes, --realtime pacing, skipping to a keyframe when decoding falls behind. Iteration ends at the
+    source's end, at `stop`, or at an error, which is kept in `error` (the frames before it are still
+    matted and written). `on_frame(dropped)` counts every frame: each one yielded, and each skipped."""
 
     def __init__(self, spec: SourceSpec, *, resize: tuple[int, int] | None, timeout: float,
                  reconnect: bool, on_frame: Callable[[bool], None], note: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 stop: threading.Event | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec, self.resize, self.timeout, self.reconnect = spec, resize, timeout, reconnect
         self.on_frame, self.note, self.clock = on_frame, note, clock
-        self.slot: NewestFrame[CapturedFrame] = NewestFrame()  # the live policy: newest frame, drops counted
         self.error: BaseException | None = None
         self.fps: Fraction | None = None
         self.reconnects = 0
         self.catch_ups = 0  # times decoding fell behind and skipped to a keyframe
-        self._stop = threading.Event()
-        self._ended = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._timeline = _Timeline()
         self._seq = 0
         self._epoch = 0
         self._pace: tuple[float, float] | None = None  # (clock, seconds of media) of the first frame
-        self._thread: threading.Thread | None = None
-
-    @property
-    def finished(self) -> bool:
-        """The source ended (EOF without --loop/--reconnect, or an error) and every frame was taken."""
-        return self._ended.is_set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rvmkit-capture", daemon=True)
-        self._thread.start()
-
-    def take(self, timeout: float) -> CapturedFrame | None:
-        return self.slot.take(timeout)
-
-    def stop(self, wait_s: float = 1.0) -> None:
-        """Stop reading; a read blocked in FFmpeg ends by itself within --timeout and closes the source."""
-        self._stop.set()
-        self.slot.close()
-        if self._thread is not None:
-            self._thread.join(wait_s)
 
     @property
     def _can_retry(self) -> bool:
         return self.reconnect and self.spec.kind != "file"
 
-    def _run(self) -> None:
+    def __iter__(self) -> Iterator[CapturedFrame]:
         name_os_thread("rvmkit-capture")
         failures = 0
         try:
             while not self._stop.is_set():
                 before = self._seq
                 try:
-                    self._read_once()
+                    yield from self._read_once()
                     reason = "the stream ended"
                 except (av.FFmpegError, OSError) as error:
                     if not self._can_retry:
@@ -373,14 +359,11 @@ class Capture:
                 delay = RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)]
                 self.note(f"{describe_path(self.spec.label)}: {reason}; reconnecting in {delay:g} s")
                 self._stop.wait(delay)
-        except BaseException as error:  # noqa: BLE001 - handed to the matting loop
+        except Exception as error:  # noqa: BLE001 - raised by the front-end once the frames before it are out
             self.error = error
-        finally:
-            self._ended.set()
-            self.slot.close()
 
-    def _read_once(self) -> None:
-        """Open the source and publish its frames until it ends (or `stop`)."""
+    def _read_once(self) -> Iterator[CapturedFrame]:
+        """Open the source and yield its frames until it ends (or `stop`)."""
         timeout = None if self.spec.kind == "file" else self.timeout
         container = av.open(self.spec.url, format=self.spec.format, options=dict(self.spec.options),
                             timeout=(timeout, timeout) if timeout else None)
@@ -391,12 +374,13 @@ class Capture:
             stream.thread_type = DECODE_THREAD_TYPE
             stream.codec_context.thread_count = DECODE_THREADS
             self.fps = self.fps or stream.average_rate or stream.guessed_rate
-            self._decode(container, stream)
+            yield from self._decode(container, stream)
         finally:
             container.close()
 
-    def _decode(self, container: av.container.InputContainer, stream: av.video.VideoStream) -> None:
-        """Publish every frame of `stream`; packets of a live source that arrive too late are skipped."""
+    def _decode(self, container: av.container.InputContainer, stream: av.video.VideoStream
+                ) -> Iterator[CapturedFrame]:
+        """Every frame of `stream`; packets of a live source that arrive too late are skipped."""
         first, backlog, skipping = True, _Backlog(), False
         for packet in container.demux(stream):
             if self._stop.is_set():
@@ -414,7 +398,7 @@ class Capture:
                 if first and self._seq:
                     self._new_epoch()
                 first = False
-                self._publish(frame)
+                yield self._captured(frame)
 
     def _skip(self, packet: av.Packet, backlog: _Backlog, skipping: bool) -> bool:
         """Whether to skip this packet undecoded (counted as a dropped frame): from when over
@@ -440,7 +424,7 @@ class Capture:
             self.reconnects += 1
             self.note(f"{describe_path(self.spec.label)}: reconnected; recurrent state restarted")
 
-    def _publish(self, frame: av.VideoFrame) -> None:
+    def _captured(self, frame: av.VideoFrame) -> CapturedFrame:
         turns = quarter_turns(frame) if self.spec.kind == "file" else 0
         resize = self.resize
         time_base = Fraction(frame.time_base) if frame.time_base else None
@@ -451,7 +435,8 @@ class Capture:
         captured = CapturedFrame(self._seq, lambda: to_rgb(frame, resize, turns), pts,
                                  self._timeline.time_base, native, self._epoch, self.clock())
         self._seq += 1
-        self.on_frame(self.slot.put(captured))
+        self.on_frame(False)
+        return captured
 
     def _wait_until_due(self, media_s: float) -> None:
         """--realtime: hold each frame until its time since the first frame has passed."""

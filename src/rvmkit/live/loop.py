@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from rvmkit import pipeline
 from rvmkit.contract import LIVE_AUTO_LONG_SIDE as LIVE_AUTO_LONG_SIDE  # `--downsample-ratio auto` here
 from rvmkit.contract import live_auto_ratio
 from rvmkit.errors import RvmkitError, describe_path
@@ -35,7 +36,7 @@ from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thre
 from rvmkit.live.outputs import OutputPlan, Outputs, open_outputs, plan_outputs
 from rvmkit.live.stats import LiveStats
 from rvmkit.options import MatteOptions, check_model_fit
-from rvmkit.policy import POLL_S, EveryFrame
+from rvmkit.policy import NewestFrame
 from rvmkit.progress import Console
 from rvmkit.runtime import parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
@@ -199,46 +200,8 @@ def _load_engine(config: LiveConfig) -> Backend:
     return engine
 
 
-class _OutputThread:
-    """Runs `consume(frame, result)` for each item of a one-frame `EveryFrame` queue, in its own thread."""
-
-    _END = object()
-
-    def __init__(self, consume: Callable[[CapturedFrame, FrameResult], None]) -> None:
-        self._consume = consume
-        self._queue: EveryFrame = EveryFrame(1)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="rvmkit-output", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        name_os_thread("rvmkit-output")
-        while (item := self._queue.get()[1]) is not self._END:
-            if self.error is None:
-                try:
-                    self._consume(*item)
-                except BaseException as error:  # noqa: BLE001 - raised in the calling thread
-                    self.error = error
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def put(self, frame: CapturedFrame, result: FrameResult, stop: threading.Event) -> bool:
-        """Queue a frame, waiting while the previous one is being written; False if `stop` came first."""
-        return self._queue.put((frame, result), stop.is_set, check=self.check)
-
-    def close(self, wait_s: float) -> None:
-        """Write what is queued, then end the thread (bounded wait: a sink stuck past its timeout)."""
-        deadline = time.monotonic() + wait_s
-        if self._thread.is_alive() and time.monotonic() < deadline:
-            self._queue.put(self._END, lambda: not self._thread.is_alive() or time.monotonic() >= deadline)
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        self.check()
-
-
 class _Session:
-    """One run: capture, matting loop, outputs, stats."""
+    """One run: capture, the streaming core, outputs, stats."""
 
     def __init__(self, config: LiveConfig, spec: SourceSpec, plans: list[OutputPlan], engine: Backend,
                  stop: threading.Event, console: Console) -> None:
@@ -250,7 +213,7 @@ class _Session:
         self.outputs: Outputs | None = None
         self.recordings: list[Path] = []
         self._backgrounds: dict[tuple[int, int], Background] = {}
-        self._current: tuple[Any, ...] | None = None
+        self._next_status = 0.0
         self.capture: Capture | None = None
 
     def ratio_for(self, width: int, height: int) -> float:
@@ -266,47 +229,48 @@ class _Session:
             matter(grey).composite(grey, want_alpha=True)
 
     def run(self) -> LiveReport:
+        """The capture through `pipeline.run` (newest frame, one frame waiting for output at most), the
+        outputs opened at the first frame; finalized however it ends."""
         self.warm_up()
         self.stats = LiveStats()  # the clock starts when the source is opened
         capture = Capture(self.spec, resize=self.config.input_resize, timeout=self.config.timeout,
-                          reconnect=self.config.reconnect, on_frame=self._counted, note=self.console.note)
+                          reconnect=self.config.reconnect, on_frame=self._counted, note=self.console.note,
+                          stop=self.stop)
         self.capture = capture
         self.console.say(f"rvmkit live: waiting for {self.spec.label}")
-        capture.start()
         try:
-            first = self._first_frame(capture)
-            if first is not None:
-                self.outputs = self._open_outputs(capture, first)
-                newer = capture.take(0)
-                if newer is not None:
-                    self.stats.drop()
-                self._loop(capture, newer or first)
+            try:
+                pipeline.run(capture, self.engine, self.ratio_for, self._consume, queue_size=1,
+                             policy=NewestFrame(on_drop=self._dropped), halt=self.stop,
+                             max_fps=self.config.max_fps, on_frame=self._tick, on_restart=self._restarted)
+            except KeyboardInterrupt:
+                pass  # in-process use without the CLI's signal handlers: stop as Ctrl-C does
             if capture.error is not None:
                 raise capture.error
         except BaseException:
-            capture.stop()
             self._finish(failed=True)
             raise
-        capture.stop()
         self._finish(failed=False)
         return LiveReport(self.stats.totals(), self.recordings, list(self.console.notes))
 
-    def _counted(self, replaced: bool) -> None:
-        """Capture thread: one frame in (and one dropped when it replaced an untaken one)."""
+    def _counted(self, dropped: bool) -> None:
+        """Source thread: one frame in (and dropped, when capture skipped it undecoded)."""
         self.stats.frame_in()
-        if replaced:
+        if dropped:
             self.stats.drop()
 
-    def _first_frame(self, capture: Capture) -> CapturedFrame | None:
-        while not self.stop.is_set():
-            frame = capture.take(POLL_S)
-            if frame is not None or capture.finished:
-                return frame
-        return None
+    def _dropped(self, frame: CapturedFrame) -> None:
+        """A frame the engine had no time for (replaced by a newer one, or left when the run stopped)."""
+        self.stats.drop()
 
-    def _open_outputs(self, capture: Capture, first: CapturedFrame) -> Outputs:
+    def _tick(self, written: int) -> None:
+        if time.monotonic() >= self._next_status:
+            self.console.status(self.stats.status_line())
+            self._next_status = time.monotonic() + _STATUS_S
+
+    def _open_outputs(self, first: CapturedFrame) -> Outputs:
         height, width = first.rgb.shape[:2]
-        fps = Fraction(capture.fps) if capture.fps else DEFAULT_FPS
+        fps = Fraction(self.capture.fps) if self.capture is not None and self.capture.fps else DEFAULT_FPS
         outputs = open_outputs(self.plans, source_label=self.spec.label, width=width, height=height, fps=fps,
                                time_base=first.time_base, mbps=self.config.mbps, crf=self.config.crf,
                                overwrite=self.config.overwrite, timeout=self.config.timeout)
@@ -315,55 +279,23 @@ class _Session:
                           f"-> {names}; Ctrl-C to stop")
         return outputs
 
-    def _loop(self, capture: Capture, first: CapturedFrame) -> None:
-        """Matte the newest frame, hand it to the output thread, repeat, until stopped or the end."""
-        writer = _OutputThread(self._consume)
-        matter = FrameMatter(self.engine, self.ratio_for(*_size(first.rgb)), overlapped=True)
-        period = 1 / self.config.max_fps if self.config.max_fps else 0.0
-        next_status, frame = time.monotonic(), first
-        try:
-            while frame is not None or not capture.finished:
-                if frame is not None:
-                    started = time.monotonic()
-                    self._restart_if_changed(frame, matter)
-                    if not writer.put(frame, matter(frame.rgb), self.stop):
-                        self.stats.drop()
-                    if period:
-                        self.stop.wait(max(0.0, started + period - time.monotonic()))
-                if self.stop.is_set():
-                    break
-                if time.monotonic() >= next_status:
-                    self.console.status(self.stats.status_line())
-                    next_status = time.monotonic() + _STATUS_S
-                frame = capture.take(POLL_S)
-        except KeyboardInterrupt:
-            pass  # in-process use without the CLI's signal handlers: stop as Ctrl-C does
-        finally:
-            capture.stop()
-            if capture.slot.discard():
-                self.stats.drop()
-            writer.close(self.config.timeout + 1)
-
-    def _restart_if_changed(self, frame: CapturedFrame, matter: FrameMatter) -> None:
-        """A new size or a reopened source: restart the recurrent state (and the ratio, for a size)."""
-        key = (frame.native, frame.epoch, _size(frame.rgb))
-        if self._current is not None and key != self._current:
-            if frame.native != self._current[0]:
-                old, new = self._current[0], frame.native
-                note = f"{self.spec.label}: size changed {old[0]}x{old[1]} -> {new[0]}x{new[1]}; " \
-                       "recurrent state restarted"
-                if self.outputs is not None and _size(frame.rgb) != (self.outputs.width, self.outputs.height):
-                    note += f"; outputs stay {self.outputs.width}x{self.outputs.height} (scaled)"
-                self.console.note(note)
-            matter.reset()
-            matter.downsample_ratio = self.ratio_for(*_size(frame.rgb))
-            self.stats.resets += 1
-        self._current = key
+    def _restarted(self, last: CapturedFrame, frame: CapturedFrame) -> None:
+        """The core restarted the recurrent state (a new size or a reopened source): say why, count it."""
+        if frame.native != last.native:
+            old, new = last.native, frame.native
+            note = f"{self.spec.label}: size changed {old[0]}x{old[1]} -> {new[0]}x{new[1]}; " \
+                   "recurrent state restarted"
+            if self.outputs is not None and _size(frame.rgb) != (self.outputs.width, self.outputs.height):
+                note += f"; outputs stay {self.outputs.width}x{self.outputs.height} (scaled)"
+            self.console.note(note)
+        self.stats.resets += 1
 
     def _consume(self, frame: CapturedFrame, result: FrameResult) -> None:
-        """Output thread: one matted frame -> composition and/or alpha -> every sink."""
+        """Write thread: one matted frame -> composition and/or alpha -> every sink (opened at the first)."""
+        if self.outputs is None:
+            name_os_thread("rvmkit-output")
+            self.outputs = self._open_outputs(frame)
         outputs = self.outputs
-        assert outputs is not None
         if self.transparent:
             fgr, pha = result.arrays()
             composition = rgba(fgr[None], pha[None]) if outputs.wants_composition else None
