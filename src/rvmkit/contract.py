@@ -64,6 +64,13 @@ LIMITS: dict[str, tuple[str, float, float, bool]] = {
     "cpus_per_worker": ("cpus per worker", 1, 1024, True),
     "segments": ("segments", 1, 4096, True),
     "warmup": ("warm-up", 0, 100_000, True),
+    # `rvmkit live`'s own: beyond these a value can never work or costs without bound (a camera asked for
+    # 100000 fps, a timeout of 1e300 s that overflows FFmpeg's microseconds or one too short for any
+    # packet, a --max-fps wait longer than a second between frames that holds up the end of the source)
+    "source_fps": ("--source-fps", 0.1, 1000, False),
+    "max_fps": ("--max-fps", 1, 1000, False),
+    "timeout": ("--timeout", 0.1, 3600, False),
+    "source_size": ("--source-size", 1, MAX_SIDE, True),  # each side
 }
 
 

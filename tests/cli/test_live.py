@@ -165,13 +165,13 @@ def test_outputs_that_collide_are_refused_before_anything_starts(
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--timeout", "1e300"], "--timeout 1e+300: must be from 0.1 to 3600"),
-    (["--timeout", "0.001"], "--timeout 0.001: must be from 0.1 to 3600"),
-    (["--max-fps", "0.01"], "--max-fps 0.01: must be from 1 to 1000"),
-    (["--max-fps", "1e9"], "--max-fps 1e+09: must be from 1 to 1000"),
-    (["--max-fps", "nan"], "--max-fps nan: must be from 1 to 1000"),
+    (["--timeout", "1e300"], "--timeout 1e+300: must be a number from 0.1 to 3600"),
+    (["--timeout", "0.001"], "--timeout 0.001: must be a number from 0.1 to 3600"),
+    (["--max-fps", "0.01"], "--max-fps 0.01: must be a number from 1 to 1000"),
+    (["--max-fps", "1e9"], "--max-fps 1000000000.0: must be a number from 1 to 1000"),
+    (["--max-fps", "nan"], "--max-fps nan: must be a number from 1 to 1000"),
     (["--max-fps", "x"], "argument --max-fps: 'x' is not a number"),
-    (["--source-fps", "5000"], "--source-fps 5000: must be from 0.1 to 1000"),
+    (["--source-fps", "5000"], "--source-fps 5000.0: must be a number from 0.1 to 1000"),
     (["--source-size", "100000x100000"], "--source-size 100000x100000: width and height must be from 1"),
     (["--input-resize", "100000", "10"], "input resize 100000x10"),
     (["--output-video-mbps", "1e12"], "must be a number from 0.01 to 1000"),

@@ -8,7 +8,8 @@ from typing import Any
 
 from rvmkit.cli.options import add_model_options, add_render_options
 from rvmkit.cli.options import number as _number  # its range: `check_ranges` (one line naming it)
-from rvmkit.live.loop import LIVE_AUTO_LONG_SIDE, RANGES
+from rvmkit.contract import LIMITS
+from rvmkit.live.loop import LIVE_AUTO_LONG_SIDE
 
 EPILOG = """\
 examples:
@@ -42,8 +43,8 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _range(option: str) -> str:
-    low, high = RANGES[option]
+def _range(name: str) -> str:
+    _, low, high, _ = LIMITS[name]
     return f"{low:g} to {high:g}"
 
 
@@ -100,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "(default: from SOURCE)")
     src.add_argument("--source-size", type=_size, metavar="WxH", help="ask the camera for this size")
     src.add_argument("--source-fps", type=_number, metavar="FPS",
-                     help=f"ask the camera for this rate ({_range('--source-fps')})")
+                     help=f"ask the camera for this rate ({_range('source_fps')})")
     src.add_argument("--source-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="FFmpeg option for the source (repeatable), e.g. input_format=mjpeg, "
                           "rtsp_transport=tcp, fflags=nobuffer")
@@ -108,10 +109,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--loop", action="store_true", help="with --realtime: start the file again at its end")
     run = parser.add_argument_group("run")
     run.add_argument("--max-fps", type=_number, metavar="FPS",
-                     help=f"matte at most this many frames a second ({_range('--max-fps')})")
+                     help=f"matte at most this many frames a second ({_range('max_fps')})")
     run.add_argument("--timeout", type=_number, default=10.0, metavar="S",
                      help="give up on a source (or sink) that does not answer or stalls this long "
-                          f"(default 10; {_range('--timeout')})")
+                          f"(default 10; {_range('timeout')})")
     run.add_argument("--reconnect", action="store_true",
                      help="when a network source stops or drops, reconnect (backoff 0.5 s to 8 s) "
                           "until stopped")

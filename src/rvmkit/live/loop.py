@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from rvmkit import pipeline
+from rvmkit.contract import LIMITS, check_limit, live_auto_ratio
 from rvmkit.contract import LIVE_AUTO_LONG_SIDE as LIVE_AUTO_LONG_SIDE  # `--downsample-ratio auto` here
-from rvmkit.contract import live_auto_ratio
 from rvmkit.errors import RvmkitError, describe_path
 from rvmkit.fileio import require_distinct_outputs, require_writable_output
 from rvmkit.live.capture import Capture, CapturedFrame, SourceSpec, name_os_thread, parse_source
@@ -41,7 +41,6 @@ from rvmkit.progress import Console
 from rvmkit.runtime import parse_ratio, resolve_ratio
 from rvmkit.runtime.base import Backend, FrameMatter, FrameResult
 from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_background, rgba
-from rvmkit.video.reader import MAX_SIDE
 
 WARMUP_SIZE = (640, 480)
 DEFAULT_FPS = Fraction(30)
@@ -142,25 +141,19 @@ def check_config(config: LiveConfig) -> tuple[SourceSpec, list[OutputPlan]]:
     return spec, plans
 
 
-#: option -> (smallest, largest) of every number `rvmkit live` takes that MatteOptions does not cover:
-#: beyond these a value can never work or costs without bound (a camera asked for 100000 fps, a timeout
-#: of 1e300 s that overflows FFmpeg's microseconds or one too short for any packet, a --max-fps wait
-#: longer than a second between frames that holds up the end of the source)
-RANGES = {"--source-fps": (0.1, 1000.0), "--max-fps": (1.0, 1000.0), "--timeout": (0.1, 3600.0)}
-
-
 def check_ranges(config: LiveConfig) -> None:
-    """One line naming the option whose value is out of its range."""
-    values = {"--source-fps": config.source_fps, "--max-fps": config.max_fps, "--timeout": config.timeout}
-    for name, value in values.items():
-        low, high = RANGES[name]
-        if value is not None and not low <= value <= high:
-            raise RvmkitError(f"{name} {value:g}: must be from {low:g} to {high:g}")
+    """The numbers only live takes against their ranges (`rvmkit.contract.LIMITS`), one line naming it."""
+    for name in ("source_fps", "max_fps", "timeout"):
+        if getattr(config, name) is not None:
+            check_limit(name, getattr(config, name))
     if config.source_size is not None:
-        width, height = config.source_size
-        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        try:
+            for side in config.source_size:
+                check_limit("source_size", side)
+        except RvmkitError:
+            width, height = config.source_size
             raise RvmkitError(f"--source-size {width}x{height}: width and height must be from 1 to "
-                              f"{MAX_SIDE}")
+                              f"{LIMITS['source_size'][2]:g}") from None
 
 
 def written_paths(config: LiveConfig) -> list[tuple[str, str]]:
