@@ -1,4 +1,5 @@
-"""The concurrent recurrent loop (rvmkit.pipeline), with a tiny fake backend."""
+"""The streaming core (rvmkit.pipeline), with a tiny fake backend: order, state, chunks, errors, segments,
+the newest-frame policy and a halt."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from rvmkit import pipeline
 from rvmkit.errors import RvmkitError
+from rvmkit.policy import NewestFrame
 from rvmkit.runtime.base import Backend
 from rvmkit.video.reader import Frame
 
@@ -153,3 +155,65 @@ def test_decoding_runs_ahead_only_a_bounded_number_of_frames():
     pipeline.run(source(), CountingBackend(), 0.5, consume, queue_size=4)
     assert len(lags) == 200
     assert max(lags) <= 4 + 4 + 4  # two bounded queues plus the frames held by each stage
+
+
+class SegmentFrame(Frame):
+    """A frame of a source that restarts (a live source reopened): its segment is given."""
+
+    def __init__(self, index: int, rgb: np.ndarray, part: int) -> None:
+        super().__init__(index, rgb, index, Fraction(1, 30))
+        self.part = part
+
+    @property
+    def segment(self) -> int:
+        return self.part
+
+
+def test_a_new_segment_or_size_restarts_the_state_with_the_ratio_of_its_size():
+    """Frames 0-3 one segment, 4-5 another, 6-8 a new size: three streams, each from state 0, each run at
+    its size's ratio; a chunk never spans two streams."""
+    small = np.zeros((4, 6, 3), np.uint8)
+    source = [SegmentFrame(index, np.full((*SIZE, 3), index, np.uint8) if index < 6 else small + index,
+                           index // 4) for index in range(9)]
+    source[6].part = source[7].part = source[8].part = 1  # same segment as 4-5: only the size changes
+    ratios: list[tuple[int, int]] = []
+    restarts: list[tuple[int, int]] = []
+
+    class RatioBackend(ChunkBackend):
+        def infer(self, inputs, state, downsample_ratio):
+            ratios.append(downsample_ratio)
+            return super().infer(inputs, state, downsample_ratio)
+
+    got = []
+    backend = RatioBackend()
+    pipeline.run(source, backend, lambda width, height: width / 100, lambda f, r: got.append(markers(r)[0]),
+                 seq_chunk=3, on_restart=lambda last, frame: restarts.append((last.index, frame.index)))
+    assert got == [0, 1, 2, 3, 0, 1, 0, 1, 2]
+    assert restarts == [(3, 4), (5, 6)] and backend.calls == [3, 1, 2, 3]
+    assert ratios == [0.08, 0.08, 0.08, 0.06]
+
+
+def test_newest_frame_drops_what_a_slow_engine_misses_and_a_halt_ends_the_run():
+    """A source faster than the engine: frames are replaced and reported, never queued; halting ends the
+    source and writes what was matted; every frame is either written or reported dropped."""
+    halt = threading.Event()
+    dropped, written, yielded = [], [], []
+
+    class Slow(CountingBackend):
+        def step(self, src, state, downsample_ratio):
+            threading.Event().wait(0.02)
+            return super().step(src, state, downsample_ratio)
+
+    def source():
+        for frame in frames(250):
+            yielded.append(frame.index)
+            if frame.index == 200:
+                halt.set()
+            threading.Event().wait(0.002)
+            yield frame
+
+    count = pipeline.run(source(), Slow(), 0.5, lambda frame, result: written.append(frame.index),
+                         policy=NewestFrame(on_drop=lambda frame: dropped.append(frame.index)), halt=halt,
+                         queue_size=1)
+    assert count == len(written) and written == sorted(written) and yielded == list(range(201))
+    assert sorted(written + dropped) == yielded and written and dropped

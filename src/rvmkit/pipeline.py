@@ -128,6 +128,8 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: Ratio, cons
     stages = _Stages()
     decoded: Policy = policy if policy is not None else EveryFrame(max(queue_size, 2 * seq_chunk))
     matted: EveryFrame = EveryFrame(queue_size if seq_chunk == 1 else max(queue_size, 2 * seq_chunk))
+    on_drop = decoded.on_drop
+    decoded.on_drop = lambda item: on_drop(item[0])  # the policy holds (frame, prepared): report the frame
     ratio_of = _ratios(downsample_ratio)
     halted = halt.is_set if halt is not None else (lambda: False)
     written = 0
@@ -139,7 +141,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: Ratio, cons
                 if stop is not None and frame.index >= stop:
                     break
                 if halted():
-                    decoded.on_drop(frame)
+                    on_drop(frame)
                     break
                 if frame.index >= first:
                     prepared = None if decoded.drops else backend.prepare(frame.rgb, ratio_of(frame))
@@ -164,7 +166,7 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: Ratio, cons
     threads = [stages.thread(decode, "rvmkit-decode", nice=not own_pace),
                stages.thread(write, "rvmkit-write", nice=not own_pace)]
     try:
-        inference = _Inference(stages, backend, ratio_of, halted, on_restart)
+        inference = _Inference(stages, backend, ratio_of, halted, on_restart, on_drop)
         inference.run(decoded, matted, seq_chunk, start, 1 / max_fps if max_fps else 0.0)
         while threads[1].is_alive():
             threads[1].join(POLL_S)
@@ -202,10 +204,10 @@ class _Inference:
     within a segment (a frame's `segment` and size); a new segment restarts it."""
 
     def __init__(self, stages: _Stages, backend: Backend, ratio_of: Callable[[Frame], float],
-                 halted: Callable[[], bool], on_restart: Callable[[Frame, Frame], None] | None) -> None:
+                 halted: Callable[[], bool], on_restart: Callable[[Frame, Frame], None] | None,
+                 on_drop: Callable[[Frame], None]) -> None:
         self.stages, self.backend, self.ratio_of = stages, backend, ratio_of
-        self.halted, self.on_restart = halted, on_restart
-        self.on_drop: Callable[[Frame], None] = lambda frame: None
+        self.halted, self.on_restart, self.on_drop = halted, on_restart, on_drop
         self.state: State = None
         self.last: Frame | None = None
         self.key: Any = None
@@ -214,7 +216,7 @@ class _Inference:
         return self.stages.stop.is_set() or self.halted()
 
     def run(self, decoded: Policy, matted: EveryFrame, seq_chunk: int, start: int, period: float) -> None:
-        self.on_drop, pending = decoded.on_drop, None
+        pending = None
         while not self.halted():
             started = time.monotonic()
             chunk, pending = self._chunk(decoded, seq_chunk, pending)

@@ -1,14 +1,15 @@
-"""The live loop: the newest frame through the engine to every output, with bounded latency.
+"""`rvmkit live`: a page that picks a source, a policy and sinks for the streaming core (`pipeline.run`).
 
-    capture thread   decode -> NewestFrame (one slot; an untaken frame is replaced and counted dropped)
-    calling thread   take the newest -> FrameMatter (prepare, infer: the recurrent state carries on)
-    output thread    FrameResult -> composition / alpha (fused on the CPU fast path) -> every sink
+    source thread     Capture: demux -> decode -> NewestFrame (one slot; an untaken frame is replaced and
+                      counted dropped)
+    calling thread    the newest frame -> prepare, infer (the recurrent state carries on)
+    write thread      FrameResult -> composition / alpha (fused on the CPU fast path) -> every sink
 
-The output thread takes one frame at a time from a one-frame queue, so at most one frame waits between
-inference and output: when output is the bottleneck, inference waits and capture drops. Latency is
-therefore bounded by about one frame time per stage, whatever the run's length. Matting goes through
-`FrameMatter` (the Backend interface), the same engine as `rvmkit matte`; the state restarts when the
-source changes size or is reopened.
+The same core as `rvmkit matte`, with live's choices: the `NewestFrame` policy, a one-frame output queue
+(at most one frame waits between inference and output: when output is the bottleneck, inference waits
+and capture drops, so latency stays about one frame time per stage, whatever the run's length),
+`--max-fps` pacing, live's auto ratio per source size (the core restarts the state, and derives the
+ratio again, when the source changes size or is reopened), the status line ticking per frame.
 
 Ending: a stop event (Ctrl-C / SIGTERM in the CLI), the end of a file, or an error. However it ends,
 every output is finalized: streams flushed and closed, recordings committed (a recording without frames
