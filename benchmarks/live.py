@@ -305,6 +305,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of the relay/anchor/720p runs")
     parser.add_argument("--long", type=float, default=60, help="length of the rvmkit 640x480 run (drift)")
     parser.add_argument("--out", type=Path, default=HERE / "live_results.json")
+    parser.add_argument("--only", nargs="+", metavar="KIND_WxH",
+                        help="run only these subjects, --seconds each (relay, rvmkit, rvmkit-auto, anchor at "
+                             "640x480 or 1280x720, e.g. rvmkit-auto_640x480)")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
@@ -319,6 +322,9 @@ def main() -> None:
     plan = [((640, 480), "relay", args.seconds), ((640, 480), "rvmkit", args.long),
             ((640, 480), "anchor", args.seconds), ((1280, 720), "relay", args.seconds),
             ((1280, 720), "rvmkit", args.seconds), ((1280, 720), "rvmkit-auto", args.seconds)]
+    if args.only:
+        plan = [(tuple(int(side) for side in size.split("x")), kind, args.seconds)
+                for kind, size in (name.rsplit("_", 1) for name in args.only)]
     with tempfile.TemporaryDirectory(prefix="rvmkit-live-bench-") as folder:
         tmp = Path(folder)
         sizes = {size for size, _, _ in plan}
