@@ -97,6 +97,7 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path, name):
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_killed_runs_temporaries_are_removed_by_the_next_run(tmp_path, capsys):
     """SIGKILL cannot be handled: the next run to those outputs removes what the dead one left."""
     import signal

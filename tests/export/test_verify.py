@@ -191,6 +191,7 @@ def test_grad_is_scaled_to_512x288_pixels_and_budget_is_ten_percent_of_rvms_erro
     assert verify.within_budget(over) == {"MAD": True, "MSE": True, "Grad": True, "dtSSD": False}
 
 
+@pytest.mark.slow
 def test_verify_against_the_fast_path_reports_a_tiny_alpha_difference(official_onnx):
     report = verify_model(official_onnx, backend="onnxruntime", video=CLIPS["milk"], frames=3,
                           sizes=((320, 240),), downsample_ratio=0.5)
@@ -205,6 +206,7 @@ def _has_bf16() -> bool:
     return bool((cpu.cpu_flags() or set()) & {"avx512_bf16", "amx_bf16"})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _has_bf16(), reason="needs a CPU with avx512_bf16 or amx_bf16")
 def test_verify_judges_an_openvino_bf16_runner_on_rvms_metrics(official_onnx, capsys):
     pytest.importorskip("openvino", reason="openvino not installed")
@@ -230,6 +232,7 @@ def test_verify_judges_an_openvino_bf16_runner_on_rvms_metrics(official_onnx, ca
         assert "alpha difference above 10% of RVM's own error (model-openvino-bf16" in captured.err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (cpu.cpu_flags() or set()) & {"avx512_fp16", "amx_fp16"},
                     reason="needs a CPU with avx512_fp16 or amx_fp16")
 def test_verify_openvino_fp16_is_within_a_tenth_of_rvms_own_error(official_onnx):

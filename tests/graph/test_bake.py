@@ -50,6 +50,7 @@ def test_baked_ratio_read_from_metadata_and_from_the_graph(converted):
     assert baked_ratio(model) == pytest.approx(0.4)
 
 
+@pytest.mark.slow
 def test_converted_model_passes_symbolic_shape_inference(converted):
     """The official decoder crops (nested ceil() sizes) are rewritten as (n + 1) // 2 chains."""
     ok, detail = symbolic_shape_check(converted)
@@ -70,6 +71,7 @@ def test_crop_rewrite_replaces_the_three_pooled_skip_shapes(official_onnx):
     assert rewrite_crop_sizes(model.graph) == 0  # idempotent
 
 
+@pytest.mark.slow
 def test_convert_works_without_torch(tmp_path, official_onnx):
     """Graph editing only: with torch unimportable (onnxsim then unavailable too, it imports
     torch), convert still bakes the ratio and the result equals the official model."""

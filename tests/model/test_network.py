@@ -70,7 +70,7 @@ def test_zero_states_of_shape_1111_broadcast_like_none(pretrained, book_frames):
     assert all(torch.equal(a, b) for a, b in zip(with_none, with_zeros))
 
 
-@pytest.mark.parametrize("size", [(479, 641), (97, 61)])
+@pytest.mark.parametrize("size", [pytest.param((479, 641), marks=pytest.mark.slow), (97, 61)])
 def test_odd_sizes_keep_full_resolution_outputs(pretrained, size):
     src = torch.rand(1, 3, *size)
     with torch.no_grad():
@@ -87,7 +87,7 @@ def test_segmentation_pass_needs_a_checkpoint_with_project_seg(pretrained):
     assert seg.shape == (1, 1, 64, 64) and len(states) == 4
 
 
-@pytest.mark.parametrize("variant", ["mobilenetv3", "resnet50"])
+@pytest.mark.parametrize("variant", ["mobilenetv3", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_fast_guided_filter_refiner_runs(variant):
     model = MattingNetwork(variant, refiner="fast_guided_filter").eval()
     with torch.no_grad():
@@ -95,6 +95,7 @@ def test_fast_guided_filter_refiner_runs(variant):
     assert pha.shape == (1, 1, 120, 160)
 
 
+@pytest.mark.slow
 def test_time_chunk_runs_the_decoder_in_time_and_equals_frame_by_frame(pretrained, book_frames):
     frames = torch.from_numpy(np.stack(book_frames[:3]).astype(np.float32) / 255).permute(0, 3, 1, 2)
     with torch.no_grad():

@@ -129,7 +129,8 @@ def test_openvino_backend_agrees_with_onnxruntime(official_onnx, milk_frames, mi
         assert np.abs(ours - ref).max() <= TOLERANCE
 
 
-@pytest.mark.parametrize("size, ratio", [((320, 240), 0.01), ((2, 2), 1.0), ((1, 1), 1.0)],
+@pytest.mark.parametrize("size, ratio", [pytest.param((320, 240), 0.01, marks=pytest.mark.slow),
+                                         pytest.param((2, 2), 1.0, marks=pytest.mark.slow), ((1, 1), 1.0)],
                          ids=["ratio-0.01", "2x2", "1x1"])
 def test_openvino_runs_frames_downsampled_under_five_pixels(official_onnx, milk_frames, size, ratio):
     """OpenVINO's CPU plugin refused RVM's ceil-mode pools on a side under 5 pixels (ORT and torch take

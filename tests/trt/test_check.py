@@ -41,6 +41,7 @@ def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return export_onnx(weights.load_model(checkpoint), target, downsample_ratio=0.25)[-1]
 
 
+@pytest.mark.slow
 def test_check_passes_exported_model_for_tensorrt_and_ort_trt_ep(exported):
     report = check_model(exported)
     assert report.ready_for_tensorrt and report.ready_for_ort_trt, report.results
@@ -134,6 +135,7 @@ def test_ops_check_fails_unsupported_op_and_cubic_resize(trt_ready):
     assert "Unique is not supported" in result.reason and "mode cubic" in result.reason
 
 
+@pytest.mark.slow
 def test_cli_check_exit_status_and_json(trt_ready, official_onnx, tmp_path, capsys):
     assert main(["check", str(trt_ready)]) == 0
     out = capsys.readouterr().out

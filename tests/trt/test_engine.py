@@ -14,6 +14,7 @@ SIZES = ["--min", "160x120", "--opt", "320x240", "--max", "645x479"]
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
 def test_build_engine_without_tensorrt_is_one_clear_line(trt_ready, tmp_path, capsys):
     output = tmp_path / "rvm.engine"
