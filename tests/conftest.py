@@ -171,6 +171,17 @@ def official_alphas(onnx_path: Path, frames: list[np.ndarray], ratio: float) -> 
     return alphas
 
 
+def backend_alphas(backend, frames: list[np.ndarray], ratio: float) -> list[np.ndarray]:
+    """A backend's alphas over `frames`, its state fed back frame by frame."""
+    from rvmkit.runtime.base import to_input
+
+    state, alphas = None, []
+    for rgb in frames:
+        _, pha, state = backend.step(to_input(rgb), state, ratio)
+        alphas.append(pha)
+    return alphas
+
+
 @pytest.fixture(scope="session")
 def baked_onnx(official_onnx, tmp_path_factory) -> Path:
     """A TRT-ready-style RVM ONNX: the official graph with its ratio input turned into a constant 0.25."""
