@@ -150,6 +150,14 @@ def book_frames() -> list[np.ndarray]:
     return read_frames("book", 20)
 
 
+@pytest.fixture(scope="session")
+def matte(book_frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Network-like outputs from real frames: fgr [1,3,H,W], pha [1,1,H,W] in 0..1, and a real background."""
+    fgr = (book_frames[0].transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)
+    pha = (book_frames[5][:, :, 1][None, None] / np.float32(255)).astype(np.float32)
+    return fgr, pha, book_frames[10]
+
+
 # --- shared by the backend, matte and bench tests --------------------------------------------
 
 STATES = ("r1i", "r2i", "r3i", "r4i")
