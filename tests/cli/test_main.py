@@ -3,13 +3,6 @@ import pytest
 from rvmkit.cli import main
 
 
-def test_weights_fetch_prints_cached_paths_pth_last(capsys, checkpoint):
-    assert main(["weights", "fetch"]) == 0
-    lines = capsys.readouterr().out.split()
-    assert lines[-1] == str(checkpoint)
-    assert lines[0].endswith("rvm_mobilenetv3_fp32.onnx")
-
-
 def test_cli_and_onnxruntime_matte_path_never_import_torch(tmp_path):
     """The runtime path stays light: parsing every command and matting with ONNX Runtime load no torch."""
     import subprocess
