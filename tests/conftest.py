@@ -49,6 +49,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`rvmkit ARGV` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from rvmkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
 def read_frames(clip: str = "book", count: int = 20) -> list[np.ndarray]:
     """The first `count` frames of a real clip as HxWx3 uint8 RGB."""
     import av
