@@ -222,6 +222,14 @@ def baked_onnx(official_onnx, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def baked(tmp_path_factory, official_onnx) -> Path:
+    """The official ONNX converted with its ratio 0.25 baked in (the verify tests' model)."""
+    from rvmkit.graph.bake import convert_official
+
+    return convert_official(official_onnx, tmp_path_factory.mktemp("verify") / "baked.onnx", 0.25)
+
+
+@pytest.fixture(scope="session")
 def trt_ready(official_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The TRT-ready form of the official ONNX (ratio 0.25 baked in), as `rvmkit convert` makes it."""
     from rvmkit.graph.bake import convert_official
