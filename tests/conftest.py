@@ -256,6 +256,24 @@ def png_frames(folder: Path) -> list[np.ndarray]:
     return frames
 
 
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail the test if a run gets as far as starting (or joining) Ray."""
+    from rvmkit.batch import ray_runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray_runner, "init_ray", refuse)
+
+
+def one_line_error(capsys) -> str:
+    """The one line a refused run printed on stderr (no traceback)."""
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
 def _chattr(flag: str, path: Path) -> bool:
     if shutil.which("chattr") is None:
         return False
