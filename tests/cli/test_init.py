@@ -1,3 +1,9 @@
+"""The CLI's entry point (`rvmkit.cli.main`): --version, shared option checks, signals restored after a
+run, SIGTERM and SIGHUP clean up like Ctrl+C, a killed run's temporaries removed by the next, and no torch
+on the ONNX Runtime path."""
+
+from __future__ import annotations
+
 import pytest
 
 from rvmkit.cli import main
