@@ -13,7 +13,7 @@ ORT_DIR := src/rvmkit/web/static/ort
 ORT_FILES := ort.min.mjs ort-wasm-simd-threaded.jsep.mjs ort-wasm-simd-threaded.jsep.wasm
 ORT_STAMP := $(ORT_DIR)/ort-wasm-simd-threaded.jsep.wasm
 
-.PHONY: venv install web demo test lint clean
+.PHONY: venv install web demo test test-fast lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/rvmkit weights fetch >/dev/null
 	$(PY) -m pytest -q
+
+# the quick part while developing (about a minute on 2 cores): the tests not marked `slow`
+test-fast: install
+	$(VENV)/bin/rvmkit weights fetch >/dev/null
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -49,6 +49,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`rvmkit ARGV` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from rvmkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
 def read_frames(clip: str = "book", count: int = 20) -> list[np.ndarray]:
     """The first `count` frames of a real clip as HxWx3 uint8 RGB."""
     import av
@@ -150,6 +163,14 @@ def book_frames() -> list[np.ndarray]:
     return read_frames("book", 20)
 
 
+@pytest.fixture(scope="session")
+def matte(book_frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Network-like outputs from real frames: fgr [1,3,H,W], pha [1,1,H,W] in 0..1, and a real background."""
+    fgr = (book_frames[0].transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)
+    pha = (book_frames[5][:, :, 1][None, None] / np.float32(255)).astype(np.float32)
+    return fgr, pha, book_frames[10]
+
+
 # --- shared by the backend, matte and bench tests --------------------------------------------
 
 STATES = ("r1i", "r2i", "r3i", "r4i")
@@ -171,6 +192,17 @@ def official_alphas(onnx_path: Path, frames: list[np.ndarray], ratio: float) -> 
     return alphas
 
 
+def backend_alphas(backend, frames: list[np.ndarray], ratio: float) -> list[np.ndarray]:
+    """A backend's alphas over `frames`, its state fed back frame by frame."""
+    from rvmkit.runtime.base import to_input
+
+    state, alphas = None, []
+    for rgb in frames:
+        _, pha, state = backend.step(to_input(rgb), state, ratio)
+        alphas.append(pha)
+    return alphas
+
+
 @pytest.fixture(scope="session")
 def baked_onnx(official_onnx, tmp_path_factory) -> Path:
     """A TRT-ready-style RVM ONNX: the official graph with its ratio input turned into a constant 0.25."""
@@ -187,6 +219,14 @@ def baked_onnx(official_onnx, tmp_path_factory) -> Path:
     onnx.save(model, str(path))
     return path
 
+
+
+@pytest.fixture(scope="session")
+def baked(tmp_path_factory, official_onnx) -> Path:
+    """The official ONNX converted with its ratio 0.25 baked in (the verify tests' model)."""
+    from rvmkit.graph.bake import convert_official
+
+    return convert_official(official_onnx, tmp_path_factory.mktemp("verify") / "baked.onnx", 0.25)
 
 
 @pytest.fixture(scope="session")
@@ -214,6 +254,24 @@ def png_frames(folder: Path) -> list[np.ndarray]:
         with av.open(str(path)) as container:
             frames.append(next(container.decode(video=0)).to_ndarray())
     return frames
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail the test if a run gets as far as starting (or joining) Ray."""
+    from rvmkit.batch import ray_runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray_runner, "init_ray", refuse)
+
+
+def one_line_error(capsys) -> str:
+    """The one line a refused run printed on stderr (no traceback)."""
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
 
 
 def _chattr(flag: str, path: Path) -> bool:

@@ -33,6 +33,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 # (suffix, muxer, encoder, pixel formats): containers, elementary streams, animated images
+pytestmark = pytest.mark.slow  # a Hypothesis suite: many generated clips, each matted whole
+
 CONTAINED = [
     (".mp4", "mp4", "libx264", ("yuv420p", "yuv444p")),
     (".mp4", "mp4", "mpeg4", ("yuv420p",)),

@@ -41,6 +41,8 @@ from hypothesis import strategies as st
 
 from rvmkit import weights
 
+pytestmark = pytest.mark.slow  # a Hypothesis suite: many whole matte and batch runs
+
 FRAMES = 3
 CLIP = Video(".mp4", "mp4", "libx264", (Segment(64, 48, "yuv420p", FRAMES),))
 VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".Mkv", ".webm", ".WEBM", ".mov", ".MOV")

@@ -42,6 +42,7 @@ def test_fetch_is_idempotent_and_works_offline_once_cached(tmp_cache, monkeypatc
     assert first[1].name == "rvm_mobilenetv3.pth"
 
 
+@pytest.mark.slow
 def test_corrupted_pth_is_detected_and_reimported(tmp_cache):
     pth = weights.default_checkpoint_path()
     good = pth.read_bytes()

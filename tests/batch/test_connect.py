@@ -64,6 +64,7 @@ def test_wrong_address_fails_in_one_line_within_seconds_and_creates_nothing(tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_stale_current_cluster_record_does_not_stop_a_plain_batch(tmp_path, ray_tmpdir, official_onnx):
     """Ray's ray.init() would join the dead cluster the record names and retry it for many minutes."""
     clip = write_clip(tmp_path / "clip.mp4", read_frames("milk", 2), size=(64, 48))

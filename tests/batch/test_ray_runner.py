@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import CLIPS, png_frames, real_clip
+from conftest import CLIPS, one_line_error, png_frames, real_clip
 
 pytest.importorskip("ray")
 
@@ -188,36 +188,6 @@ def test_rerun_redoes_items_whose_options_or_input_changed(tmp_path, ray_local):
     os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the input replaced since
     status, touched_mtime, again = batch("black")
     assert status == "done" and touched_mtime != changed_mtime and np.array_equal(again, black)
-
-
-@pytest.fixture
-def no_ray(monkeypatch):
-    """Fail the test if a run gets as far as starting (or joining) Ray."""
-    from rvmkit.batch import ray_runner
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("Ray was started")
-
-    monkeypatch.setattr(ray_runner, "init_ray", refuse)
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err.strip()
-
-
-@pytest.mark.parametrize("extra", [["--num-workers", "0"], ["--num-workers", "-1"],
-                                   ["--cpus-per-worker", "0"], ["--cpus-per-worker", "-1"]],
-                         ids=["workers-0", "workers-neg", "cpus-0", "cpus-neg"])
-def test_bad_worker_counts_fail_in_one_line_before_creating_anything(tmp_path, capsys, no_ray, extra):
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"not looked at")
-    with pytest.raises(SystemExit) as exit_info:  # argparse refuses them
-        main(["batch", str(clip), "--output-dir", str(tmp_path / "o" / "out"), "--quiet", *extra])
-    assert exit_info.value.code == 2
-    assert extra[0] in one_line_error(capsys)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 @pytest.mark.parametrize("numbers, message", [
@@ -439,22 +409,6 @@ def test_stitched_outputs_are_published_together_or_not_at_all(tmp_path):
     staged = stage()
     work.publish_stitched(staged, outputs, overwrite=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.alpha", "x.composition.mp4"] and staged == {}
-
-
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--num-workers", str(10**6)], "num workers 1000000: must be a whole number from 1 to 4096"),
-    (["--cpus-per-worker", str(10**5)], "cpus per worker 100000: must be a whole number from 1 to 1024"),
-    (["--segments", str(10**5)], "segments 100000: must be a whole number from 1 to 4096"),
-    (["--warmup", str(10**9)], "warm-up 1000000000"),
-], ids=["workers", "cpus", "segments", "warmup"])
-def test_numbers_without_bound_are_refused_by_the_parser_in_one_line(tmp_path, capsys, no_ray, extra,
-                                                                    message):
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"not looked at")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--quiet", *extra])
-    assert exit_info.value.code == 2 and message in one_line_error(capsys)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 @pytest.mark.parametrize(("extra", "message"), [

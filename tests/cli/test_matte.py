@@ -212,6 +212,7 @@ def test_rvm_style_call_with_a_torch_model_object(short_clip, checkpoint, tmp_pa
             np.testing.assert_array_equal(got, want)  # the very weights of the .pth
 
 
+@pytest.mark.slow
 def test_rvm_positional_order_and_a_png_bitrate_are_accepted(short_clip, checkpoint, tmp_path, capsys):
     """RVM's convert_video(model, "in.mp4", ...) with its positional order; a bitrate with png_sequence
     (RVM's CLI always passes one) is ignored with a note, not refused."""
@@ -563,7 +564,8 @@ def test_overwrite_onto_a_file_that_cannot_be_replaced_fails_before_any_work(sho
     assert immutable_file.read_text() == "immutable" and files_under(immutable_file.parent) == ["locked.mp4"]
 
 
-@pytest.mark.parametrize("output", ["comp", "comp.mp4"], ids=["png-sequence", "video"])
+@pytest.mark.parametrize("output", ["comp", pytest.param("comp.mp4", marks=pytest.mark.slow)],
+                         ids=["png-sequence", "video"])
 def test_a_write_error_mid_run_is_one_line_naming_the_output(short_clip, tmp_path, output):
     """A real kernel write error (EFBIG from RLIMIT_FSIZE: works as root, unlike a read-only folder)
     in a run of the CLI: one line naming the output, exit 2, nothing left behind."""

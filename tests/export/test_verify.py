@@ -1,51 +1,15 @@
-"""`rvmkit verify`: the comparator table, its exit status, frame sources and errors."""
+"""`rvmkit.export.verify`: the comparator (`verify_model`) over generated or real frames and RVM's evaluation
+metrics. The `rvmkit verify` command (its table, exit status and refusals) is tests/cli/test_verify.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from conftest import CLIPS
-from rvmkit.cli import main
 from rvmkit.export import verify
 from rvmkit.export.verify import AlphaMetrics, generated_frames, verify_model
 from rvmkit.runtime import cpu
-
-
-@pytest.fixture(scope="session")
-def baked(tmp_path_factory, official_onnx) -> Path:
-    from rvmkit.graph.bake import convert_official
-
-    return convert_official(official_onnx, tmp_path_factory.mktemp("verify") / "baked.onnx", 0.25)
-
-
-@pytest.mark.slow
-def test_verify_cli_prints_a_row_per_size_and_output_and_passes(baked, capsys):
-    rc = main(["verify", str(baked), "--video", str(CLIPS["milk"]), "--frames", "1"])
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    assert "PASS" in out and "model-reference" in out and "model-torch" in out
-    for size in ("641x479", "1080x1920", "1920x1080"):  # 6 outputs, then 3 pairs' alpha metrics
-        assert sum(line.startswith(size) for line in out.splitlines()) == 6 + 3
-    assert "alpha difference in RVM's evaluation units" in out and "dtSSD" in out
-
-
-@pytest.mark.slow
-def test_verify_fails_with_nonzero_exit_on_a_perturbed_model(baked, tmp_path, capsys):
-    model = onnx.load(str(baked))
-    conv = next(n for n in model.graph.node if n.op_type == "Conv")
-    init = next(i for i in model.graph.initializer if i.name == conv.input[1])
-    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.01, init.name))
-    broken = tmp_path / "broken.onnx"
-    onnx.save(model, str(broken))
-    rc = main(["verify", str(broken), "--no-torch", "--frames", "1"])
-    captured = capsys.readouterr()
-    assert rc == 1
-    assert "FAIL" in captured.out and "verification failed" in captured.err
 
 
 def test_verify_official_model_at_a_chosen_ratio_against_torch(official_onnx, checkpoint):
@@ -61,48 +25,6 @@ def test_generated_frames_are_deterministic_and_sized():
     assert a[0].shape == (17, 33, 3) and a[0].dtype == np.uint8
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], a[1])  # the figure moves
-
-
-def test_verify_rejects_non_rvm_onnx_and_bad_frames(tmp_path, baked, capsys):
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    onnx.save(helper.make_model(graph), str(tmp_path / "relu.onnx"))
-    assert main(["verify", str(tmp_path / "relu.onnx")]) == 2
-    assert "not an RVM matting ONNX" in capsys.readouterr().err
-    assert main(["verify", str(baked), "--frames", "0"]) == 2
-    assert "--frames 0" in capsys.readouterr().err
-    assert main(["verify", str(baked), "--downsample-ratio", "0.5"]) == 2
-    assert "baked into the model" in capsys.readouterr().err
-
-
-def test_verify_audio_only_clip_says_no_video_stream(baked, tmp_path, capsys):
-    import av
-
-    clip = tmp_path / "audio.mp4"
-    with av.open(str(clip), "w") as container:
-        sound = container.add_stream("aac", rate=48000)
-        sound.layout = "mono"
-        for start in range(0, 12288, 1024):
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 48000, start
-            container.mux(sound.encode(chunk))
-        container.mux(sound.encode(None))
-    assert main(["verify", str(baked), "--video", str(clip), "--frames", "1"]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == f"rvmkit: error: '{clip}': no video stream"
-
-
-def test_verify_reads_the_clip_like_matte_before_loading_torch(baked, tmp_path, capsys, monkeypatch):
-    from rvmkit import weights
-
-    monkeypatch.setattr(weights, "load_model", lambda *a, **k: pytest.fail("torch model loaded first"))
-    clip = tmp_path / "random.mp4"
-    clip.write_bytes(np.random.default_rng(0).bytes(4096))
-    assert main(["verify", str(baked), "--video", str(clip)]) == 2
-    assert "not a readable video or image" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +113,7 @@ def test_grad_is_scaled_to_512x288_pixels_and_budget_is_ten_percent_of_rvms_erro
     assert verify.within_budget(over) == {"MAD": True, "MSE": True, "Grad": True, "dtSSD": False}
 
 
+@pytest.mark.slow
 def test_verify_against_the_fast_path_reports_a_tiny_alpha_difference(official_onnx):
     report = verify_model(official_onnx, backend="onnxruntime", video=CLIPS["milk"], frames=3,
                           sizes=((320, 240),), downsample_ratio=0.5)
@@ -205,6 +128,7 @@ def _has_bf16() -> bool:
     return bool((cpu.cpu_flags() or set()) & {"avx512_bf16", "amx_bf16"})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _has_bf16(), reason="needs a CPU with avx512_bf16 or amx_bf16")
 def test_verify_judges_an_openvino_bf16_runner_on_rvms_metrics(official_onnx, capsys):
     pytest.importorskip("openvino", reason="openvino not installed")
@@ -230,6 +154,7 @@ def test_verify_judges_an_openvino_bf16_runner_on_rvms_metrics(official_onnx, ca
         assert "alpha difference above 10% of RVM's own error (model-openvino-bf16" in captured.err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (cpu.cpu_flags() or set()) & {"avx512_fp16", "amx_fp16"},
                     reason="needs a CPU with avx512_fp16 or amx_fp16")
 def test_verify_openvino_fp16_is_within_a_tenth_of_rvms_own_error(official_onnx):
@@ -240,18 +165,3 @@ def test_verify_openvino_fp16_is_within_a_tenth_of_rvms_own_error(official_onnx)
     (row,) = report.alpha
     assert row.judged and row.metrics["MAD"] > 0  # fp16 is not fp32 ...
     assert row.within_budget and report.ok, report.table()  # ... but well within RVM's error (~4x margin)
-
-
-def test_verify_refuses_bf16_on_a_cpu_without_the_instructions(baked, capsys, monkeypatch):
-    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
-    assert main(["verify", str(baked), "--no-torch", "--precision", "bf16"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("rvmkit: error: --precision bf16: this CPU lacks") and "\n" not in err
-    assert main(["verify", str(baked), "--no-torch", "--backend", "onnxruntime", "--precision", "bf16"]) == 2
-    assert "runs on --backend openvino only" in capsys.readouterr().err
-
-
-def test_cli_backend_choices_are_verifys():
-    from rvmkit.cli.verify import VERIFY_BACKENDS
-
-    assert VERIFY_BACKENDS == verify.VERIFY_BACKENDS

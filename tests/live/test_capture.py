@@ -102,6 +102,7 @@ def test_source_errors_by_errno(error: BaseException, kind: str, reason: str) ->
     assert source_problem(error, spec, 3.0, started=False).startswith(reason)
 
 
+@pytest.mark.slow
 def test_a_stalled_capture_skips_to_the_next_keyframe(tmp_path: Path) -> None:
     """When decoding falls over a second behind a live source (here: the capture thread stalls for 1.5 s),
     the queued packets are skipped, counted as dropped, up to the next keyframe on time."""

@@ -33,6 +33,8 @@ from rvmkit.runtime import load_backend
 from rvmkit.runtime.base import FrameMatter
 from rvmkit.video.composite import DEFAULT_GREEN
 
+pytestmark = pytest.mark.slow  # live end to end: real UDP/RTMP streams, model warm-up, signals
+
 SIZE = (320, 240)
 STARTUP_S = 90  # model load and warm-up on a loaded 2-core machine
 

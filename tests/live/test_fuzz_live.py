@@ -27,6 +27,8 @@ from rvmkit.live import loop
 from rvmkit.runtime.base import Backend
 
 #: values that can never work: zero, negative, huge, not a number, no number at all
+pytestmark = pytest.mark.slow  # a Hypothesis suite of whole live runs
+
 ABSURD = ("0", "-1", "-0.5", "1e-9", "1e300", "1001", "3601", "nan", "inf", "-inf", "x", "")
 #: paths as typed, relative to the run's folder: clip.ts is the source, old.mkv exists already
 PATHS = ("a.mkv", "b.mp4", "c.webm", "d.mov", "frames", "frames/", "frames.v2/", "frames/e.mp4", "s.json",

@@ -50,6 +50,7 @@ def clip_30fps(tmp_path_factory: pytest.TempPathFactory) -> Path:
                              size=(160, 120))
 
 
+@pytest.mark.slow
 def test_a_slow_engine_drops_frames_and_latency_stays_bounded(clip_30fps: Path, tmp_path: Path) -> None:
     delay = 0.12  # about 8 fps against a 30 fps source: a queue would be ~4 s behind by the end
     engine = CountingBackend(delay)
@@ -79,6 +80,7 @@ def test_recordings_hold_the_source_frames_they_are_named_after(clip_30fps: Path
     assert np.abs(first.astype(float) - source).mean() < 8
 
 
+@pytest.mark.slow
 def test_max_fps_caps_the_output_rate(clip_30fps: Path, tmp_path: Path) -> None:
     report = run_live(LiveConfig(str(clip_30fps), realtime=True, max_fps=5, records=[str(tmp_path / "out")],
                                  quiet=True), backend=CountingBackend())
@@ -118,6 +120,7 @@ def test_no_thread_outlives_a_run() -> None:
     assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("rvmkit-")]
 
 
+@pytest.mark.slow
 def test_transparent_recordings_carry_alpha(clip_30fps: Path, tmp_path: Path) -> None:
     import av
 
@@ -132,6 +135,7 @@ def test_transparent_recordings_carry_alpha(clip_30fps: Path, tmp_path: Path) ->
     assert png.shape == (120, 160, 4) and png[..., 3].std() > 1  # the double's alpha: brightness
 
 
+@pytest.mark.slow
 def test_virtual_camera_gets_rgb_frames(clip_30fps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
     import types
@@ -159,6 +163,7 @@ def test_virtual_camera_gets_rgb_frames(clip_30fps: Path, monkeypatch: pytest.Mo
     assert all(frame.shape == (120, 160, 3) and frame.dtype == np.uint8 for frame in sent[:-1])
 
 
+@pytest.mark.slow
 def test_an_ffmpeg_device_input_by_name(tmp_path: Path) -> None:
     """FORMAT:NAME sources go to FFmpeg's device inputs (lavfi's test pattern here: no camera needed)."""
     stop = threading.Event()

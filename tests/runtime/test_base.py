@@ -4,6 +4,7 @@ prepare/infer/finish stages over `step`, and FrameMatter for front-ends."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conftest import read_frames
 from rvmkit.runtime.base import Backend, FrameMatter, to_input
@@ -48,3 +49,17 @@ def test_frame_matter_carries_the_state_until_reset():
     assert [frames_seen(matter(rgb)) for _ in range(3)] == [0, 1, 2]
     matter.reset()
     assert frames_seen(matter(rgb)) == 0
+
+
+def test_a_backend_that_cannot_read_its_state_back_says_so():
+    from rvmkit.runtime.base import Backend
+
+    class Opaque(Backend):
+        name = "opaque"
+
+        def step(self, src, state, downsample_ratio):
+            return src, src[:, :1], object()
+
+    _, _, state = Opaque().step(np.zeros((1, 3, 2, 2), np.float32), None, 1.0)
+    with pytest.raises(NotImplementedError, match="opaque backend does not expose its recurrent state"):
+        Opaque().states(state)

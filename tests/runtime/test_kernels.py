@@ -1,6 +1,6 @@
 """The fast path's full-resolution kernels (`rvmkit.runtime.kernels`): the downsample equals the official
-graph's first Resize, and the numpy versions give the compiled (numba) kernels' bits, so a frame matted
-while numba still loads in the background (`kernels.warm_up`) comes out the same."""
+graph's first Resize, and numba loads in the background (`kernels.warm_up`) while numpy runs. That the
+numpy versions give the compiled kernels' bits is tested in test_kernels_numba.py."""
 
 from __future__ import annotations
 
@@ -45,26 +45,6 @@ def test_downsample_equals_the_official_graphs_resize(official_onnx, frame):
     reference = _official_resize(official_onnx, frame, RATIO)
     assert ours.shape == reference.shape == (1, 3, *geometry.small)
     assert np.abs(ours - reference).max() <= 1e-6
-
-
-def test_numpy_versions_give_the_compiled_kernels_bits(frame, monkeypatch):
-    geometry = kernels.Geometry(frame.shape[0], frame.shape[1], RATIO)
-    rng = np.random.default_rng(0)
-    coef_a, coef_b = rng.normal(0, 0.3, (2, 1, 4, *geometry.small)).astype(np.float32)
-    background = rng.integers(0, 256, (*frame.shape[:2], 3), dtype=np.uint8)
-    small = kernels.downsample(frame, geometry)
-    fgr, pha = kernels.tail_float(frame, coef_a, coef_b, geometry)
-    composed = [kernels.tail_composite(frame, coef_a, coef_b, geometry, bg, parallel=False)
-                for bg in (background, np.array([120, 255, 155], np.uint8))]
-    assert kernels._compiled is not None  # the numba kernels ran above
-    monkeypatch.setattr(kernels, "HAVE_NUMBA", False)
-    assert np.array_equal(kernels.downsample(frame, geometry), small)
-    fgr_np, pha_np = kernels.tail_float(frame, coef_a, coef_b, geometry)
-    assert fgr_np.shape == fgr.shape == (1, 3, *frame.shape[:2]) and pha_np.shape == pha.shape
-    assert np.array_equal(fgr_np, fgr) and np.array_equal(pha_np, pha)
-    for bg, (comp, alpha) in zip((background, np.array([120, 255, 155], np.uint8)), composed, strict=True):
-        comp_np, alpha_np = kernels.tail_composite(frame, coef_a, coef_b, geometry, bg)
-        assert np.array_equal(comp_np, comp) and np.array_equal(alpha_np, alpha)
 
 
 def test_fallback_kernel_composite_on_a_3_pixel_wide_frame(monkeypatch) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import read_frames
+from conftest import backend_alphas, official_alphas, read_frames
 from rvmkit.errors import RvmkitError
 from rvmkit.runtime.base import to_input
 from rvmkit.runtime.cpu import cpu_flags
 
 ov = pytest.importorskip("openvino", reason="openvino not installed (pip install 'rvmkit[openvino]')")
+from rvmkit.runtime import load_backend  # noqa: E402
 from rvmkit.runtime.openvino import OpenVINOBackend, compile_cpu  # noqa: E402
+
+TOLERANCE = 2 / 255
 
 
 def _run(backend: OpenVINOBackend, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -57,3 +60,27 @@ def test_fp16_runs_in_f16_where_the_cpu_has_avx512_fp16_and_is_refused_elsewhere
             compile_cpu(official_onnx, "fp16")
         return
     assert compile_cpu(official_onnx, "fp16").get_property("INFERENCE_PRECISION_HINT") == ov.Type.f16
+
+
+def test_openvino_backend_agrees_with_onnxruntime(official_onnx, milk_frames, milk_reference):
+    pytest.importorskip("openvino", reason="openvino not installed (pip install 'rvmkit[openvino]')")
+    backend = load_backend("openvino", official_onnx)
+    for ours, ref in zip(backend_alphas(backend, milk_frames, 0.25), milk_reference, strict=True):
+        assert np.abs(ours - ref).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("size, ratio", [pytest.param((320, 240), 0.01, marks=pytest.mark.slow),
+                                         pytest.param((2, 2), 1.0, marks=pytest.mark.slow), ((1, 1), 1.0)],
+                         ids=["ratio-0.01", "2x2", "1x1"])
+def test_openvino_runs_frames_downsampled_under_five_pixels(official_onnx, milk_frames, size, ratio):
+    """OpenVINO's CPU plugin refused RVM's ceil-mode pools on a side under 5 pixels (ORT and torch take
+    it); its rewritten pools give ONNX Runtime's alpha."""
+    pytest.importorskip("openvino", reason="openvino not installed (pip install 'rvmkit[openvino]')")
+    from PIL import Image
+
+    frames = [np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) for rgb in milk_frames[:2]]
+    backend = load_backend("openvino", official_onnx)
+    reference = official_alphas(official_onnx, frames, ratio)
+    for ours, ref in zip(backend_alphas(backend, frames, ratio), reference, strict=True):
+        assert ours.shape == ref.shape == (1, 1, size[1], size[0])
+        assert np.abs(ours - ref).max() <= TOLERANCE

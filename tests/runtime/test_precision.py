@@ -10,8 +10,7 @@ import pytest
 from conftest import official_alphas, read_frames
 from rvmkit.errors import RvmkitError
 from rvmkit.runtime import cpu, load_backend
-from rvmkit.runtime.cpu import cpu_flags
-from rvmkit.runtime.precision import check_precision, missing_instructions
+from rvmkit.runtime.precision import check_precision
 
 ZEN1_FLAGS = {"sse4_2", "avx", "avx2", "fma", "f16c"}  # the machine this was measured on
 
@@ -68,22 +67,6 @@ def test_reduced_precision_is_cpu_onnxruntime_or_openvino_only(backend, device, 
 
 def test_an_unknown_mode_is_refused():
     assert "unknown" in _one_line_error(check_precision, "fp8", "onnxruntime", "cpu")
-
-
-def test_cpu_flags_come_from_proc_cpuinfo(tmp_path, monkeypatch):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n\n"
-                       "processor\t: 1\nflags\t\t: fpu avx2 avx512_vnni\n")
-    monkeypatch.setattr(cpu, "CPUINFO", cpuinfo)
-    monkeypatch.setattr(cpu.sys, "platform", "linux")
-    assert cpu_flags() == {"fpu", "avx2", "avx512_vnni"}
-    assert missing_instructions("int8", cpu_flags()) == ()
-    cpuinfo.write_text("processor\t: 0\n")
-    assert cpu_flags() is None
-    monkeypatch.setattr(cpu, "CPUINFO", tmp_path / "absent")
-    assert cpu_flags() is None
-    monkeypatch.setattr(cpu.sys, "platform", "darwin")
-    assert cpu_flags() is None
 
 
 def test_load_backend_refuses_before_loading(official_onnx, monkeypatch):

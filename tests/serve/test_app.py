@@ -121,6 +121,7 @@ def _check_downloads(client: httpx.Client, job: dict) -> None:
     assert client.get(f"/api/jobs/{job['id']}/outputs/foreground").status_code == 404
 
 
+@pytest.mark.slow
 def test_two_concurrent_uploads_are_both_accepted_and_run_in_order(server, clips):
     client = server.client()
     answers: list[httpx.Response] = []
@@ -145,6 +146,7 @@ def test_two_concurrent_uploads_are_both_accepted_and_run_in_order(server, clips
     assert listed.index(second["id"]) < listed.index(first["id"])  # newest first
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_running_job_and_deletes_its_files(server, clips):
     client = server.client()
     job = submit(client, clips["long"]).json()
@@ -160,6 +162,7 @@ def test_cancel_stops_the_running_job_and_deletes_its_files(server, clips):
     assert client.get(f"/api/jobs/{job['id']}").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_fails_that_job_alone(server, clips):
     client = server.client()
     job = submit(client, clips["long"]).json()
@@ -436,6 +439,7 @@ def test_an_origin_allowed_by_cors_origin_may_post(strict, small):
 # --------------------------------------------------------------------------- one server per data folder
 
 
+@pytest.mark.slow
 def test_a_second_server_on_the_same_data_folder_refuses_and_touches_nothing(server, clips):
     client = server.client()
     job = submit(client, clips["long"]).json()
@@ -466,6 +470,7 @@ def _new_upload(jobs: Path, known: set[str]) -> Path:
     raise AssertionError("the upload never reached the disk")
 
 
+@pytest.mark.slow
 def test_a_second_server_started_during_an_upload_leaves_it_alone(server, clips):
     video, sent, go_on = clips["short"].read_bytes(), threading.Event(), threading.Event()
     answers: list[httpx.Response] = []
@@ -537,6 +542,7 @@ def test_a_wrongly_named_video_field_says_which_field_to_use(server, clips):
 # --------------------------------------------------------------------------- download names
 
 
+@pytest.mark.slow
 def test_a_255_character_file_name_downloads_with_curl_oj(server, clips, tmp_path):
     client = server.client()
     name = "é" * 2 + "x" * 249 + ".mp4"  # 255 characters, 257 bytes
@@ -621,6 +627,7 @@ def _fill(folder: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_deleting_an_ended_job_on_a_full_disk_frees_its_files(small_disk, clips):
     server = Server(small_disk / "data", "--min-free-mb", "0").start()
     try:
@@ -641,6 +648,7 @@ def test_deleting_an_ended_job_on_a_full_disk_frees_its_files(small_disk, clips)
 # --------------------------------------------------------------------------- timestamps
 
 
+@pytest.mark.slow
 def test_an_upload_whose_clock_restarts_keeps_every_frame(server, tmp_path):
     """Two MPEG-TS recordings joined end to end (`cat a.ts b.ts`): the second restarts the clock; FFmpeg
     decodes every frame of both, and so must the job."""

@@ -59,14 +59,6 @@ def test_the_config_checks_the_same_ranges(tmp_path, field, value):
         ServeConfig(data_dir=tmp_path, **{field: value}).checked()
 
 
-def test_cli_refuses_a_public_address_without_a_token_in_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("RVMKIT_SERVE_TOKEN", raising=False)
-    assert main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d")]) == 2
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and "--token" in err
-    assert not (tmp_path / "d").exists()
-
-
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800),
                                            ("0", None), ("never", None)])
 def test_durations(text, seconds):

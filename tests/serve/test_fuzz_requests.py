@@ -13,6 +13,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from serve.serving import Server, files_under, make_clip
 
+pytestmark = pytest.mark.slow  # a Hypothesis suite against a real server
+
 DOCUMENTED = {400, 403, 413, 422, 429, 507}
 FIELDS = ["file", "background_file", "outputs", "background", "downsample_ratio", "format", "video",
           "", "file[]", "Outputs"]

@@ -87,6 +87,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_a_page_on_another_port_cannot_submit_a_job(server, browser, other_site):
     page = browser.new_page()
     statuses: list[int] = []
@@ -101,6 +102,7 @@ def test_a_page_on_another_port_cannot_submit_a_job(server, browser, other_site)
     page.close()
 
 
+@pytest.mark.slow
 def test_a_page_that_rebinds_its_name_to_loopback_cannot_read_the_api(server, browser):
     page = browser.new_page()
     response = page.goto(f"http://{REBIND}:{server.port}/api/jobs")

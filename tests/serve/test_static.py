@@ -20,8 +20,9 @@ LAPTOP, PHONE = {"width": 1280, "height": 860}, {"width": 390, "height": 844}
 TIMEOUT_MS = 180_000
 SCREENSHOTS_ENV = "RVMKIT_SERVE_SCREENSHOTS"
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="no Chromium binary found (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,  # a real browser against a real server running jobs
+              pytest.mark.skipif(CHROMIUM is None,
+                                 reason="no Chromium binary found (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import onnx
 import pytest
 from onnx import helper
 
-from rvmkit.cli import main
 from rvmkit.trt.check import (
     FAIL,
     ORT_TRT,
@@ -41,6 +39,7 @@ def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return export_onnx(weights.load_model(checkpoint), target, downsample_ratio=0.25)[-1]
 
 
+@pytest.mark.slow
 def test_check_passes_exported_model_for_tensorrt_and_ort_trt_ep(exported):
     report = check_model(exported)
     assert report.ready_for_tensorrt and report.ready_for_ort_trt, report.results
@@ -132,18 +131,3 @@ def test_ops_check_fails_unsupported_op_and_cubic_resize(trt_ready):
     result = check_ops(model)
     assert result.status == FAIL
     assert "Unique is not supported" in result.reason and "mode cubic" in result.reason
-
-
-def test_cli_check_exit_status_and_json(trt_ready, official_onnx, tmp_path, capsys):
-    assert main(["check", str(trt_ready)]) == 0
-    out = capsys.readouterr().out
-    assert "TensorRT: READY" in out and "ONNX Runtime TensorRT EP: READY" in out
-    assert main(["check", str(official_onnx), "--json"]) == 1
-    data = json.loads(capsys.readouterr().out)
-    assert data["ready_for_tensorrt"] is False
-    assert any(c["status"] == FAIL and "Resize_3" in c["reason"] for c in data["checks"])
-    broken = tmp_path / "broken.onnx"
-    broken.write_bytes(b"not a model")
-    assert main(["check", str(broken)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "not a valid ONNX model" in err

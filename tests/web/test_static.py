@@ -21,8 +21,9 @@ from conftest import read_frames
 from rvmkit.bench import write_y4m
 
 CHROMIUM = os.environ.get("RVMKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="no chromium binary found (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,  # a real browser: Chromium start-up, WASM and WebGPU matting
+              pytest.mark.skipif(CHROMIUM is None,
+                                 reason="no chromium binary found (apt-get install chromium)")]
 
 BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync"]

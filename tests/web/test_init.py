@@ -164,14 +164,3 @@ def test_overwrite_never_replaces_a_site_that_holds_the_input_model(tmp_path: Pa
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "is or holds the input model" in error
     assert model.read_bytes() == official_onnx.read_bytes() and leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize(("option", "value"), [("--ratio", "0"), ("--ratio", "1.01"), ("--ratio", "nan"),
-                                               ("--port", "65536"), ("--port", "-1"), ("--port", "8e3")])
-def test_numeric_option_out_of_range_is_one_line_before_any_work(tmp_path: Path, option: str, value: str,
-                                                                 capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["export-web", str(tmp_path / "site"), option, value])
-    error = capsys.readouterr().err
-    assert exit_.value.code == 2 and error.count("\n") == 1 and f"argument {option}: {value!r}" in error
-    assert list(tmp_path.iterdir()) == []
