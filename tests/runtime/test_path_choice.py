@@ -31,6 +31,7 @@ def clock(monkeypatch) -> list[str]:
     """The measurement's clock: the plain session takes 1 ms a run, the fast path 2 ms (so the plain one
     wins); returns the paths timed, in order."""
     monkeypatch.delenv("RVMKIT_FAST", raising=False)
+    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)  # whatever the neighbours do
     timed: list[str] = []
 
     def fake(path: str, run) -> float:
@@ -113,6 +114,7 @@ def test_a_damaged_choice_is_ignored_and_measured_again(official_onnx, clock):
 
 def test_a_fast_win_runs_the_fast_path_and_lets_the_plain_session_go(official_onnx, monkeypatch):
     monkeypatch.delenv("RVMKIT_FAST", raising=False)
+    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
     monkeypatch.setattr(path_choice, "time_call",
                         lambda path, run: (run(), {"fast": 0.001, "plain": 0.002}[path])[1])
     backend = load_backend("onnxruntime", official_onnx)
@@ -156,3 +158,12 @@ def test_the_measurement_is_bounded(monkeypatch):
     medians, rounds = path_choice.measure(runs)
     assert rounds == path_choice.MAX_ROUNDS and medians == {"fast": 1.0, "plain": 1.0}
     assert path_choice.decide("k", medians, rounds).use == "fast"  # a tie keeps the fast path
+
+
+def test_a_busy_machine_runs_the_fast_path_and_leaves_the_size_unmeasured(official_onnx, clock, monkeypatch):
+    """A measurement among busy neighbours would time them and be kept for good: none is made."""
+    monkeypatch.setattr(path_choice, "machine_busy", lambda: True)
+    backend = load_backend("onnxruntime", official_onnx)
+    results = run_stream(backend, sized(160, 92, 2))
+    assert clock == [] and all(isinstance(result, LowResResult) for result in results)
+    assert not [p for p in choice_files(backend) if "160x92" in p.name]

@@ -183,11 +183,14 @@ class FastOnnxRuntimeBackend(Backend):
 
     def _measure(self, frame: np.ndarray, ratio: float) -> str:
         """Time both paths on `frame` (uint8 or float frame in, float fgr/pha out, each its own state
-        carried), cache the faster and return it. A plain session that cannot be loaded leaves the fast
-        path, for this run only."""
+        carried), cache the faster and return it. On a busy machine, or where a plain session cannot be
+        loaded, the fast path, for this run only."""
         assert self.path is not None  # a plain factory is kept only with a cached graph
         started = time.perf_counter()
         key = self._key(*_frame_size(frame), ratio)
+        if path_choice.machine_busy():  # not measured, not cached: a later, quieter run measures
+            self._uses[key] = "fast"
+            return "fast"
         kernels.warm_up()  # the fast path timed with its compiled kernels: numba loads beside the session
         try:
             plain = self._plain_backend()

@@ -6,10 +6,10 @@ Why: the fast path is not faster everywhere. On an AMD Zen 4 it lost to a plain 
 depends on the CPU and the size, so it is measured where it runs rather than guessed.
 
 The first frame of a size with no cached choice times both paths on that frame (the recurrent state
-carried, as a stream runs): WARMUP_RUNS each untimed, then rounds alternating the order, at least
-MIN_ROUNDS and at most MAX_ROUNDS, stopping once BUDGET_S has passed. The median of each path's rounds
-decides; a tie keeps the fast path. Both paths give the official model's outputs (within 1e-4), so the
-choice changes the speed only.
+carried, as a stream runs), unless the machine is busy (`machine_busy`): WARMUP_RUNS each untimed, then
+rounds alternating the order, at least MIN_ROUNDS and at most MAX_ROUNDS, none started once BUDGET_S
+has passed. The median of each path's rounds decides; a tie keeps the fast path. Both paths give the
+official model's outputs (within 1e-4), so the choice changes the speed only.
 """
 
 from __future__ import annotations
@@ -90,6 +90,16 @@ def write_choice(path: Path, choice: Choice) -> None:
     """Atomically; a cache that cannot be written is left as it is (the choice holds for this run)."""
     with contextlib.suppress(RvmkitError, OSError):
         write_atomically(path, lambda temp: temp.write_text(json.dumps(asdict(choice)) + "\n"))
+
+
+def machine_busy() -> bool:
+    """Whether other work holds the cores (1-minute load average at or above the core count): a
+    measurement then times the neighbours as much as the paths, and a choice is kept for good, so none is
+    made (the fast path runs, and the size is measured on a later, quieter run)."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:  # no load average on this platform
+        return False
 
 
 def can_cache(graph: Path) -> bool:
