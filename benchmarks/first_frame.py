@@ -46,6 +46,8 @@ VARIANTS = {
     "numpy-tail-early-load": "import rvmkit.runtime.kernels as k; k.warm_up_later = k.warm_up",
     # no numba at all: numpy does everything (the floor without numba's import)
     "no-numba": "import rvmkit.runtime.kernels as k; k.HAVE_NUMBA = False",
+    # the fast path forced: no per-size path choice read from the cache (rvmkit before that choice)
+    "fast-forced": "import os; os.environ['RVMKIT_FAST'] = '1'",
 }
 
 

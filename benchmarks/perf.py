@@ -163,8 +163,9 @@ def conv_flops(width: int, height: int, ratio: float) -> float:
     return flops / 2  # two frames, the same conv shapes (zero states are broadcast before any conv)
 
 
-def sgemm_gflops(size: int = 1024, reps: int = 8) -> float:
-    """ONNX Runtime MatMul (MLAS sgemm) on `size`^3, best of `reps`, default threads."""
+def sgemm_gflops(size: int = 1024, reps: int = 8, one_core: bool = False) -> float:
+    """ONNX Runtime MatMul (MLAS sgemm) on `size`^3, best of `reps`, default threads (`one_core`: one
+    thread, timed in process CPU time)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -175,15 +176,18 @@ def sgemm_gflops(size: int = 1024, reps: int = 8) -> float:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if one_core:
+        options.intra_op_num_threads = 1
+    clock = time.process_time if one_core else time.perf_counter
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {n: rng.standard_normal((size, size), dtype=np.float32) for n in "ab"}
     session.run(None, feeds)
     best = float("inf")
     for _ in range(reps):
-        started = time.perf_counter()
+        started = clock()
         session.run(None, feeds)
-        best = min(best, time.perf_counter() - started)
+        best = min(best, clock() - started)
     return 2.0 * size ** 3 / best / 1e9
 
 

@@ -26,7 +26,34 @@ VARIANTS = {  # name -> FastOnnxRuntimeBackend options
     "no NCHWc (level extended)": {"opt_level": "extended"},
     "1 intra-op thread": {"threads": 1},
     "spinning": {"spinning": True},
+    # ORT session config entries (issue 22 item 3, AVX-512): set while the variant's session is built
+    "denormals as zero": {"config": {"session.set_denormal_as_zero": "1"}},
+    "dynamic block base 4": {"config": {"session.dynamic_block_base": "4"}},
+    # threads None lets ORT pick the count and pin its workers; 2 named: no pinning
+    "2 threads named (no pinning)": {"threads": 2},
 }
+
+
+def fast_backend(name: str):
+    """The variant's backend; session config entries added to every session options it builds."""
+    from rvmkit.runtime import ort_fast
+    from rvmkit.weights import official_onnx_path
+
+    options = dict(VARIANTS[name])
+    config = options.pop("config", {})
+    original = ort_fast.session_options
+
+    def with_config(*args, **kwargs):
+        built = original(*args, **kwargs)
+        for key, value in config.items():
+            built.add_session_config_entry(key, value)
+        return built
+
+    ort_fast.session_options = with_config
+    try:
+        return ort_fast.FastOnnxRuntimeBackend(official_onnx_path(), **options)
+    finally:
+        ort_fast.session_options = original
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     import perf
 
     from rvmkit import bench
-    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
-    from rvmkit.weights import official_onnx_path
 
     rows = []
     for text in args.sizes:
@@ -52,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="rvmkit-levers-") as tmp:
             clip = perf.held_out_clip(Path(tmp) / "clip.mp4", width, height, args.frames + 2)
             frames = bench.load_frames(clip, width, height, args.frames + 2)
-        backends = {name: FastOnnxRuntimeBackend(official_onnx_path(), **VARIANTS[name])
-                    for name in args.variants}
+        backends = {name: fast_backend(name) for name in args.variants}
         rounds: dict[str, list[float]] = {name: [] for name in backends}
         for rep in range(args.reps):
             for name in (list(backends) if rep % 2 == 0 else list(reversed(backends))):

@@ -41,6 +41,8 @@ def test_fast_cache_keeps_one_variant_per_model_and_drops_unused_ones(official_o
     model, cache = tmp_path / "model.onnx", tmp_path / "cache"
     shutil.copy(official_onnx, model)
     first = low_res_model_path(model, cache=cache)
+    # its per-size path choice (runtime/path_choice.py) goes with it
+    first.with_name(f"{first.stem}.ort1.0.0123456789ab.640x480-320x240.choice.json").write_text("{}")
     old = cache / "gone.lowres.0123456789ab.0123456789ab.onnx"  # a model deleted long ago
     old.write_bytes(b"x")
     os.utime(old, (time.time() - CACHE_MAX_AGE_S - 60,) * 2)

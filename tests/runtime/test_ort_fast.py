@@ -65,8 +65,8 @@ def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, offic
 def test_float_input_gives_the_outputs_of_the_uint8_frame(fast_backend, frames):
     rgb = frames[0]
     src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
-    coef_a, coef_b, _ = fast_backend.infer_low_res(fast_backend.prepare(rgb, RATIO), None)
-    assert np.array_equal(fast_backend.prepare(src, RATIO), fast_backend.prepare(rgb, RATIO))
+    coef_a, coef_b, _ = fast_backend.infer_low_res(fast_backend.downsample(rgb, RATIO), None)
+    assert np.array_equal(fast_backend.downsample(src, RATIO), fast_backend.downsample(rgb, RATIO))
     fgr, pha = fast_backend.finish_float(rgb, coef_a, coef_b, RATIO)
     fgr_f, pha_f = fast_backend.finish_float(src, coef_a, coef_b, RATIO, parallel=False)
     assert np.array_equal(fgr, fgr_f) and np.array_equal(pha, pha_f)
@@ -74,7 +74,7 @@ def test_float_input_gives_the_outputs_of_the_uint8_frame(fast_backend, frames):
 
 def test_fused_composite_equals_composite_of_the_float_outputs(fast_backend, frames):
     rgb = frames[1]
-    coef_a, coef_b, _ = fast_backend.infer_low_res(fast_backend.prepare(rgb, RATIO), None)
+    coef_a, coef_b, _ = fast_backend.infer_low_res(fast_backend.downsample(rgb, RATIO), None)
     fgr, pha = fast_backend.finish_float(rgb, coef_a, coef_b, RATIO)
     height, width = rgb.shape[:2]
     for background in (np.broadcast_to(np.array((120, 255, 155), np.uint8), (height, width, 3)), frames[2]):
@@ -111,6 +111,7 @@ def test_matte_writes_the_same_frames_on_the_fast_and_plain_paths(tmp_path, monk
                     images.append(next(container.decode(video=0)).to_ndarray())
         return images
 
+    monkeypatch.setenv("RVMKIT_FAST", "1")  # the fast path at any size (not the faster of the two)
     fast = run("fast")
     monkeypatch.setenv("RVMKIT_FAST", "0")
     plain = run("plain")

@@ -267,9 +267,10 @@ def _digest(text: str) -> str:
 
 def _prune_cache(cache: Path, stale_prefix: str, keep: Path) -> None:
     """Remove the earlier variants of the same source (re-exported, so a new mtime) and any variant
-    unused for CACHE_MAX_AGE_S, so the cache holds about one file per model in use."""
+    unused for CACHE_MAX_AGE_S, so the cache holds about one file per model in use; the files named
+    after a variant (ORT's optimised form, the per-size path choices) go with it."""
     now = time.time()
-    for entry in cache.glob("*.lowres*.onnx"):
+    for entry in (*cache.glob("*.lowres*.onnx"), *cache.glob("*.lowres*.choice.json")):
         if entry == keep:
             continue
         try:

@@ -7,6 +7,7 @@ bound as the next frame's r1i..r4i, so states are never copied to numpy and back
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,10 @@ from rvmkit.runtime.ort_session import session_options
 if TYPE_CHECKING:
     from rvmkit.runtime import ModelSpec
 
-#: set to 0 to run the plain ONNX Runtime path (the whole official graph) instead of the fast one
+#: on the CPU: 0 runs the plain ONNX Runtime path (the whole official graph), 1 the fast path at every size;
+#: unset, each frame size runs on the faster of the two (measured once per CPU, model and size)
 FAST_ENV = "RVMKIT_FAST"
+_OFF, _ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
 
 
 def providers_for(device: str) -> list[Any]:
@@ -67,9 +70,10 @@ class OnnxRuntimeBackend(Backend):
             kernels.warm_up(wait=True)
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu",
-                 providers: list[Any] | None = None, threads: int | None = None) -> None:
+                 providers: list[Any] | None = None, threads: int | None = None,
+                 spinning: bool = True) -> None:
         try:
-            self.session = ort.InferenceSession(str(model_path), session_options(threads),
+            self.session = ort.InferenceSession(str(model_path), session_options(threads, spinning),
                                                 providers=providers or providers_for(device))
         except RvmkitError:
             raise
@@ -122,17 +126,22 @@ def _fast_onnxruntime(path: Path, fast: bool | None, options: dict[str, Any]) ->
     """The CPU fast path unless disabled (fast=False or RVMKIT_FAST=0).
 
     fast=None falls back to the plain path (None returned) for a float16 model or a graph the rewrite
-    does not recognise; fast=True makes that an error.
+    does not recognise; fast=True makes that an error. fast=None with RVMKIT_FAST unset also lets each
+    frame size run on the faster of the fast path and a plain session (`rvmkit.runtime.path_choice`): the
+    plain one with the fast path's session settings (threads, no spinning), so only the graphs differ.
     """
-    if fast is None and os.environ.get(FAST_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    if fast is False:
+    setting = os.environ.get(FAST_ENV, "").strip().lower() if fast is None else ""
+    if fast is False or setting in _OFF:
         return None
     from rvmkit.graph.lowres import UnsupportedGraph
     from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
 
+    plain = None
+    if fast is None and setting not in _ON:
+        plain = partial(OnnxRuntimeBackend, path, threads=options.get("threads"),
+                        spinning=bool(options.get("spinning", False)))
     try:
-        return FastOnnxRuntimeBackend(path, **options)
+        return FastOnnxRuntimeBackend(path, plain=plain, **options)
     except UnsupportedGraph:
         if fast:
             raise

@@ -9,14 +9,20 @@ OrtValues bound with IO binding, never copied. `step` keeps the plain Backend co
 float fgr/pha out) so the fast path is a drop-in; `prepare`/`infer`/`finish` split it into the stages
 the pipeline overlaps (decode thread, inference thread, write thread), and `finish` hands back a
 `LowResResult` that makes the full-resolution outputs only when asked, in the form asked for.
+
+Given a plain session's factory (`plain=`: the default CPU path), the stages run each frame size on the
+faster of the two paths, measured at the size's first frame and cached (`rvmkit.runtime.path_choice`);
+`step` always runs the fast path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -24,8 +30,8 @@ import onnxruntime as ort
 from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import write_atomically
-from rvmkit.runtime import kernels
-from rvmkit.runtime.base import Backend, FrameResult, State
+from rvmkit.runtime import kernels, path_choice
+from rvmkit.runtime.base import ArrayResult, Backend, FrameResult, State, to_input
 from rvmkit.runtime.cpu import cpu_signature
 from rvmkit.runtime.ort_session import session_options
 
@@ -39,7 +45,8 @@ class FastOnnxRuntimeBackend(Backend):
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  spinning: bool = False, pad_channels: int = 0, split_convs: bool = True,
-                 blocked: bool = True, opt_level: str = "all", kernel_threads: int | None = None) -> None:
+                 blocked: bool = True, opt_level: str = "all", kernel_threads: int | None = None,
+                 plain: Callable[[], Backend] | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
@@ -50,6 +57,11 @@ class FastOnnxRuntimeBackend(Backend):
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
         self._geometry: kernels.Geometry | None = None
+        # the per-size choice needs a cache to keep it in (the cached graph's folder): without one every
+        # run would measure again, so none does and the fast path runs
+        self._plain_factory = plain if self.path is not None and path_choice.can_cache(self.path) else None
+        self._plain: Backend | None = None
+        self._uses: dict[str, str] = {}  # size key -> "fast" | "plain", once known
 
     def _session(self, **rewrites: int | bool) -> ort.InferenceSession:
         """The low-res graph's session; a cached graph that is damaged (disk error, partial copy) is
@@ -108,26 +120,111 @@ class FastOnnxRuntimeBackend(Backend):
             g = self._geometry = kernels.Geometry(height, width, ratio)
         return g
 
-    def prepare(self, frame: np.ndarray, ratio: float) -> np.ndarray:
-        """HxWx3 uint8 (or [1,3,H,W] float) frame -> the graph's src_sm input. Thread-safe."""
-        height, width = (frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:])
+    def downsample(self, frame: np.ndarray, ratio: float) -> np.ndarray:
+        """HxWx3 uint8 (or [1,3,H,W] float) frame -> the graph's src_sm input."""
+        height, width = _frame_size(frame)
         return kernels.downsample(frame, self.geometry(height, width, ratio)).astype(self.dtype, copy=False)
 
-    def infer(self, inputs: Sequence[np.ndarray], state: State, downsample_ratio: float
-              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], State]:
-        """Frame by frame at low resolution: raw outputs are the (coef_a, coef_b) pairs."""
-        raws = []
-        for src_sm in inputs:
-            coef_a, coef_b, state = self.infer_low_res(src_sm, state)
-            raws.append((coef_a, coef_b))
+    def prepare(self, frame: np.ndarray, ratio: float) -> Any:
+        """The graph's src_sm input; where the plain session won at this size, the whole float frame; where
+        no choice is known yet, the frame itself (`infer` measures). Thread-safe."""
+        if self._plain_factory is not None:
+            use = self._use(*_frame_size(frame), ratio)
+            if use is None:
+                return _Pending(frame)
+            if use == "plain":
+                return _Whole(_float_frame(frame))
+        return self.downsample(frame, ratio)
+
+    def infer(self, inputs: Sequence[Any], state: State, downsample_ratio: float) -> tuple[list[Any], State]:
+        """Frame by frame: at low resolution, raw outputs the (coef_a, coef_b) pairs; a frame on the plain
+        session gives its result whole."""
+        raws: list[Any] = []
+        for prepared in inputs:
+            src = prepared
+            if isinstance(prepared, _Pending):
+                src = self._chosen(prepared.frame, downsample_ratio)
+            if isinstance(src, _Whole):
+                fgr, pha, state = self._plain_backend().step(src.src, state, downsample_ratio)
+                raws.append(ArrayResult(fgr[0], pha[0]))
+            else:
+                coef_a, coef_b, state = self.infer_low_res(src, state)
+                raws.append((coef_a, coef_b))
         return raws, state
 
-    def finish(self, rgb: np.ndarray, raw: tuple[np.ndarray, np.ndarray], downsample_ratio: float,
-               overlapped: bool = False) -> LowResResult:
+    def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float, overlapped: bool = False
+               ) -> FrameResult:
         """Overlapped (the pipeline's write thread), the kernels run in one thread: inference has the
         cores; otherwise they use them all."""
+        if isinstance(raw, FrameResult):  # the plain session's
+            return raw
         coef_a, coef_b = raw
         return LowResResult(self, rgb, coef_a, coef_b, downsample_ratio, parallel=not overlapped)
+
+    def _key(self, height: int, width: int, ratio: float) -> str:
+        return path_choice.size_key(width, height, self.geometry(height, width, ratio).small)
+
+    def _use(self, height: int, width: int, ratio: float) -> str | None:
+        """The path this size runs on: remembered, else cached on disk, else None (not measured yet)."""
+        key = self._key(height, width, ratio)
+        use = self._uses.get(key)
+        if use is None and self.path is not None:
+            choice = path_choice.read_choice(path_choice.choice_file(self.path, key), key)
+            if choice is not None:
+                use = self._uses[key] = choice.use
+        return use
+
+    def _chosen(self, frame: np.ndarray, ratio: float) -> Any:
+        """`frame` prepared for its size's path, measuring both paths first if no choice is known."""
+        use = self._use(*_frame_size(frame), ratio)
+        if use is None:
+            use = self._measure(frame, ratio)
+        return _Whole(_float_frame(frame)) if use == "plain" else self.downsample(frame, ratio)
+
+    def _measure(self, frame: np.ndarray, ratio: float) -> str:
+        """Time both paths on `frame` (uint8 or float frame in, float fgr/pha out, each its own state
+        carried), cache the faster and return it. On a busy machine, or where a plain session cannot be
+        loaded, the fast path, for this run only."""
+        assert self.path is not None  # a plain factory is kept only with a cached graph
+        started = time.perf_counter()
+        key = self._key(*_frame_size(frame), ratio)
+        if path_choice.machine_busy():  # not measured, not cached: a later, quieter run measures
+            self._uses[key] = "fast"
+            return "fast"
+        kernels.warm_up()  # the fast path timed with its compiled kernels: numba loads beside the session
+        try:
+            plain = self._plain_backend()
+        except RvmkitError:
+            self._uses[key] = "fast"
+            return "fast"
+        kernels.warm_up(wait=True)
+        states: dict[str, State] = {"fast": None, "plain": None}
+
+        def run_fast() -> None:
+            coef_a, coef_b, states["fast"] = self.infer_low_res(self.downsample(frame, ratio), states["fast"])
+            self.finish_float(frame, coef_a, coef_b, ratio)
+
+        def run_plain() -> None:
+            states["plain"] = plain.step(_float_frame(frame), states["plain"], ratio)[2]
+
+        medians, rounds = path_choice.measure({"fast": run_fast, "plain": run_plain})
+        choice = path_choice.decide(key, medians, rounds, time.perf_counter() - started)
+        path_choice.write_choice(path_choice.choice_file(self.path, key), choice)
+        self._uses[key] = choice.use
+        if "plain" not in self._uses.values():  # not needed at any size seen: its memory back
+            self._close_plain()
+        return choice.use
+
+    def _plain_backend(self) -> Backend:
+        if self._plain is None:
+            assert self._plain_factory is not None
+            self._plain = self._plain_factory()
+        return self._plain
+
+    def _close_plain(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
 
     def infer_low_res(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
         """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
@@ -162,7 +259,7 @@ class FastOnnxRuntimeBackend(Backend):
     def step(self, src: np.ndarray, state: State, downsample_ratio: float
              ) -> tuple[np.ndarray, np.ndarray, State]:
         """Also takes an HxWx3 uint8 frame (then no full-size float input is ever made)."""
-        coef_a, coef_b, state = self.infer_low_res(self.prepare(src, downsample_ratio), state)
+        coef_a, coef_b, state = self.infer_low_res(self.downsample(src, downsample_ratio), state)
         fgr, pha = self.finish_float(src, coef_a, coef_b, downsample_ratio)
         return fgr, pha, state
 
@@ -174,7 +271,39 @@ class FastOnnxRuntimeBackend(Backend):
         kernels.warm_up(wait=True)
 
     def close(self) -> None:
+        self._close_plain()
         self.session = None  # type: ignore[assignment]
+
+
+def _frame_size(frame: np.ndarray) -> tuple[int, int]:
+    """(height, width) of an HxWx3 uint8 or a [1,]3xHxW float frame."""
+    height, width = frame.shape[:2] if frame.dtype == np.uint8 else frame.shape[-2:]
+    return int(height), int(width)
+
+
+def _float_frame(frame: np.ndarray) -> np.ndarray:
+    """The plain session's input: float32 [1,3,H,W] in 0..1."""
+    if frame.dtype == np.uint8:
+        return to_input(frame)
+    return np.ascontiguousarray(frame.reshape(1, *frame.shape[-3:]), dtype=np.float32)
+
+
+class _Pending:
+    """A frame whose size has no choice yet: `infer` measures, in the inference thread."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: np.ndarray) -> None:
+        self.frame = frame
+
+
+class _Whole:
+    """A frame prepared for the plain session."""
+
+    __slots__ = ("src",)
+
+    def __init__(self, src: np.ndarray) -> None:
+        self.src = src
 
 
 class LowResResult(FrameResult):
