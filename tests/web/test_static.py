@@ -264,6 +264,23 @@ def test_camera_is_matted_live_with_fps(camera_page: object) -> None:
         return on / (data.length / 4);
     }""")
     assert 0.05 < bright < 0.95, f"alpha view: {bright:.1%} of the pixels are foreground"
+    stages = page.evaluate("window.rvmkitTest.status().stageMs")
+    assert set(stages) == {"readMs", "packMs", "runMs", "drawMs"} and min(stages.values()) > 0, stages
+    page.select_option("#view", "colour")
+    for colour, channel in (("#ff0000", 0), ("#0000ff", 2)):  # the cached backdrop follows the colour
+        page.fill("#colour", colour)
+        done = page.evaluate("window.rvmkitTest.status().frames")
+        wait_until(page, f"window.rvmkitTest.status().frames >= {done + 2}")
+        share = page.evaluate("""(channel) => {
+            const canvas = document.getElementById('output');
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let pure = 0;
+            for (let i = 0; i < data.length; i += 4) {
+                pure += [0, 1, 2].every((c) => (c === channel ? data[i + c] === 255 : data[i + c] === 0));
+            }
+            return pure / (data.length / 4);
+        }""", channel)
+        assert share > 0.05, f"{colour}: only {share:.1%} of the pixels show the background colour"
     page.click("#stop")
     assert not page.evaluate("window.rvmkitTest.status().running")
 

@@ -13,11 +13,12 @@
 //       (ratio: one listed in models.json, default the page's); runMs: that frame's session.run() time;
 //       backend: the one that ran that frame
 //   failWebgpu(n) makes the nth WebGPU run from now fail (as ?failwebgpu does from the page's start)
-//   status() -> {backend, lastBackend, fallback, threads, isolated, running, frames, fps, runMs, message,
-//                ortVersion, ratio}
+//   status() -> {backend, lastBackend, fallback, threads, isolated, running, frames, fps, runMs, stageMs,
+//                message, ortVersion, ratio}
 //       backend: the one new sessions use; lastBackend: the one that ran the last frame (null before);
 //       fallback: what failed on WebGPU ('' when nothing did); frames: live frames matted; fps: over the
-//       last 10 of them; runMs: the last session.run() time
+//       last 10 of them; runMs: the last session.run() time; stageMs: {readMs, packMs, runMs, drawMs}, the
+//       live frames' mean time reading the frame (canvas), packing it (float CHW), in session.run(), drawing
 //
 // URL parameters, each checked at start-up (a value out of range is said on the page, and clamped):
 //   ?backend=wasm|webgpu  forces a backend (default: WebGPU where the browser has an adapter)
@@ -46,8 +47,9 @@ const runtime = {
 const sessions = new Map(); // `${backend}:${ratio}` -> Promise<{session, backend}>
 let runQueue = Promise.resolve(); // one session.run() at a time, whichever stream asks
 const slowest = new WeakMap(); // WebGPU session -> its slowest run so far (ms)
-const live = { token: 0, running: false, frames: 0, fps: 0, runMs: 0, presented: 0, done: -1, wake: null };
-const view = { background: null, message: '', phase: 'loading' };
+const live = { token: 0, running: false, frames: 0, fps: 0, runMs: 0, presented: 0, done: -1, wake: null,
+  stageTotals: { readMs: 0, packMs: 0, runMs: 0, drawMs: 0 } };
+const view = { background: null, message: '', phase: 'loading', image: null };
 
 // ---- messages: always in words on the page, and drawn on the canvas so it is never blank ----
 
@@ -284,12 +286,15 @@ class Matter {
     this.ratio = ratio;
     this.state = null;
     this.runMs = 0;
+    this.packMs = 0;
     this.backend = null;
   }
 
   /** One frame; where WebGPU fails, the same frame and state again on WASM. */
   async step(rgba, width, height) {
+    const packed = performance.now();
     const feeds = { src: new ort.Tensor('float32', toPlanar(rgba, width, height), [1, 3, height, width]) };
+    this.packMs = performance.now() - packed;
     const state = this.state ?? STATES.map(() => new ort.Tensor('float32', new Float32Array(1), [1, 1, 1, 1]));
     STATES.forEach((name, index) => { feeds[`${name}i`] = state[index]; });
     for (;;) {
@@ -355,11 +360,20 @@ function pixelsOf(source, width, height, canvas = scratch) {
   return ctx.getImageData(0, 0, width, height).data;
 }
 
+const backdrop = { canvas: document.createElement('canvas'), key: '', pixels: null, image: null };
+
+/** The background's RGBA at width x height; a colour or an image is drawn once per change (the blur
+ * follows the live frame, so it is drawn every frame). */
 function backgroundPixels(mode, width, height) {
-  const canvas = document.createElement('canvas');
-  canvas.width = width;
-  canvas.height = height;
+  const key = `${mode}|${$('colour').value}|${width}x${height}`;
+  if (mode !== 'blur' && key === backdrop.key && backdrop.image === view.background) return backdrop.pixels;
+  const canvas = backdrop.canvas;
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.filter = 'none';
   if (mode === 'blur') {
     ctx.filter = `blur(${Math.max(4, Math.round(width / 60))}px)`;
     ctx.drawImage(liveFrame, 0, 0, width, height);
@@ -373,7 +387,8 @@ function backgroundPixels(mode, width, height) {
     ctx.fillStyle = $('colour').value;
     ctx.fillRect(0, 0, width, height);
   }
-  return ctx.getImageData(0, 0, width, height).data;
+  Object.assign(backdrop, { key, image: view.background, pixels: ctx.getImageData(0, 0, width, height).data });
+  return backdrop.pixels;
 }
 
 function render(fgr, pha, width, height) {
@@ -383,7 +398,10 @@ function render(fgr, pha, width, height) {
     canvas.height = height;
   }
   const ctx = canvas.getContext('2d');
-  const image = ctx.createImageData(width, height);
+  if (!view.image || view.image.width !== width || view.image.height !== height) {
+    view.image = ctx.createImageData(width, height);
+  }
+  const image = view.image;
   const out = image.data;
   const count = width * height;
   const mode = $('view').value;
@@ -458,9 +476,14 @@ async function runLoop(token) {
       matter = new Matter(ratio);
       key = `${width}x${height}@${ratio}`;
     }
-    const { fgr, pha } = await matter.step(pixelsOf(video, width, height, liveFrame), width, height);
+    const read = performance.now();
+    const rgba = pixelsOf(video, width, height, liveFrame);
+    const readMs = performance.now() - read;
+    const { fgr, pha } = await matter.step(rgba, width, height);
     if (live.token !== token) break;
+    const drawn = performance.now();
     render(fgr, pha, width, height);
+    addStages({ readMs, packMs: matter.packMs, runMs: matter.runMs, drawMs: performance.now() - drawn });
     live.runMs = matter.runMs;
     live.done = frameId;
     live.frames += 1;
@@ -469,6 +492,16 @@ async function runLoop(token) {
     live.fps = times.length > 1 ? (times.length - 1) * 1000 / (times[times.length - 1] - times[0]) : 0;
     $('fps').textContent = `fps ${live.fps.toFixed(1)} (${width}x${height}, ratio ${ratio})`;
   }
+}
+
+/** Sums of the live frames' stage times (status() gives their means). */
+function addStages(stages) {
+  for (const [name, ms] of Object.entries(stages)) live.stageTotals[name] += ms;
+}
+
+function stageMeans() {
+  const frames = Math.max(1, live.frames);
+  return Object.fromEntries(Object.entries(live.stageTotals).map(([name, ms]) => [name, ms / frames]));
 }
 
 function stopSource() {
@@ -573,7 +606,8 @@ function status() {
   return {
     backend: runtime.backend, lastBackend: runtime.lastBackend, fallback: runtime.fallback,
     threads: runtime.threads, isolated: runtime.isolated,
-    running: live.running, frames: live.frames, fps: live.fps, runMs: live.runMs, message: view.message,
+    running: live.running, frames: live.frames, fps: live.fps, runMs: live.runMs, stageMs: stageMeans(),
+    message: view.message,
     ortVersion: manifest ? manifest.onnxruntime_web : null, ratio: $('ratio').value,
   };
 }
