@@ -180,3 +180,18 @@ def test_official_baseline_feeds_a_float16_model_float16_inputs(tmp_path, monkey
 def test_parse_size_errors_are_rvmkit_errors():
     with pytest.raises(RvmkitError, match="expected WxH or WxH@RATIO"):
         parse_size_ratio("64by48")
+
+
+def test_composition_psnr_scores_a_faithful_render_high_and_the_raw_source_low(tmp_path, official_onnx):
+    """The benchmark's quality measure: `rvmkit matte`'s own composition (PNG, lossless but for rounding)
+    over the same green is close to the float reference; the unmatted source is far from it."""
+    from conftest import real_clip
+    from rvmkit.api import convert_video
+
+    clip = real_clip(tmp_path / "milk.mp4", "milk", 6, size=(160, 120))
+    render = tmp_path / "render"
+    convert_video(str(clip), output_composition=str(render), output_type="png_sequence",
+                  background=bench.GREEN, downsample_ratio=0.5, progress=False, backend="onnxruntime")
+    faithful, raw = bench.composition_psnr(clip, [render, clip], official_onnx, 0.5)
+    assert faithful > 40, faithful
+    assert raw < 25, raw

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rvmkit.runtime import registry
-from rvmkit.runtime.base import Backend, to_input
+from rvmkit.runtime.base import Backend, FrameResult
 from rvmkit.video.reader import MAX_SIDE  # the largest frame side, as for --input-resize
 
 if TYPE_CHECKING:
@@ -207,30 +207,35 @@ def rvmkit_e2e(input_path: str | os.PathLike, composition: str | os.PathLike, al
 def composition_psnr(input_path: str | os.PathLike, videos: list[str | os.PathLike], model: str | os.PathLike,
                      ratio: float, background: tuple[int, int, int] = GREEN) -> list[float]:
     """PSNR (dB, over all frames) of each encoded composition against the lossless render: the official
-    model's float fgr/pha composited in float (no rounding), compared with the decoded RGB frames."""
-    import av
+    model's float fgr/pha composited in float (no rounding), compared with the decoded RGB frames.
 
+    The same streaming core as `rvmkit matte` (`pipeline.run` over the reader), with a plain session so
+    the reference is the official graph's float output."""
+    from contextlib import ExitStack
+
+    from rvmkit import pipeline
     from rvmkit.runtime import load_backend
+    from rvmkit.video.reader import open_source
 
-    backend = load_backend("onnxruntime", model, fast=False)
     bg = np.array(background, np.float32).reshape(3, 1, 1)
-    decoders = [av.open(str(path)) for path in videos]
-    streams = [container.decode(video=0) for container in decoders]
     squared = [0.0] * len(videos)
     values = 0
-    state = None
-    try:
-        for frame in av.open(str(input_path)).decode(video=0):
-            src = to_input(frame.to_ndarray(format="rgb24"))
-            fgr, pha, state = backend.step(src, state, ratio)
-            reference = ((fgr[0] * 255 - bg) * pha[0] + bg).transpose(1, 2, 0)
-            for k, stream in enumerate(streams):
-                decoded = next(stream).to_ndarray(format="rgb24").astype(np.float32)
+
+    with ExitStack() as stack:
+        backend = stack.enter_context(load_backend("onnxruntime", model, fast=False))
+        source = stack.enter_context(open_source(input_path))
+        encoded = [iter(stack.enter_context(open_source(path))) for path in videos]
+
+        def compare(_frame: object, result: FrameResult) -> None:
+            nonlocal values
+            fgr, pha = result.arrays()
+            reference = ((fgr * 255 - bg) * pha + bg).transpose(1, 2, 0)
+            for k, frames in enumerate(encoded):
+                decoded = next(frames).rgb.astype(np.float32)
                 squared[k] += float(np.square(decoded - reference).sum())
             values += reference.size
-    finally:
-        for container in decoders:
-            container.close()
+
+        pipeline.run(source, backend, ratio, compare)
     return [round(float(10 * np.log10(255.0 ** 2 / (s / values))), 3) for s in squared]
 
 
