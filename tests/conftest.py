@@ -17,6 +17,9 @@ CLIPS = {name: DATA / f"{name}.mkv" for name in ("book", "milk", "sister")}
 _PRIVATE_CACHE: list[Path] = []
 
 
+FAST_ENV = "RVMKIT_FAST"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Run against a private cache holding copies of the user's fetched weights (copies: a test may
     damage them), so what the tests build there (fast graphs of their temporary models) goes away
@@ -30,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
             shutil.copy2(real / name, private / name)
     os.environ[weights.CACHE_ENV] = str(private)
     _PRIVATE_CACHE.append(private)
+    # the CPU fast path at every size: which of fast and plain a size would run on is measured only when
+    # the machine is quiet, so a suite left to choose would take one path or the other from run to run
+    # (tests/runtime/test_path_choice.py checks the choice itself)
+    os.environ.setdefault(FAST_ENV, "1")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -231,7 +231,9 @@ def test_rvm_positional_order_and_a_png_bitrate_are_accepted(short_clip, checkpo
                   0, False)
     assert capsys.readouterr().err == ""  # progress=False: no note either
     for got, want in zip(pngs(tmp_path / "pos"), pngs(tmp_path / "kw"), strict=True):
-        np.testing.assert_array_equal(got, want)
+        # within one level: torch's CPU kernels are not bit-reproducible from run to run (seen: one pixel
+        # of a chunk's first frame off by 1); a misplaced argument (another ratio, chunk) differs far more
+        assert np.abs(got.astype(np.int16) - want).max() <= 1
     with pytest.raises(TypeError, match="multiple values for argument 'input_source'"):
         convert_video(model, short_clip, input_source=short_clip, output_alpha=tmp_path / "x")
     with pytest.raises(TypeError, match="at most 4 positional arguments"):
