@@ -20,6 +20,7 @@ three and is re-raised by `run`; the caller then aborts its sinks, so nothing ha
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -184,17 +185,20 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: Ratio, cons
     return written
 
 
+#: sizes whose ratio a rule's result is remembered for (a live source whose size keeps changing must not
+#: grow memory without bound)
+RATIO_SIZES = 16
+
+
 def _ratios(ratio: Ratio) -> Callable[[Frame], float]:
-    """frame -> its ratio: the one given, or the rule's for the frame's size (remembered per size)."""
+    """frame -> its ratio: the one given, or the rule's for the frame's size (the last sizes remembered)."""
     if not callable(ratio):
         return lambda frame: ratio
-    rule, known = ratio, {}
+    rule = functools.lru_cache(maxsize=RATIO_SIZES)(ratio)
 
     def of(frame: Frame) -> float:
         height, width = frame.rgb.shape[:2]
-        if (width, height) not in known:
-            known[(width, height)] = rule(width, height)
-        return known[(width, height)]
+        return rule(width, height)
 
     return of
 

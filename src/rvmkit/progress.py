@@ -93,18 +93,35 @@ class Progress:
 
 
 class Console:
-    """Live's rendering: notes (one line each, kept for the report) and a status line redrawn in place."""
+    """Live's rendering: notes (one line each, kept for the report) and a status line redrawn in place.
+
+    A live run can go on for days, and a source can repeat a note every frame (a size that keeps
+    changing), so the first MAX_NOTES are kept and the rest only counted: memory and the stats file stay
+    bounded."""
+
+    MAX_NOTES = 100
 
     def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
         self._line = TerminalLine(stream, not quiet)
         self.stream, self.quiet = self._line.stream, quiet
         self.tty = self._line.enabled
-        self.notes: list[str] = []
+        self._notes: list[str] = []
+        self._not_kept = 0
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes kept, and a last line counting those that were not."""
+        with self._line.lock:
+            extra = [f"{self._not_kept} more notes not kept"] if self._not_kept else []
+            return self._notes + extra
 
     def note(self, text: str) -> None:
         """A line worth keeping (in the report and the stats file too)."""
         with self._line.lock:
-            self.notes.append(text)
+            if len(self._notes) < self.MAX_NOTES:
+                self._notes.append(text)
+            else:
+                self._not_kept += 1
         self.say(f"rvmkit live: {text}")
 
     def say(self, text: str) -> None:

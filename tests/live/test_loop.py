@@ -188,3 +188,44 @@ def test_a_baked_ratio_wins_over_live_auto() -> None:
     engine = CountingBackend()
     engine.baked_ratio = 0.375
     assert live_ratio(None, 1280, 720, engine, "src") == 0.375
+
+
+def test_a_source_whose_size_keeps_changing_holds_bounded_backgrounds_and_notes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each new size opens a background (here a video's decoder) and writes a note; a source that keeps
+    changing size must not pile up open decoders or notes for as long as it runs."""
+    from conftest import CLIPS
+    from rvmkit.live import loop
+    from rvmkit.progress import Console
+
+    sizes = [(160, 120), (128, 96), (96, 72)] * 2
+    frames = read_frames("book", 3 * len(sizes))
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(
+        write_stream_file(tmp_path / f"{k}.ts", frames[3 * k:3 * k + 3], fps=12, size=size).read_bytes()
+        for k, size in enumerate(sizes)))
+    open_now, most = [0], [0]
+    real_parse = loop.parse_background
+
+    def counted(*args, **kwargs):
+        background = real_parse(*args, **kwargs)
+        open_now[0] += 1
+        most[0] = max(most[0], open_now[0])
+        close = background.close
+
+        def closed() -> None:
+            open_now[0] -= 1
+            close()
+
+        background.close = closed
+        return background
+
+    monkeypatch.setattr(loop, "parse_background", counted)
+    monkeypatch.setattr(Console, "MAX_NOTES", 3)
+    report = run_live(LiveConfig(str(joined), realtime=True, records=[str(tmp_path / "out")],
+                                 background=str(CLIPS["milk"]), quiet=True), backend=CountingBackend())
+    assert report.totals["state_resets"] == len(sizes) - 1, report.totals
+    assert most[0] == loop.BACKGROUND_SIZES and open_now[0] == 0
+    size_notes = [note for note in report.notes if "size changed" in note]
+    assert len(report.notes) == 4 and len(size_notes) <= 3, report.notes
+    assert report.notes[-1].endswith("more notes not kept")

@@ -45,6 +45,9 @@ from rvmkit.video.composite import Background, alpha_u8, is_transparent, parse_b
 
 WARMUP_SIZE = (640, 480)
 DEFAULT_FPS = Fraction(30)
+#: backgrounds kept open, one per frame size (an image scaled, or a video's decoder): the oldest is closed
+#: when a new size comes, so a source whose size keeps changing holds no more than this
+BACKGROUND_SIZES = 2
 _STATUS_S = 0.5
 
 
@@ -302,6 +305,8 @@ class _Session:
 
     def _background(self, width: int, height: int) -> Background:
         if (width, height) not in self._backgrounds:
+            if len(self._backgrounds) >= BACKGROUND_SIZES:  # a source whose size keeps changing
+                self._backgrounds.pop(next(iter(self._backgrounds))).close()
             self._backgrounds[(width, height)] = parse_background(self.config.background, width, height)
         return self._backgrounds[(width, height)]
 
