@@ -150,6 +150,20 @@ def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> list[
     return lines
 
 
+def wait_for_udp_listener(port: int, timeout: float) -> None:
+    """Wait until a UDP socket is bound to 127.0.0.1:`port` (Linux: /proc/net/udp). rvmkit live says
+    "waiting for" before its source thread opens the socket: a sender that starts in between loses its
+    first packets, and the receiver then waits for the next keyframe."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = Path("/proc/net/udp")
+        if not table.exists() or any(line.split()[1] == local for line in table.read_text().splitlines()[1:]):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"nothing listens on udp://127.0.0.1:{port} after {timeout} s")
+
+
 def finish(process: subprocess.Popen, signal_number: int, timeout: float = 20) -> tuple[int, str, str]:
     """Send a signal, wait for the exit; (returncode, stdout, rest of stderr)."""
     process.send_signal(signal_number)

@@ -23,6 +23,7 @@ from live.streaming import (
     start_live,
     stream_pts,
     wait_for_line,
+    wait_for_udp_listener,
     write_stream_file,
 )
 from PIL import Image
@@ -74,6 +75,7 @@ def test_udp_in_udp_out_frames_are_input_frames_and_matted(stream_file: Path, tm
                           "--output-alpha", f"udp://127.0.0.1:{alpha_port}", "--crf", "0",
                           "--downsample-ratio", "0.5", "--stats", "stats.json", "--timeout", "20"], tmp_path)
     wait_for_line(process, "waiting for", STARTUP_S)
+    wait_for_udp_listener(source, STARTUP_S)
     sent = send(stream_file, f"udp://127.0.0.1:{source}")
     time.sleep(1.0)
     code, _, err = finish(process, signal.SIGINT)
@@ -122,6 +124,7 @@ def test_reconnect_recovers_after_the_sender_restarts(stream_file: Path, tmp_pat
     process = start_live([f"udp://127.0.0.1:{source}", "--output", f"udp://127.0.0.1:{output}", "--reconnect",
                           "--timeout", "0.8", "--downsample-ratio", "0.5", "--stats", "stats.json"], tmp_path)
     wait_for_line(process, "waiting for", STARTUP_S)
+    wait_for_udp_listener(source, STARTUP_S)
     first = send(stream_file, f"udp://127.0.0.1:{source}")
     time.sleep(1.5)  # the sender is gone: live times out and reconnects
     restarted = time.monotonic()
