@@ -51,9 +51,13 @@ def is_torch_model(value: Any) -> bool:
 #: left to fail an allocation
 MAX_SIDE = 16384
 
-#: every numeric option of `matte`, `batch` and `convert_video`: (how messages name it, lowest, highest,
-#: whole number?). A value outside can never work, or makes the machine allocate without bound
-#: (--seq-chunk frames are held at once; each segment and each worker is a Ray job).
+#: megabytes in bytes (serve's sizes are typed in MB)
+MB = 1024 * 1024
+
+#: every numeric option of `matte`, `batch`, `convert_video`, `live` and `serve`: (how messages name it,
+#: lowest, highest, whole number?), in the units the user types. A value outside can never work, or makes
+#: the machine allocate without bound (--seq-chunk frames are held at once; each segment and each worker
+#: is a Ray job).
 LIMITS: dict[str, tuple[str, float, float, bool]] = {
     "seq_chunk": ("seq chunk", 1, 64, True),
     "output_video_mbps": ("output video mbps", 0.01, 1000, False),  # 10 kbit/s to 1 Gbit/s
@@ -71,11 +75,23 @@ LIMITS: dict[str, tuple[str, float, float, bool]] = {
     "max_fps": ("--max-fps", 1, 1000, False),
     "timeout": ("--timeout", 0.1, 3600, False),
     "source_size": ("--source-size", 1, MAX_SIDE, True),  # each side
+    # `rvmkit serve`'s: far beyond any real use, but bounded (each worker is a process, each queued job a
+    # folder); sizes in MB, durations in seconds
+    "port": ("--port", 1, 65535, True),
+    "workers": ("--workers", 1, 64, True),
+    "max_queued": ("--max-queued", 1, 10_000, True),
+    "max_upload_mb": ("--max-upload-mb", 0.001, 1024 * 1024, False),  # 1 kB to 1 TiB
+    "max_duration": ("--max-duration", 0.001, 7 * 86400, False),  # seconds of video, up to 7 days
+    "max_frames": ("--max-frames", 1, 10_000_000, True),
+    "max_pixels": ("--max-pixels", 1, MAX_SIDE * MAX_SIDE, True),  # per frame
+    "min_free_mb": ("--min-free-mb", 0, 1024 * 1024, False),  # up to 1 TiB
+    "retention": ("--retention", 1, 100 * 365 * 86400, False),  # seconds, up to 100 years
 }
 
 
-def check_limit(name: str, value: Any) -> None:
-    """`value` within LIMITS[name], else a one-line RvmkitError naming the option and its range."""
+def check_limit(name: str, value: Any, shown: str | None = None) -> None:
+    """`value` within LIMITS[name], else a one-line RvmkitError naming the option and its range; `shown`:
+    the value as the user typed it, when that differs (a duration '7d', a size '80x60')."""
     label, low, high, whole = LIMITS[name]
     try:
         number = float(value)
@@ -84,7 +100,13 @@ def check_limit(name: str, value: Any) -> None:
         ok = False
     if not ok:
         what = "a whole number" if whole else "a number"
-        raise RvmkitError(f"{label} {value}: must be {what} from {low:g} to {high:g}")
+        raise RvmkitError(f"{label} {value if shown is None else shown}: must be {what} from "
+                          f"{limit_text(low)} to {limit_text(high)}")
+
+
+def limit_text(bound: float) -> str:
+    """A range's bound in full (1048576, not :g's 1.04858e+06)."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 # ---------------------------------------------------------------------------------------------

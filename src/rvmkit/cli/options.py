@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rvmkit.contract import check_limit
+from rvmkit.contract import LIMITS, check_limit
 from rvmkit.errors import RvmkitError
 from rvmkit.model import VARIANTS
 from rvmkit.options import MatteOptions
@@ -17,7 +17,7 @@ from rvmkit.runtime import BACKENDS, DEVICES
 from rvmkit.runtime.precision import PRECISIONS
 
 __all__ = ["add_model_options", "add_render_options", "add_segment_options", "limited", "matte_options",
-           "number", "whole_number"]
+           "number", "whole_number", "within_limit"]
 
 
 def add_model_options(group: argparse._ArgumentGroup) -> None:
@@ -79,16 +79,24 @@ def whole_number(minimum: int) -> Any:
 
 
 def limited(name: str) -> Any:
-    """argparse type: a whole number within `rvmkit.contract.LIMITS[name]` (one usage line otherwise)."""
-    def parse(text: str) -> int:
-        value = _whole(text)
-        try:
-            check_limit(name, value)
-        except RvmkitError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+    """argparse type: a number (whole where LIMITS says so) within `rvmkit.contract.LIMITS[name]`, with
+    check_limit's one line otherwise."""
+    whole = LIMITS[name][3]
+
+    def parse(text: str) -> float:
+        value = _whole(text) if whole else number(text)
+        within_limit(name, value, shown=text)
         return value
 
     return parse
+
+
+def within_limit(name: str, value: Any, shown: str | None = None) -> None:
+    """check_limit for argparse: its one line as a usage error."""
+    try:
+        check_limit(name, value, shown)
+    except RvmkitError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_segment_options(group: argparse._ArgumentGroup) -> None:

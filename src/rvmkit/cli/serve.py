@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from rvmkit.cli.options import add_model_options
+from rvmkit.cli.options import add_model_options, limited, within_limit
 
 EPILOG = """\
 examples:
@@ -33,41 +32,26 @@ def _parsed(parse: Any) -> Any:
     return convert
 
 
-def _number(low: float, high: float, whole: bool = False) -> Any:
-    """argparse type: a finite number in [low, high] (in the option's own units); anything else is a
-    one-line usage error naming the option."""
-    def parse(text: str) -> float:
-        try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if whole else ''}number") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text}: must be between {low:g} and {high:g}")
-        return value
-
-    return parse
-
-
-def _range(name: str, whole: bool = False, scale: float = 1.0) -> Any:
-    """`_number` over ServeConfig's range for `name`, in the option's units (`scale` of the config's)."""
-    from rvmkit.serve.config import RANGES
-
-    low, high, _ = RANGES[name]
-    return _number(low / scale, high / scale, whole)
-
-
 def _pixels(text: str) -> int:
-    from rvmkit.serve.config import RANGES, parse_pixels
+    """argparse type: WxH or a pixel count, within LIMITS["max_pixels"]."""
+    from rvmkit.serve.config import parse_pixels
 
-    value = parse_pixels(text)
-    if value > RANGES["max_pixels"][1]:
-        raise ValueError(f"{text}: must be at most {RANGES['max_pixels'][1]} pixels (16384x16384)")
+    value = _parsed(parse_pixels)(text)
+    within_limit("max_pixels", value, shown=text)
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from rvmkit.serve.config import MB, parse_duration
+def _retention(text: str) -> float | None:
+    """argparse type: a duration (30m, 12h, 7d; 0 keeps jobs forever) within LIMITS["retention"]."""
+    from rvmkit.serve.config import parse_duration
 
+    seconds = _parsed(parse_duration)(text)
+    if seconds is not None:
+        within_limit("retention", seconds, shown=f"{text} ({seconds:g} s)")
+    return seconds
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve", help="matting as a web service with a browser UI",
         description="Serve matting over HTTP: a browser UI at /, a JSON API at /api (OpenAPI at /docs). "
@@ -76,10 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other "
                         "needs --token)")
-    server.add_argument("--port", type=_range("port", whole=True), default=8000, help="default 8000")
+    server.add_argument("--port", type=limited("port"), default=8000, help="default 8000")
     server.add_argument("--data-dir", type=Path, default=Path("rvmkit-serve"), metavar="DIR",
                         help="jobs database and files (default ./rvmkit-serve)")
-    server.add_argument("--workers", type=_range("workers", whole=True), default=1, metavar="N",
+    server.add_argument("--workers", type=limited("workers"), default=1, metavar="N",
                         help="jobs run at the same time, each in its own process (default 1)")
     server.add_argument("--token", default=os.environ.get("RVMKIT_SERVE_TOKEN"), metavar="T",
                         help="bearer token every API call must present (default $RVMKIT_SERVE_TOKEN)")
@@ -92,18 +76,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     server.add_argument("--live-dir", type=Path, metavar="DIR",
                         help="static site to serve at /live (default: built with rvmkit.web when available)")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-upload-mb", type=_range("max_upload_bytes", scale=MB), default=2048.0,
+    limits.add_argument("--max-upload-mb", type=limited("max_upload_mb"), default=2048.0,
                         metavar="MB", help="largest upload request, all its parts together (default 2048)")
-    limits.add_argument("--max-duration", type=_range("max_duration_s"), default=600.0, metavar="S",
+    limits.add_argument("--max-duration", type=limited("max_duration"), default=600.0, metavar="S",
                         help="seconds of video (default 600)")
-    limits.add_argument("--max-frames", type=_range("max_frames", whole=True), default=36_000, metavar="N")
-    limits.add_argument("--max-pixels", type=_parsed(_pixels), default=3840 * 2160, metavar="WxH|N",
+    limits.add_argument("--max-frames", type=limited("max_frames"), default=36_000, metavar="N")
+    limits.add_argument("--max-pixels", type=_pixels, default=3840 * 2160, metavar="WxH|N",
                         help="largest frame (default 3840x2160)")
-    limits.add_argument("--max-queued", type=_range("max_queued", whole=True), default=32, metavar="N",
+    limits.add_argument("--max-queued", type=limited("max_queued"), default=32, metavar="N",
                         help="jobs waiting before new uploads get 429 (default 32)")
-    limits.add_argument("--min-free-mb", type=_range("min_free_bytes", scale=MB), default=256.0, metavar="MB",
+    limits.add_argument("--min-free-mb", type=limited("min_free_mb"), default=256.0, metavar="MB",
                         help="free disk space an upload must leave (default 256)")
-    limits.add_argument("--retention", type=_parsed(parse_duration), default=7 * 86400.0, metavar="AGE",
+    limits.add_argument("--retention", type=_retention, default=7 * 86400.0, metavar="AGE",
                         help="remove ended jobs older than this: 30m, 12h, 7d (default); 0 keeps them")
     add_model_options(parser.add_argument_group("model (for every job; jobs choose the ratio)"))
     parser.set_defaults(func=run)

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rvmkit.contract import MB, check_limit
 from rvmkit.errors import RvmkitError
 from rvmkit.options import MatteOptions
 
-MB = 1024 * 1024
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_TOKEN = 16  # characters a token needs when the server is reachable beyond loopback
 
-# The range of every number the service takes, in its own units, with the option that sets it: far
-# beyond any real use, but bounded (each worker is a process, each queued job a folder).
-RANGES: dict[str, tuple[float, float, str]] = {
-    "port": (1, 65535, "--port"),
-    "workers": (1, 64, "--workers"),
-    "max_queued": (1, 10_000, "--max-queued"),
-    "max_upload_bytes": (1, 1024 * 1024 * MB, "--max-upload-mb"),
-    "max_duration_s": (0.001, 7 * 86400.0, "--max-duration"),
-    "max_frames": (1, 10_000_000, "--max-frames"),
-    "max_pixels": (1, 16384 * 16384, "--max-pixels"),
-    "min_free_bytes": (0, 1024 * 1024 * MB, "--min-free-mb"),
-    "retention_s": (1.0, 100 * 365 * 86400.0, "--retention"),
-}
+#: each number's field, its range in `rvmkit.contract.LIMITS`, and the field's units per the option's
+#: (the byte sizes are typed in MB)
+_NUMBERS = (("port", "port", 1), ("workers", "workers", 1), ("max_queued", "max_queued", 1),
+            ("max_upload_bytes", "max_upload_mb", MB), ("max_duration_s", "max_duration", 1),
+            ("max_frames", "max_frames", 1), ("max_pixels", "max_pixels", 1),
+            ("min_free_bytes", "min_free_mb", MB), ("retention_s", "retention", 1))
 
 
 @dataclass(frozen=True)
@@ -56,17 +48,23 @@ class ServeConfig:
     matte: MatteOptions = field(default_factory=MatteOptions)
 
     def checked(self) -> ServeConfig:
-        for name, (low, high, option) in RANGES.items():
-            value = getattr(self, name)
-            if value is None and name == "retention_s":
-                continue
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-                raise RvmkitError(f"{option} {_shown_value(name, value)}: must be between "
-                                  f"{_shown_value(name, low)} and {_shown_value(name, high)}")
+        """Every number within its range (`rvmkit.contract.LIMITS`, in the units the options take), a
+        token where one is needed, an existing --live-dir; else a one-line RvmkitError naming the option."""
+        self._check_numbers()
         self._check_token()
         if self.live_dir is not None and not Path(self.live_dir).is_dir():
             raise RvmkitError(f"'{self.live_dir}': --live-dir must be an existing folder")
         return self
+
+    def _check_numbers(self) -> None:
+        for field_name, limit, scale in _NUMBERS:
+            value = getattr(self, field_name)
+            if value is None and field_name == "retention_s":  # None: keep ended jobs forever
+                continue
+            if scale != 1 and isinstance(value, (int, float)):
+                check_limit(limit, value / scale, shown=f"{value / scale:g}")
+            else:
+                check_limit(limit, value)
 
     def _check_token(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -79,13 +77,6 @@ class ServeConfig:
         if len(self.token.strip()) < MIN_TOKEN:
             raise RvmkitError(f"--token: {len(self.token.strip())} characters is too short to guard "
                               f"--host {self.host}; use at least {MIN_TOKEN}, e.g. $(openssl rand -hex 16)")
-
-
-def _shown_value(name: str, value: object) -> str:
-    """A number as its option takes it (megabytes for the byte sizes)."""
-    if name.endswith("_bytes") and isinstance(value, (int, float)) and math.isfinite(value):
-        return f"{value / MB:g}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def is_loopback(host: str) -> bool:
