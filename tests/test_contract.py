@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import rvmkit
 from rvmkit.contract import (
     RATIO_TOLERANCE,
     auto_downsample_ratio,
@@ -109,3 +111,15 @@ def test_a_ratio_that_shrinks_any_frame_to_nothing_is_refused_up_front():
     with pytest.raises(RvmkitError, match=r"downsample ratio 1e-9: below 1/16384"):
         parse_ratio("1e-9")
     assert parse_ratio(1 / 16384) == 1 / 16384
+
+
+def test_every_range_in_limits_is_used_by_some_option():
+    """Each LIMITS entry is checked somewhere in src (by its key, quoted), so the table holds no dead range
+    and no front-end keeps a table of its own."""
+    from rvmkit.contract import LIMITS
+
+    src = Path(rvmkit.__file__).parent
+    code = "\n".join(path.read_text(encoding="utf-8") for path in src.rglob("*.py")
+                     if path != src / "contract.py")
+    unused = [name for name in LIMITS if f'"{name}"' not in code and f"'{name}'" not in code]
+    assert not unused, f"LIMITS entries no option checks: {unused}"
