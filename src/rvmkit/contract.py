@@ -1,5 +1,6 @@
 """What every room agrees on about an RVM model: tensor names and axes, state channels, variants, and
-every downsample-ratio rule (parse, auto, resolve, the downsampled size, the state sizes).
+every downsample-ratio rule (parse, auto, resolve, the downsampled size, the state sizes), and the range
+of every numeric option of every command (LIMITS, check_limit).
 
 Names and numbers only (numpy, no torch, no onnx), so the graph tools, the TensorRT tools, the backends
 and the front-ends cannot disagree: each rule is written once, with one ratio tolerance.
