@@ -17,7 +17,7 @@ from rvmkit.runtime import BACKENDS, DEVICES
 from rvmkit.runtime.precision import PRECISIONS
 
 __all__ = ["add_model_options", "add_render_options", "add_segment_options", "limited", "matte_options",
-           "number", "whole_number", "within_limit"]
+           "number", "within_limit"]
 
 
 def add_model_options(group: argparse._ArgumentGroup) -> None:
@@ -65,17 +65,6 @@ def _whole(text: str) -> int:
 def number(text: str) -> float:
     """argparse type: a number; its range is checked where the option is known (one line naming it)."""
     return _converted(text, float, "a number")
-
-
-def whole_number(minimum: int) -> Any:
-    """argparse type: an int >= minimum (argparse reports anything else as a usage error)."""
-    def parse(text: str) -> int:
-        value = _whole(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
-        return value
-
-    return parse
 
 
 def limited(name: str) -> Any:
