@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pty
-import select
 import statistics
 import subprocess
 import sys
@@ -80,49 +78,6 @@ def import_split(argv: list[str]) -> dict:
             for part, rows in parts.items()}
 
 
-def first_frame(argv: list[str], timeout: float = 120) -> tuple[float, float]:
-    """(wall s, process CPU s) from launch to the first progress draw on a pseudo-terminal (drawn once the
-    first frame is written). CPU seconds (user + system of all its threads, from /proc) are what a busy
-    shared machine distorts least."""
-    leader, follower = pty.openpty()
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
-    os.close(follower)
-    seen, first, cpu = b"", None, None
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        while time.perf_counter() - started < timeout and first is None:
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                seen += os.read(leader, 4096)
-            except OSError:
-                break
-            if b" frames" in seen:
-                first = time.perf_counter() - started
-                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                cpu = (int(fields[11]) + int(fields[12])) / tick
-        while True:  # drain, so the child never blocks on a full terminal
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if ready:
-                try:
-                    if os.read(leader, 4096):
-                        continue
-                except OSError:
-                    pass
-            if process.poll() is not None:
-                break
-    finally:
-        process.wait(timeout=timeout)
-        os.close(leader)
-    if process.returncode != 0 or first is None or cpu is None:
-        raise RuntimeError(f"no first frame seen (exit {process.returncode}): {seen[-300:]!r}")
-    return first, cpu
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rvmkit-ff-") as name:
         tmp = Path(name)
         clip = perf.held_out_clip(tmp / "clip.mp4", width, height, args.frames)
-        first_frame(argv_for("default", clip, tmp, args.ratio))  # warm caches (graph, numba)
+        perf.first_frame(argv_for("default", clip, tmp, args.ratio))  # warm caches (graph, numba)
         runs: dict[str, list[float]] = {v: [] for v in args.variants}
         cpus: dict[str, list[float]] = {v: [] for v in args.variants}
         loads = []
@@ -148,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             order = args.variants if rnd % 2 == 0 else args.variants[::-1]
             for variant in order:
                 loads.append(os.getloadavg()[0])
-                wall, cpu = first_frame(argv_for(variant, clip, tmp, args.ratio))
+                wall, cpu = perf.first_frame(argv_for(variant, clip, tmp, args.ratio))
                 runs[variant].append(round(wall, 3))
                 cpus[variant].append(round(cpu, 2))
             print(f"round {rnd}: " + ", ".join(f"{v} {runs[v][-1]:.3f} s ({cpus[v][-1]:.2f} CPU s)"

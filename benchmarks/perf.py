@@ -74,33 +74,52 @@ def whole_process(clip: Path, tmp: Path, ratio: float, reps: int, frames: int) -
             "outputs": {name: {"composition": str(tmp / f"{name}_c.mp4")} for name in runs}}
 
 
-def first_frame_seconds(argv: list[str], timeout: float = 120) -> float:
-    """Launch -> the first progress draw on a pseudo-terminal (drawn once the first frame is written)."""
+def first_frame(argv: list[str], timeout: float = 120) -> tuple[float, float]:
+    """(wall s, process CPU s) from launch to the first progress draw on a pseudo-terminal (drawn once the
+    first frame is written). CPU seconds (user + system of all its threads, from /proc) are what a busy
+    shared machine distorts least."""
     leader, follower = pty.openpty()
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
     os.close(follower)
-    seen, first = b"", None
+    seen, first, cpu = b"", None, None
+    tick = os.sysconf("SC_CLK_TCK")
     try:
-        while time.perf_counter() - started < timeout:
+        while time.perf_counter() - started < timeout and first is None:
             ready, _, _ = select.select([leader], [], [], 0.5)
             if not ready:
                 if process.poll() is not None:
                     break
                 continue
             try:
-                chunk = os.read(leader, 4096)
+                seen += os.read(leader, 4096)
             except OSError:
                 break
-            seen += chunk
-            if first is None and b" frames" in seen:
+            if b" frames" in seen:
                 first = time.perf_counter() - started
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick
+        while True:  # drain, so the child never blocks on a full terminal
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    if os.read(leader, 4096):
+                        continue
+                except OSError:
+                    pass
+            if process.poll() is not None:
+                break
     finally:
         process.wait(timeout=timeout)
         os.close(leader)
-    if process.returncode != 0 or first is None:
+    if process.returncode != 0 or first is None or cpu is None:
         raise RuntimeError(f"no first frame seen (exit {process.returncode}): {seen[-300:]!r}")
-    return first
+    return first, cpu
+
+
+def first_frame_seconds(argv: list[str], timeout: float = 120) -> float:
+    """Launch -> the first progress draw on a pseudo-terminal (drawn once the first frame is written)."""
+    return first_frame(argv, timeout)[0]
 
 
 def import_times(argv: list[str]) -> dict:
