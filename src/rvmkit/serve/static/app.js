@@ -189,10 +189,12 @@ function showResult(job) {
 async function cancel(id) {
   const response = await api("/api/jobs/" + id, { method: "DELETE" });
   if (!response.ok) return showFormError(await errorText(response));
+  // the body first: a later request (Delete right after Cancel) may have settled the panel meanwhile
+  const job = response.status === 204 ? null : await response.json();
   if (id === state.current) {
     if (state.source) state.source.close();
-    if (response.status === 204) { $("job").hidden = true; state.current = null; }
-    else show(await response.json());
+    if (job === null) { $("job").hidden = true; state.current = null; }
+    else show(job);
   }
   refreshList();
 }
