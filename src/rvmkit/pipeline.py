@@ -3,6 +3,10 @@
     source thread --(policy)--> inference (calling thread) --(EveryFrame(n))--> write thread
     backend.prepare               backend.infer                                  backend.finish, consume
 
+A backend with two inference stages (`Backend.two_stage`) has the second run in a thread of its own,
+fed one frame at a time: inference (calling thread: `infer_first`) --(EveryFrame(1))--> second stage
+(`infer_second`) --> write thread; each stage carries its own part of the state, restarted together.
+
 Every front-end drives it: files, serve and batch with the `EveryFrame` policy (every frame in order; a
 slow engine holds the decoder back), `rvmkit live` with `NewestFrame` (the source runs at its own pace;
 a frame the engine had no time for is replaced and reported dropped) and a one-frame output queue, so
@@ -166,8 +170,8 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: Ratio, cons
     own_pace = decoded.drops
     threads = [stages.thread(decode, "rvmkit-decode", nice=not own_pace),
                stages.thread(write, "rvmkit-write", nice=not own_pace)]
+    inference = _Inference(stages, backend, ratio_of, halted, on_restart, on_drop)
     try:
-        inference = _Inference(stages, backend, ratio_of, halted, on_restart, on_drop)
         inference.run(decoded, matted, seq_chunk, start, 1 / max_fps if max_fps else 0.0)
         while threads[1].is_alive():
             threads[1].join(POLL_S)
@@ -178,6 +182,8 @@ def run(source: Iterable[Frame], backend: Backend, downsample_ratio: Ratio, cons
     finally:
         stages.stop.set()
         threads[1].join()
+        if inference.second is not None:
+            inference.second.join()
         threads[0].join(SOURCE_WAIT_S if halt is not None else None)
         decoded.discard()
     if stages.error is not None:
@@ -215,21 +221,39 @@ class _Inference:
         self.state: State = None
         self.last: Frame | None = None
         self.key: Any = None
+        self.fresh = True  # the second stage's state restarts with the next handed-over chunk
+        self.second: threading.Thread | None = None
 
     def give_up(self) -> bool:
         return self.stages.stop.is_set() or self.halted()
 
     def run(self, decoded: Policy, matted: EveryFrame, seq_chunk: int, start: int, period: float) -> None:
+        out = matted
+        if self.backend.two_stage:
+            out = EveryFrame(1)
+            self.second = self.stages.thread(lambda: self._second_stage(out, matted, start), "rvmkit-infer2",
+                                             nice=False)
         pending = None
         while not self.halted():
             started = time.monotonic()
             chunk, pending = self._chunk(decoded, seq_chunk, pending)
             if chunk:
-                self._infer(chunk, matted, start)
+                self._infer(chunk, out, start)
             if pending is END:
                 break
             if period:
                 self._wait(started + period)
+        if not out.end(self.stages.stop.is_set):
+            raise _Stopped
+        while self.second is not None and self.second.is_alive():
+            self.second.join(POLL_S)
+
+    def _second_stage(self, handed: EveryFrame, matted: EveryFrame, start: int) -> None:
+        state: State = None
+        while (item := self.stages.get(handed)) is not END:
+            chunk, middles, ratio, fresh = item
+            raws, state = self.backend.infer_second(middles, None if fresh else state, ratio)
+            self._emit(chunk, raws, ratio, matted, start)
         if not matted.end(self.stages.stop.is_set):
             raise _Stopped
 
@@ -259,17 +283,33 @@ class _Inference:
     def _restart(self, frame: Frame, key: Any) -> None:
         if self.last is not None:
             self.state = None
+            self.fresh = True
             if self.on_restart is not None:
                 self.on_restart(self.last, frame)
         self.key = key
 
-    def _infer(self, chunk: list[tuple[Frame, Any]], matted: EveryFrame, start: int) -> None:
+    def _infer(self, chunk: list[tuple[Frame, Any]], out: EveryFrame, start: int) -> None:
         ratio = self.ratio_of(chunk[0][0])
         inputs = [self.backend.prepare(frame.rgb, ratio) if prepared is None else prepared
                   for frame, prepared in chunk]
-        raws, self.state = self.backend.infer(inputs, self.state, ratio)
+        if self.second is None:
+            raws, self.state = self.backend.infer(inputs, self.state, ratio)
+            self._emit(chunk, raws, ratio, out, start)
+            return
+        middles, self.state = self.backend.infer_first(inputs, self.state, ratio)
+        if not out.put((chunk, middles, ratio, self.fresh), self.give_up):
+            if self.stages.stop.is_set():
+                raise _Stopped
+            for frame, _ in chunk:  # halted while the second stage was busy
+                if frame.index >= start:
+                    self.on_drop(frame)
+        self.fresh = False
+
+    def _emit(self, chunk: list[tuple[Frame, Any]], raws: list[Any], ratio: float, out: EveryFrame,
+              start: int) -> None:
+        """Each frame's raw output on to `out` (frames before `start` only settled the state)."""
         for (frame, _), raw in zip(chunk, raws, strict=True):
-            if frame.index >= start and not matted.put((frame, raw, ratio), self.give_up):
+            if frame.index >= start and not out.put((frame, raw, ratio), self.give_up):
                 if self.stages.stop.is_set():
                     raise _Stopped
                 self.on_drop(frame)  # halted while the output stage was busy

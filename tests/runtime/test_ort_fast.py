@@ -58,7 +58,8 @@ def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, offic
         assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
         assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
         assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
-        assert all(isinstance(value, ort.OrtValue) for value in state)
+        values = [*state[0].values(), *state[1].values()] if fast_backend.two_stage else state
+        assert all(isinstance(value, ort.OrtValue) for value in values)  # the states never leave ORT
 
 
 @pytest.mark.slow
@@ -156,18 +157,21 @@ def test_a_damaged_cached_graph_is_built_again(official_onnx, frames, official_o
 
 def test_onnxruntimes_optimised_graph_is_saved_once_and_reused_with_the_same_outputs(official_onnx, frames,
                                                                                     tmp_path, monkeypatch):
-    """Start-up: the first backend saves ORT's optimisation of the fast graph beside it (per CPU); the next
-    loads that without optimising again and gives the same bits; a damaged one is made again."""
+    """Start-up: the first backend saves ORT's optimisation of the fast graph (of each stage, split) beside
+    it (per CPU); the next loads that without optimising again and gives the same bits; a damaged one is
+    made again."""
     monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path))
     first = FastOnnxRuntimeBackend(official_onnx)
     saved = sorted((tmp_path / "fast").glob("*.ort*.onnx"))
-    assert len(saved) == 1 and saved[0].stat().st_size > 1_000_000
+    assert len(saved) == (2 if first.two_stage else 1)
+    assert all(path.stat().st_size > 100_000 for path in saved)
+    size = saved[0].stat().st_size
     second = FastOnnxRuntimeBackend(official_onnx)
     assert sorted((tmp_path / "fast").glob("*.ort*.onnx")) == saved
     outputs = [backend.step(frames[0], None, RATIO)[:2] for backend in (first, second)]
     assert all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True))
     saved[0].write_bytes(b"not an onnx graph")
     third = FastOnnxRuntimeBackend(official_onnx)
-    assert saved[0].stat().st_size > 1_000_000
+    assert saved[0].stat().st_size == size
     assert all(np.array_equal(a, b) for a, b in zip(third.step(frames[0], None, RATIO)[:2], outputs[0],
                                                      strict=True))

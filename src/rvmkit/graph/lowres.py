@@ -324,3 +324,28 @@ def _cached_low_res_model(source: Path, options: tuple[int, bool, bool], cache: 
         return data
     _prune_cache(Path(cache), prefix, target)
     return target
+
+
+
+def low_res_stages_for_session(whole: Path | bytes, *, rebuild: bool = False
+                               ) -> tuple[Path | bytes, Path | bytes]:
+    """The low-res graph `whole` (a cached variant's path, or the serialized model) cut in two stages
+    (`rvmkit.graph.split`): cached beside the variant (and removed with it), or serialized in memory
+    where the variant itself is or the cache cannot be written."""
+    from rvmkit.graph.split import split_stages  # onnx loads only where a cut is made
+
+    if isinstance(whole, bytes):
+        first, second = split_stages(whole)
+        return first.SerializeToString(), second.SerializeToString()
+    paths = tuple(whole.with_name(f"{whole.stem}.stage{n}.onnx") for n in (1, 2))
+    if rebuild or not all(path.is_file() for path in paths):
+        parts = [part.SerializeToString() for part in split_stages(whole)]
+        try:
+            for path, data in zip(paths, parts, strict=True):
+                write_atomically(path, lambda tmp, data=data: tmp.write_bytes(data))
+        except RvmkitError:
+            return parts[0], parts[1]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # last used: what the cache's age limit counts from
+    return paths[0], paths[1]

@@ -7,6 +7,9 @@ the pipeline runs in three threads, so a front-end never asks what kind of backe
     infer(inputs, state, ratio)  inference thread: T prepared frames of one stream, in order
     finish(rgb, raw, ratio)      write thread: one frame's raw output -> a `FrameResult`
 
+A backend whose inference cuts into two stages (`two_stage`: `infer_first`, `infer_second`, each with its
+part of the state) has them run in two threads, one frame apart; `infer` still runs both, in turn.
+
 The defaults run the plain contract, `step` (float frame in, float fgr/pha out); a backend overrides
 the stages it can do better (the CPU fast path infers at low resolution and finishes in fused kernels;
 torch batches time). The recurrent state is opaque and stays in the backend's native form (numpy arrays,
@@ -112,6 +115,22 @@ class Backend(ABC):
             self.check_outputs(src, fgr, pha)
             raws.append((fgr, pha))
         return raws, state
+
+    #: True where `infer` runs as two stages, `infer_first` then `infer_second`, each carrying its own part of
+    #: the state: the pipeline runs them in two threads, frame N+1's first stage beside frame N's second
+    two_stage: bool = False
+
+    def infer_first(self, inputs: Sequence[Any], state: State, downsample_ratio: float
+                    ) -> tuple[list[Any], State]:
+        """A two-stage backend's first stage: prepared frames -> what `infer_second` takes, and the first
+        stage's next state. (Default, one stage: the frames as they are.)"""
+        return list(inputs), state
+
+    def infer_second(self, middles: Sequence[Any], state: State, downsample_ratio: float
+                     ) -> tuple[list[Any], State]:
+        """A two-stage backend's second stage: `infer_first`'s outputs -> one raw output per frame, and the
+        second stage's next state. (Default, one stage: `infer`.)"""
+        return self.infer(middles, state, downsample_ratio)
 
     def check_outputs(self, src: np.ndarray, fgr: np.ndarray, pha: np.ndarray) -> None:
         """A model with RVM's tensor names but another graph runs, and would otherwise fail deep in

@@ -13,12 +13,18 @@ the pipeline overlaps (decode thread, inference thread, write thread), and `fini
 Given a plain session's factory (`plain=`: the default CPU path), the stages run each frame size on the
 faster of the two paths, measured at the size's first frame and cached (`rvmkit.runtime.path_choice`);
 `step` always runs the fast path.
+
+On two cores the low-res graph runs as two single-threaded sessions, one frame apart
+(`rvmkit.graph.split`): `infer_first` (encoder and coarse decoder blocks) and `infer_second` (the finest
+block and the refiner), which the pipeline runs in two threads (`two_stage`). Outputs are identical to
+the whole graph's; RVMKIT_SPLIT=0/1 turns it off/on whatever the cores.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,12 +36,25 @@ import onnxruntime as ort
 from rvmkit.contract import STATE_INPUTS, STATE_OUTPUTS
 from rvmkit.errors import RvmkitError, describe_path, first_line
 from rvmkit.fileio import write_atomically
+from rvmkit.graph.lowres import COEF_OUTPUTS, SMALL_INPUT
 from rvmkit.runtime import kernels, path_choice
 from rvmkit.runtime.base import ArrayResult, Backend, FrameResult, State, to_input
 from rvmkit.runtime.cpu import cpu_signature
 from rvmkit.runtime.ort_session import session_options
 
 _CPU = ["CPUExecutionProvider"]
+_Stages = tuple[ort.InferenceSession, ort.InferenceSession]
+SPLIT_ENV = "RVMKIT_SPLIT"
+_OFF, _ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
+
+
+def split_by_default(threads: int | None) -> bool:
+    """Two stages where the session would run on two threads (measured there: benchmarks/SPLIT.md),
+    unless RVMKIT_SPLIT says otherwise."""
+    setting = os.environ.get(SPLIT_ENV, "").strip().lower()
+    if setting in _OFF or setting in _ON:
+        return setting in _ON
+    return (threads or os.cpu_count() or 1) == 2
 
 
 class FastOnnxRuntimeBackend(Backend):
@@ -46,16 +65,22 @@ class FastOnnxRuntimeBackend(Backend):
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  spinning: bool = False, pad_channels: int = 0, split_convs: bool = True,
                  blocked: bool = True, opt_level: str = "all", kernel_threads: int | None = None,
-                 plain: Callable[[], Backend] | None = None) -> None:
+                 plain: Callable[[], Backend] | None = None, split: bool | None = None) -> None:
         if device != "cpu":
             raise RvmkitError("the fast onnxruntime path runs on the CPU; use fast=False for --device cuda")
         self.source = Path(model_path)
         kernels.warm_up_later()  # numba loads in the background when the first frame's size says when
         self._settings = (threads, spinning, opt_level)
-        self.session = self._session(pad_channels=pad_channels, split_convs=split_convs, blocked=blocked)
+        rewrites = {"pad_channels": pad_channels, "split_convs": split_convs, "blocked": blocked}
+        if split is None:
+            split = split_by_default(threads) and not pad_channels and opt_level == "all"
+        #: the two stages' sessions where the graph runs split, else None and the whole `session` runs
+        self.stages = self._stage_sessions(rewrites) if split else None
+        self.session = self._session(**rewrites) if self.stages is None else None
         if kernel_threads:
             kernels.set_threads(kernel_threads)
-        self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
+        first = self.stages[0] if self.stages is not None else self.session
+        self.dtype = np.float16 if first.get_inputs()[0].type == "tensor(float16)" else np.float32
         self._geometry: kernels.Geometry | None = None
         # the per-size choice needs a cache to keep it in (the cached graph's folder): without one every
         # run would measure again, so none does and the fast path runs
@@ -82,14 +107,44 @@ class FastOnnxRuntimeBackend(Backend):
                                       f"({first_line(exc)})") from None
         raise AssertionError("unreachable: the second pass returns or raises")
 
-    def _optimised_session(self, path: Path) -> ort.InferenceSession:
+    def _stage_sessions(self, rewrites: dict[str, Any]) -> _Stages | None:
+        """The two stages' sessions, one thread each; None where the graph has no known cut or its stages
+        cannot be loaded (the whole graph runs then). Damaged cached stages are cut again, once."""
+        from rvmkit.graph.lowres import low_res_model_for_session, low_res_stages_for_session
+        from rvmkit.graph.split import UnsplittableGraph
+
+        whole = low_res_model_for_session(self.source, **rewrites)
+        self.path = whole if isinstance(whole, Path) else None
+        for rebuild in (False, True):
+            try:
+                parts = low_res_stages_for_session(whole, rebuild=rebuild)
+                return (self._stage_session(parts[0]), self._stage_session(parts[1]))
+            except UnsplittableGraph:
+                return None
+            except Exception:  # noqa: BLE001 - ORT's own Fail/InvalidGraph: cut again, else run whole
+                if rebuild or isinstance(whole, bytes):
+                    return None
+        return None
+
+    def _stage_session(self, part: Path | bytes) -> ort.InferenceSession:
+        if isinstance(part, bytes):
+            _, spinning, opt_level = self._settings
+            return ort.InferenceSession(part, session_options(1, spinning, opt_level), providers=_CPU)
+        return self._optimised_session(part, threads=1)
+
+    def _optimised_session(self, path: Path, threads: int | None = None) -> ort.InferenceSession:
         """A session on the cached graph. ORT's optimisation of it (fusions; NCHWc layouts, which depend on
         the CPU's instructions) is saved beside it at first use and loaded as is afterwards: about 0.1 s
         of start-up less (benchmarks/LEVERS.md). Where it cannot be saved or loaded, ORT optimises as
-        usual."""
-        threads, spinning, opt_level = self._settings
+        usual. `threads` overrides the backend's intra-op threads (the stages run on one each)."""
+        own_threads, spinning, opt_level = self._settings
+        threads = threads or own_threads
+
+        def options() -> ort.SessionOptions:
+            return session_options(threads, spinning, opt_level)
+
         if opt_level != "all":
-            return ort.InferenceSession(str(path), session_options(*self._settings), providers=_CPU)
+            return ort.InferenceSession(str(path), options(), providers=_CPU)
         saved = path.with_name(f"{path.stem}.ort{ort.__version__}.{cpu_signature()}.onnx")
         if saved.is_file():
             with contextlib.suppress(OSError):
@@ -102,16 +157,15 @@ class FastOnnxRuntimeBackend(Backend):
         sessions: list[ort.InferenceSession] = []
 
         def optimise(temp: Path) -> None:
-            options = session_options(*self._settings)
-            options.optimized_model_filepath = str(temp)
-            sessions.append(ort.InferenceSession(str(path), options, providers=_CPU))
+            saving = options()
+            saving.optimized_model_filepath = str(temp)
+            sessions.append(ort.InferenceSession(str(path), saving, providers=_CPU))
 
         # the optimised form cannot be written (read-only or full cache, ORT failing to save it): this run
         # optimises in memory; a graph ORT cannot load at all fails again just below, as it should
         with contextlib.suppress(Exception):
             write_atomically(saved, optimise)
-        return sessions[0] if sessions else ort.InferenceSession(str(path), session_options(*self._settings),
-                                                                 providers=_CPU)
+        return sessions[0] if sessions else ort.InferenceSession(str(path), options(), providers=_CPU)
 
     def geometry(self, height: int, width: int, ratio: float) -> kernels.Geometry:
         """Index tables for this frame size and ratio (cached: one video has one size)."""
@@ -136,21 +190,77 @@ class FastOnnxRuntimeBackend(Backend):
                 return _Whole(_float_frame(frame))
         return self.downsample(frame, ratio)
 
+    @property
+    def two_stage(self) -> bool:  # type: ignore[override]
+        return self.stages is not None
+
     def infer(self, inputs: Sequence[Any], state: State, downsample_ratio: float) -> tuple[list[Any], State]:
         """Frame by frame: at low resolution, raw outputs the (coef_a, coef_b) pairs; a frame on the plain
-        session gives its result whole."""
-        raws: list[Any] = []
+        session gives its result whole. Split, the state is the pair of the stages' states."""
+        if self.stages is None:
+            middles = self.infer_first(inputs, None, downsample_ratio)[0]
+            return self.infer_second(middles, state, downsample_ratio)
+        first, second = state if state is not None else (None, None)
+        middles, first = self.infer_first(inputs, first, downsample_ratio)
+        raws, second = self.infer_second(middles, second, downsample_ratio)
+        return raws, (first, second)
+
+    def infer_first(self, inputs: Sequence[Any], state: State, downsample_ratio: float
+                    ) -> tuple[list[Any], State]:
+        """Each frame's path chosen (measured if new) and, split, the first stage run on its low-res input:
+        what `infer_second` takes."""
+        middles: list[Any] = []
         for prepared in inputs:
             src = prepared
             if isinstance(prepared, _Pending):
                 src = self._chosen(prepared.frame, downsample_ratio)
-            if isinstance(src, _Whole):
-                fgr, pha, state = self._plain_backend().step(src.src, state, downsample_ratio)
+            if self.stages is not None and not isinstance(src, _Whole):
+                src, state = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src)}, state)
+            middles.append(src)
+        return middles, state
+
+    def infer_second(self, middles: Sequence[Any], state: State, downsample_ratio: float
+                     ) -> tuple[list[Any], State]:
+        """The rest of `infer`: the second stage (or the whole low-res graph), or the plain session."""
+        raws: list[Any] = []
+        for middle in middles:
+            if isinstance(middle, _Whole):
+                fgr, pha, state = self._plain_backend().step(middle.src, state, downsample_ratio)
                 raws.append(ArrayResult(fgr[0], pha[0]))
+            elif self.stages is not None:
+                outputs, state = self._run_stage(1, middle, state)
+                raws.append(_coefficients(outputs))
             else:
-                coef_a, coef_b, state = self.infer_low_res(src, state)
+                coef_a, coef_b, state = self.infer_low_res(middle, state)
                 raws.append((coef_a, coef_b))
         return raws, state
+
+    def _run_stage(self, index: int, feeds: dict[str, Any], state: State) -> tuple[dict[str, Any], State]:
+        """One stage on `feeds` (arrays or OrtValues by name) and its own states (None: zeros): its outputs
+        by name, kept as OrtValues, and its next states."""
+        assert self.stages is not None
+        session = self.stages[index]
+        binding = session.io_binding()
+        for item in session.get_inputs():
+            name = item.name
+            if name in STATE_INPUTS:
+                value = state[name] if state is not None else _zeros(self.dtype)
+            elif name in feeds:
+                value = feeds[name]
+            else:
+                raise AssertionError(f"stage {index + 1} input {name} not fed")
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
+        names = [item.name for item in session.get_outputs()]
+        for name in names:
+            binding.bind_output(name, "cpu")
+        session.run_with_iobinding(binding)
+        outputs = dict(zip(names, binding.get_outputs(), strict=True))
+        next_state = {name: outputs[STATE_OUTPUTS[i]] for i, name in enumerate(STATE_INPUTS)
+                      if STATE_OUTPUTS[i] in outputs}
+        return outputs, next_state
 
     def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float, overlapped: bool = False
                ) -> FrameResult:
@@ -199,21 +309,42 @@ class FastOnnxRuntimeBackend(Backend):
             return "fast"
         kernels.warm_up(wait=True)
         states: dict[str, State] = {"fast": None, "plain": None}
+        run_fast = self._pipelined_runner(frame, ratio) if self.stages is not None else None
 
-        def run_fast() -> None:
+        def run_whole() -> None:
             coef_a, coef_b, states["fast"] = self.infer_low_res(self.downsample(frame, ratio), states["fast"])
             self.finish_float(frame, coef_a, coef_b, ratio)
 
         def run_plain() -> None:
             states["plain"] = plain.step(_float_frame(frame), states["plain"], ratio)[2]
 
-        medians, rounds = path_choice.measure({"fast": run_fast, "plain": run_plain})
+        medians, rounds = path_choice.measure({"fast": run_fast or run_whole, "plain": run_plain})
         choice = path_choice.decide(key, medians, rounds, time.perf_counter() - started)
         path_choice.write_choice(path_choice.choice_file(self.path, key), choice)
         self._uses[key] = choice.use
         if "plain" not in self._uses.values():  # not needed at any size seen: its memory back
             self._close_plain()
         return choice.use
+
+    def _pipelined_runner(self, frame: np.ndarray, ratio: float) -> Callable[[], None]:
+        """One call = one frame as the pipeline runs the stages: this frame's first stage beside the last
+        frame's second (and its finish), in two threads; what a frame costs in a stream."""
+        carried: dict[str, Any] = {"first": None, "second": None, "middle": None}
+
+        def second_of_last() -> None:
+            if carried["middle"] is not None:
+                outputs, carried["second"] = self._run_stage(1, carried["middle"], carried["second"])
+                self.finish_float(frame, *_coefficients(outputs), ratio, parallel=False)
+
+        def run() -> None:
+            worker = threading.Thread(target=second_of_last)
+            worker.start()
+            small = {SMALL_INPUT: self.downsample(frame, ratio)}
+            middle, carried["first"] = self._run_stage(0, small, carried["first"])
+            worker.join()
+            carried["middle"] = middle
+
+        return run
 
     def _plain_backend(self) -> Backend:
         if self._plain is None:
@@ -228,6 +359,12 @@ class FastOnnxRuntimeBackend(Backend):
 
     def infer_low_res(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
         """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
+        if self.stages is not None:
+            first, second = state if state is not None else (None, None)
+            middle, first = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src_sm)}, first)
+            outputs, second = self._run_stage(1, middle, second)
+            coef_a, coef_b = _coefficients(outputs)
+            return coef_a, coef_b, (first, second)
         if state is None:
             zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
             state = [ort.OrtValue.ortvalue_from_numpy(zeros) for _ in STATE_INPUTS]
@@ -264,6 +401,9 @@ class FastOnnxRuntimeBackend(Backend):
         return fgr, pha, state
 
     def states(self, state: State) -> list[np.ndarray]:
+        if self.stages is not None:  # the stages' dicts, in r1..r4 order
+            by_name = {**state[0], **state[1]}
+            state = [by_name[name] for name in STATE_INPUTS]
         return [np.asarray(value.numpy(), np.float32) for value in state]
 
     def warm_up(self) -> None:
@@ -273,6 +413,18 @@ class FastOnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self._close_plain()
         self.session = None  # type: ignore[assignment]
+        self.stages = None
+
+
+def _zeros(dtype: Any) -> ort.OrtValue:
+    """A start-of-stream state: zeros [1,1,1,1], broadcast inside the graph."""
+    return ort.OrtValue.ortvalue_from_numpy(np.zeros((1, 1, 1, 1), dtype=dtype))
+
+
+def _coefficients(outputs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(coef_a, coef_b) float32 arrays from a stage's outputs."""
+    return tuple(outputs[name].numpy().astype(np.float32, copy=False)  # type: ignore[return-value]
+                 for name in COEF_OUTPUTS)
 
 
 def _frame_size(frame: np.ndarray) -> tuple[int, int]:
