@@ -272,7 +272,9 @@ class FastOnnxRuntimeBackend(Backend):
         return LowResResult(self, rgb, coef_a, coef_b, downsample_ratio, parallel=not overlapped)
 
     def _key(self, height: int, width: int, ratio: float) -> str:
-        return path_choice.size_key(width, height, self.geometry(height, width, ratio).small)
+        """The size's key in the choice cache; the two-stage form is measured apart from the whole graph."""
+        key = path_choice.size_key(width, height, self.geometry(height, width, ratio).small)
+        return f"{key}-2stage" if self.stages is not None else key
 
     def _use(self, height: int, width: int, ratio: float) -> str | None:
         """The path this size runs on: remembered, else cached on disk, else None (not measured yet)."""
