@@ -223,6 +223,7 @@ class _Inference:
         self.key: Any = None
         self.fresh = True  # the second stage's state restarts with the next handed-over chunk
         self.second: threading.Thread | None = None
+        self.newest = False  # a source at its own pace (live): the stages run in step
 
     def give_up(self) -> bool:
         return self.stages.stop.is_set() or self.halted()
@@ -231,6 +232,7 @@ class _Inference:
         out = matted
         if self.backend.two_stage:
             out = EveryFrame(1)
+            self.newest = decoded.drops
             self.second = self.stages.thread(lambda: self._second_stage(out, matted, start), "rvmkit-infer2",
                                              nice=False)
         pending = None
@@ -297,13 +299,17 @@ class _Inference:
             self._emit(chunk, raws, ratio, out, start)
             return
         middles, self.state = self.backend.infer_first(inputs, self.state, ratio)
-        if not out.put((chunk, middles, ratio, self.fresh), self.give_up):
+        handed = out.put((chunk, middles, ratio, self.fresh), self.give_up)
+        self.fresh = False
+        if not handed:
             if self.stages.stop.is_set():
                 raise _Stopped
             for frame, _ in chunk:  # halted while the second stage was busy
                 if frame.index >= start:
                     self.on_drop(frame)
-        self.fresh = False
+        # live: no frame waits between the stages, so the next one is taken when the second stage is free
+        elif self.newest and not out.wait_taken(self.give_up) and self.stages.stop.is_set():
+            raise _Stopped
 
     def _emit(self, chunk: list[tuple[Frame, Any]], raws: list[Any], ratio: float, out: EveryFrame,
               start: int) -> None:
