@@ -135,6 +135,7 @@ def test_a_cache_that_cannot_be_written_still_runs_the_fast_path(official_onnx, 
     monkeypatch.setenv(weights.CACHE_ENV, str(cache))
     backend = load_backend("onnxruntime", official_onnx)
     assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path is None  # built in memory
+    assert backend.two_stage == split_by_default(None)  # its stages too, where split
     _, pha, _ = backend.step(frames[0], None, RATIO)
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
     assert sorted(p.name for p in cache.iterdir()) == ["fast"]
