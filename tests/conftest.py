@@ -210,6 +210,19 @@ def backend_alphas(backend, frames: list[np.ndarray], ratio: float) -> list[np.n
     return alphas
 
 
+def unread_r1(model) -> None:
+    """An RVM ONNX (onnx.ModelProto, edited in place) whose r1i no node reads: each reader reads a zero
+    [1,1,1,1] constant instead. Still RVM's names and a low-res form, but no cut into two stages."""
+    from onnx import helper
+
+    dtype = next(i for i in model.graph.input if i.name == "r1i").type.tensor_type.elem_type
+    model.graph.initializer.append(helper.make_tensor("r1_zero", dtype, [1, 1, 1, 1], [0.0]))
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name == "r1i":
+                node.input[index] = "r1_zero"
+
+
 @pytest.fixture(scope="session")
 def baked_onnx(official_onnx, tmp_path_factory) -> Path:
     """A TRT-ready-style RVM ONNX: the official graph with its ratio input turned into a constant 0.25."""

@@ -217,3 +217,167 @@ def test_newest_frame_drops_what_a_slow_engine_misses_and_a_halt_ends_the_run():
                          queue_size=1)
     assert count == len(written) and written == sorted(written) and yielded == list(range(201))
     assert sorted(written + dropped) == yielded and written and dropped
+
+
+# --- a two-stage backend (the CPU fast path split, rvmkit.graph.split) on a real clip -------------------
+
+REAL_RATIO = 0.5
+SECOND_STAGE = "rvmkit-infer2"
+
+
+@pytest.fixture(scope="module")
+def split_backends(official_onnx):
+    """The CPU fast path as two stages (the second in its own thread) and whole."""
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    split, whole = (FastOnnxRuntimeBackend(official_onnx, split=flag) for flag in (True, False))
+    assert split.two_stage and not whole.two_stage
+    return split, whole
+
+
+@pytest.fixture(scope="module")
+def real_frames() -> list[np.ndarray]:
+    """Ten real frames (book) at 160x96."""
+    import av
+
+    from conftest import read_frames
+
+    return [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(160, 96, format="rgb24").to_ndarray()
+            for rgb in read_frames("book", 10)]
+
+
+def restarting_source(rgbs: list[np.ndarray]) -> list[Frame]:
+    """Frames 0-3 one segment, 4-7 another (a source reopened), 8-9 the second segment at a new size."""
+    source = [SegmentFrame(index, rgb, 0 if index < 4 else 1) for index, rgb in enumerate(rgbs)]
+    for frame in source[8:]:
+        frame.rgb = np.ascontiguousarray(frame.rgb[:64, :128])
+    return source
+
+
+def alphas_of(backend, source, **kwargs) -> tuple[list[tuple[int, np.ndarray]], set[str]]:
+    """(frame index, alpha) of each frame the pipeline gave, and the names of the threads seen meanwhile."""
+    got, names = [], set()
+
+    def consume(frame, result):
+        names.update(thread.name for thread in threading.enumerate())
+        got.append((frame.index, result.arrays()[1].copy()))
+
+    # a short output queue: the second stage cannot have matted every frame before the first is written
+    count = pipeline.run(source, backend, REAL_RATIO, consume, queue_size=1, **kwargs)
+    assert count == len(got)
+    return got, names
+
+
+def stepped(backend, rgbs: list[np.ndarray]) -> list[np.ndarray]:
+    """Alphas of frames run in turn with the state carried, from a fresh state."""
+    state, alphas = None, []
+    for rgb in rgbs:
+        _, pha, state = backend.step(rgb, state, REAL_RATIO)
+        alphas.append(pha[0])
+    return alphas
+
+
+@pytest.mark.parametrize("chunking", [{}, {"seq_chunk": 3, "start": 2, "warmup": 1}],
+                         ids=["frames", "chunks"])
+def test_a_two_stage_backend_gives_the_whole_ones_frames_and_restarts_both_stages(split_backends, real_frames,
+                                                                                  chunking):
+    """Every frame, in order, with the alphas of the whole graph; at each new segment and size both
+    stages start again: those frames are what a fresh stream's first frame gives."""
+    split, whole = split_backends
+    ours, threads = alphas_of(split, restarting_source(real_frames), **chunking)
+    theirs, whole_threads = alphas_of(whole, restarting_source(real_frames), **chunking)
+    assert SECOND_STAGE in threads and SECOND_STAGE not in whole_threads
+    first = chunking.get("start", 0)
+    assert [index for index, _ in ours] == [index for index, _ in theirs] == list(range(first, 10))
+    for (_, a), (_, b) in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5
+    got = dict(ours)
+    source = restarting_source(real_frames)
+    settled = first - chunking.get("warmup", 0)  # the first frame inferred: the state starts there
+    expected = {}
+    for stream in (source[settled:4], source[4:8], source[8:]):
+        expected.update(zip([f.index for f in stream], stepped(whole, [f.rgb for f in stream]), strict=True))
+    for index in range(first, 10):
+        assert np.abs(got[index] - expected[index]).max() <= 1e-5, index
+    # the restarts are visible: frame 4 with frames 0-3's state carried differs from frame 4 fresh
+    carried = stepped(whole, [f.rgb for f in source[:5]])[4]
+    assert np.abs(carried - expected[4]).max() > 1e-3
+    assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
+
+
+def test_a_halt_ends_a_two_stage_run_and_its_second_stage(split_backends, real_frames):
+    """Halted at frame 2's write: the frames matted by then are written, in order (at most one each in the
+    output queue, the second stage, the queue between the stages and the first), and no thread is left."""
+    split, _ = split_backends
+    halt = threading.Event()
+    written = []
+
+    def consume(frame, result):
+        written.append(frame.index)
+        if frame.index == 2:
+            halt.set()
+
+    source = [SegmentFrame(index, rgb, 0) for index, rgb in enumerate(real_frames)]
+    count = pipeline.run(source, split, REAL_RATIO, consume, halt=halt, queue_size=1)
+    assert count == len(written) and written == list(range(count)) and 3 <= count <= 7
+    assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
+
+
+def test_a_live_two_stage_run_reports_every_frame_it_does_not_write(split_backends, real_frames):
+    """`rvmkit live`'s way (the newest frame, a one-frame output queue, a halt): every frame the source gave
+    is written or reported dropped, whichever stage held it when the run was halted."""
+    split, _ = split_backends
+    halt = threading.Event()
+    written, dropped, yielded = [], [], []
+
+    def consume(frame, result):
+        written.append(frame.index)
+        if len(written) == 3:  # (the source may end first on a busy machine: then no halt is needed)
+            halt.set()
+
+    def source():
+        for index in range(40):
+            yielded.append(index)
+            threading.Event().wait(0.002)  # a camera's own pace, faster than the engine
+            yield SegmentFrame(index, real_frames[index % len(real_frames)], 0)
+
+    count = pipeline.run(source(), split, REAL_RATIO, consume, halt=halt, queue_size=1,
+                         policy=NewestFrame(on_drop=lambda frame: dropped.append(frame.index)))
+    assert count == len(written) and written == sorted(written)
+    assert sorted(written + dropped) == yielded
+    assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
+
+
+def test_an_error_in_consume_stops_a_two_stage_run_and_its_second_stage(split_backends, real_frames):
+    split, _ = split_backends
+
+    def consume(frame, result):
+        if frame.index == 2:
+            raise OSError(28, "No space left on device")
+
+    source = [SegmentFrame(index, rgb, 0) for index, rgb in enumerate(real_frames)]
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.run(source, split, REAL_RATIO, consume, queue_size=1)
+    assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
+
+
+def test_an_error_in_the_second_stage_is_raised_and_stops_the_run(official_onnx, real_frames):
+    """The second stage's thread failing (here: at its third frame) fails the run like any stage."""
+    from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+
+    class FailingSecond(FastOnnxRuntimeBackend):
+        calls = 0
+
+        def infer_second(self, middles, state, downsample_ratio):
+            self.calls += 1
+            if self.calls == 3:
+                raise RvmkitError("second stage failed")
+            return super().infer_second(middles, state, downsample_ratio)
+
+    backend = FailingSecond(official_onnx, split=True)
+    written = []
+    source = [SegmentFrame(index, rgb, 0) for index, rgb in enumerate(real_frames)]
+    with pytest.raises(RvmkitError, match="second stage failed"):
+        pipeline.run(source, backend, REAL_RATIO, lambda frame, result: written.append(frame.index))
+    assert backend.calls == 3 and written == [0, 1][:len(written)]  # the frames before it, if written in time
+    assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())

@@ -19,7 +19,9 @@ from rvmkit.graph.lowres import (
     UnsupportedGraph,
     low_res_model,
     low_res_model_path,
+    low_res_stages_for_session,
 )
+from rvmkit.graph.split import split_stages
 
 
 def test_low_res_graph_takes_the_small_frame_and_returns_the_coefficients(official_onnx):
@@ -50,3 +52,37 @@ def test_fast_cache_keeps_one_variant_per_model_and_drops_unused_ones(official_o
     second = low_res_model_path(model, cache=cache)
     assert second != first and sorted(cache.iterdir()) == [second]
     assert low_res_model_path(model, cache=cache) == second  # unchanged: reused, not rebuilt
+
+
+def test_the_two_stages_are_cut_once_and_cached_beside_their_variant(official_onnx, tmp_path):
+    model, cache = tmp_path / "model.onnx", tmp_path / "cache"
+    shutil.copy(official_onnx, model)
+    variant = low_res_model_path(model, cache=cache)
+    paths = low_res_stages_for_session(variant)
+    assert list(paths) == [variant.with_name(f"{variant.stem}.stage{n}.onnx") for n in (1, 2)]
+    expected = [part.SerializeToString() for part in split_stages(variant)]
+    assert [path.read_bytes() for path in paths] == expected
+    inodes = [path.stat().st_ino for path in paths]
+    assert low_res_stages_for_session(variant) == paths  # reused: not cut or written again
+    assert [path.stat().st_ino for path in paths] == inodes
+    assert low_res_stages_for_session(variant, rebuild=True) == paths  # rebuild: written again
+    assert [path.stat().st_ino for path in paths] != inodes
+    assert [path.read_bytes() for path in paths] == expected
+    # a model held in memory (no cache): its stages too, nothing written
+    assert list(low_res_stages_for_session(variant.read_bytes())) == expected
+    assert sorted(cache.iterdir()) == sorted([variant, *paths])
+    # the model re-exported: its new variant is built and the old one's stages go with the old one
+    os.utime(model, ns=(time.time_ns(), time.time_ns() + 10**9))
+    newer = low_res_model_path(model, cache=cache)
+    assert sorted(cache.iterdir()) == [newer]
+
+
+def test_stages_that_cannot_be_cached_are_given_in_memory(official_onnx, tmp_path):
+    model, cache = tmp_path / "model.onnx", tmp_path / "cache"
+    shutil.copy(official_onnx, model)
+    variant = low_res_model_path(model, cache=cache)
+    blocker = variant.with_name(f"{variant.stem}.stage2.onnx")
+    blocker.mkdir()  # a folder where the second stage goes
+    parts = low_res_stages_for_session(variant)
+    assert list(parts) == [part.SerializeToString() for part in split_stages(variant)]
+    assert blocker.is_dir() and not any(blocker.iterdir())

@@ -43,6 +43,21 @@ def test_default_stages_run_step_frame_by_frame_in_order():
     np.testing.assert_allclose(fgr * 255, 30, atol=1e-3)
 
 
+def test_a_one_stage_backend_has_a_first_stage_that_passes_the_frames_on():
+    """The two-stage defaults of a one-stage backend: `infer_first` hands the prepared frames on with the
+    state untouched, `infer_second` is `infer`; what the pipeline would run in two threads is `infer`."""
+    backend = StepCounter()
+    assert backend.two_stage is False
+    rgbs = [np.full((4, 6, 3), value, np.uint8) for value in (10, 20, 30)]
+    inputs = [backend.prepare(rgb, 0.5) for rgb in rgbs]
+    middles, state = backend.infer_first(inputs, 7, 0.5)
+    assert state == 7 and len(middles) == 3 and all(a is b for a, b in zip(middles, inputs, strict=True))
+    raws, state = backend.infer_second(middles, 1, 0.5)
+    assert state == 4
+    seen = [frames_seen(backend.finish(rgb, raw, 0.5)) for rgb, raw in zip(rgbs, raws, strict=True)]
+    assert seen == [1, 2, 3]  # the state given carried on
+
+
 def test_frame_matter_carries_the_state_until_reset():
     matter = FrameMatter(StepCounter(), 0.5)
     rgb = np.zeros((6, 8, 3), np.uint8)

@@ -4,14 +4,17 @@ tests/graph/test_lowres.py, the kernels in test_kernels.py."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import read_frames
+from conftest import read_frames, unread_r1
 from rvmkit.graph.lowres import low_res_model_path
 from rvmkit.runtime import load_backend
-from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
+from rvmkit.runtime.cpu import cpu_signature
+from rvmkit.runtime.ort_fast import SPLIT_ENV, FastOnnxRuntimeBackend, split_by_default
 from rvmkit.video.composite import alpha_u8, composite
 
 FP32_TOLERANCE = 1e-4
@@ -132,6 +135,7 @@ def test_a_cache_that_cannot_be_written_still_runs_the_fast_path(official_onnx, 
     monkeypatch.setenv(weights.CACHE_ENV, str(cache))
     backend = load_backend("onnxruntime", official_onnx)
     assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path is None  # built in memory
+    assert backend.two_stage == split_by_default(None)  # its stages too, where split
     _, pha, _ = backend.step(frames[0], None, RATIO)
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
     assert sorted(p.name for p in cache.iterdir()) == ["fast"]
@@ -175,3 +179,181 @@ def test_onnxruntimes_optimised_graph_is_saved_once_and_reused_with_the_same_out
     assert saved[0].stat().st_size == size
     assert all(np.array_equal(a, b) for a, b in zip(third.step(frames[0], None, RATIO)[:2], outputs[0],
                                                      strict=True))
+
+
+# --- the low-res graph as two stages (rvmkit.graph.split), one frame apart in the pipeline ------------
+
+SIZES = (SIZE, (256, 144))
+
+
+def sized_frames(size: tuple[int, int], count: int = 6) -> list[np.ndarray]:
+    import av
+
+    return [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(*size, format="rgb24").to_ndarray()
+            for rgb in read_frames("book", count)]
+
+
+def official_run(onnx_path, frames: list[np.ndarray], ratio: float = RATIO) -> list[tuple[np.ndarray, ...]]:
+    """(fgr, pha) of each frame from the ONNX at `onnx_path` run whole in ORT, states fed back by hand."""
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    outputs = []
+    for rgb in frames:
+        src = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255)
+        fgr, pha, *state = session.run(None, {"src": src, "downsample_ratio": np.array([ratio], np.float32),
+                                              **{f"r{k + 1}i": state[k] for k in range(4)}})
+        outputs.append((fgr, pha))
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def split_and_whole(official_onnx) -> tuple[FastOnnxRuntimeBackend, FastOnnxRuntimeBackend]:
+    split, whole = (FastOnnxRuntimeBackend(official_onnx, split=flag) for flag in (True, False))
+    assert split.two_stage and split.session is None and len(split.stages) == 2
+    assert not whole.two_stage and whole.stages is None and whole.session is not None
+    return split, whole
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+def test_two_stages_give_the_whole_graphs_outputs_and_states(split_and_whole, official_onnx, size):
+    """Six real frames, each path's state carried: the split path equals the whole one and both the
+    official model; its states come out as the whole graph's, r1..r4."""
+    frames = sized_frames(size)
+    reference = official_run(official_onnx, frames)
+    states: list = [None, None]
+    for rgb, (fgr_ref, pha_ref) in zip(frames, reference, strict=True):
+        outputs = []
+        for index, backend in enumerate(split_and_whole):
+            fgr, pha, states[index] = backend.step(rgb, states[index], RATIO)
+            assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
+            assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
+            outputs.append((fgr, pha))
+        for ours, theirs in zip(*outputs, strict=True):
+            assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1e-5
+    split, whole = split_and_whole
+    assert set(states[0][0]) == {"r2i", "r3i", "r4i"} and set(states[0][1]) == {"r1i"}  # each stage its own
+    ours, theirs = split.states(states[0]), whole.states(states[1])
+    assert [state.shape for state in ours] == [state.shape for state in theirs]
+    assert [state.shape[1] for state in ours] == [16, 20, 40, 64]  # RVM's r1..r4 channels, in that order
+    assert all(np.abs(a - b).max() <= 1e-5 for a, b in zip(ours, theirs, strict=True))
+
+
+def test_the_stages_run_one_at_a_time_give_what_infer_gives(split_and_whole):
+    """The pipeline's way (infer_first on a chunk, then infer_second on what it handed over, each with
+    its own state) against `infer` with the state pair."""
+    split, _ = split_and_whole
+    frames = sized_frames(SIZES[1], 4)
+    inputs = [split.prepare(rgb, RATIO) for rgb in frames]
+    raws, pair = split.infer(inputs, None, RATIO)
+    first_state = second_state = None
+    staged = []
+    for prepared in inputs:
+        middles, first_state = split.infer_first([prepared], first_state, RATIO)
+        handed = [item.name for item in split.stages[0].get_outputs()]
+        assert all(isinstance(middles[0][name], ort.OrtValue) for name in handed)  # handed over in ORT
+        out, second_state = split.infer_second(middles, second_state, RATIO)
+        staged += out
+    for (a_ours, b_ours), (a_theirs, b_theirs) in zip(staged, raws, strict=True):
+        assert np.array_equal(a_ours, a_theirs) and np.array_equal(b_ours, b_theirs)
+    assert all(np.array_equal(a, b) for a, b in zip(split.states((first_state, second_state)),
+                                                     split.states(pair), strict=True))
+
+
+def test_split_by_default_follows_the_cores_and_rvmkit_split(monkeypatch):
+    monkeypatch.delenv(SPLIT_ENV, raising=False)
+    assert split_by_default(2) and not split_by_default(1) and not split_by_default(4)
+    assert split_by_default(None) == (os.cpu_count() == 2)
+    for value, expected in (("0", False), ("off", False), (" 1 ", True), ("yes", True)):
+        monkeypatch.setenv(SPLIT_ENV, value)
+        assert [split_by_default(threads) for threads in (None, 1, 2, 4)] == [expected] * 4
+    monkeypatch.setenv(SPLIT_ENV, "maybe")  # not a setting: the cores decide
+    assert split_by_default(2) and not split_by_default(4)
+
+
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_the_default_backend_follows_rvmkit_split(official_onnx, frames, official_outputs, monkeypatch,
+                                                   setting):
+    monkeypatch.setenv(SPLIT_ENV, setting)
+    for threads in (2, 4):
+        backend = load_backend("onnxruntime", official_onnx, threads=threads)
+        assert isinstance(backend, FastOnnxRuntimeBackend) and backend.two_stage == (setting == "1")
+        _, pha, _ = backend.step(frames[0], None, RATIO)
+        assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+
+
+@pytest.mark.parametrize("options", [{"pad_channels": 8}, {"opt_level": "basic"}], ids=["padded", "basic"])
+def test_split_given_is_kept_where_the_default_runs_whole(official_onnx, frames, official_outputs,
+                                                          monkeypatch, options):
+    """A padded graph or a lower optimisation level runs whole by default (even on two threads), split
+    when asked: the official outputs either way."""
+    monkeypatch.delenv(SPLIT_ENV, raising=False)
+    for split in (None, True, False):
+        backend = FastOnnxRuntimeBackend(official_onnx, threads=2, split=split, **options)
+        assert backend.two_stage == (split is True)
+        state = None
+        for rgb, (fgr_ref, pha_ref) in zip(frames[:2], official_outputs, strict=False):
+            fgr, pha, state = backend.step(rgb, state, RATIO)
+            assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
+            assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
+
+
+@pytest.mark.parametrize("rewrites", [{"split_convs": False}, {"blocked": False}, {"pad_channels": 8}],
+                         ids=["unsplit-convs", "unblocked", "padded"])
+def test_every_graph_variant_runs_in_two_stages(official_onnx, frames, official_outputs, rewrites):
+    """The variants' cuts differ (convs not split, the second stage reads src_sm too): each runs split with
+    the official outputs, its state carried."""
+    backend = FastOnnxRuntimeBackend(official_onnx, split=True, **rewrites)
+    assert backend.two_stage
+    state = None
+    for rgb, (fgr_ref, pha_ref) in zip(frames, official_outputs, strict=True):
+        fgr, pha, state = backend.step(rgb, state, RATIO)
+        assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
+        assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
+
+
+def test_a_graph_with_no_known_cut_runs_whole(official_onnx, frames, tmp_path, monkeypatch):
+    """An RVM-named model whose r1i no node reads (tests/graph/test_split.py): split asked for, it runs as
+    one session, with that model's own outputs."""
+    import onnx
+
+    monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    model = onnx.load(str(official_onnx))
+    unread_r1(model)
+    path = tmp_path / "no_r1.onnx"
+    onnx.save(model, str(path))
+    backend = FastOnnxRuntimeBackend(path, split=True)
+    assert not backend.two_stage and backend.session is not None
+    assert not list((tmp_path / "cache" / "fast").glob("*.stage*.onnx"))
+    state = None
+    for rgb, (fgr_ref, pha_ref) in zip(frames, official_run(path, frames), strict=True):
+        fgr, pha, state = backend.step(rgb, state, RATIO)
+        assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
+        assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
+
+
+def stage_files(cache) -> list:
+    return sorted((cache / "fast").glob("*.stage[12].onnx"))
+
+
+def test_damaged_cached_stages_are_cut_again(official_onnx, frames, official_outputs, tmp_path, monkeypatch):
+    """A stage file that is garbage: while ORT's optimised form of it is kept that is what loads (the
+    outputs right); without it, the stage is cut again and the run goes on split."""
+    monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path))
+    backend = FastOnnxRuntimeBackend(official_onnx, split=True)
+    first, second = stage_files(tmp_path)
+    assert first.name.endswith(".stage1.onnx") and second.name.endswith(".stage2.onnx")
+    good = first.read_bytes()
+    expected = backend.step(frames[0], None, RATIO)[:2]
+    optimised = first.with_name(f"{first.stem}.ort{ort.__version__}.{cpu_signature()}.onnx")
+    assert optimised.is_file()
+    for damage_optimised in (False, True):
+        first.write_bytes(b"not an onnx graph")
+        if damage_optimised:
+            optimised.write_bytes(b"not an onnx graph either")
+        again = FastOnnxRuntimeBackend(official_onnx, split=True)
+        assert again.two_stage
+        fgr, pha, _ = again.step(frames[0], None, RATIO)
+        assert np.array_equal(fgr, expected[0]) and np.array_equal(pha, expected[1])
+        assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+    assert first.read_bytes() == good  # cut again, the same graph
+    assert stage_files(tmp_path) == [first, second]

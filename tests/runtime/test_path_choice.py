@@ -167,3 +167,55 @@ def test_a_busy_machine_runs_the_fast_path_and_leaves_the_size_unmeasured(offici
     results = run_stream(backend, sized(160, 92, 2))
     assert clock == [] and all(isinstance(result, LowResResult) for result in results)
     assert choice_files(backend, 160, 92) == []
+
+
+@pytest.fixture
+def fast_wins(monkeypatch) -> list[str]:
+    """The clock of `clock` the other way round: the fast path 1 ms a run, the plain session 2 ms."""
+    monkeypatch.delenv("RVMKIT_FAST", raising=False)
+    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
+    timed: list[str] = []
+
+    def fake(path: str, run) -> float:
+        run()
+        timed.append(path)
+        return {"fast": 0.001, "plain": 0.002}[path]
+
+    monkeypatch.setattr(path_choice, "time_call", fake)
+    return timed
+
+
+def test_a_split_backend_is_measured_as_its_stages_run_and_its_stream_is_unchanged(official_onnx, fast_wins,
+                                                                                   monkeypatch):
+    """Two stages (RVMKIT_SPLIT=1): the measurement runs them as the pipeline does, with states of its own,
+    so the stream after it gives the whole graph's outputs from frame 0; the choice is kept as version 2."""
+    monkeypatch.setenv("RVMKIT_SPLIT", "1")
+    frames = sized(152, 88, 4)
+    backend = load_backend("onnxruntime", official_onnx)
+    assert isinstance(backend, FastOnnxRuntimeBackend) and backend.two_stage
+    results = run_stream(backend, frames)
+    assert fast_wins.count("fast") >= path_choice.MIN_ROUNDS
+    assert all(isinstance(result, LowResResult) for result in results)
+    whole = FastOnnxRuntimeBackend(official_onnx, split=False)
+    state = None
+    for rgb, result in zip(frames, results, strict=True):
+        fgr, pha, state = whole.step(rgb, state, RATIO)
+        ours = result.arrays()
+        assert np.abs(ours[0] - fgr[0]).max() <= 1e-5 and np.abs(ours[1] - pha[0]).max() <= 1e-5
+    [cached] = choice_files(backend, 152, 88)
+    assert json.loads(cached.read_text())["version"] == path_choice.CHOICE_VERSION == 2
+
+
+def test_a_choice_measured_before_the_split_is_measured_again(official_onnx, fast_wins, monkeypatch):
+    monkeypatch.setenv("RVMKIT_SPLIT", "1")
+    frames = sized(144, 80, 1)
+    backend = load_backend("onnxruntime", official_onnx)
+    key = path_choice.size_key(144, 80, backend.geometry(80, 144, RATIO).small)
+    old = path_choice.choice_file(backend.path, key)
+    earlier = {"size": key, "use": "plain", "fast_ms": 3.0, "plain_ms": 2.0, "rounds": 3}
+    old.write_text(json.dumps({**earlier, "version": 2}))
+    assert path_choice.read_choice(old, key).use == "plain"  # this version's would be kept
+    old.write_text(json.dumps({**earlier, "version": 1}))
+    results = run_stream(backend, frames)
+    assert fast_wins and isinstance(results[0], LowResResult)  # measured again: the fast path won
+    assert json.loads(old.read_text())["use"] == "fast"

@@ -237,7 +237,8 @@ class FastOnnxRuntimeBackend(Backend):
 
     def _run_stage(self, index: int, feeds: dict[str, Any], state: State) -> tuple[dict[str, Any], State]:
         """One stage on `feeds` (arrays or OrtValues by name) and its own states (None: zeros): its outputs
-        by name, kept as OrtValues, and its next states."""
+        by name, kept as OrtValues, with the feeds (the second stage may read the first's input too: src_sm,
+        where the refiner's convs are not split), and its next states."""
         assert self.stages is not None
         session = self.stages[index]
         binding = session.io_binding()
@@ -260,7 +261,7 @@ class FastOnnxRuntimeBackend(Backend):
         outputs = dict(zip(names, binding.get_outputs(), strict=True))
         next_state = {name: outputs[STATE_OUTPUTS[i]] for i, name in enumerate(STATE_INPUTS)
                       if STATE_OUTPUTS[i] in outputs}
-        return outputs, next_state
+        return {**feeds, **outputs}, next_state
 
     def finish(self, rgb: np.ndarray, raw: Any, downsample_ratio: float, overlapped: bool = False
                ) -> FrameResult:
