@@ -254,6 +254,12 @@ def restarting_source(rgbs: list[np.ndarray]) -> list[Frame]:
     return source
 
 
+@pytest.fixture
+def staged(monkeypatch) -> None:
+    """Files on the stages where nothing is measured (the suite forces the fast path: RVMKIT_FAST=1)."""
+    monkeypatch.setenv("RVMKIT_SPLIT", "1")
+
+
 def alphas_of(backend, source, **kwargs) -> tuple[list[tuple[int, np.ndarray]], set[str]]:
     """(frame index, alpha) of each frame the pipeline gave, and the names of the threads seen meanwhile."""
     got, names = [], set()
@@ -279,12 +285,22 @@ def stepped(backend, rgbs: list[np.ndarray]) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("chunking", [{}, {"seq_chunk": 3, "start": 2, "warmup": 1}],
                          ids=["frames", "chunks"])
-def test_a_two_stage_backend_gives_the_whole_ones_frames_and_restarts_both_stages(split_backends, real_frames,
-                                                                                  chunking):
+def test_a_two_stage_backend_gives_the_whole_ones_frames_and_restarts_both_stages(
+        split_backends, real_frames, chunking, staged, monkeypatch):
     """Every frame, in order, with the alphas of the whole graph; at each new segment and size both
     stages start again: those frames are what a fresh stream's first frame gives."""
     split, whole = split_backends
+    handed = []
+    first_stage = split.infer_first
+
+    def spy(inputs, state, ratio):
+        middles, state = first_stage(inputs, state, ratio)
+        handed.extend(hasattr(middle, "outputs") for middle in middles)
+        return middles, state
+
+    monkeypatch.setattr(split, "infer_first", spy)
     ours, threads = alphas_of(split, restarting_source(real_frames), **chunking)
+    assert handed and all(handed)  # every frame went through the first stage
     theirs, whole_threads = alphas_of(whole, restarting_source(real_frames), **chunking)
     assert SECOND_STAGE in threads and SECOND_STAGE not in whole_threads
     first = chunking.get("start", 0)
@@ -305,7 +321,7 @@ def test_a_two_stage_backend_gives_the_whole_ones_frames_and_restarts_both_stage
     assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
 
 
-def test_a_halt_ends_a_two_stage_run_and_its_second_stage(split_backends, real_frames):
+def test_a_halt_ends_a_two_stage_run_and_its_second_stage(split_backends, real_frames, staged):
     """Halted at frame 2's write: the frames matted by then are written, in order (at most one each in the
     output queue, the second stage, the queue between the stages and the first), and no thread is left."""
     split, _ = split_backends
@@ -323,14 +339,16 @@ def test_a_halt_ends_a_two_stage_run_and_its_second_stage(split_backends, real_f
     assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
 
 
-def test_a_live_two_stage_run_reports_every_frame_it_does_not_write(split_backends, real_frames):
-    """`rvmkit live`'s way (the newest frame, a one-frame output queue, a halt): every frame the source gave
-    is written or reported dropped, whichever stage held it when the run was halted."""
+def test_a_live_run_keeps_one_frame_in_flight_on_a_two_stage_backend(split_backends, real_frames, staged):
+    """`rvmkit live`'s way (the newest frame, a one-frame output queue, a halt) runs `infer`, not the stages
+    (the shortest time per frame): no second-stage thread; every frame the source gave is written or
+    reported dropped."""
     split, _ = split_backends
     halt = threading.Event()
-    written, dropped, yielded = [], [], []
+    written, dropped, yielded, names = [], [], [], set()
 
     def consume(frame, result):
+        names.update(thread.name for thread in threading.enumerate())
         written.append(frame.index)
         if len(written) == 3:  # (the source may end first on a busy machine: then no halt is needed)
             halt.set()
@@ -345,10 +363,10 @@ def test_a_live_two_stage_run_reports_every_frame_it_does_not_write(split_backen
                          policy=NewestFrame(on_drop=lambda frame: dropped.append(frame.index)))
     assert count == len(written) and written == sorted(written)
     assert sorted(written + dropped) == yielded
-    assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
+    assert written and SECOND_STAGE not in names
 
 
-def test_an_error_in_consume_stops_a_two_stage_run_and_its_second_stage(split_backends, real_frames):
+def test_an_error_in_consume_stops_a_two_stage_run_and_its_second_stage(split_backends, real_frames, staged):
     split, _ = split_backends
 
     def consume(frame, result):
@@ -361,7 +379,7 @@ def test_an_error_in_consume_stops_a_two_stage_run_and_its_second_stage(split_ba
     assert not any(thread.name == SECOND_STAGE for thread in threading.enumerate())
 
 
-def test_an_error_in_the_second_stage_is_raised_and_stops_the_run(official_onnx, real_frames):
+def test_an_error_in_the_second_stage_is_raised_and_stops_the_run(official_onnx, real_frames, staged):
     """The second stage's thread failing (here: at its third frame) fails the run like any stage."""
     from rvmkit.runtime.ort_fast import FastOnnxRuntimeBackend
 

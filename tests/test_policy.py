@@ -47,16 +47,3 @@ def test_every_frame_ends_after_its_items_and_discards_what_is_left() -> None:
     queue.discard()
     assert dropped == [1, 2] and queue.get(lambda: True) == (False, None)
 
-
-def test_wait_taken_returns_once_the_consumer_took_the_item_or_gives_up() -> None:
-    queue: EveryFrame[int] = EveryFrame(1)
-    stop = threading.Event()
-    assert queue.wait_taken(stop.is_set)  # empty: at once
-    queue.put(0, stop.is_set)
-    taken: list[tuple[bool, int | None]] = []
-    threading.Timer(0.05, lambda: taken.append(queue.get())).start()
-    assert queue.wait_taken(stop.is_set) and taken == [(True, 0)]  # returned after the get, not before
-    queue.put(1, stop.is_set)
-    threading.Timer(0.05, stop.set).start()
-    assert queue.wait_taken(stop.is_set) is False  # nobody takes it: gives up on stop
-    assert queue.get() == (True, 1)  # and the item is still there

@@ -4,8 +4,10 @@
     backend.prepare               backend.infer                                  backend.finish, consume
 
 A backend with two inference stages (`Backend.two_stage`) has the second run in a thread of its own,
-fed one frame at a time: inference (calling thread: `infer_first`) --(EveryFrame(1))--> second stage
-(`infer_second`) --> write thread; each stage carries its own part of the state, restarted together.
+fed one frame at a time, where every frame is kept (files): inference (calling thread: `infer_first`)
+--(EveryFrame(1))--> second stage (`infer_second`) --> write thread; each stage carries its own part of
+the state, restarted together. A source at its own pace (live) keeps `infer`: one frame in flight, the
+shortest time per frame.
 
 Every front-end drives it: files, serve and batch with the `EveryFrame` policy (every frame in order; a
 slow engine holds the decoder back), `rvmkit live` with `NewestFrame` (the source runs at its own pace;
@@ -223,16 +225,14 @@ class _Inference:
         self.key: Any = None
         self.fresh = True  # the second stage's state restarts with the next handed-over chunk
         self.second: threading.Thread | None = None
-        self.newest = False  # a source at its own pace (live): the stages run in step
 
     def give_up(self) -> bool:
         return self.stages.stop.is_set() or self.halted()
 
     def run(self, decoded: Policy, matted: EveryFrame, seq_chunk: int, start: int, period: float) -> None:
         out = matted
-        if self.backend.two_stage:
+        if self.backend.two_stage and not decoded.drops:  # live keeps the shortest time per frame
             out = EveryFrame(1)
-            self.newest = decoded.drops
             self.second = self.stages.thread(lambda: self._second_stage(out, matted, start), "rvmkit-infer2",
                                              nice=False)
         pending = None
@@ -307,9 +307,6 @@ class _Inference:
             for frame, _ in chunk:  # halted while the second stage was busy
                 if frame.index >= start:
                     self.on_drop(frame)
-        # live: no frame waits between the stages, so the next one is taken when the second stage is free
-        elif self.newest and not out.wait_taken(self.give_up) and self.stages.stop.is_set():
-            raise _Stopped
 
     def _emit(self, chunk: list[tuple[Frame, Any]], raws: list[Any], ratio: float, out: EveryFrame,
               start: int) -> None:

@@ -60,17 +60,6 @@ class EveryFrame(Generic[Item]):
         """After the last item: `get` returns END once the items before it are taken."""
         return self.put(END, give_up)
 
-    def wait_taken(self, give_up: Callable[[], bool]) -> bool:
-        """Wait until every queued item is taken (a producer that must not run ahead: live's stages, so
-        each takes the newest frame when it is free); False once `give_up()` is true while waiting."""
-        room = self._queue.not_full  # notified on every get; holds the queue's lock (so no qsize() here)
-        with room:
-            while self._queue.queue:
-                if give_up():
-                    return False
-                room.wait(POLL_S)
-        return True
-
     def discard(self) -> None:
         """Hand every waiting item to `on_drop` (a run that stops early)."""
         while True:

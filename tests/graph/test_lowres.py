@@ -21,7 +21,7 @@ from rvmkit.graph.lowres import (
     low_res_model_path,
     low_res_stages_for_session,
 )
-from rvmkit.graph.split import split_stages
+from rvmkit.graph.split import CUT_VERSION, split_stages
 
 
 def test_low_res_graph_takes_the_small_frame_and_returns_the_coefficients(official_onnx):
@@ -59,7 +59,8 @@ def test_the_two_stages_are_cut_once_and_cached_beside_their_variant(official_on
     shutil.copy(official_onnx, model)
     variant = low_res_model_path(model, cache=cache)
     paths = low_res_stages_for_session(variant)
-    assert list(paths) == [variant.with_name(f"{variant.stem}.stage{n}.onnx") for n in (1, 2)]
+    names = [f"{variant.stem}.cut{CUT_VERSION}.stage{n}.onnx" for n in (1, 2)]
+    assert list(paths) == [variant.with_name(name) for name in names]
     expected = [part.SerializeToString() for part in split_stages(variant)]
     assert [path.read_bytes() for path in paths] == expected
     inodes = [path.stat().st_ino for path in paths]
@@ -81,7 +82,7 @@ def test_stages_that_cannot_be_cached_are_given_in_memory(official_onnx, tmp_pat
     model, cache = tmp_path / "model.onnx", tmp_path / "cache"
     shutil.copy(official_onnx, model)
     variant = low_res_model_path(model, cache=cache)
-    blocker = variant.with_name(f"{variant.stem}.stage2.onnx")
+    blocker = variant.with_name(f"{variant.stem}.cut{CUT_VERSION}.stage2.onnx")
     blocker.mkdir()  # a folder where the second stage goes
     parts = low_res_stages_for_session(variant)
     assert list(parts) == [part.SerializeToString() for part in split_stages(variant)]

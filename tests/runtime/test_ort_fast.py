@@ -14,7 +14,7 @@ from conftest import read_frames, unread_r1
 from rvmkit.graph.lowres import low_res_model_path
 from rvmkit.runtime import load_backend
 from rvmkit.runtime.cpu import cpu_signature
-from rvmkit.runtime.ort_fast import SPLIT_ENV, FastOnnxRuntimeBackend, split_by_default
+from rvmkit.runtime.ort_fast import SPLIT_ENV, FastOnnxRuntimeBackend, stages_by_default, stages_preferred
 from rvmkit.video.composite import alpha_u8, composite
 
 FP32_TOLERANCE = 1e-4
@@ -61,8 +61,7 @@ def test_fast_path_matches_the_official_onnx_in_fp32(fast_backend, frames, offic
         assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
         assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
         assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
-        values = [*state[0].values(), *state[1].values()] if fast_backend.two_stage else state
-        assert all(isinstance(value, ort.OrtValue) for value in values)  # the states never leave ORT
+        assert all(isinstance(value, ort.OrtValue) for value in state)  # the states never leave ORT
 
 
 @pytest.mark.slow
@@ -135,7 +134,7 @@ def test_a_cache_that_cannot_be_written_still_runs_the_fast_path(official_onnx, 
     monkeypatch.setenv(weights.CACHE_ENV, str(cache))
     backend = load_backend("onnxruntime", official_onnx)
     assert isinstance(backend, FastOnnxRuntimeBackend) and backend.path is None  # built in memory
-    assert backend.two_stage == split_by_default(None)  # its stages too, where split
+    assert backend.two_stage == stages_by_default(None)  # its stages too, where cut
     _, pha, _ = backend.step(frames[0], None, RATIO)
     assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
     assert sorted(p.name for p in cache.iterdir()) == ["fast"]
@@ -167,7 +166,7 @@ def test_onnxruntimes_optimised_graph_is_saved_once_and_reused_with_the_same_out
     monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path))
     first = FastOnnxRuntimeBackend(official_onnx)
     saved = sorted((tmp_path / "fast").glob("*.ort*.onnx"))
-    assert len(saved) == (2 if first.two_stage else 1)
+    assert len(saved) == (3 if first.two_stage else 1)  # the whole graph's, and each stage's
     assert all(path.stat().st_size > 100_000 for path in saved)
     size = saved[0].stat().st_size
     second = FastOnnxRuntimeBackend(official_onnx)
@@ -206,68 +205,88 @@ def official_run(onnx_path, frames: list[np.ndarray], ratio: float = RATIO) -> l
     return outputs
 
 
+def staged_run(backend: FastOnnxRuntimeBackend, frames: list[np.ndarray], monkeypatch, ratio: float = RATIO
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple]:
+    """(fgr, pha) per frame through the two stages, as the pipeline runs them for a file (one after the
+    other here), and the two stages' last states."""
+    monkeypatch.setenv(SPLIT_ENV, "1")  # the unmeasured form: the stages
+    first = second = None
+    outputs = []
+    for rgb in frames:
+        middles, first = backend.infer_first([backend.prepare(rgb, ratio)], first, ratio)
+        raws, second = backend.infer_second(middles, second, ratio)
+        fgr, pha = backend.finish(rgb, raws[0], ratio).arrays()
+        outputs.append((fgr[None], pha[None]))
+    return outputs, (first, second)
+
+
 @pytest.fixture(scope="module")
 def split_and_whole(official_onnx) -> tuple[FastOnnxRuntimeBackend, FastOnnxRuntimeBackend]:
     split, whole = (FastOnnxRuntimeBackend(official_onnx, split=flag) for flag in (True, False))
-    assert split.two_stage and split.session is None and len(split.stages) == 2
+    assert split.two_stage and split.session is not None and len(split.stages) == 2
     assert not whole.two_stage and whole.stages is None and whole.session is not None
     return split, whole
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
-def test_two_stages_give_the_whole_graphs_outputs_and_states(split_and_whole, official_onnx, size):
-    """Six real frames, each path's state carried: the split path equals the whole one and both the
-    official model; its states come out as the whole graph's, r1..r4."""
+def test_two_stages_give_the_whole_graphs_outputs_and_states(split_and_whole, official_onnx, size,
+                                                            monkeypatch):
+    """Six real frames, each form's state carried: the stages equal the whole graph and both the official
+    model; their states come out as the whole graph's, r1..r4."""
+    split, whole = split_and_whole
     frames = sized_frames(size)
     reference = official_run(official_onnx, frames)
-    states: list = [None, None]
-    for rgb, (fgr_ref, pha_ref) in zip(frames, reference, strict=True):
-        outputs = []
-        for index, backend in enumerate(split_and_whole):
-            fgr, pha, states[index] = backend.step(rgb, states[index], RATIO)
-            assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
-            assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
-            outputs.append((fgr, pha))
-        for ours, theirs in zip(*outputs, strict=True):
-            assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1e-5
+    staged, (first, second) = staged_run(split, frames, monkeypatch)
+    state = None
+    for rgb, (fgr_ref, pha_ref), ours in zip(frames, reference, staged, strict=True):
+        fgr, pha, state = whole.step(rgb, state, RATIO)
+        for mine, theirs, official in zip(ours, (fgr, pha), (fgr_ref, pha_ref), strict=True):
+            assert mine.shape == theirs.shape and np.abs(mine - theirs).max() <= 1e-5
+            assert np.abs(mine - official).max() <= FP32_TOLERANCE
+    assert set(first) == {"r2i", "r3i", "r4i"} and set(second) == {"r1i"}  # each stage its own
+    ours = [np.asarray({**first, **second}[name].numpy()) for name in ("r1i", "r2i", "r3i", "r4i")]
+    theirs = whole.states(state)
+    assert [s.shape[1] for s in ours] == [16, 20, 40, 64]  # RVM's r1..r4 channels, in that order
+    assert all(a.shape == b.shape and np.abs(a - b).max() <= 1e-5 for a, b in zip(ours, theirs, strict=True))
+
+
+def test_infer_and_step_run_the_whole_graph_beside_the_stages(split_and_whole):
+    """A backend with stages still runs `infer`/`step` (live, verify, bench's frame-at-a-time) on its whole
+    graph, with the whole graph's state: the same bits as a backend without stages."""
     split, whole = split_and_whole
-    assert set(states[0][0]) == {"r2i", "r3i", "r4i"} and set(states[0][1]) == {"r1i"}  # each stage its own
-    ours, theirs = split.states(states[0]), whole.states(states[1])
-    assert [state.shape for state in ours] == [state.shape for state in theirs]
-    assert [state.shape[1] for state in ours] == [16, 20, 40, 64]  # RVM's r1..r4 channels, in that order
-    assert all(np.abs(a - b).max() <= 1e-5 for a, b in zip(ours, theirs, strict=True))
+    frames = sized_frames(SIZES[1], 3)
+    states: list = [None, None]
+    for rgb in frames:
+        outs = []
+        for index, backend in enumerate((split, whole)):
+            raws, states[index] = backend.infer([backend.prepare(rgb, RATIO)], states[index], RATIO)
+            outs.append(raws[0])
+        assert all(np.array_equal(a, b) for a, b in zip(*outs, strict=True))
+    assert all(isinstance(value, ort.OrtValue) for value in states[0])
 
 
-def test_the_stages_run_one_at_a_time_give_what_infer_gives(split_and_whole):
-    """The pipeline's way (infer_first on a chunk, then infer_second on what it handed over, each with
-    its own state) against `infer` with the state pair."""
+def test_the_stages_hand_over_in_ort(split_and_whole, monkeypatch):
+    """What the first stage hands the second stays in ONNX Runtime (OrtValues), never copied out."""
     split, _ = split_and_whole
-    frames = sized_frames(SIZES[1], 4)
-    inputs = [split.prepare(rgb, RATIO) for rgb in frames]
-    raws, pair = split.infer(inputs, None, RATIO)
-    first_state = second_state = None
-    staged = []
-    for prepared in inputs:
-        middles, first_state = split.infer_first([prepared], first_state, RATIO)
-        handed = [item.name for item in split.stages[0].get_outputs()]
-        assert all(isinstance(middles[0][name], ort.OrtValue) for name in handed)  # handed over in ORT
-        out, second_state = split.infer_second(middles, second_state, RATIO)
-        staged += out
-    for (a_ours, b_ours), (a_theirs, b_theirs) in zip(staged, raws, strict=True):
-        assert np.array_equal(a_ours, a_theirs) and np.array_equal(b_ours, b_theirs)
-    assert all(np.array_equal(a, b) for a, b in zip(split.states((first_state, second_state)),
-                                                     split.states(pair), strict=True))
+    monkeypatch.setenv(SPLIT_ENV, "1")
+    rgb = sized_frames(SIZES[1], 1)[0]
+    middles, _ = split.infer_first([split.prepare(rgb, RATIO)], None, RATIO)
+    handed = [item.name for item in split.stages[0].get_outputs()]
+    assert all(isinstance(middles[0].outputs[name], ort.OrtValue) for name in handed)
 
 
-def test_split_by_default_follows_the_cores_and_rvmkit_split(monkeypatch):
+def test_stages_by_default_follow_the_cores_and_rvmkit_split(monkeypatch):
     monkeypatch.delenv(SPLIT_ENV, raising=False)
-    assert split_by_default(2) and not split_by_default(1) and not split_by_default(4)
-    assert split_by_default(None) == (os.cpu_count() == 2)
-    for value, expected in (("0", False), ("off", False), (" 1 ", True), ("yes", True)):
+    assert stages_by_default(2) and stages_by_default(4) and not stages_by_default(1)
+    assert stages_by_default(None) == ((os.cpu_count() or 1) >= 2) and not stages_preferred()
+    for value in ("0", "off", " no "):
         monkeypatch.setenv(SPLIT_ENV, value)
-        assert [split_by_default(threads) for threads in (None, 1, 2, 4)] == [expected] * 4
-    monkeypatch.setenv(SPLIT_ENV, "maybe")  # not a setting: the cores decide
-    assert split_by_default(2) and not split_by_default(4)
+        assert not any(stages_by_default(threads) for threads in (None, 1, 2, 4)) and not stages_preferred()
+    for value in ("1", " yes "):
+        monkeypatch.setenv(SPLIT_ENV, value)
+        assert stages_by_default(2) and not stages_by_default(1) and stages_preferred()
+    monkeypatch.setenv(SPLIT_ENV, "maybe")  # not a setting: the cores decide, nothing preferred
+    assert stages_by_default(2) and not stages_preferred()
 
 
 @pytest.mark.parametrize("setting", ["0", "1"])
@@ -284,29 +303,30 @@ def test_the_default_backend_follows_rvmkit_split(official_onnx, frames, officia
 @pytest.mark.parametrize("options", [{"pad_channels": 8}, {"opt_level": "basic"}], ids=["padded", "basic"])
 def test_split_given_is_kept_where_the_default_runs_whole(official_onnx, frames, official_outputs,
                                                           monkeypatch, options):
-    """A padded graph or a lower optimisation level runs whole by default (even on two threads), split
-    when asked: the official outputs either way."""
+    """A padded graph or a lower optimisation level has no stages by default (even on two threads), and
+    has them when asked: the official outputs through them."""
     monkeypatch.delenv(SPLIT_ENV, raising=False)
     for split in (None, True, False):
         backend = FastOnnxRuntimeBackend(official_onnx, threads=2, split=split, **options)
         assert backend.two_stage == (split is True)
-        state = None
-        for rgb, (fgr_ref, pha_ref) in zip(frames[:2], official_outputs, strict=False):
-            fgr, pha, state = backend.step(rgb, state, RATIO)
-            assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
-            assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
+    with_stages = FastOnnxRuntimeBackend(official_onnx, split=True, **options)
+    assert with_stages.two_stage
+    staged, _ = staged_run(with_stages, frames[:2], monkeypatch)
+    for (fgr, pha), (fgr_ref, pha_ref) in zip(staged, official_outputs, strict=False):
+        assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
+        assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
 
 
 @pytest.mark.parametrize("rewrites", [{"split_convs": False}, {"blocked": False}, {"pad_channels": 8}],
                          ids=["unsplit-convs", "unblocked", "padded"])
-def test_every_graph_variant_runs_in_two_stages(official_onnx, frames, official_outputs, rewrites):
-    """The variants' cuts differ (convs not split, the second stage reads src_sm too): each runs split with
-    the official outputs, its state carried."""
+def test_every_graph_variant_runs_in_two_stages(official_onnx, frames, official_outputs, rewrites,
+                                                monkeypatch):
+    """The variants' cuts differ (convs not split, the second stage reads src_sm too): each runs on its
+    stages with the official outputs, the states carried."""
     backend = FastOnnxRuntimeBackend(official_onnx, split=True, **rewrites)
     assert backend.two_stage
-    state = None
-    for rgb, (fgr_ref, pha_ref) in zip(frames, official_outputs, strict=True):
-        fgr, pha, state = backend.step(rgb, state, RATIO)
+    staged, _ = staged_run(backend, frames, monkeypatch)
+    for (fgr, pha), (fgr_ref, pha_ref) in zip(staged, official_outputs, strict=True):
         assert np.abs(fgr - fgr_ref).max() <= FP32_TOLERANCE
         assert np.abs(pha - pha_ref).max() <= FP32_TOLERANCE
 
@@ -343,7 +363,7 @@ def test_damaged_cached_stages_are_cut_again(official_onnx, frames, official_out
     first, second = stage_files(tmp_path)
     assert first.name.endswith(".stage1.onnx") and second.name.endswith(".stage2.onnx")
     good = first.read_bytes()
-    expected = backend.step(frames[0], None, RATIO)[:2]
+    expected = staged_run(backend, frames[:1], monkeypatch)[0][0]
     optimised = first.with_name(f"{first.stem}.ort{ort.__version__}.{cpu_signature()}.onnx")
     assert optimised.is_file()
     for damage_optimised in (False, True):
@@ -352,7 +372,7 @@ def test_damaged_cached_stages_are_cut_again(official_onnx, frames, official_out
             optimised.write_bytes(b"not an onnx graph either")
         again = FastOnnxRuntimeBackend(official_onnx, split=True)
         assert again.two_stage
-        fgr, pha, _ = again.step(frames[0], None, RATIO)
+        (fgr, pha), = staged_run(again, frames[:1], monkeypatch)[0]
         assert np.array_equal(fgr, expected[0]) and np.array_equal(pha, expected[1])
         assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
     assert first.read_bytes() == good  # cut again, the same graph

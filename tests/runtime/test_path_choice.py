@@ -28,8 +28,8 @@ def sized(width: int, height: int, count: int = 3) -> list[np.ndarray]:
 
 @pytest.fixture
 def clock(monkeypatch) -> list[str]:
-    """The measurement's clock: the plain session takes 1 ms a run, the fast path 2 ms (so the plain one
-    wins); returns the paths timed, in order."""
+    """The measurement's clock: the plain session takes 1 ms a run, the fast path 2 ms, its stages 3 ms (so
+    the plain one wins); returns the paths timed, in order."""
     monkeypatch.delenv("RVMKIT_FAST", raising=False)
     monkeypatch.setattr(path_choice, "machine_busy", lambda: False)  # whatever the neighbours do
     timed: list[str] = []
@@ -37,7 +37,7 @@ def clock(monkeypatch) -> list[str]:
     def fake(path: str, run) -> float:
         run()
         timed.append(path)
-        return {"fast": 0.002, "plain": 0.001}[path]
+        return {"fast": 0.002, "staged": 0.003, "plain": 0.001}[path]
 
     monkeypatch.setattr(path_choice, "time_call", fake)
     return timed
@@ -57,9 +57,10 @@ def test_the_choice_is_measured_once_then_read_from_the_cache(official_onnx, clo
     frames = sized(168, 96)
     first = load_backend("onnxruntime", official_onnx)
     results = run_stream(first, frames)
-    rounds = len(clock) // 2
+    paths = ("fast", "staged", "plain") if first.two_stage else ("fast", "plain")
+    rounds = len(clock) // len(paths)
     assert path_choice.MIN_ROUNDS <= rounds <= path_choice.MAX_ROUNDS
-    assert clock.count("fast") == clock.count("plain") == rounds
+    assert all(clock.count(path) == rounds for path in paths)
     assert all(isinstance(result, ArrayResult) for result in results)  # the plain session won
     [cached] = choice_files(first, 168, 96)
     choice = json.loads(cached.read_text())
@@ -117,7 +118,7 @@ def test_a_fast_win_runs_the_fast_path_and_lets_the_plain_session_go(official_on
     monkeypatch.delenv("RVMKIT_FAST", raising=False)
     monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
     monkeypatch.setattr(path_choice, "time_call",
-                        lambda path, run: (run(), {"fast": 0.001, "plain": 0.002}[path])[1])
+                        lambda path, run: (run(), {"fast": 0.001, "staged": 0.0015, "plain": 0.002}[path])[1])
     backend = load_backend("onnxruntime", official_onnx)
     results = run_stream(backend, sized(176, 100, 2))
     assert all(isinstance(result, LowResResult) for result in results)
@@ -158,6 +159,8 @@ def test_the_measurement_is_bounded(monkeypatch):
     medians, rounds = path_choice.measure(runs)
     assert rounds == path_choice.MAX_ROUNDS and medians == {"fast": 1.0, "plain": 1.0}
     assert path_choice.decide("k", medians, rounds).use == "fast"  # a tie keeps the fast path
+    assert path_choice.decide("k", {**medians, "staged": 1.0}, rounds).use == "fast"  # first in PATHS
+    assert path_choice.decide("k", {**medians, "staged": 0.5}, rounds).use == "staged"
 
 
 def test_a_busy_machine_runs_the_fast_path_and_leaves_the_size_unmeasured(official_onnx, clock, monkeypatch):
@@ -171,7 +174,8 @@ def test_a_busy_machine_runs_the_fast_path_and_leaves_the_size_unmeasured(offici
 
 @pytest.fixture
 def fast_wins(monkeypatch) -> list[str]:
-    """The clock of `clock` the other way round: the fast path 1 ms a run, the plain session 2 ms."""
+    """The clock of `clock` the other way round: the fast path 1 ms a run, its stages 1.5 ms, the plain
+    session 2 ms."""
     monkeypatch.delenv("RVMKIT_FAST", raising=False)
     monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
     timed: list[str] = []
@@ -179,35 +183,42 @@ def fast_wins(monkeypatch) -> list[str]:
     def fake(path: str, run) -> float:
         run()
         timed.append(path)
-        return {"fast": 0.001, "plain": 0.002}[path]
+        return {"fast": 0.001, "staged": 0.0015, "plain": 0.002}[path]
 
     monkeypatch.setattr(path_choice, "time_call", fake)
     return timed
 
 
-def test_a_split_backend_is_measured_as_its_stages_run_and_its_stream_is_unchanged(official_onnx, fast_wins,
-                                                                                   monkeypatch):
-    """Two stages (RVMKIT_SPLIT=1): the measurement runs them as the pipeline does, with states of its own,
-    so the stream after it gives the whole graph's outputs from frame 0; the choice is kept as version 2."""
-    monkeypatch.setenv("RVMKIT_SPLIT", "1")
+def test_the_stages_are_a_third_path_measured_as_a_stream_runs_them(official_onnx, monkeypatch):
+    """Where the stages win the clock, a size's files run on them (the first stage hands over), while
+    `infer` (live, FrameMatter) keeps the whole graph; the measurement ran them side by side with states of
+    its own, so the stream gives the whole graph's outputs from frame 0."""
+    monkeypatch.delenv("RVMKIT_FAST", raising=False)
+    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
+    timed: list[str] = []
+    monkeypatch.setattr(path_choice, "time_call", lambda path, run: (run(), timed.append(path),
+                                                                     {"fast": 0.002, "staged": 0.001,
+                                                                      "plain": 0.003}[path])[2])
     frames = sized(152, 88, 4)
-    backend = load_backend("onnxruntime", official_onnx)
+    backend = load_backend("onnxruntime", official_onnx, threads=2)
     assert isinstance(backend, FastOnnxRuntimeBackend) and backend.two_stage
     results = run_stream(backend, frames)
-    assert fast_wins.count("fast") >= path_choice.MIN_ROUNDS
+    assert timed.count("staged") >= path_choice.MIN_ROUNDS
     assert all(isinstance(result, LowResResult) for result in results)
     whole = FastOnnxRuntimeBackend(official_onnx, split=False)
     state = None
     for rgb, result in zip(frames, results, strict=True):
         fgr, pha, state = whole.step(rgb, state, RATIO)
         ours = result.arrays()
-        assert np.abs(ours[0] - fgr[0]).max() <= 1e-5 and np.abs(ours[1] - pha[0]).max() <= 1e-5
+        assert np.array_equal(ours[0], fgr[0]) and np.array_equal(ours[1], pha[0])  # infer: the whole graph
     [cached] = choice_files(backend, 152, 88)
-    assert json.loads(cached.read_text())["version"] == path_choice.CHOICE_VERSION == 2
+    choice = json.loads(cached.read_text())
+    assert (choice["use"], choice["staged_ms"], choice["version"]) == ("staged", 1.0, 2)
+    middles, _ = backend.infer_first([backend.prepare(frames[0], RATIO)], None, RATIO)
+    assert set(middles[0].outputs) >= {item.name for item in backend.stages[0].get_outputs()}  # handed over
 
 
-def test_a_choice_measured_before_the_split_is_measured_again(official_onnx, fast_wins, monkeypatch):
-    monkeypatch.setenv("RVMKIT_SPLIT", "1")
+def test_a_choice_measured_before_the_stages_is_measured_again(official_onnx, fast_wins, monkeypatch):
     frames = sized(144, 80, 1)
     backend = load_backend("onnxruntime", official_onnx)
     key = path_choice.size_key(144, 80, backend.geometry(80, 144, RATIO).small)

@@ -332,12 +332,12 @@ def low_res_stages_for_session(whole: Path | bytes, *, rebuild: bool = False
     """The low-res graph `whole` (a cached variant's path, or the serialized model) cut in two stages
     (`rvmkit.graph.split`): cached beside the variant (and removed with it), or serialized in memory
     where the variant itself is or the cache cannot be written."""
-    from rvmkit.graph.split import split_stages  # onnx loads only where a cut is made
+    from rvmkit.graph.split import CUT_VERSION, split_stages  # onnx loads only where a cut is made
 
     if isinstance(whole, bytes):
         first, second = split_stages(whole)
         return first.SerializeToString(), second.SerializeToString()
-    paths = tuple(whole.with_name(f"{whole.stem}.stage{n}.onnx") for n in (1, 2))
+    paths = tuple(whole.with_name(f"{whole.stem}.cut{CUT_VERSION}.stage{n}.onnx") for n in (1, 2))
     if rebuild or not all(path.is_file() for path in paths):
         parts = [part.SerializeToString() for part in split_stages(whole)]
         try:

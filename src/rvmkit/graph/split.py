@@ -19,6 +19,9 @@ from typing import Any
 from rvmkit.contract import STATE_INPUTS
 from rvmkit.errors import RvmkitError
 
+#: bump when the cut changes, so cached stages are cut again
+CUT_VERSION = 1
+
 
 class UnsplittableGraph(RvmkitError):
     """The graph has no cut this module knows (the whole graph then runs as one session)."""

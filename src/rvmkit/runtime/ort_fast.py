@@ -14,10 +14,13 @@ Given a plain session's factory (`plain=`: the default CPU path), the stages run
 faster of the two paths, measured at the size's first frame and cached (`rvmkit.runtime.path_choice`);
 `step` always runs the fast path.
 
-On two cores the low-res graph runs as two single-threaded sessions, one frame apart
-(`rvmkit.graph.split`): `infer_first` (encoder and coarse decoder blocks) and `infer_second` (the finest
-block and the refiner), which the pipeline runs in two threads (`two_stage`). Outputs are identical to
-the whole graph's; RVMKIT_SPLIT=0/1 turns it off/on whatever the cores.
+With two or more threads the low-res graph is also cut in two stages (`rvmkit.graph.split`), each a
+session on half the threads: `infer_first` (encoder and coarse decoder blocks) and `infer_second` (the
+finest block and the refiner), which the pipeline runs in two threads one frame apart (`two_stage`) for
+a stream that keeps every frame (files): more frames a second, each frame longer in flight. `infer`,
+`step` and a live stream (newest frame) run the whole graph: the shortest time per frame. Which of the
+three (whole, stages, plain) a size's files run on is measured with the rest of the per-size choice;
+RVMKIT_SPLIT=0 never cuts, RVMKIT_SPLIT=1 makes the stages the form run where nothing is measured.
 """
 
 from __future__ import annotations
@@ -48,13 +51,17 @@ SPLIT_ENV = "RVMKIT_SPLIT"
 _OFF, _ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
 
 
-def split_by_default(threads: int | None) -> bool:
-    """Two stages where the session would run on two threads (measured there: benchmarks/SPLIT.md),
-    unless RVMKIT_SPLIT says otherwise."""
-    setting = os.environ.get(SPLIT_ENV, "").strip().lower()
-    if setting in _OFF or setting in _ON:
-        return setting in _ON
-    return (threads or os.cpu_count() or 1) == 2
+def stages_by_default(threads: int | None) -> bool:
+    """Whether the stages are loaded: where the session has two threads or more to share between them,
+    unless RVMKIT_SPLIT=0."""
+    if os.environ.get(SPLIT_ENV, "").strip().lower() in _OFF:
+        return False
+    return (threads or os.cpu_count() or 1) >= 2
+
+
+def stages_preferred() -> bool:
+    """RVMKIT_SPLIT=1: where no choice is measured, files run on the stages (else the whole graph)."""
+    return os.environ.get(SPLIT_ENV, "").strip().lower() in _ON
 
 
 class FastOnnxRuntimeBackend(Backend):
@@ -72,15 +79,14 @@ class FastOnnxRuntimeBackend(Backend):
         kernels.warm_up_later()  # numba loads in the background when the first frame's size says when
         self._settings = (threads, spinning, opt_level)
         rewrites = {"pad_channels": pad_channels, "split_convs": split_convs, "blocked": blocked}
+        self.session = self._session(**rewrites)
         if split is None:
-            split = split_by_default(threads) and not pad_channels and opt_level == "all"
-        #: the two stages' sessions where the graph runs split, else None and the whole `session` runs
-        self.stages = self._stage_sessions(rewrites) if split else None
-        self.session = self._session(**rewrites) if self.stages is None else None
+            split = stages_by_default(threads) and not pad_channels and opt_level == "all"
+        #: the two stages' sessions (files' throughput form), or None where not cut
+        self.stages = self._stage_sessions() if split else None
         if kernel_threads:
             kernels.set_threads(kernel_threads)
-        first = self.stages[0] if self.stages is not None else self.session
-        self.dtype = np.float16 if first.get_inputs()[0].type == "tensor(float16)" else np.float32
+        self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
         self._geometry: kernels.Geometry | None = None
         # the per-size choice needs a cache to keep it in (the cached graph's folder): without one every
         # run would measure again, so none does and the fast path runs
@@ -97,6 +103,7 @@ class FastOnnxRuntimeBackend(Backend):
         for rebuild in (False, True):
             model = low_res_model_for_session(self.source, rebuild=rebuild, **rewrites)  # type: ignore[arg-type]
             self.path = model if isinstance(model, Path) else None
+            self._low_res = model
             try:
                 if self.path is None:
                     return ort.InferenceSession(model, session_options(*self._settings), providers=_CPU)
@@ -107,14 +114,13 @@ class FastOnnxRuntimeBackend(Backend):
                                       f"({first_line(exc)})") from None
         raise AssertionError("unreachable: the second pass returns or raises")
 
-    def _stage_sessions(self, rewrites: dict[str, Any]) -> _Stages | None:
-        """The two stages' sessions, one thread each; None where the graph has no known cut or its stages
-        cannot be loaded (the whole graph runs then). Damaged cached stages are cut again, once."""
-        from rvmkit.graph.lowres import low_res_model_for_session, low_res_stages_for_session
+    def _stage_sessions(self) -> _Stages | None:
+        """The two stages' sessions, on half the threads each; None where the graph has no known cut or
+        its stages cannot be loaded. Damaged cached stages are cut again, once."""
+        from rvmkit.graph.lowres import low_res_stages_for_session
         from rvmkit.graph.split import UnsplittableGraph
 
-        whole = low_res_model_for_session(self.source, **rewrites)
-        self.path = whole if isinstance(whole, Path) else None
+        whole = self.path if self.path is not None else self._low_res
         for rebuild in (False, True):
             try:
                 parts = low_res_stages_for_session(whole, rebuild=rebuild)
@@ -127,16 +133,17 @@ class FastOnnxRuntimeBackend(Backend):
         return None
 
     def _stage_session(self, part: Path | bytes) -> ort.InferenceSession:
+        threads, spinning, opt_level = self._settings
+        half = max(1, (threads or os.cpu_count() or 1) // 2)
         if isinstance(part, bytes):
-            _, spinning, opt_level = self._settings
-            return ort.InferenceSession(part, session_options(1, spinning, opt_level), providers=_CPU)
-        return self._optimised_session(part, threads=1)
+            return ort.InferenceSession(part, session_options(half, spinning, opt_level), providers=_CPU)
+        return self._optimised_session(part, threads=half)
 
     def _optimised_session(self, path: Path, threads: int | None = None) -> ort.InferenceSession:
         """A session on the cached graph. ORT's optimisation of it (fusions; NCHWc layouts, which depend on
         the CPU's instructions) is saved beside it at first use and loaded as is afterwards: about 0.1 s
         of start-up less (benchmarks/LEVERS.md). Where it cannot be saved or loaded, ORT optimises as
-        usual. `threads` overrides the backend's intra-op threads (the stages run on one each)."""
+        usual. `threads` overrides the backend's intra-op threads (the stages run on half each)."""
         own_threads, spinning, opt_level = self._settings
         threads = threads or own_threads
 
@@ -186,54 +193,68 @@ class FastOnnxRuntimeBackend(Backend):
             use = self._use(*_frame_size(frame), ratio)
             if use is None:
                 return _Pending(frame)
-            if use == "plain":
-                return _Whole(_float_frame(frame))
-        return self.downsample(frame, ratio)
+            return self._prepared(frame, ratio, use)
+        return self._prepared(frame, ratio, self._unmeasured())
+
+    def _unmeasured(self) -> str:
+        """The form where none is measured: the stages if asked for (RVMKIT_SPLIT=1) and loaded."""
+        return "staged" if self.stages is not None and stages_preferred() else "fast"
+
+    def _prepared(self, frame: np.ndarray, ratio: float, use: str) -> Any:
+        if use == "plain":
+            return _Whole(_float_frame(frame))
+        small = self.downsample(frame, ratio)
+        return _Staged(small) if use == "staged" and self.stages is not None else small
 
     @property
     def two_stage(self) -> bool:  # type: ignore[override]
         return self.stages is not None
 
     def infer(self, inputs: Sequence[Any], state: State, downsample_ratio: float) -> tuple[list[Any], State]:
-        """Frame by frame: at low resolution, raw outputs the (coef_a, coef_b) pairs; a frame on the plain
-        session gives its result whole. Split, the state is the pair of the stages' states."""
-        if self.stages is None:
-            middles = self.infer_first(inputs, None, downsample_ratio)[0]
-            return self.infer_second(middles, state, downsample_ratio)
-        first, second = state if state is not None else (None, None)
-        middles, first = self.infer_first(inputs, first, downsample_ratio)
-        raws, second = self.infer_second(middles, second, downsample_ratio)
-        return raws, (first, second)
+        """Frame by frame on the whole low-res graph: raw outputs the (coef_a, coef_b) pairs; a frame on
+        the plain session gives its result whole."""
+        raws: list[Any] = []
+        for prepared in inputs:
+            src = self._resolved(prepared, downsample_ratio)
+            if isinstance(src, _Staged):
+                src = src.small
+            if isinstance(src, _Whole):
+                fgr, pha, state = self._plain_backend().step(src.src, state, downsample_ratio)
+                raws.append(ArrayResult(fgr[0], pha[0]))
+            else:
+                coef_a, coef_b, state = self.infer_low_res(src, state)
+                raws.append((coef_a, coef_b))
+        return raws, state
 
     def infer_first(self, inputs: Sequence[Any], state: State, downsample_ratio: float
                     ) -> tuple[list[Any], State]:
-        """Each frame's path chosen (measured if new) and, split, the first stage run on its low-res input:
-        what `infer_second` takes."""
+        """Each frame's form chosen (measured if new); a frame for the stages through the first: what
+        `infer_second` takes. The state is the first stage's."""
         middles: list[Any] = []
         for prepared in inputs:
-            src = prepared
-            if isinstance(prepared, _Pending):
-                src = self._chosen(prepared.frame, downsample_ratio)
-            if self.stages is not None and not isinstance(src, _Whole):
-                src, state = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src)}, state)
+            src = self._resolved(prepared, downsample_ratio)
+            if isinstance(src, _Staged):
+                src, state = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src.small)}, state)
+                src = _Handed(src)
             middles.append(src)
         return middles, state
 
     def infer_second(self, middles: Sequence[Any], state: State, downsample_ratio: float
                      ) -> tuple[list[Any], State]:
-        """The rest of `infer`: the second stage (or the whole low-res graph), or the plain session."""
+        """The rest: the second stage, or (a frame the first stage passed on) the whole graph or the plain
+        session. The state is that form's."""
         raws: list[Any] = []
         for middle in middles:
-            if isinstance(middle, _Whole):
-                fgr, pha, state = self._plain_backend().step(middle.src, state, downsample_ratio)
-                raws.append(ArrayResult(fgr[0], pha[0]))
-            elif self.stages is not None:
-                outputs, state = self._run_stage(1, middle, state)
+            if isinstance(middle, _Handed):
+                outputs, state = self._run_stage(1, middle.outputs, state)
                 raws.append(_coefficients(outputs))
             else:
-                coef_a, coef_b, state = self.infer_low_res(middle, state)
-                raws.append((coef_a, coef_b))
+                more, state = self.infer([middle], state, downsample_ratio)
+                raws.extend(more)
         return raws, state
+
+    def _resolved(self, prepared: Any, ratio: float) -> Any:
+        return self._chosen(prepared.frame, ratio) if isinstance(prepared, _Pending) else prepared
 
     def _run_stage(self, index: int, feeds: dict[str, Any], state: State) -> tuple[dict[str, Any], State]:
         """One stage on `feeds` (arrays or OrtValues by name) and its own states (None: zeros): its outputs
@@ -273,9 +294,7 @@ class FastOnnxRuntimeBackend(Backend):
         return LowResResult(self, rgb, coef_a, coef_b, downsample_ratio, parallel=not overlapped)
 
     def _key(self, height: int, width: int, ratio: float) -> str:
-        """The size's key in the choice cache; the two-stage form is measured apart from the whole graph."""
-        key = path_choice.size_key(width, height, self.geometry(height, width, ratio).small)
-        return f"{key}-2stage" if self.stages is not None else key
+        return path_choice.size_key(width, height, self.geometry(height, width, ratio).small)
 
     def _use(self, height: int, width: int, ratio: float) -> str | None:
         """The path this size runs on: remembered, else cached on disk, else None (not measured yet)."""
@@ -288,40 +307,42 @@ class FastOnnxRuntimeBackend(Backend):
         return use
 
     def _chosen(self, frame: np.ndarray, ratio: float) -> Any:
-        """`frame` prepared for its size's path, measuring both paths first if no choice is known."""
+        """`frame` prepared for its size's path, measuring the paths first if no choice is known."""
         use = self._use(*_frame_size(frame), ratio)
         if use is None:
             use = self._measure(frame, ratio)
-        return _Whole(_float_frame(frame)) if use == "plain" else self.downsample(frame, ratio)
+        return self._prepared(frame, ratio, use)
 
     def _measure(self, frame: np.ndarray, ratio: float) -> str:
-        """Time both paths on `frame` (uint8 or float frame in, float fgr/pha out, each its own state
-        carried), cache the faster and return it. On a busy machine, or where a plain session cannot be
-        loaded, the fast path, for this run only."""
+        """Time the paths on `frame` (uint8 or float frame in, float fgr/pha out, each its own state carried;
+        the stages as a stream runs them, side by side), cache the fastest and return it. On a busy
+        machine, or where a plain session cannot be loaded, the unmeasured form, for this run only."""
         assert self.path is not None  # a plain factory is kept only with a cached graph
         started = time.perf_counter()
         key = self._key(*_frame_size(frame), ratio)
         if path_choice.machine_busy():  # not measured, not cached: a later, quieter run measures
-            self._uses[key] = "fast"
-            return "fast"
+            self._uses[key] = self._unmeasured()
+            return self._uses[key]
         kernels.warm_up()  # the fast path timed with its compiled kernels: numba loads beside the session
         try:
             plain = self._plain_backend()
         except RvmkitError:
-            self._uses[key] = "fast"
-            return "fast"
+            self._uses[key] = self._unmeasured()
+            return self._uses[key]
         kernels.warm_up(wait=True)
         states: dict[str, State] = {"fast": None, "plain": None}
-        run_fast = self._pipelined_runner(frame, ratio) if self.stages is not None else None
 
-        def run_whole() -> None:
+        def run_fast() -> None:
             coef_a, coef_b, states["fast"] = self.infer_low_res(self.downsample(frame, ratio), states["fast"])
             self.finish_float(frame, coef_a, coef_b, ratio)
 
         def run_plain() -> None:
             states["plain"] = plain.step(_float_frame(frame), states["plain"], ratio)[2]
 
-        medians, rounds = path_choice.measure({"fast": run_fast or run_whole, "plain": run_plain})
+        runs = {"fast": run_fast, "plain": run_plain}
+        if self.stages is not None:
+            runs["staged"] = self._pipelined_runner(frame, ratio)
+        medians, rounds = path_choice.measure(runs)
         choice = path_choice.decide(key, medians, rounds, time.perf_counter() - started)
         path_choice.write_choice(path_choice.choice_file(self.path, key), choice)
         self._uses[key] = choice.use
@@ -361,13 +382,7 @@ class FastOnnxRuntimeBackend(Backend):
             self._plain = None
 
     def infer_low_res(self, src_sm: np.ndarray, state: State) -> tuple[np.ndarray, np.ndarray, State]:
-        """Run the low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
-        if self.stages is not None:
-            first, second = state if state is not None else (None, None)
-            middle, first = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src_sm)}, first)
-            outputs, second = self._run_stage(1, middle, second)
-            coef_a, coef_b = _coefficients(outputs)
-            return coef_a, coef_b, (first, second)
+        """Run the whole low-res graph: (coef_a, coef_b) [1,4,h,w] float32 and the next state."""
         if state is None:
             zeros = np.zeros((1, 1, 1, 1), dtype=self.dtype)
             state = [ort.OrtValue.ortvalue_from_numpy(zeros) for _ in STATE_INPUTS]
@@ -404,9 +419,6 @@ class FastOnnxRuntimeBackend(Backend):
         return fgr, pha, state
 
     def states(self, state: State) -> list[np.ndarray]:
-        if self.stages is not None:  # the stages' dicts, in r1..r4 order
-            by_name = {**state[0], **state[1]}
-            state = [by_name[name] for name in STATE_INPUTS]
         return [np.asarray(value.numpy(), np.float32) for value in state]
 
     def warm_up(self) -> None:
@@ -450,6 +462,24 @@ class _Pending:
 
     def __init__(self, frame: np.ndarray) -> None:
         self.frame = frame
+
+
+class _Staged:
+    """A frame's low-res input, for the stages."""
+
+    __slots__ = ("small",)
+
+    def __init__(self, small: np.ndarray) -> None:
+        self.small = small
+
+
+class _Handed:
+    """What the first stage hands the second (its outputs, OrtValues by name)."""
+
+    __slots__ = ("outputs",)
+
+    def __init__(self, outputs: dict[str, Any]) -> None:
+        self.outputs = outputs
 
 
 class _Whole:
