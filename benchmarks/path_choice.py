@@ -5,7 +5,8 @@ CPU, and what it costs the first frame of a size, once.
 
 Each rep, in a fresh cache folder (the official ONNX linked into it; the fast graph built and optimised
 untimed): a backend as the engine loads it by default, one held-out frame (sister, milk, book) at the
-size through `FrameMatter`: the first frame measures both paths and caches the winner (its time is
+size through `FrameMatter`: the first frame measures the paths (whole graph, its two stages side by
+side where loaded, plain session) and caches the winner (its time is
 the measurement plus the frame); a second backend then runs its first frame with the choice read from
 the cache. The measurement runs whatever the machine's load (rvmkit skips it on a busy machine; the
 load is in each row). Reported per size: the winner, both medians as measured, the rounds, the measurement's
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                    **choice, "first_frame_measuring_s": round(cold, 3),
                    "first_frame_cached_s": round(warm, 3), "result": warm_kind}
             rows.append(row)
-            print(f"{text:>17s} rep {rep}: {choice['use']:5s} fast {choice['fast_ms']:.1f} ms, plain "
+            staged = f", staged {choice['staged_ms']:.1f} ms" if choice.get("staged_ms") else ""
+            print(f"{text:>17s} rep {rep}: {choice['use']:6s} fast {choice['fast_ms']:.1f} ms{staged}, plain "
                   f"{choice['plain_ms']:.1f} ms ({choice['rounds']} rounds), measured in "
                   f"{choice['seconds']:.2f} s; first frame {cold:.2f} s measuring, {warm:.3f} s cached; "
                   f"load {load:.1f}", flush=True)

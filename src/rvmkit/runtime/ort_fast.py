@@ -351,14 +351,15 @@ class FastOnnxRuntimeBackend(Backend):
         return choice.use
 
     def _pipelined_runner(self, frame: np.ndarray, ratio: float) -> Callable[[], None]:
-        """One call = one frame as the pipeline runs the stages: this frame's first stage beside the last
-        frame's second (and its finish), in two threads; what a frame costs in a stream."""
-        carried: dict[str, Any] = {"first": None, "second": None, "middle": None}
+        """One call = one frame as a stream runs the stages: this frame's first stage beside the last
+        frame's second, in two threads; then, as the other runners, the full-resolution tail on all cores
+        (the same work for every path, so the paths differ by their inference only)."""
+        carried: dict[str, Any] = {"first": None, "second": None, "middle": None, "coefficients": None}
 
         def second_of_last() -> None:
             if carried["middle"] is not None:
                 outputs, carried["second"] = self._run_stage(1, carried["middle"], carried["second"])
-                self.finish_float(frame, *_coefficients(outputs), ratio, parallel=False)
+                carried["coefficients"] = _coefficients(outputs)
 
         def run() -> None:
             worker = threading.Thread(target=second_of_last)
@@ -367,6 +368,8 @@ class FastOnnxRuntimeBackend(Backend):
             middle, carried["first"] = self._run_stage(0, small, carried["first"])
             worker.join()
             carried["middle"] = middle
+            if carried["coefficients"] is not None:
+                self.finish_float(frame, *carried["coefficients"], ratio)
 
         return run
 
