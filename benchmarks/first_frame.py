@@ -46,6 +46,8 @@ VARIANTS = {
     "no-numba": "import rvmkit.runtime.kernels as k; k.HAVE_NUMBA = False",
     # the fast path forced: no per-size path choice read from the cache (rvmkit before that choice)
     "fast-forced": "import os; os.environ['RVMKIT_FAST'] = '1'",
+    # the fast path's two stages never loaded (RVMKIT_SPLIT=0): what loading them costs the first frame
+    "no-stages": "import os; os.environ['RVMKIT_SPLIT'] = '0'",
 }
 
 

@@ -295,12 +295,13 @@ def test_a_two_stage_backend_gives_the_whole_ones_frames_and_restarts_both_stage
 
     def spy(inputs, state, ratio):
         middles, state = first_stage(inputs, state, ratio)
-        handed.extend(hasattr(middle, "outputs") for middle in middles)
+        handed.extend(type(middle).__name__ for middle in middles)
         return middles, state
 
     monkeypatch.setattr(split, "infer_first", spy)
     ours, threads = alphas_of(split, restarting_source(real_frames), **chunking)
-    assert handed and all(handed)  # every frame went through the first stage
+    # each of the three streams' first frame runs whole, every other frame through the first stage
+    assert handed.count("_Done") == 3 and handed.count("_Handed") == len(handed) - 3 > 0
     theirs, whole_threads = alphas_of(whole, restarting_source(real_frames), **chunking)
     assert SECOND_STAGE in threads and SECOND_STAGE not in whole_threads
     first = chunking.get("start", 0)

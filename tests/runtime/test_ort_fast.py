@@ -165,17 +165,19 @@ def test_onnxruntimes_optimised_graph_is_saved_once_and_reused_with_the_same_out
     made again."""
     monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path))
     first = FastOnnxRuntimeBackend(official_onnx)
+    assert (first.stages is not None) == first.two_stage  # (waits for the stages' loading)
     saved = sorted((tmp_path / "fast").glob("*.ort*.onnx"))
     assert len(saved) == (3 if first.two_stage else 1)  # the whole graph's, and each stage's
     assert all(path.stat().st_size > 100_000 for path in saved)
-    size = saved[0].stat().st_size
+    whole = next(path for path in saved if ".stage" not in path.name)
+    size = whole.stat().st_size
     second = FastOnnxRuntimeBackend(official_onnx)
     assert sorted((tmp_path / "fast").glob("*.ort*.onnx")) == saved
     outputs = [backend.step(frames[0], None, RATIO)[:2] for backend in (first, second)]
     assert all(np.array_equal(a, b) for a, b in zip(*outputs, strict=True))
-    saved[0].write_bytes(b"not an onnx graph")
+    whole.write_bytes(b"not an onnx graph")
     third = FastOnnxRuntimeBackend(official_onnx)
-    assert saved[0].stat().st_size == size
+    assert whole.stat().st_size == size
     assert all(np.array_equal(a, b) for a, b in zip(third.step(frames[0], None, RATIO)[:2], outputs[0],
                                                      strict=True))
 
@@ -269,8 +271,10 @@ def test_the_stages_hand_over_in_ort(split_and_whole, monkeypatch):
     """What the first stage hands the second stays in ONNX Runtime (OrtValues), never copied out."""
     split, _ = split_and_whole
     monkeypatch.setenv(SPLIT_ENV, "1")
-    rgb = sized_frames(SIZES[1], 1)[0]
-    middles, _ = split.infer_first([split.prepare(rgb, RATIO)], None, RATIO)
+    first, second = sized_frames(SIZES[1], 2)
+    done, state = split.infer_first([split.prepare(first, RATIO)], None, RATIO)
+    assert not hasattr(done[0], "outputs")  # a stream's first frame runs whole
+    middles, _ = split.infer_first([split.prepare(second, RATIO)], state, RATIO)
     handed = [item.name for item in split.stages[0].get_outputs()]
     assert all(isinstance(middles[0].outputs[name], ort.OrtValue) for name in handed)
 
@@ -342,7 +346,7 @@ def test_a_graph_with_no_known_cut_runs_whole(official_onnx, frames, tmp_path, m
     path = tmp_path / "no_r1.onnx"
     onnx.save(model, str(path))
     backend = FastOnnxRuntimeBackend(path, split=True)
-    assert not backend.two_stage and backend.session is not None
+    assert backend.stages is None and backend.session is not None
     assert not list((tmp_path / "cache" / "fast").glob("*.stage*.onnx"))
     state = None
     for rgb, (fgr_ref, pha_ref) in zip(frames, official_run(path, frames), strict=True):
@@ -360,10 +364,11 @@ def test_damaged_cached_stages_are_cut_again(official_onnx, frames, official_out
     outputs right); without it, the stage is cut again and the run goes on split."""
     monkeypatch.setenv("RVMKIT_CACHE_DIR", str(tmp_path))
     backend = FastOnnxRuntimeBackend(official_onnx, split=True)
+    assert backend.stages is not None
     first, second = stage_files(tmp_path)
     assert first.name.endswith(".stage1.onnx") and second.name.endswith(".stage2.onnx")
     good = first.read_bytes()
-    expected = staged_run(backend, frames[:1], monkeypatch)[0][0]
+    expected = staged_run(backend, frames[:2], monkeypatch)[0][1]  # frame 1: through the stages
     optimised = first.with_name(f"{first.stem}.ort{ort.__version__}.{cpu_signature()}.onnx")
     assert optimised.is_file()
     for damage_optimised in (False, True):
@@ -371,9 +376,9 @@ def test_damaged_cached_stages_are_cut_again(official_onnx, frames, official_out
         if damage_optimised:
             optimised.write_bytes(b"not an onnx graph either")
         again = FastOnnxRuntimeBackend(official_onnx, split=True)
-        assert again.two_stage
-        (fgr, pha), = staged_run(again, frames[:1], monkeypatch)[0]
+        assert again.stages is not None
+        fgr, pha = staged_run(again, frames[:2], monkeypatch)[0][1]
         assert np.array_equal(fgr, expected[0]) and np.array_equal(pha, expected[1])
-        assert np.abs(pha - official_outputs[0][1]).max() <= FP32_TOLERANCE
+        assert np.abs(pha - official_outputs[1][1]).max() <= FP32_TOLERANCE
     assert first.read_bytes() == good  # cut again, the same graph
     assert stage_files(tmp_path) == [first, second]

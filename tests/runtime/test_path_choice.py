@@ -214,7 +214,8 @@ def test_the_stages_are_a_third_path_measured_as_a_stream_runs_them(official_onn
     [cached] = choice_files(backend, 152, 88)
     choice = json.loads(cached.read_text())
     assert (choice["use"], choice["staged_ms"], choice["version"]) == ("staged", 1.0, 2)
-    middles, _ = backend.infer_first([backend.prepare(frames[0], RATIO)], None, RATIO)
+    _, state = backend.infer_first([backend.prepare(frames[0], RATIO)], None, RATIO)
+    middles, _ = backend.infer_first([backend.prepare(frames[1], RATIO)], state, RATIO)
     assert set(middles[0].outputs) >= {item.name for item in backend.stages[0].get_outputs()}  # handed over
 
 

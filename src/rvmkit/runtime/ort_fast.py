@@ -82,8 +82,13 @@ class FastOnnxRuntimeBackend(Backend):
         self.session = self._session(**rewrites)
         if split is None:
             split = stages_by_default(threads) and not pad_channels and opt_level == "all"
-        #: the two stages' sessions (files' throughput form), or None where not cut
-        self.stages = self._stage_sessions() if split else None
+        self._split = bool(split)
+        self._stage_pair: _Stages | None = None
+        # the stages load beside the start-up (the source opening, the first frame, which the whole graph
+        # runs): `stages` waits for them where they are needed
+        self._stage_loader = threading.Thread(target=self._load_stages, name="rvmkit-stages", daemon=True)
+        if split:
+            self._stage_loader.start()
         if kernel_threads:
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
@@ -113,6 +118,18 @@ class FastOnnxRuntimeBackend(Backend):
                     raise RvmkitError(f"{describe_path(self.source)}: onnxruntime cannot load its fast form "
                                       f"({first_line(exc)})") from None
         raise AssertionError("unreachable: the second pass returns or raises")
+
+    @property
+    def stages(self) -> _Stages | None:
+        """The two stages' sessions (files' throughput form), or None where not cut (waits for their
+        loading)."""
+        if self._stage_loader.is_alive():
+            self._stage_loader.join()
+        return self._stage_pair
+
+    def _load_stages(self) -> None:
+        with contextlib.suppress(Exception):  # any failure: no stages, the whole graph runs
+            self._stage_pair = self._stage_sessions()
 
     def _stage_sessions(self) -> _Stages | None:
         """The two stages' sessions, on half the threads each; None where the graph has no known cut or
@@ -208,7 +225,8 @@ class FastOnnxRuntimeBackend(Backend):
 
     @property
     def two_stage(self) -> bool:  # type: ignore[override]
-        return self.stages is not None
+        """Stages asked for (their loading may still fail: then every frame passes the first stage by)."""
+        return self._split
 
     def infer(self, inputs: Sequence[Any], state: State, downsample_ratio: float) -> tuple[list[Any], State]:
         """Frame by frame on the whole low-res graph: raw outputs the (coef_a, coef_b) pairs; a frame on
@@ -233,7 +251,12 @@ class FastOnnxRuntimeBackend(Backend):
         middles: list[Any] = []
         for prepared in inputs:
             src = self._resolved(prepared, downsample_ratio)
-            if isinstance(src, _Staged):
+            if isinstance(src, _Staged) and state is None:
+                # a stream's first frame: the whole graph on all threads (no stage waits for the other);
+                # its states go on to both stages
+                coef_a, coef_b, state = self.infer_low_res(src.small, None)
+                src = _Done((coef_a, coef_b), state)
+            elif isinstance(src, _Staged):
                 src, state = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src.small)}, state)
                 src = _Handed(src)
             middles.append(src)
@@ -248,6 +271,9 @@ class FastOnnxRuntimeBackend(Backend):
             if isinstance(middle, _Handed):
                 outputs, state = self._run_stage(1, middle.outputs, state)
                 raws.append(_coefficients(outputs))
+            elif isinstance(middle, _Done):
+                raws.append(middle.coefficients)
+                state = middle.state
             else:
                 more, state = self.infer([middle], state, downsample_ratio)
                 raws.extend(more)
@@ -265,8 +291,11 @@ class FastOnnxRuntimeBackend(Backend):
         binding = session.io_binding()
         for item in session.get_inputs():
             name = item.name
-            if name in STATE_INPUTS:
-                value = state[name] if state is not None else _zeros(self.dtype)
+            if name in STATE_INPUTS:  # the stage's own states, or the whole graph's four (r1..r4)
+                if state is None:
+                    value = _zeros(self.dtype)
+                else:
+                    value = state[name] if isinstance(state, dict) else state[STATE_INPUTS.index(name)]
             elif name in feeds:
                 value = feeds[name]
             else:
@@ -431,7 +460,9 @@ class FastOnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self._close_plain()
         self.session = None  # type: ignore[assignment]
-        self.stages = None
+        if self._stage_loader.is_alive():
+            self._stage_loader.join()
+        self._stage_pair = None
 
 
 def _zeros(dtype: Any) -> ort.OrtValue:
@@ -483,6 +514,15 @@ class _Handed:
 
     def __init__(self, outputs: dict[str, Any]) -> None:
         self.outputs = outputs
+
+
+class _Done:
+    """A stream's first frame, run whole by the first stage: its coefficients and the four states."""
+
+    __slots__ = ("coefficients", "state")
+
+    def __init__(self, coefficients: tuple[np.ndarray, np.ndarray], state: State) -> None:
+        self.coefficients, self.state = coefficients, state
 
 
 class _Whole:
