@@ -84,11 +84,9 @@ class FastOnnxRuntimeBackend(Backend):
             split = stages_by_default(threads) and not pad_channels and opt_level == "all"
         self._split = bool(split)
         self._stage_pair: _Stages | None = None
-        # the stages load beside the start-up (the source opening, the first frame, which the whole graph
-        # runs): `stages` waits for them where they are needed
+        # the stages load after a stream's first frame (which the whole graph runs), beside its second
+        # frame's decoding; `stages` starts or waits for the loading where they are needed first
         self._stage_loader = threading.Thread(target=self._load_stages, name="rvmkit-stages", daemon=True)
-        if split:
-            self._stage_loader.start()
         if kernel_threads:
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
@@ -123,9 +121,16 @@ class FastOnnxRuntimeBackend(Backend):
     def stages(self) -> _Stages | None:
         """The two stages' sessions (files' throughput form), or None where not cut (waits for their
         loading)."""
-        if self._stage_loader.is_alive():
-            self._stage_loader.join()
+        if not self._split:
+            return None
+        self._start_loading()
+        self._stage_loader.join()
         return self._stage_pair
+
+    def _start_loading(self) -> None:
+        with contextlib.suppress(RuntimeError):  # started already
+            if self._split:
+                self._stage_loader.start()
 
     def _load_stages(self) -> None:
         with contextlib.suppress(Exception):  # any failure: no stages, the whole graph runs
@@ -215,13 +220,13 @@ class FastOnnxRuntimeBackend(Backend):
 
     def _unmeasured(self) -> str:
         """The form where none is measured: the stages if asked for (RVMKIT_SPLIT=1) and loaded."""
-        return "staged" if self.stages is not None and stages_preferred() else "fast"
+        return "staged" if self._split and stages_preferred() else "fast"
 
     def _prepared(self, frame: np.ndarray, ratio: float, use: str) -> Any:
         if use == "plain":
             return _Whole(_float_frame(frame))
         small = self.downsample(frame, ratio)
-        return _Staged(small) if use == "staged" and self.stages is not None else small
+        return _Staged(small) if use == "staged" and self._split else small
 
     @property
     def two_stage(self) -> bool:  # type: ignore[override]
@@ -251,10 +256,11 @@ class FastOnnxRuntimeBackend(Backend):
         middles: list[Any] = []
         for prepared in inputs:
             src = self._resolved(prepared, downsample_ratio)
-            if isinstance(src, _Staged) and state is None:
-                # a stream's first frame: the whole graph on all threads (no stage waits for the other);
+            if isinstance(src, _Staged) and (state is None or self.stages is None):
+                # a stream's first frame (or no stages could be loaded): the whole graph on all threads;
                 # its states go on to both stages
-                coef_a, coef_b, state = self.infer_low_res(src.small, None)
+                self._start_loading()
+                coef_a, coef_b, state = self.infer_low_res(src.small, state)
                 src = _Done((coef_a, coef_b), state)
             elif isinstance(src, _Staged):
                 src, state = self._run_stage(0, {SMALL_INPUT: np.ascontiguousarray(src.small)}, state)
@@ -461,7 +467,7 @@ class FastOnnxRuntimeBackend(Backend):
         self._close_plain()
         self.session = None  # type: ignore[assignment]
         if self._stage_loader.is_alive():
-            self._stage_loader.join()
+            self._stage_loader.join()  # its sessions go with it
         self._stage_pair = None
 
 
