@@ -84,8 +84,7 @@ class FastOnnxRuntimeBackend(Backend):
             split = stages_by_default(threads) and not pad_channels and opt_level == "all"
         self._split = bool(split)
         self._stage_pair: _Stages | None = None
-        # the stages load after a stream's first frame (which the whole graph runs), beside its second
-        # frame's decoding; `stages` starts or waits for the loading where they are needed first
+        # the stages load when first needed (a stream's second frame: the whole graph runs its first)
         self._stage_loader = threading.Thread(target=self._load_stages, name="rvmkit-stages", daemon=True)
         if kernel_threads:
             kernels.set_threads(kernel_threads)
@@ -258,8 +257,8 @@ class FastOnnxRuntimeBackend(Backend):
             src = self._resolved(prepared, downsample_ratio)
             if isinstance(src, _Staged) and (state is None or self.stages is None):
                 # a stream's first frame (or no stages could be loaded): the whole graph on all threads;
-                # its states go on to both stages
-                self._start_loading()
+                # its states go on to both stages, which load at the second frame (not before: the first
+                # frame's writing has the cores)
                 coef_a, coef_b, state = self.infer_low_res(src.small, state)
                 src = _Done((coef_a, coef_b), state)
             elif isinstance(src, _Staged):
