@@ -83,9 +83,10 @@ class FastOnnxRuntimeBackend(Backend):
         if split is None:
             split = stages_by_default(threads) and not pad_channels and opt_level == "all"
         self._split = bool(split)
-        self._stage_pair: _Stages | None = None
         # the stages load when first needed (a stream's second frame: the whole graph runs its first)
-        self._stage_loader = threading.Thread(target=self._load_stages, name="rvmkit-stages", daemon=True)
+        self._stage_pair: _Stages | None = None
+        self._stages_loaded = False
+        self._stage_lock = threading.Lock()
         if kernel_threads:
             kernels.set_threads(kernel_threads)
         self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
@@ -94,7 +95,7 @@ class FastOnnxRuntimeBackend(Backend):
         # run would measure again, so none does and the fast path runs
         self._plain_factory = plain if self.path is not None and path_choice.can_cache(self.path) else None
         self._plain: Backend | None = None
-        self._uses: dict[str, str] = {}  # size key -> "fast" | "plain", once known
+        self._uses: dict[str, str] = {}  # size key -> "fast" | "staged" | "plain", once known
 
     def _session(self, **rewrites: int | bool) -> ort.InferenceSession:
         """The low-res graph's session; a cached graph that is damaged (disk error, partial copy) is
@@ -118,22 +119,15 @@ class FastOnnxRuntimeBackend(Backend):
 
     @property
     def stages(self) -> _Stages | None:
-        """The two stages' sessions (files' throughput form), or None where not cut (waits for their
-        loading)."""
+        """The two stages' sessions (files' throughput form), loaded at first use; None where not cut."""
         if not self._split:
             return None
-        self._start_loading()
-        self._stage_loader.join()
+        with self._stage_lock:
+            if not self._stages_loaded:
+                self._stages_loaded = True
+                with contextlib.suppress(Exception):  # any failure: no stages, the whole graph runs
+                    self._stage_pair = self._stage_sessions()
         return self._stage_pair
-
-    def _start_loading(self) -> None:
-        with contextlib.suppress(RuntimeError):  # started already
-            if self._split:
-                self._stage_loader.start()
-
-    def _load_stages(self) -> None:
-        with contextlib.suppress(Exception):  # any failure: no stages, the whole graph runs
-            self._stage_pair = self._stage_sessions()
 
     def _stage_sessions(self) -> _Stages | None:
         """The two stages' sessions, on half the threads each; None where the graph has no known cut or
@@ -465,8 +459,6 @@ class FastOnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self._close_plain()
         self.session = None  # type: ignore[assignment]
-        if self._stage_loader.is_alive():
-            self._stage_loader.join()  # its sessions go with it
         self._stage_pair = None
 
 
