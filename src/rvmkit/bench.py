@@ -113,10 +113,12 @@ def official_stepper(model: str | os.PathLike, frames: list[np.ndarray], ratio: 
 
 def backend_stepper(backend: Backend, frames: list[np.ndarray], ratio: float,
                     prepared: bool = False) -> Stepper:
-    """A rvmkit backend through its three stages, from the uint8 frame to float fgr/pha, as the pipeline
-    runs it (whatever the backend: the fast path's prepare is its downsampling, a plain backend's the
-    float conversion). `prepared`: every frame's `prepare` runs up front, untimed (the baseline's input
-    conversion is not part of its model time)."""
+    """A rvmkit backend through its three stages, from the uint8 frame to float fgr/pha, one frame at a
+    time as the pipeline runs it for live (whatever the backend: the fast path's prepare is its
+    downsampling, a plain backend's the float conversion; `infer`, so the whole graph where a backend
+    also has two stages: files' stage pipelining shows in the end-to-end rows). `prepared`: every
+    frame's `prepare` runs up front, untimed (the baseline's input conversion is not part of its model
+    time)."""
     inputs = [backend.prepare(frame, ratio) for frame in frames] if prepared else None
     state = None
 
