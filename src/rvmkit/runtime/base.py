@@ -7,8 +7,9 @@ the pipeline runs in three threads, so a front-end never asks what kind of backe
     infer(inputs, state, ratio)  inference thread: T prepared frames of one stream, in order
     finish(rgb, raw, ratio)      write thread: one frame's raw output -> a `FrameResult`
 
-A backend whose inference cuts into two stages (`two_stage`: `infer_first`, `infer_second`, each with its
-part of the state) has them run in two threads, one frame apart; `infer` still runs both, in turn.
+A backend whose inference also cuts into two stages (`two_stage`: `infer_first`, `infer_second`, each
+with its part of the state) has them run in two threads, one frame apart, where a stream keeps every
+frame; `infer` still runs a frame on its own (live, `FrameMatter`).
 
 The defaults run the plain contract, `step` (float frame in, float fgr/pha out); a backend overrides
 the stages it can do better (the CPU fast path infers at low resolution and finishes in fused kernels;
@@ -116,8 +117,9 @@ class Backend(ABC):
             raws.append((fgr, pha))
         return raws, state
 
-    #: True where `infer` runs as two stages, `infer_first` then `infer_second`, each carrying its own part of
-    #: the state: the pipeline runs them in two threads, frame N+1's first stage beside frame N's second
+    #: True where inference can also run as two stages, `infer_first` then `infer_second`, each carrying its
+    #: own part of the state: the pipeline runs them in two threads, frame N+1's first stage beside frame
+    #: N's second, for a stream that keeps every frame
     two_stage: bool = False
 
     def infer_first(self, inputs: Sequence[Any], state: State, downsample_ratio: float
