@@ -26,10 +26,9 @@ def sized(width: int, height: int, count: int = 3) -> list[np.ndarray]:
     return [picture.reformat(width, height, format="rgb24").to_ndarray() for picture in pictures]
 
 
-@pytest.fixture
-def clock(monkeypatch) -> list[str]:
-    """The measurement's clock: the plain session takes 1 ms a run, the fast path 2 ms, its stages 3 ms (so
-    the plain one wins); returns the paths timed, in order."""
+def fake_clock(monkeypatch, seconds: dict[str, float]) -> list[str]:
+    """The measurement's clock: each path's run takes `seconds[path]` (the runs themselves are real), on a
+    machine that is never busy; returns the paths timed, in order."""
     monkeypatch.delenv("RVMKIT_FAST", raising=False)
     monkeypatch.setattr(path_choice, "machine_busy", lambda: False)  # whatever the neighbours do
     timed: list[str] = []
@@ -37,10 +36,16 @@ def clock(monkeypatch) -> list[str]:
     def fake(path: str, run) -> float:
         run()
         timed.append(path)
-        return {"fast": 0.002, "staged": 0.003, "plain": 0.001}[path]
+        return seconds[path]
 
     monkeypatch.setattr(path_choice, "time_call", fake)
     return timed
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[str]:
+    """The plain session 1 ms a run, the fast path 2 ms, its stages 3 ms: the plain one wins."""
+    return fake_clock(monkeypatch, {"fast": 0.002, "staged": 0.003, "plain": 0.001})
 
 
 def run_stream(backend, frames: list[np.ndarray]) -> list:
@@ -115,10 +120,7 @@ def test_a_damaged_choice_is_ignored_and_measured_again(official_onnx, clock):
 
 
 def test_a_fast_win_runs_the_fast_path_and_lets_the_plain_session_go(official_onnx, monkeypatch):
-    monkeypatch.delenv("RVMKIT_FAST", raising=False)
-    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
-    monkeypatch.setattr(path_choice, "time_call",
-                        lambda path, run: (run(), {"fast": 0.001, "staged": 0.0015, "plain": 0.002}[path])[1])
+    fake_clock(monkeypatch, {"fast": 0.001, "staged": 0.0015, "plain": 0.002})
     backend = load_backend("onnxruntime", official_onnx)
     results = run_stream(backend, sized(176, 100, 2))
     assert all(isinstance(result, LowResResult) for result in results)
@@ -174,31 +176,15 @@ def test_a_busy_machine_runs_the_fast_path_and_leaves_the_size_unmeasured(offici
 
 @pytest.fixture
 def fast_wins(monkeypatch) -> list[str]:
-    """The clock of `clock` the other way round: the fast path 1 ms a run, its stages 1.5 ms, the plain
-    session 2 ms."""
-    monkeypatch.delenv("RVMKIT_FAST", raising=False)
-    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
-    timed: list[str] = []
-
-    def fake(path: str, run) -> float:
-        run()
-        timed.append(path)
-        return {"fast": 0.001, "staged": 0.0015, "plain": 0.002}[path]
-
-    monkeypatch.setattr(path_choice, "time_call", fake)
-    return timed
+    """`clock` the other way round: the fast path 1 ms a run, its stages 1.5 ms, the plain session 2 ms."""
+    return fake_clock(monkeypatch, {"fast": 0.001, "staged": 0.0015, "plain": 0.002})
 
 
 def test_the_stages_are_a_third_path_measured_as_a_stream_runs_them(official_onnx, monkeypatch):
     """Where the stages win the clock, a size's files run on them (the first stage hands over), while
     `infer` (live, FrameMatter) keeps the whole graph; the measurement ran them side by side with states of
     its own, so the stream gives the whole graph's outputs from frame 0."""
-    monkeypatch.delenv("RVMKIT_FAST", raising=False)
-    monkeypatch.setattr(path_choice, "machine_busy", lambda: False)
-    timed: list[str] = []
-    monkeypatch.setattr(path_choice, "time_call", lambda path, run: (run(), timed.append(path),
-                                                                     {"fast": 0.002, "staged": 0.001,
-                                                                      "plain": 0.003}[path])[2])
+    timed = fake_clock(monkeypatch, {"fast": 0.002, "staged": 0.001, "plain": 0.003})
     frames = sized(152, 88, 4)
     backend = load_backend("onnxruntime", official_onnx, threads=2)
     assert isinstance(backend, FastOnnxRuntimeBackend) and backend.two_stage
