@@ -135,7 +135,7 @@ class FastOnnxRuntimeBackend(Backend):
         from rvmkit.graph.lowres import low_res_stages_for_session
         from rvmkit.graph.split import UnsplittableGraph
 
-        whole = self.path if self.path is not None else self._low_res
+        whole = self._low_res  # the cached graph's path, or the graph itself where it could not be cached
         for rebuild in (False, True):
             try:
                 parts = low_res_stages_for_session(whole, rebuild=rebuild)
